@@ -1,0 +1,4 @@
+"""Attention kernels of the ranking service: references, accelerated versions, dispatchers.
+
+Imports nothing else of the project.
+"""

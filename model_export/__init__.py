@@ -1,0 +1,1 @@
+"""Ranking model: PyTorch definition, training, evaluation, ONNX export, bundle writer."""

@@ -1,0 +1,1 @@
+"""Offline side: data, item knowledge, text encoders, nearline publishing."""

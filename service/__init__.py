@@ -1,0 +1,1 @@
+"""The ranking service: HTTP API, ranking pipeline, stores, metrics, settings."""

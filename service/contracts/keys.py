@@ -1,0 +1,73 @@
+"""Redis key layout and value encodings, shared by the publisher (writer) and the Redis store.
+
+All of a user's keys carry the user ID as a hash tag (``{u42}``) so they live on one Redis
+Cluster slot. Vectors are raw little-endian float16 bytes, never JSON.
+
+- ``reaseq:active_bundle`` -> bundle version (str)
+- ``reaseq:item:<version>:<item_id>`` -> fused item vector, ``d`` float16
+- ``reaseq:user:{<user_id>}:seq`` -> hash: ``items`` (IDs joined by ``ITEM_SEPARATOR``),
+  ``events`` (uint8 event-type ids), ``ts`` (int64 Unix seconds), oldest first, capped
+- ``reaseq:user:{<user_id>}:seqvec:<version>`` -> the sequence's item vectors under that bundle
+  version, ``L x d`` float16 (a denormalised copy so a request needs one round trip)
+- ``reaseq:user:{<user_id>}:gen`` -> hash: ``vectors`` (``K x d`` float16), ``items``,
+  ``gbr_version``, ``created_at``; written with a TTL
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+PREFIX: Final = "reaseq"
+ITEM_SEPARATOR: Final = "\x1f"
+VECTOR_DTYPE: Final = np.dtype("<f2")
+TIMESTAMP_DTYPE: Final = np.dtype("<i8")
+EVENT_DTYPE: Final = np.dtype("u1")
+
+ACTIVE_BUNDLE: Final = f"{PREFIX}:active_bundle"
+
+# fields of the sequence and generated-behaviour hashes
+SEQ_ITEMS: Final = "items"
+SEQ_EVENTS: Final = "events"
+SEQ_TIMESTAMPS: Final = "ts"
+GEN_VECTORS: Final = "vectors"
+GEN_ITEMS: Final = "items"
+GEN_VERSION: Final = "gbr_version"
+GEN_CREATED_AT: Final = "created_at"
+
+
+def item_vector_key(bundle_version: str, item_id: str) -> str:
+    return f"{PREFIX}:item:{bundle_version}:{item_id}"
+
+
+def user_sequence_key(user_id: str) -> str:
+    return f"{PREFIX}:user:{{{user_id}}}:seq"
+
+
+def user_sequence_vectors_key(user_id: str, bundle_version: str) -> str:
+    return f"{PREFIX}:user:{{{user_id}}}:seqvec:{bundle_version}"
+
+
+def generated_behaviours_key(user_id: str) -> str:
+    return f"{PREFIX}:user:{{{user_id}}}:gen"
+
+
+def encode_vectors(vectors: npt.NDArray[np.floating]) -> bytes:
+    return np.ascontiguousarray(vectors, dtype=VECTOR_DTYPE).tobytes()
+
+
+def decode_vectors(raw: bytes, dim: int) -> npt.NDArray[np.float32]:
+    """Decode ``n x dim`` float16 bytes to float32; raises ``ValueError`` on a bad length."""
+    if len(raw) % (dim * VECTOR_DTYPE.itemsize):
+        raise ValueError(f"vector block of {len(raw)} bytes is not a multiple of d={dim} float16")
+    return np.frombuffer(raw, dtype=VECTOR_DTYPE).reshape(-1, dim).astype(np.float32)
+
+
+def encode_item_ids(item_ids: list[str]) -> bytes:
+    return ITEM_SEPARATOR.join(item_ids).encode()
+
+
+def decode_item_ids(raw: bytes) -> list[str]:
+    return raw.decode().split(ITEM_SEPARATOR) if raw else []

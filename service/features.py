@@ -1,0 +1,42 @@
+"""Feature schema shared by training and serving.
+
+The serving side owns it: training imports these functions so that the ranker sees the same
+event vocabulary and time-gap buckets offline and online.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+#: Behaviour event types, in id order. Id 0 is reserved for padding.
+EVENT_TYPES: tuple[str, ...] = ("click", "cart", "purchase")
+PADDING_EVENT = 0
+#: Number of event-type ids the model embeds (padding included).
+EVENT_VOCAB_SIZE = len(EVENT_TYPES) + 1
+
+#: Time-gap buckets: bucket b covers gaps in [2**(b-1), 2**b) minutes; bucket 0 is "under a minute",
+#: the last bucket holds everything older (about 45 days and beyond).
+TIME_GAP_BUCKETS = 18
+
+
+def event_type_id(event: str) -> int:
+    """The model id of an event type name; raises ``KeyError`` for an unknown one."""
+    return EVENT_TYPES.index(event) + 1
+
+
+def event_type_ids(events: list[str]) -> npt.NDArray[np.int64]:
+    """Vectorised :func:`event_type_id`."""
+    return np.fromiter((event_type_id(e) for e in events), dtype=np.int64, count=len(events))
+
+
+def time_gap_buckets(
+    reference_ts: int | npt.NDArray[np.int64], event_ts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Bucket the gap between a reference time and each event time (both in Unix seconds).
+
+    Events in the future of the reference time (clock skew) fall in bucket 0.
+    """
+    gap_minutes = np.maximum(np.asarray(reference_ts) - event_ts, 0) / 60.0
+    buckets = np.floor(np.log2(1.0 + gap_minutes)).astype(np.int64)
+    return np.clip(buckets, 0, TIME_GAP_BUCKETS - 1)
