@@ -1,0 +1,86 @@
+"""Behaviour blocks fed to the ranker: the merged real sequence and the generated block.
+
+The real sequence is the stored one followed by the request's recent events, ordered by time
+and cut to the bundle's maximum length. An empty block is padded to one masked slot, as the
+graph contract asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from service.features import PADDING_EVENT, time_gap_buckets
+from service.stores.base import FetchResult, FloatArray, GeneratedBehaviours, UserSequence
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class BehaviourBlock:
+    """``L`` behaviours as model inputs; ``mask`` is 1 for a real slot, 0 for padding."""
+
+    item_ids: list[str]
+    vectors: FloatArray  # [L, d]
+    mask: FloatArray  # [L]
+    events: IntArray  # [L]
+    gaps: IntArray  # [L]
+
+    @property
+    def length(self) -> int:
+        """Behaviours that are not padding."""
+        return int(self.mask.sum())
+
+    @classmethod
+    def padding(cls, dim: int) -> BehaviourBlock:
+        zeros = np.zeros(1, np.int64)
+        return cls([""], np.zeros((1, dim), np.float32), np.zeros(1, np.float32), zeros, zeros)
+
+
+@dataclass(frozen=True, slots=True)
+class RealBehaviours:
+    block: BehaviourBlock
+    dropped_events: int  # recent events naming unknown items
+    stored: bool  # the store had a sequence for the user
+
+
+def real_behaviours(
+    fetched: FetchResult, recent: UserSequence, max_length: int, now: int
+) -> RealBehaviours:
+    """Merge the stored sequence with the recent events whose items are known."""
+    dim = fetched.candidate_vectors.shape[1]
+    stored = fetched.sequence or UserSequence.empty()
+    keep = np.flatnonzero(fetched.event_item_known)
+    item_ids = stored.item_ids + [recent.item_ids[i] for i in keep]
+    events = np.concatenate([stored.events, recent.events[keep]]).astype(np.int64)
+    timestamps = np.concatenate([stored.timestamps, recent.timestamps[keep]])
+    vectors = np.concatenate([fetched.sequence_vectors, fetched.event_item_vectors[keep]])
+    order = np.argsort(timestamps, kind="stable")[-max_length:]
+    dropped = len(recent) - len(keep)
+    if len(order) == 0:
+        return RealBehaviours(BehaviourBlock.padding(dim), dropped, fetched.sequence is not None)
+    block = BehaviourBlock(
+        item_ids=[item_ids[i] for i in order],
+        vectors=np.ascontiguousarray(vectors[order], np.float32),
+        mask=np.ones(len(order), np.float32),
+        events=events[order],
+        gaps=time_gap_buckets(now, timestamps[order]),
+    )
+    return RealBehaviours(block, dropped, fetched.sequence is not None)
+
+
+def generated_block(generated: GeneratedBehaviours | None, max_k: int, dim: int) -> BehaviourBlock:
+    """The first ``max_k`` generated behaviours; padding when there are none or K is 0."""
+    if generated is None or max_k == 0 or len(generated) == 0:
+        return BehaviourBlock.padding(dim)
+    k = min(max_k, len(generated))
+    padding = np.full(k, PADDING_EVENT, np.int64)
+    return BehaviourBlock(
+        item_ids=generated.item_ids[:k],
+        vectors=np.ascontiguousarray(generated.vectors[:k], np.float32),
+        mask=np.ones(k, np.float32),
+        events=padding,
+        gaps=np.zeros(k, np.int64),
+    )

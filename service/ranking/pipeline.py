@@ -1,0 +1,181 @@
+"""The ranking pipeline: validate, fetch in one round trip, assemble behaviours, score, top-k."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service.bundle import LoadedBundle
+from service.errors import (
+    DuplicateCandidates,
+    InvalidTopK,
+    StoreTimeout,
+    TooManyCandidates,
+    TooManyEvents,
+)
+from service.ranking.behaviours import RealBehaviours, generated_block, real_behaviours
+from service.ranking.explain import explain
+from service.ranking.result import Degradation, Ranking, ScoredItem, Timings
+from service.ranking.scoring import GraphRunner
+from service.stores.base import FetchQuery, FetchResult, RankingStore, UserSequence
+
+_NAMED_DUPLICATES = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RankingLimits:
+    max_candidates: int = 2000
+    max_recent_events: int = 256
+    default_top_k: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RankQuery:
+    """A validated-by-schema rank request in domain terms."""
+
+    request_id: str
+    user_id: str
+    candidates: list[str]
+    top_k: int | None = None
+    recent_events: UserSequence = field(default_factory=UserSequence.empty)
+    explain: bool = False
+    timeout_ms: int | None = None
+
+
+def _elapsed_ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000.0, 3)
+
+
+class RankingPipeline:
+    """Ranks a request's candidates for its user with the served bundle."""
+
+    def __init__(
+        self,
+        bundle: LoadedBundle,
+        store: RankingStore,
+        runner: GraphRunner,
+        limits: RankingLimits,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bundle = bundle
+        self.store = store
+        self._runner = runner
+        self._limits = limits
+        self._clock = clock
+
+    def validate(self, query: RankQuery) -> None:
+        """Raise an ``InvalidRankRequest`` naming the limit or rule the query breaks."""
+        limits = self._limits
+        if len(query.candidates) > limits.max_candidates:
+            raise TooManyCandidates(
+                f"{len(query.candidates)} candidates; at most {limits.max_candidates} per request"
+            )
+        if len(query.recent_events) > limits.max_recent_events:
+            raise TooManyEvents(
+                f"{len(query.recent_events)} recent_events; at most {limits.max_recent_events}"
+            )
+        if query.top_k is not None and query.top_k > limits.max_candidates:
+            raise InvalidTopK(f"top_k {query.top_k} exceeds the {limits.max_candidates} limit")
+        if len(set(query.candidates)) != len(query.candidates):
+            counts = Counter(query.candidates)
+            repeated = [item for item, n in counts.items() if n > 1]
+            raise DuplicateCandidates(
+                f"duplicate candidate IDs: {repeated[:_NAMED_DUPLICATES]}"
+                + (
+                    f" and {len(repeated) - _NAMED_DUPLICATES} more"
+                    if len(repeated) > _NAMED_DUPLICATES
+                    else ""
+                )
+            )
+
+    async def rank(self, query: RankQuery) -> Ranking:
+        started = time.perf_counter()
+        self.validate(query)
+        if not query.candidates:
+            return self._ranking(query, [], [], Timings(0.0, 0.0, _elapsed_ms(started)), None)
+        fetched, degraded = await self._fetch(query)
+        fetch_ms = _elapsed_ms(started)
+        model_started = time.perf_counter()
+        manifest = self.bundle.manifest
+        real = real_behaviours(
+            fetched, query.recent_events, manifest.max_lengths.sequence, int(self._clock())
+        )
+        generated = generated_block(
+            fetched.generated, manifest.max_lengths.generated, self.bundle.items.dim
+        )
+        result = await asyncio.to_thread(
+            self._runner.score, fetched.candidate_vectors, real.block, generated, query.explain
+        )
+        top_k = query.top_k or self._limits.default_top_k
+        rows = np.argsort(-result.scores, kind="stable")[:top_k]
+        items = [ScoredItem(query.candidates[r], float(result.scores[r])) for r in rows]
+        explanations = (
+            explain(rows, query.candidates, result, real.block, generated)
+            if query.explain
+            else None
+        )
+        degraded += self._degradations(fetched, real, timed_out=bool(degraded))
+        timings = Timings(fetch_ms, _elapsed_ms(model_started), _elapsed_ms(started))
+        return self._ranking(query, items, degraded, timings, explanations)
+
+    async def _fetch(self, query: RankQuery) -> tuple[FetchResult, list[Degradation]]:
+        """Fetch from the store; on a timeout, fall back to the bundle's item table alone."""
+        fetch_query = FetchQuery(query.user_id, query.candidates, query.recent_events.item_ids)
+        try:
+            if query.timeout_ms is None:
+                return await self.store.fetch(fetch_query), []
+            async with asyncio.timeout(query.timeout_ms / 1000.0):
+                return await self.store.fetch(fetch_query), []
+        except (StoreTimeout, TimeoutError):
+            return self._table_only(fetch_query), [Degradation.STORE_TIMEOUT]
+
+    def _table_only(self, query: FetchQuery) -> FetchResult:
+        items = self.bundle.items
+        candidate_vectors, candidate_known = items.lookup(query.candidate_ids)
+        event_vectors, event_known = items.lookup(query.event_item_ids)
+        return FetchResult(
+            sequence=None,
+            sequence_vectors=np.zeros((0, items.dim), np.float32),
+            generated=None,
+            candidate_vectors=candidate_vectors,
+            candidate_known=candidate_known,
+            event_item_vectors=event_vectors,
+            event_item_known=event_known,
+        )
+
+    def _degradations(
+        self, fetched: FetchResult, real: RealBehaviours, timed_out: bool
+    ) -> list[Degradation]:
+        reasons = []
+        if not timed_out and not real.stored and real.block.length == 0:
+            reasons.append(Degradation.UNKNOWN_USER)
+        if not fetched.candidate_known.all():
+            reasons.append(Degradation.UNKNOWN_ITEMS)
+        if real.dropped_events:
+            reasons.append(Degradation.UNKNOWN_EVENT_ITEMS)
+        expects_generated = self.bundle.manifest.max_lengths.generated > 0
+        if not timed_out and expects_generated and fetched.generated is None:
+            reasons.append(Degradation.NO_GENERATED_BEHAVIOURS)
+        return reasons
+
+    def _ranking(
+        self,
+        query: RankQuery,
+        items: list[ScoredItem],
+        degraded: list[Degradation],
+        timings: Timings,
+        explanations: list | None,
+    ) -> Ranking:
+        return Ranking(
+            request_id=query.request_id,
+            bundle_version=self.bundle.version,
+            items=items,
+            degraded=degraded,
+            timings_ms=timings,
+            explanations=explanations,
+        )

@@ -1,0 +1,46 @@
+"""Operations: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.runtime import MetricsDep, ServiceRuntime
+from service.schemas import ReadinessResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    """The process is up (says nothing about the bundle or the store)."""
+    return {"status": "alive"}
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadinessResponse,
+    responses={503: {"model": ReadinessResponse, "description": "Not ready, with the reason."}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    """200 once the bundle is loaded and warm and the store answers; 503 with a reason otherwise."""
+    runtime: ServiceRuntime | None = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return _not_ready("the bundle is not loaded yet")
+    reason = await runtime.unready_reason()
+    if reason is not None:
+        return _not_ready(reason)
+    ready = ReadinessResponse(status="ready", bundle_version=runtime.bundle.version)
+    return JSONResponse(ready.model_dump(exclude_none=True))
+
+
+def _not_ready(reason: str) -> JSONResponse:
+    body = ReadinessResponse(status="not_ready", reason=reason)
+    return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(service_metrics: MetricsDep) -> Response:
+    """Prometheus exposition of the service's metrics."""
+    return Response(generate_latest(service_metrics.registry), media_type=CONTENT_TYPE_LATEST)

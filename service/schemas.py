@@ -1,0 +1,118 @@
+"""HTTP request and response bodies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from service.features import EVENT_TYPES
+from service.ranking.result import Degradation
+
+#: IDs are printable text: control characters would break the store's item-list encoding.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+MAX_ID_LENGTH = 256
+#: 2100-01-01 in Unix seconds: a larger ``ts`` is a unit mistake (ms or µs), not a time.
+MAX_TIMESTAMP = 4_102_444_800
+MAX_TIMEOUT_MS = 60_000
+
+UserId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=_PRINTABLE)
+]
+ItemId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=_PRINTABLE)
+]
+EventName = Literal["click", "cart", "purchase"]
+assert tuple(EventName.__args__) == EVENT_TYPES  # type: ignore[attr-defined]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecentEvent(_Body):
+    item_id: ItemId
+    event: EventName
+    ts: int = Field(ge=0, le=MAX_TIMESTAMP, description="Unix seconds.")
+
+
+class RankRequest(_Body):
+    user_id: UserId
+    candidates: list[ItemId] = Field(description="Item IDs to score, without duplicates.")
+    top_k: int | None = Field(default=None, ge=1, description="How many to return; all if null.")
+    recent_events: list[RecentEvent] = Field(
+        default_factory=list, description="Behaviours newer than the store's, any order."
+    )
+    context: dict[str, str] | None = Field(default=None, max_length=64)
+    explain: bool = Field(default=False, description="Add the most-attended behaviours per item.")
+    timeout_ms: int | None = Field(
+        default=None, ge=1, le=MAX_TIMEOUT_MS, description="Budget of the store fetch."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "u42",
+                    "candidates": ["i7", "i19", "i3"],
+                    "top_k": 100,
+                    "recent_events": [{"item_id": "i9", "event": "click", "ts": 1764000000}],
+                    "context": {"scene": "feed"},
+                    "explain": False,
+                    "timeout_ms": 50,
+                }
+            ]
+        },
+    )
+
+
+class ScoredItemOut(BaseModel):
+    item_id: str
+    score: float
+
+
+class ExplainedBehaviourOut(BaseModel):
+    item_id: str
+    source: Literal["real", "generated"]
+    weight: float
+
+
+class ExplanationOut(BaseModel):
+    item_id: str
+    behaviours: list[ExplainedBehaviourOut]
+
+
+class TimingsOut(BaseModel):
+    fetch: float
+    model: float
+    total: float
+
+
+class RankResponse(BaseModel):
+    request_id: str
+    bundle_version: str
+    items: list[ScoredItemOut]
+    degraded: list[Degradation]
+    timings_ms: TimingsOut
+    explanations: list[ExplanationOut] | None
+
+
+class AppendEventsRequest(_Body):
+    events: list[RecentEvent] = Field(min_length=1, max_length=10_000)
+
+
+class AppendEventsResponse(BaseModel):
+    user_id: str
+    sequence_length: int
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    code: str
+
+
+class ReadinessResponse(BaseModel):
+    status: Literal["ready", "not_ready"]
+    bundle_version: str | None = None
+    reason: str | None = None

@@ -1,0 +1,91 @@
+"""Service settings: the one place that reads the environment (prefix ``REASEQ_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Depends
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.errors import BundleNotFoundError
+from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
+
+CURRENT_FILE = "CURRENT"
+
+
+class Settings(BaseSettings):
+    """Every knob of the ranking service; each field reads ``REASEQ_<FIELD NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="REASEQ_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")
+    port: int = Field(default=8000, ge=1, le=65535)
+    bundle_root: Path = Field(default=Path("bundles"), description="Folder of bundle versions.")
+    bundle_version: str | None = Field(
+        default=None, description="Bundle to serve; default: the version in <bundle_root>/CURRENT."
+    )
+    store: Literal["embedded", "redis"] = Field(
+        default="embedded", description="Where user data and item vectors come from."
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0")
+    redis_timeout_ms: int = Field(
+        default=50, ge=1, le=60_000, description="Budget of one store round trip."
+    )
+    redis_max_connections: int = Field(default=64, ge=1)
+    embedded_users_path: Path = Field(
+        default=Path("var/demo/users.npz"), description="User snapshot of the embedded store."
+    )
+    max_candidates: int = Field(default=2000, ge=1, description="Most candidates per request.")
+    max_recent_events: int = Field(default=256, ge=0, description="Most recent_events per request.")
+    default_top_k: int | None = Field(
+        default=None, ge=1, description="top_k when a request omits it; unset = return all."
+    )
+    graph_mode: Literal["split", "full"] = Field(
+        default="split",
+        description="split: encoders, NumPy attention, scorer; full: the single full graph.",
+    )
+    onnx_intra_op_threads: int = Field(
+        default=1, ge=0, description="onnxruntime intra-op threads per graph; 0 = its default."
+    )
+    admin_api_key: SecretStr | None = Field(
+        default=None, description="X-API-Key of the admin endpoints; unset = admin disabled."
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    def resolve_bundle_dir(self) -> Path:
+        """The directory of the bundle to serve."""
+        version = self.bundle_version
+        if version is None:
+            current = self.bundle_root / CURRENT_FILE
+            if not current.is_file():
+                raise BundleNotFoundError(
+                    "no bundle version: set REASEQ_BUNDLE_VERSION or write the version to "
+                    f"{current}"
+                )
+            version = current.read_text().strip()
+        bundle_dir = self.bundle_root / version
+        if not bundle_dir.is_dir():
+            raise BundleNotFoundError(f"bundle {version!r} not found under {self.bundle_root}")
+        return bundle_dir
+
+    def store_config(self) -> StoreConfig:
+        """The configuration of the chosen store backend."""
+        if self.store == "redis":
+            return RedisStoreConfig(
+                type="redis",
+                url=self.redis_url,
+                timeout_ms=self.redis_timeout_ms,
+                max_connections=self.redis_max_connections,
+            )
+        return EmbeddedStoreConfig(type="embedded", users_path=self.embedded_users_path)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,122 @@
+"""The store boundary: what the ranking pipeline asks of a backend, and what it gets back."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchQuery:
+    """Everything one ranking request needs from the store."""
+
+    user_id: str
+    candidate_ids: Sequence[str]
+    event_item_ids: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UserSequence:
+    """A user's behaviours, oldest first: item IDs, event-type ids (service.features), Unix s."""
+
+    item_ids: list[str]
+    events: npt.NDArray[np.uint8]
+    timestamps: npt.NDArray[np.int64]
+
+    def __post_init__(self) -> None:
+        if not len(self.item_ids) == len(self.events) == len(self.timestamps):
+            raise ValueError(
+                f"sequence columns differ in length: {len(self.item_ids)} items, "
+                f"{len(self.events)} events, {len(self.timestamps)} timestamps"
+            )
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    @classmethod
+    def empty(cls) -> UserSequence:
+        return cls([], np.zeros(0, np.uint8), np.zeros(0, np.int64))
+
+    @classmethod
+    def of(
+        cls, item_ids: Sequence[str], events: Sequence[int], timestamps: Sequence[int]
+    ) -> UserSequence:
+        return cls(list(item_ids), np.asarray(events, np.uint8), np.asarray(timestamps, np.int64))
+
+    def extended(self, other: UserSequence, max_length: int) -> UserSequence:
+        """This sequence then ``other``, ordered by time (stable), the newest ``max_length``."""
+        if max_length <= 0:
+            return UserSequence.empty()
+        items = self.item_ids + other.item_ids
+        events = np.concatenate([self.events, other.events])
+        timestamps = np.concatenate([self.timestamps, other.timestamps])
+        order = np.argsort(timestamps, kind="stable")[-max_length:]
+        return UserSequence([items[i] for i in order], events[order], timestamps[order])
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedBehaviours:
+    """The K behaviours GBR inferred for a user, as item vectors ``[K, d]``."""
+
+    item_ids: list[str]
+    vectors: FloatArray
+    gbr_version: str
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """The answer to a :class:`FetchQuery`; unknown items carry the bundle's default vector."""
+
+    sequence: UserSequence | None
+    sequence_vectors: FloatArray  # [L, d]
+    generated: GeneratedBehaviours | None
+    candidate_vectors: FloatArray  # [C, d]
+    candidate_known: BoolArray  # [C]
+    event_item_vectors: FloatArray  # [E, d]
+    event_item_known: BoolArray  # [E]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCapabilities:
+    """What a backend offers, declared rather than probed."""
+
+    persistent: bool = False
+    """Data survives a restart of the service."""
+    shared_across_replicas: bool = False
+    """Replicas of the service see each other's writes."""
+    expiring_generated: bool = False
+    """Generated-behaviour blocks expire (TTL)."""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class RankingStore(ABC):
+    """A backend holding user sequences, generated behaviours and item vectors."""
+
+    capabilities: ClassVar[StoreCapabilities]
+
+    @abstractmethod
+    async def fetch(self, query: FetchQuery) -> FetchResult:
+        """Everything for one request, in one round trip; raises ``StoreTimeout`` when slow."""
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """Whether the store answers."""
+
+    @abstractmethod
+    async def append_events(self, user_id: str, events: UserSequence) -> int:
+        """Append behaviours to a user's sequence, capped; returns the new length."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections and files."""

@@ -1,0 +1,90 @@
+"""The embedded store: item vectors from the bundle's table, users from an in-process snapshot.
+
+It needs nothing running, so a fresh checkout can serve. Appended events live in process memory
+only (lost on restart, not shared between replicas).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+from service.bundle import LoadedBundle
+from service.stores.base import (
+    FetchQuery,
+    FetchResult,
+    RankingStore,
+    StoreCapabilities,
+    UserSequence,
+)
+from service.stores.config import EmbeddedStoreConfig
+from service.stores.snapshot import GeneratedBlocks, UserSnapshot, write_user_snapshot
+
+__all__ = ["EmbeddedStore", "GeneratedBlocks", "write_user_snapshot"]
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedStore(RankingStore):
+    """In-process backend over a :class:`UserSnapshot` and the bundle's item table."""
+
+    capabilities: ClassVar[StoreCapabilities] = StoreCapabilities(
+        persistent=False,
+        shared_across_replicas=False,
+        expiring_generated=False,
+        notes=("appended events are kept in memory only",),
+    )
+
+    def __init__(self, bundle: LoadedBundle, snapshot: UserSnapshot) -> None:
+        self._items = bundle.items
+        self._max_length = bundle.manifest.max_lengths.sequence
+        self._snapshot = snapshot
+        self._appended: dict[str, UserSequence] = {}
+        gen_dim = snapshot.generated_dim()
+        if gen_dim is not None and gen_dim != bundle.items.dim:
+            raise ValueError(
+                f"snapshot generated vectors have d={gen_dim}, bundle {bundle.version} has "
+                f"d={bundle.items.dim}"
+            )
+
+    @classmethod
+    def open(cls, config: EmbeddedStoreConfig, bundle: LoadedBundle) -> EmbeddedStore:
+        if not config.users_path.is_file():
+            log.warning(
+                "user snapshot %s not found: serving with an empty user store", config.users_path
+            )
+            return cls(bundle, UserSnapshot.empty())
+        snapshot = UserSnapshot.load(config.users_path)
+        log.info("loaded user snapshot %s: %d users", config.users_path, snapshot.users)
+        return cls(bundle, snapshot)
+
+    def _sequence(self, user_id: str) -> UserSequence | None:
+        appended = self._appended.get(user_id)
+        return appended if appended is not None else self._snapshot.sequence(user_id)
+
+    async def fetch(self, query: FetchQuery) -> FetchResult:
+        sequence = self._sequence(query.user_id)
+        sequence_vectors, _ = self._items.lookup(sequence.item_ids if sequence else [])
+        candidate_vectors, candidate_known = self._items.lookup(query.candidate_ids)
+        event_vectors, event_known = self._items.lookup(query.event_item_ids)
+        return FetchResult(
+            sequence=sequence,
+            sequence_vectors=sequence_vectors,
+            generated=self._snapshot.generated(query.user_id),
+            candidate_vectors=candidate_vectors,
+            candidate_known=candidate_known,
+            event_item_vectors=event_vectors,
+            event_item_known=event_known,
+        )
+
+    async def ping(self) -> bool:
+        return True
+
+    async def append_events(self, user_id: str, events: UserSequence) -> int:
+        current = self._sequence(user_id) or UserSequence.empty()
+        updated = current.extended(events, self._max_length)
+        self._appended[user_id] = updated
+        return len(updated)
+
+    async def close(self) -> None:
+        self._appended.clear()

@@ -1,0 +1,123 @@
+"""Fixtures of the service tests: a tiny bundle, demo users, stores and a served app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.app import create_app
+from service.bundle import LoadedBundle
+from service.settings import Settings
+from service.stores.base import RankingStore
+from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig
+from service.stores.embedded import EmbeddedStore
+from service.stores.redis import RedisStore
+from tests.service.bundle_fixture import build_bundle
+from tests.service.user_fixture import DemoUsers, demo_users, write_embedded, write_redis
+
+ADMIN_KEY = "test-admin-key"
+STORES = ("embedded", "redis")
+
+
+@pytest.fixture(scope="session")
+def bundle_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bundles")
+    build_bundle(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def bundle(bundle_root: Path) -> LoadedBundle:
+    return LoadedBundle.load(bundle_root / "test-1")
+
+
+@pytest.fixture(scope="session")
+def users(bundle: LoadedBundle) -> DemoUsers:
+    return demo_users(bundle)
+
+
+@pytest.fixture(scope="session")
+def users_snapshot(tmp_path_factory: pytest.TempPathFactory, users: DemoUsers) -> Path:
+    return write_embedded(tmp_path_factory.mktemp("users") / "users.npz", users)
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_config(
+    store_kind: str,
+    users_snapshot: Path,
+    request: pytest.FixtureRequest,
+    bundle: LoadedBundle,
+    users: DemoUsers,
+) -> EmbeddedStoreConfig | RedisStoreConfig:
+    if store_kind == "embedded":
+        return EmbeddedStoreConfig(users_path=users_snapshot)
+    url = request.getfixturevalue("redis_url")
+    write_redis(url, bundle, users)
+    return RedisStoreConfig(url=url, timeout_ms=1000)
+
+
+@pytest.fixture
+async def store(
+    store_config: EmbeddedStoreConfig | RedisStoreConfig, bundle: LoadedBundle
+) -> AsyncIterator[RankingStore]:
+    opened: RankingStore
+    if isinstance(store_config, RedisStoreConfig):
+        opened = RedisStore.open(store_config, bundle)
+    else:
+        opened = EmbeddedStore.open(store_config, bundle)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def make_settings(bundle_root: Path, users_snapshot: Path) -> Callable[..., Settings]:
+    def settings(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "bundle_root": bundle_root,
+            "embedded_users_path": users_snapshot,
+            "admin_api_key": ADMIN_KEY,
+            "redis_timeout_ms": 1000,
+        }
+        return Settings(**(values | overrides))
+
+    return settings
+
+
+Serving = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def serving(make_settings: Callable[..., Settings]) -> Serving:
+    """``async with serving(**settings) as client``: the app, started, behind an ASGI client."""
+
+    @asynccontextmanager
+    async def serve(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(make_settings(**overrides))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://rank") as client:
+                yield client
+
+    return serve
+
+
+@pytest.fixture
+async def client(
+    serving: Serving, store_config: EmbeddedStoreConfig | RedisStoreConfig
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over each store backend."""
+    overrides: dict[str, Any] = {"store": store_config.type}
+    if isinstance(store_config, RedisStoreConfig):
+        overrides["redis_url"] = store_config.url
+    async with serving(**overrides) as http:
+        yield http

@@ -1,0 +1,44 @@
+"""``python -m service`` serves real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_python_m_service_serves(bundle_root: Path, users_snapshot: Path) -> None:
+    port = _free_port()
+    env = os.environ | {
+        "REASEQ_PORT": str(port),
+        "REASEQ_BUNDLE_ROOT": str(bundle_root),
+        "REASEQ_EMBEDDED_USERS_PATH": str(users_snapshot),
+        "REASEQ_LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "service"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        response = httpx.post(f"{base}/v1/rank", json={"user_id": "u1", "candidates": ["i1", "i3"]})
+        assert response.status_code == 200
+        assert [i["item_id"] for i in response.json()["items"]] == ["i3", "i1"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
