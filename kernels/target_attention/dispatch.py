@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from kernels.target_attention import reference
 from kernels.target_attention.reference import FloatArray
 
 
-class AttentionBackend(str, Enum):
+class AttentionBackend(StrEnum):
     """Implementations of target attention. ``NUMPY`` is the CPU serving path."""
 
     NUMPY = "numpy"
@@ -23,7 +23,7 @@ def target_attention(
     return_weights: bool = False,
     backend: AttentionBackend = AttentionBackend.NUMPY,
 ) -> tuple[FloatArray, FloatArray | None]:
-    """Multi-head target attention; see :func:`kernels.target_attention.reference.target_attention`."""
+    """Multi-head target attention, as :func:`reference.target_attention` defines it."""
     if backend is AttentionBackend.NUMPY:
         return reference.target_attention(queries, keys, values, mask, heads, return_weights)
     raise ValueError(f"unknown attention backend {backend!r}")

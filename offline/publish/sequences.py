@@ -12,7 +12,7 @@ from offline.data.canonical import Dataset
 
 @dataclass(frozen=True)
 class UserSequences:
-    """Jagged sequences: user ``u``'s events are rows ``offsets[u]:offsets[u + 1]``, oldest first."""
+    """Jagged sequences: user ``u``'s events are rows ``offsets[u]:offsets[u+1]``, oldest first."""
 
     user_ids: npt.NDArray[np.str_]
     offsets: npt.NDArray[np.int64]

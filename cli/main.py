@@ -1,0 +1,225 @@
+"""The ``reaseq`` command: a thin layer over offline/, model_export/ and service/.
+
+Heavy modules (NumPy, PyTorch, onnxruntime) are imported inside each command, so ``reaseq serve``
+never loads PyTorch and can set thread limits before NumPy starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="ReaSeq ranking service: synthetic data, training, ONNX bundles, publishing, serving.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+DEFAULT_BUNDLES = Path("bundles")
+DEFAULT_DEMO_DIR = Path("var/demo")
+CURRENT_FILE = "CURRENT"
+HOUR = 3600
+
+
+class Size(StrEnum):
+    tiny = "tiny"
+    small = "small"
+    demo = "demo"
+    large = "large"
+
+
+class StoreKind(StrEnum):
+    embedded = "embedded"
+    redis = "redis"
+
+
+BundlesOpt = Annotated[Path, typer.Option(help="Root folder of the bundles.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the data and the training run.")]
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _recent_end_ts() -> int:
+    """The demo's logs end at the last full hour, so time gaps at serving time look like the
+    ones the ranker was trained on."""
+    return int(time.time()) // HOUR * HOUR
+
+
+@app.command()
+def data(
+    size: Annotated[Size, typer.Option(help="Preset size.")] = Size.demo,
+    out: Annotated[Path, typer.Option(help="Dataset folder to write.")] = DEFAULT_DEMO_DIR / "data",
+    seed: SeedOpt = 0,
+    recent: Annotated[bool, typer.Option(help="End the logs now instead of a fixed date.")] = False,
+) -> None:
+    """Generate a synthetic catalogue and event logs in the canonical format."""
+    from offline.data.synthetic import DEFAULT_END_TS, SyntheticConfig, generate
+
+    end_ts = _recent_end_ts() if recent else DEFAULT_END_TS
+    dataset = generate(SyntheticConfig.preset(size.value, seed=seed), end_ts=end_ts)
+    dataset.save(out)
+    typer.echo(
+        f"{len(dataset.catalogue)} items, {len(dataset.user_ids)} users, "
+        f"{len(dataset.impressions)} impressions, {len(dataset.behaviours)} behaviours -> {out}"
+    )
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Dataset folder.")] = DEFAULT_DEMO_DIR / "data",
+    out: Annotated[Path, typer.Option(help="Run folder to write.")] = DEFAULT_DEMO_DIR / "model",
+    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    seed: SeedOpt = 0,
+) -> None:
+    """Train the ranker and its ID-only baseline; evaluate both and random on the time split."""
+    from model_export.pipeline import train_run
+    from model_export.train import TrainConfig
+    from offline.data.canonical import Dataset
+
+    _logging()
+    run = train_run(Dataset.load(data), TrainConfig(epochs=epochs, seed=seed))
+    run.save(out)
+    typer.echo(json.dumps({k: v.model_dump() for k, v in run.metrics.items()}, indent=2))
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Option(help="Run folder from `reaseq train`.")] = DEFAULT_DEMO_DIR
+    / "model",
+    data: Annotated[Path, typer.Option(help="Dataset folder.")] = DEFAULT_DEMO_DIR / "data",
+    bundles: BundlesOpt = DEFAULT_BUNDLES,
+    version: Annotated[str | None, typer.Option(help="Bundle version (default: dated)")] = None,
+    activate: Annotated[bool, typer.Option(help="Point bundles/CURRENT at it.")] = True,
+) -> None:
+    """Export a trained run as a bundle: ONNX graphs, item table, manifest with checksums."""
+    from model_export.parity import check_parity
+    from model_export.pipeline import TrainingRun, export_run
+    from offline.data.canonical import Dataset
+
+    _logging()
+    path = export_run(TrainingRun.load(model), Dataset.load(data), bundles, version=version)
+    typer.echo(f"parity (max abs score difference): {check_parity(path):.2e}")
+    if activate:
+        (bundles / CURRENT_FILE).write_text(path.name + "\n")
+    typer.echo(str(path))
+
+
+@app.command()
+def publish(
+    data: Annotated[Path, typer.Option(help="Dataset folder.")] = DEFAULT_DEMO_DIR / "data",
+    bundles: BundlesOpt = DEFAULT_BUNDLES,
+    version: Annotated[str | None, typer.Option(help="Bundle (default: CURRENT).")] = None,
+    store: Annotated[StoreKind, typer.Option(help="Where to publish.")] = StoreKind.embedded,
+    redis_url: Annotated[str, typer.Option(envvar="REASEQ_REDIS_URL")] = "redis://127.0.0.1:6379/0",
+    users_path: Annotated[Path, typer.Option(help="Embedded snapshot file.")] = DEFAULT_DEMO_DIR
+    / "users.npz",
+) -> None:
+    """Publish users' sequences (and, for Redis, the bundle's item vectors under its version,
+    then flip the active version)."""
+    from offline.data.canonical import Dataset
+    from offline.publish.sequences import latest_sequences
+    from offline.publish.stores import publish_embedded, publish_redis
+    from service.contracts.manifest import read_manifest
+
+    bundle_dir = bundles / (version or (bundles / CURRENT_FILE).read_text().strip())
+    max_len = read_manifest(bundle_dir).max_lengths.sequence
+    sequences = latest_sequences(Dataset.load(data), max_len)
+    if store is StoreKind.embedded:
+        typer.echo(f"{len(sequences)} users -> {publish_embedded(sequences, users_path)}")
+    else:
+        counts = publish_redis(sequences, bundle_dir, redis_url)
+        typer.echo(f"{counts['items']} items, {counts['users']} users -> {redis_url}")
+
+
+@app.command()
+def demo(
+    size: Annotated[Size, typer.Option(help="Preset size.")] = Size.demo,
+    bundles: BundlesOpt = DEFAULT_BUNDLES,
+    out: Annotated[
+        Path, typer.Option(help="Folder for data, run and user store.")
+    ] = DEFAULT_DEMO_DIR,
+    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    seed: SeedOpt = 0,
+) -> None:
+    """Build the demo end to end: data -> knowledge vectors -> train -> bundle -> embedded store."""
+    from model_export.parity import check_parity
+    from model_export.pipeline import export_run, train_run
+    from model_export.train import TrainConfig
+    from offline.data.synthetic import SyntheticConfig, generate
+    from offline.publish.sequences import latest_sequences
+    from offline.publish.stores import publish_embedded
+
+    _logging()
+    started = time.perf_counter()
+    dataset = generate(SyntheticConfig.preset(size.value, seed=seed), end_ts=_recent_end_ts())
+    dataset.save(out / "data")
+    run = train_run(dataset, TrainConfig(epochs=epochs, seed=seed))
+    run.save(out / "model")
+    path = export_run(run, dataset, bundles)
+    typer.echo(f"parity (max abs score difference): {check_parity(path):.2e}")
+    max_len = run.ranker.config.max_seq_len
+    publish_embedded(latest_sequences(dataset, max_len), out / "users.npz")
+    (bundles / CURRENT_FILE).write_text(path.name + "\n")
+    for name in ("model", "id_only", "random"):
+        m = run.metrics[name]
+        typer.echo(f"{name:>8}: AUC {m.auc:.4f}  GAUC {m.gauc:.4f}  logloss {m.logloss:.4f}")
+    typer.echo(f"demo bundle {path.name} ready in {time.perf_counter() - started:.0f} s")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: REASEQ_HOST or 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: REASEQ_PORT or 8000")] = None,
+) -> None:
+    """Serve /v1/rank with settings from REASEQ_* environment variables."""
+    from service.threads import limit_blas_threads
+
+    limit_blas_threads()
+    from service.app import serve as run_service
+    from service.settings import Settings
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    run_service(Settings(**overrides))  # type: ignore[arg-type]
+
+
+@app.command()
+def results(
+    size: Annotated[Size, typer.Option(help="Preset size.")] = Size.demo,
+    seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (0..n-1).")] = 3,
+    docs: Annotated[Path, typer.Option(help="Folder for RESULTS.md and results.json.")] = Path(
+        "docs"
+    ),
+) -> None:
+    """Regenerate docs/RESULTS.md and docs/results.json: model vs ID-only vs random."""
+    from model_export.report import ResultsSpec, write_results
+
+    _logging()
+    spec = ResultsSpec(size=size.value, seeds=tuple(range(seeds)))
+    document = write_results(spec, docs)
+    typer.echo(json.dumps(document["summary"], indent=2))
+
+
+@app.command("example-request")
+def example_request(host: str = "127.0.0.1", port: int = 8000, candidates: int = 500) -> None:
+    """Print an example /v1/rank call for the demo bundle."""
+    body = {"user_id": "u1", "candidates": [f"i{n}" for n in range(1, candidates + 1)], "top_k": 5}
+    typer.echo("Example request, once the service is up:")
+    typer.echo(
+        f"  curl -s http://{host}:{port}/v1/rank -H 'content-type: application/json' "
+        f"-d '{json.dumps(body)}'"
+    )
+    typer.echo(f"  OpenAPI docs: http://{host}:{port}/docs")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,96 @@
+"""The platform's exposure policy: which items each page view shows.
+
+Each slot of a page draws from one source: the shopper's primary department (popularity-weighted),
+the whole catalogue by popularity, or uniformly at random. A page never repeats an item and never
+shows one before its launch; offending slots are redrawn in vectorised rounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from offline.data.synthetic.catalogue import Items
+from offline.data.synthetic.config import SyntheticConfig
+from offline.data.synthetic.latent import Floats, Ints
+from offline.data.synthetic.population import Requests, Users
+
+OWN_AREA, POPULAR, UNIFORM, FALLBACK = 0, 1, 2, 3  # slot sources; FALLBACK: oldest, always live
+CHUNK_REQUESTS = 50_000  # bounds the [requests, slots, latent_dim] temporaries
+
+
+def draw_exposure(
+    config: SyntheticConfig,
+    items: Items,
+    users: Users,
+    requests: Requests,
+    seed: np.random.SeedSequence,
+) -> tuple[Ints, Floats]:
+    """The items each request shows ([requests, slots]) and the hidden user-item affinity."""
+    n_req, k = len(requests.user), config.impressions_per_request
+    shown = np.empty((n_req, k), dtype=np.int64)
+    affinity = np.empty((n_req, k), dtype=np.float32)
+    sampler = ExposureSampler(config, items)
+    # One seed per fixed-size chunk: results do not depend on memory or on how chunks are run.
+    for chunk, chunk_seed in enumerate(seed.spawn(-(-n_req // CHUNK_REQUESTS))):
+        rows = slice(chunk * CHUNK_REQUESTS, (chunk + 1) * CHUNK_REQUESTS)
+        user, ts = requests.user[rows], requests.ts[rows]
+        shown[rows] = sampler.sample(users.area[user], ts, np.random.default_rng(chunk_seed))
+        affinity[rows] = np.einsum("rkd,rd->rk", items.latent[shown[rows]], users.latent[user])
+    return shown, affinity
+
+
+class ExposureSampler:
+    """Draws distinct, already-launched items per request from the exposure mix."""
+
+    SOURCE_ROUNDS = 8  # redraw rounds from a slot's own source before falling back
+    MAX_ROUNDS = 64
+
+    def __init__(self, config: SyntheticConfig, items: Items) -> None:
+        self.mix, self.k = np.asarray(config.exposure_mix), config.impressions_per_request
+        self.launch_ts = items.launch_ts
+        self.popular_cdf = np.cumsum(items.popularity) / items.popularity.sum()
+        # Per-department CDFs laid end to end: department a's items have keys in (a, a + 1], so
+        # one searchsorted draws for every slot whatever its department.
+        self.by_area = np.argsort(items.top, kind="stable")
+        area, cum = items.top[self.by_area], np.cumsum(items.popularity[self.by_area])
+        first = np.searchsorted(area, area, side="left")
+        last = np.searchsorted(area, area, side="right") - 1
+        before = np.where(first > 0, cum[first - 1], 0.0)
+        self.area_keys = area + (cum - before) / (cum[last] - before)
+        self.area_keys[last] = area[last] + 1.0  # exact ends: no rounding spill into the next
+        self.always_live = np.argsort(items.launch_ts, kind="stable")[: 2 * self.k]
+
+    def sample(self, area: Ints, ts: Ints, rng: np.random.Generator) -> Ints:
+        source = rng.choice(len(self.mix), size=(len(area), self.k), p=self.mix)
+        area_of_slot = np.broadcast_to(area[:, None], source.shape)
+        shown = np.empty(source.shape, dtype=np.int64)
+        redo = np.ones(source.shape, dtype=bool)
+        for round_ in range(self.MAX_ROUNDS):
+            if round_ == self.SOURCE_ROUNDS:
+                source = np.full(source.shape, FALLBACK)
+            shown[redo] = self._draw(source[redo], area_of_slot[redo], rng)
+            redo = self._invalid(shown, ts)
+            if not redo.any():
+                return shown
+        raise RuntimeError("exposure sampling did not converge; the catalogue is too small")
+
+    def _draw(self, source: Ints, area: Ints, rng: np.random.Generator) -> Ints:
+        u = rng.random(len(source))
+        drawn = np.searchsorted(self.popular_cdf, u, side="right")  # POPULAR by default
+        own = source == OWN_AREA
+        drawn[own] = self.by_area[np.searchsorted(self.area_keys, area[own] + u[own], "right")]
+        uniform = source == UNIFORM
+        drawn[uniform] = rng.integers(0, len(self.launch_ts), int(uniform.sum()))
+        fallback = source == FALLBACK
+        drawn[fallback] = self.always_live[rng.integers(0, len(self.always_live), fallback.sum())]
+        return np.minimum(drawn, len(self.launch_ts) - 1)
+
+    def _invalid(self, shown: Ints, ts: Ints) -> npt.NDArray[np.bool_]:
+        """Slots showing an item not yet launched, or repeating an item earlier in the page."""
+        invalid = self.launch_ts[shown] > ts[:, None]
+        order = np.argsort(shown, axis=1, kind="stable")
+        ranked = np.take_along_axis(shown, order, axis=1)
+        repeat = ranked[:, 1:] == ranked[:, :-1]
+        invalid[np.nonzero(repeat)[0], order[:, 1:][repeat]] = True
+        return invalid

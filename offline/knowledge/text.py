@@ -1,0 +1,29 @@
+"""The knowledge text that gets encoded into an item's semantic vector.
+
+One ``field: values`` segment per known field, lower-cased, in a fixed order, so that two items
+with the same knowledge get the same text and a bag-of-words encoder sees the field names as
+context. Empty fields are left out rather than written as blanks.
+"""
+
+from __future__ import annotations
+
+from offline.knowledge.schema import ItemKnowledge
+
+SEGMENT_SEPARATOR = " | "
+
+
+def knowledge_text(record: ItemKnowledge) -> str:
+    """The structured text of a record, e.g. ``"category: home kitchen cookware | brand: ..."``."""
+    segments = (
+        ("category", " ".join(record.category_path)),
+        ("brand", record.brand),
+        ("material", record.material),
+        ("style", record.style),
+        ("price", record.price_band),
+        ("audience", record.audience),
+        ("use", ", ".join(record.use_cases)),
+        ("season", ", ".join(record.seasons)),
+        ("complements", ", ".join(record.complements)),
+        ("substitutes", ", ".join(record.substitutes)),
+    )
+    return SEGMENT_SEPARATOR.join(f"{name}: {value}" for name, value in segments if value).lower()

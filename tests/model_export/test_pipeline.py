@@ -1,0 +1,64 @@
+"""The whole path on the synthetic world: encode, train both rankers, evaluate, export, reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model_export.bundle import export_bundle, fused_item_table
+from model_export.evaluate import evaluate
+from model_export.parity import check_parity
+from model_export.pipeline import ID_ONLY, MODEL, RANDOM, TrainingRun, build_bundle, train_run
+from model_export.train import TrainConfig
+from offline.data.synthetic import SyntheticConfig, generate
+from service.contracts.manifest import read_manifest, verify_files
+
+TINY_CONFIG = TrainConfig(
+    epochs=1, max_seq_len=20, item_dim=32, hidden_dim=64, threads=1, progress=False
+)
+
+
+def test_build_bundle_records_all_metric_sets(tmp_path: Path) -> None:
+    dataset = generate(SyntheticConfig.preset("tiny"))
+    path, metrics = build_bundle(dataset, tmp_path / "bundles", TINY_CONFIG, seed=1)
+    manifest = read_manifest(path)
+    verify_files(path, manifest)
+    assert {MODEL, ID_ONLY, RANDOM} <= set(manifest.metrics)
+    assert manifest.metrics == metrics
+    assert manifest.text_encoder is not None and manifest.text_encoder.name
+    assert manifest.dimensions.semantic_dim == manifest.text_encoder.dim
+    assert check_parity(path) <= 1e-4
+
+
+def test_training_run_survives_save_and_load(tmp_path: Path) -> None:
+    dataset = generate(SyntheticConfig.preset("tiny", seed=3))
+    run = train_run(dataset, TINY_CONFIG)
+    run.save(tmp_path / "run")
+    loaded = TrainingRun.load(tmp_path / "run")
+    assert loaded.metrics == run.metrics
+    assert loaded.encoder == run.encoder
+    assert loaded.ranker.config == run.ranker.config
+    np.testing.assert_array_equal(fused_item_table(loaded.ranker), fused_item_table(run.ranker))
+    assert evaluate(loaded.ranker, dataset) == run.metrics[MODEL]
+
+
+def test_training_is_reproducible() -> None:
+    dataset = generate(SyntheticConfig.preset("tiny", seed=5))
+    first = train_run(dataset, TINY_CONFIG)
+    second = train_run(dataset, TINY_CONFIG)
+    for a, b in zip(first.ranker.model.parameters(), second.ranker.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert first.metrics == second.metrics
+
+
+def test_mismatched_semantic_vectors_are_refused(tmp_path: Path) -> None:
+    dataset = generate(SyntheticConfig.preset("tiny", seed=7))
+    run = train_run(dataset, TINY_CONFIG)
+    with pytest.raises(ValueError, match="semantic"):
+        export_bundle(
+            run.ranker, dataset, run.semantic_vectors + 1.0, run.encoder, {}, tmp_path, None
+        )
+    assert not list(tmp_path.iterdir())
