@@ -72,8 +72,9 @@ class ItemTable:
     def __init__(
         self, item_ids: npt.NDArray[np.str_], vectors: npt.NDArray[np.floating], default: FloatArray
     ) -> None:
+        self.ids = item_ids
+        self.vectors = vectors
         self._rows = {item: row for row, item in enumerate(item_ids.tolist())}
-        self._vectors = vectors
         self.default_vector = default
 
     def __len__(self) -> int:
@@ -93,7 +94,7 @@ class ItemTable:
         vectors = np.empty((len(item_ids), self.dim), np.float32)
         vectors[:] = self.default_vector
         if known.any():
-            vectors[known] = self._vectors[rows[known]]
+            vectors[known] = self.vectors[rows[known]]
         return vectors, known
 
 
@@ -126,7 +127,7 @@ class LoadedBundle:
             for name in graphs.GRAPH_NAMES
         }
         _check_signatures(manifest.version, sessions)
-        items = _load_item_table(bundle_dir, manifest)
+        items = load_item_table(bundle_dir, manifest)
         log.info("loaded bundle %s: %d items, d=%d", manifest.version, len(items), items.dim)
         return cls(bundle_dir, manifest, sessions, items)
 
@@ -192,7 +193,8 @@ def _check_signatures(version: str, sessions: Mapping[str, ort.InferenceSession]
             )
 
 
-def _load_item_table(bundle_dir: Path, manifest: BundleManifest) -> ItemTable:
+def load_item_table(bundle_dir: Path, manifest: BundleManifest) -> ItemTable:
+    """The bundle's item table, memory-mapped and checked against the manifest."""
     table = manifest.item_table
     dim = manifest.dimensions.item_dim
     ids = np.load(bundle_dir / table.ids_file, mmap_mode="r", allow_pickle=False)

@@ -10,7 +10,8 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from offline.publish.sequences import UserSequences
-from service.contracts.manifest import BundleManifest, read_manifest
+from service.bundle import ItemTable, load_item_table
+from service.contracts.manifest import read_manifest
 from service.stores.base import UserSequence
 from service.stores.embedded import write_user_snapshot
 from service.stores.redis_writer import RedisWriter
@@ -29,33 +30,16 @@ def publish_embedded(sequences: UserSequences, path: Path) -> Path:
     return path
 
 
-class ItemTable:
-    """A bundle's item table, read for publishing (the service has its own reader)."""
-
-    def __init__(self, bundle_dir: Path) -> None:
-        self.manifest: BundleManifest = read_manifest(bundle_dir)
-        table = self.manifest.item_table
-        self.ids: npt.NDArray[np.str_] = np.load(bundle_dir / table.ids_file)
-        self.vectors: npt.NDArray[np.floating] = np.load(bundle_dir / table.vectors_file)
-        self._rows = {item_id: row for row, item_id in enumerate(self.ids.tolist())}
-        self._default = np.asarray(table.default_vector, dtype=self.vectors.dtype)
-
-    def vectors_of(self, item_ids: npt.NDArray[np.str_]) -> npt.NDArray[np.floating]:
-        rows = [self._rows.get(item_id, -1) for item_id in item_ids.tolist()]
-        out = self.vectors[np.maximum(rows, 0)].copy()
-        out[np.asarray(rows) < 0] = self._default
-        return out
-
-
 def publish_redis(
     sequences: UserSequences, bundle_dir: Path, redis_url: str, activate: bool = True
 ) -> dict[str, int]:
     """Write the bundle's item vectors and every user's sequence under the bundle's version,
     then (with ``activate``) flip the active bundle, so readers never see a half-written version."""
-    table = ItemTable(bundle_dir)
-    version = table.manifest.version
+    manifest = read_manifest(bundle_dir)
+    table = load_item_table(bundle_dir, manifest)
     writer = RedisWriter.from_url(redis_url)
     try:
+        version = manifest.version
         items = writer.write_item_vectors(version, table.ids.tolist(), table.vectors)
         users = writer.write_user_sequences(version, _user_rows(sequences, table))
         if activate:
@@ -74,4 +58,5 @@ def _user_rows(
         sequence = UserSequence(
             item_ids=item_ids.tolist(), events=sequences.events[rows], timestamps=sequences.ts[rows]
         )
-        yield str(sequences.user_ids[user]), sequence, table.vectors_of(item_ids)
+        vectors, _known = table.lookup(sequence.item_ids)
+        yield str(sequences.user_ids[user]), sequence, vectors
