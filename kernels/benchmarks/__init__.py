@@ -1,0 +1,1 @@
+"""GPU benchmarks of the kernels; each script is runnable with `python -m`."""
