@@ -1,26 +1,22 @@
-# CPU serving image. The first stage builds the demo bundle with the training extras (PyTorch);
-# the runtime stage installs only the serving dependencies (no PyTorch) and copies the bundle in.
-# Mount another bundle root at /app/bundles (with a CURRENT file) to serve your own model.
-FROM python:3.11-slim AS demo-bundle
-WORKDIR /src
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential \
-    && rm -rf /var/lib/apt/lists/*
-COPY pyproject.toml README.md ./
-COPY service service
-COPY kernels kernels
-COPY offline offline
-COPY model_export model_export
-COPY cli cli
-COPY loadtest loadtest
-RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu "torch>=2.4,<3" \
-    && pip install --no-cache-dir ".[cpu,train]"
-RUN reaseq demo --bundles /out/bundles --data /out/var/demo
+# syntax=docker/dockerfile:1
+#
+# Images of the ranking service. Production targets carry code and dependencies only; the model
+# bundle is never baked in: mount a bundle root (folders of versions plus a CURRENT file) at
+# /bundles, or fetch one there with an init step (see docs/DEPLOYMENT.md).
+#
+#   docker build --target cpu  -t reaseq:cpu  .   # python:3.11-slim, onnxruntime, no PyTorch
+#   docker build --target gpu  -t reaseq:gpu  .   # CUDA runtime, onnxruntime-gpu, PyTorch + Triton
+#   docker build --target demo -t reaseq:demo .   # NOT for production: builds a demo bundle
+#   docker build --target loadtest -t reaseq:loadtest .   # Locust with loadtest/ (local stack)
+#
+# The default target (the last stage) is `cpu`.
 
-FROM python:3.11-slim AS runtime
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    REASEQ_HOST=0.0.0.0 REASEQ_PORT=8000 \
-    REASEQ_BUNDLE_ROOT=/app/bundles REASEQ_EMBEDDED_USERS_PATH=/app/var/demo/users.npz
-WORKDIR /app
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+
+# --- wheel: the project as one wheel, so the runtime stages carry neither sources nor build tools.
+FROM ${PYTHON_IMAGE} AS wheel
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service service
 COPY kernels kernels
@@ -28,11 +24,80 @@ COPY offline offline
 COPY model_export model_export
 COPY cli cli
 COPY loadtest loadtest
-RUN pip install --no-cache-dir ".[cpu]" && useradd --system --uid 10001 reaseq
-COPY --from=demo-bundle /out/bundles /app/bundles
-COPY --from=demo-bundle /out/var /app/var
-USER reaseq
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+# --- demo: synthetic data, training (PyTorch, CPU build) and a demo bundle, for a local stack and
+# for newcomers. Run it with a volume at /demo: it writes /demo/bundles/<version>, its CURRENT file
+# and the embedded user snapshot /demo/var/users.npz. Never a base of the production targets.
+FROM ${PYTHON_IMAGE} AS demo
+ARG TORCH_SPEC="torch>=2.4,<3"
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+COPY --from=wheel /wheels /wheels
+# The CPU build of PyTorch first, so that the `train` extra does not pull the CUDA packages.
+RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu "${TORCH_SPEC}" \
+    && set -- /wheels/*.whl && pip install --no-cache-dir "$1[cpu,train]" \
+    && useradd --system --uid 10001 --user-group --no-create-home reaseq \
+    && mkdir /demo && chown 10001:10001 /demo
+WORKDIR /demo
+USER 10001
+VOLUME ["/demo"]
+CMD ["reaseq", "demo", "--bundles", "/demo/bundles", "--out", "/demo/var"]
+
+# --- loadtest: Locust and the `loadtest` extra, for the local stack's master and worker. The
+# compose file mounts loadtest/ over the installed copy, so edits apply without a rebuild.
+FROM ${PYTHON_IMAGE} AS loadtest
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONPATH=/mnt
+COPY --from=wheel /wheels /wheels
+RUN set -- /wheels/*.whl && pip install --no-cache-dir "$1[loadtest]" \
+    && rm -rf /wheels \
+    && useradd --system --uid 10001 --user-group --no-create-home reaseq
+WORKDIR /mnt
+USER 10001
+EXPOSE 8089
+ENTRYPOINT ["locust"]
+
+# --- gpu: CUDA runtime with cuDNN, onnxruntime-gpu (the `gpu` extra), PyTorch and Triton for the
+# attention kernels. Ubuntu's Python lives in a virtual environment (PEP 668).
+FROM ${CUDA_IMAGE} AS gpu
+ARG TORCH_SPEC="torch>=2.4,<3"
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+    VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH \
+    REASEQ_HOST=0.0.0.0 REASEQ_PORT=8000 \
+    REASEQ_BUNDLE_ROOT=/bundles
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/venv
+COPY --from=wheel /wheels /wheels
+# PyTorch from PyPI is the CUDA build and depends on Triton.
+RUN pip install --no-cache-dir "${TORCH_SPEC}" \
+    && set -- /wheels/*.whl && pip install --no-cache-dir "$1[gpu]" \
+    && rm -rf /wheels \
+    && useradd --system --uid 10001 --user-group --no-create-home reaseq
+WORKDIR /app
+USER 10001
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=2s --start-period=20s \
-    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/livez').status != 200)"
+HEALTHCHECK --interval=10s --timeout=2s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('REASEQ_PORT', '8000'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/livez', timeout=2).status != 200)"]
+CMD ["reaseq", "serve"]
+
+# --- cpu (default): python:3.11-slim, onnxruntime, no PyTorch. One uvicorn process per container;
+# scale with replicas. BLAS and OpenMP stay on one thread beside onnxruntime's
+# (REASEQ_ONNX_INTRA_OP_THREADS).
+FROM ${PYTHON_IMAGE} AS cpu
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+    REASEQ_HOST=0.0.0.0 REASEQ_PORT=8000 \
+    REASEQ_BUNDLE_ROOT=/bundles
+COPY --from=wheel /wheels /wheels
+RUN set -- /wheels/*.whl && pip install --no-cache-dir "$1[cpu]" \
+    && rm -rf /wheels \
+    && useradd --system --uid 10001 --user-group --no-create-home reaseq
+WORKDIR /app
+USER 10001
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=2s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('REASEQ_PORT', '8000'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/livez', timeout=2).status != 200)"]
 CMD ["reaseq", "serve"]

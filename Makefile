@@ -8,11 +8,22 @@ PORT ?= 8000
 # PyTorch is installed first, pinned, so that the project's torch range is met by a CPU build
 # instead of pulling the CUDA packages. Override for another build, e.g. TORCH_SPEC=torch==2.5.1.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= cpu,train,dev
+EXTRAS ?= cpu,train,dev,loadtest,kernels
 PYTEST_ARGS ?= -m "not slow and not gpu"
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run demo serve test test-all lint results clean
+# make loadtest: Locust against the demo bundle (or TARGET_URL), reports in LOADTEST_REPORT.
+TARGET_URL ?=
+LOADTEST_DURATION ?= 30s
+LOADTEST_USERS ?= 20
+LOADTEST_SPAWN_RATE ?= 10
+LOADTEST_SHAPE ?= soak
+LOADTEST_CANDIDATES ?= uniform:50:500
+LOADTEST_REPORT ?= var/loadtest
+LOADTEST_GATE_P99_MS ?= 250
+LOADTEST_GATE_FAILURE_RATIO ?= 0.01
+
+.PHONY: setup run demo serve test test-all lint results clean loadtest
 
 setup: $(STAMP)
 
@@ -47,6 +58,15 @@ lint: setup
 # Regenerates docs/RESULTS.md and docs/results.json (offline evaluation, several seeds).
 results: setup
 	$(BIN)/reaseq results
+
+# Starts the service on the demo bundle (built when missing) unless TARGET_URL is set; exits
+# non-zero when the p99 or failure-ratio gate fails.
+loadtest: setup
+	@test -n "$(TARGET_URL)" || test -f bundles/CURRENT || $(BIN)/reaseq demo
+	TARGET_URL="$(TARGET_URL)" $(BIN)/python -m loadtest --duration $(LOADTEST_DURATION) \
+		--users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_SPAWN_RATE) --shape $(LOADTEST_SHAPE) \
+		--candidates $(LOADTEST_CANDIDATES) --report-dir $(LOADTEST_REPORT) \
+		--gate-p99-ms $(LOADTEST_GATE_P99_MS) --gate-failure-ratio $(LOADTEST_GATE_FAILURE_RATIO)
 
 clean:
 	rm -rf $(VENV) bundles var .pytest_cache .ruff_cache .mypy_cache

@@ -15,6 +15,9 @@ from typing import Annotated
 
 import typer
 
+from cli import knowledge as _knowledge_commands
+from cli import openapi as _openapi_commands
+
 app = typer.Typer(
     help="ReaSeq ranking service: synthetic data, training, ONNX bundles, publishing, serving.",
     no_args_is_help=True,
@@ -25,6 +28,7 @@ DEFAULT_BUNDLES = Path("bundles")
 DEFAULT_DEMO_DIR = Path("var/demo")
 CURRENT_FILE = "CURRENT"
 HOUR = 3600
+DEFAULT_EPOCHS = 2  # the training default; enough for the demo data to converge
 
 
 class Size(StrEnum):
@@ -78,7 +82,7 @@ def data(
 def train(
     data: Annotated[Path, typer.Option(help="Dataset folder.")] = DEFAULT_DEMO_DIR / "data",
     out: Annotated[Path, typer.Option(help="Run folder to write.")] = DEFAULT_DEMO_DIR / "model",
-    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    epochs: Annotated[int, typer.Option(min=1)] = DEFAULT_EPOCHS,
     seed: SeedOpt = 0,
 ) -> None:
     """Train the ranker and its ID-only baseline; evaluate both and random on the time split."""
@@ -148,7 +152,7 @@ def demo(
     out: Annotated[
         Path, typer.Option(help="Folder for data, run and user store.")
     ] = DEFAULT_DEMO_DIR,
-    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    epochs: Annotated[int, typer.Option(min=1)] = DEFAULT_EPOCHS,
     seed: SeedOpt = 0,
 ) -> None:
     """Build the demo end to end: data -> knowledge vectors -> train -> bundle -> embedded store."""
@@ -210,16 +214,19 @@ def results(
 
 
 @app.command("example-request")
-def example_request(host: str = "127.0.0.1", port: int = 8000, candidates: int = 500) -> None:
-    """Print an example /v1/rank call for the demo bundle."""
-    body = {"user_id": "u1", "candidates": [f"i{n}" for n in range(1, candidates + 1)], "top_k": 5}
-    typer.echo("Example request, once the service is up:")
+def example_request(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Print an example /v1/rank call for the demo bundle: user u1, candidates i1..i500."""
+    candidates = "$(seq -s, -f '\"i%g\"' 1 500)"
+    body = f'{{\\"user_id\\": \\"u1\\", \\"top_k\\": 5, \\"candidates\\": [{candidates}]}}'
+    typer.echo("Once the service is up, rank 500 candidates for user u1:")
     typer.echo(
-        f"  curl -s http://{host}:{port}/v1/rank -H 'content-type: application/json' "
-        f"-d '{json.dumps(body)}'"
+        f"  curl -s http://{host}:{port}/v1/rank -H 'content-type: application/json' -d \"{body}\""
     )
-    typer.echo(f"  OpenAPI docs: http://{host}:{port}/docs")
+    typer.echo(f"OpenAPI docs: http://{host}:{port}/docs")
 
+
+_knowledge_commands.register(app)
+_openapi_commands.register(app)
 
 if __name__ == "__main__":
     app()

@@ -20,7 +20,7 @@ from service.contracts.manifest import EvaluationMetrics
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 
-#: Users with fewer real behaviours than this before a request count as sparse.
+#: Users with at most this many real behaviours before a request count as sparse.
 SPARSE_USER_HISTORY = 5
 
 
@@ -168,11 +168,19 @@ def random_baseline(dataset: Dataset, max_seq_len: int, seed: int = 0) -> Evalua
 
 
 def slice_metrics(trained: TrainedRanker, found: Predictions) -> dict[str, EvaluationMetrics]:
-    """Cold items (no trained ID embedding) and sparse users (short history)."""
+    """Cold items and sparse users.
+
+    * ``cold_items``: impressions of items held out of training entirely, i.e. without a trained
+      ID embedding because they appear in no training impression or behaviour (on the synthetic
+      data, the items launched after the split time).
+    * ``sparse_users``: impressions of requests whose user had at most
+      :data:`SPARSE_USER_HISTORY` real behaviours before the request (the sequence the ranker
+      sees, capped at its maximum length).
+    """
     has_id = trained.model.items.has_id.numpy() > 0
     slices = {
         "cold_items": ~has_id[found.items],
-        "sparse_users": found.history_lengths < SPARSE_USER_HISTORY,
+        "sparse_users": found.history_lengths <= SPARSE_USER_HISTORY,
     }
     return {
         name: metrics(found.labels[rows], found.probabilities[rows], found.users[rows])

@@ -20,8 +20,8 @@ from model_export.checkpoint import load_ranker, save_ranker
 from model_export.evaluate import evaluate_with_slices, random_baseline
 from model_export.train import TrainConfig, TrainedRanker, train
 from offline.data.canonical import Catalogue, Dataset
-from offline.encode import TfidfSvdEncoder, semantic_vectors
-from offline.knowledge import OfflineKnowledgeBackend
+from offline.encode import EncoderChoice, TextEncoder, encode_records, semantic_vectors
+from offline.knowledge import ItemKnowledge, KnowledgeBackend, OfflineKnowledgeBackend
 from service.contracts.manifest import EvaluationMetrics, TextEncoderInfo
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,30 @@ class SemanticVectors:
     encoder: TextEncoderInfo
 
 
-def encode_items(catalogue: Catalogue, dim: int = SEMANTIC_DIM, seed: int = 0) -> SemanticVectors:
-    """Semantic vectors from the offline knowledge backend and the TF-IDF + SVD encoder."""
+def encode_items(
+    catalogue: Catalogue,
+    dim: int = SEMANTIC_DIM,
+    seed: int = 0,
+    *,
+    backend: KnowledgeBackend | None = None,
+    encoder: EncoderChoice | None = None,
+) -> SemanticVectors:
+    """Semantic vectors of the catalogue: knowledge from ``backend`` (default: the offline
+    tables), encoded by ``encoder`` (default: TF-IDF + SVD at ``dim``)."""
+    choice = encoder or EncoderChoice(dim=dim, seed=seed)
     vectors, info = semantic_vectors(
-        catalogue, OfflineKnowledgeBackend(), TfidfSvdEncoder(dim=dim, seed=seed)
+        catalogue, backend or OfflineKnowledgeBackend(), choice.build()
     )
+    return SemanticVectors(np.asarray(vectors, dtype=np.float32), info)
+
+
+def encode_knowledge(
+    records: list[ItemKnowledge], catalogue: Catalogue, encoder: TextEncoder
+) -> SemanticVectors:
+    """Semantic vectors of knowledge records already written (one per catalogue row, in order)."""
+    if [record.item_id for record in records] != catalogue.item_ids.tolist():
+        raise ValueError("knowledge records do not match the catalogue's items and order")
+    vectors, info = encode_records(records, encoder)
     return SemanticVectors(np.asarray(vectors, dtype=np.float32), info)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import logging.config
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,19 +12,25 @@ from fastapi import FastAPI
 
 from service.contracts.manifest import BundleIntegrityError
 from service.errors import BundleNotFoundError, install_error_handlers
-from service.metrics import MetricsMiddleware, ServiceMetrics
+from service.logs import logging_config
+from service.metrics import ServiceMetrics, clear_multiprocess_dir
+from service.middleware import ObservabilityMiddleware
 from service.routes import ROUTERS
 from service.runtime import ServiceRuntime
 from service.settings import Settings, get_settings
+from service.tracing import StageTracer, TracingUnavailable, check_tracing_available, load_tracer
 
 log = logging.getLogger("service")
 
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
-def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
+
+def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("starting", extra={"settings": settings.model_dump(mode="json")})
         try:
-            runtime = await ServiceRuntime.start(settings)
+            runtime = await ServiceRuntime.start(settings, metrics, tracer)
         except (BundleIntegrityError, BundleNotFoundError) as error:
             log.error("refusing to start: %s", error)
             raise
@@ -32,44 +40,84 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         finally:
             app.state.runtime = None
             await runtime.close()
+            metrics.close()
 
     return lifespan
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The ranking service; the lifespan loads, verifies and warms the bundle, opens the store."""
+    """The ranking service; the lifespan loads, verifies and warms the bundle, opens the store.
+
+    Raises :class:`TracingUnavailable` when tracing is on and OpenTelemetry is not installed.
+    """
     settings = settings or get_settings()
+    metrics = ServiceMetrics(
+        latency_objective_s=settings.latency_objective_ms / 1000.0,
+        multiprocess_dir=settings.metrics_multiproc_dir,
+    )
+    tracer = load_tracer(
+        settings.tracing_enabled, settings.tracing_exporter, settings.tracing_service_name
+    )
     app = FastAPI(
         title="ReaSeq ranking service",
         version="1",
         summary="Ranks candidate items for a user with target attention over real and "
         "generated behaviours.",
-        lifespan=_lifespan(settings),
+        lifespan=_lifespan(settings, metrics, tracer),
     )
     app.state.runtime = None
-    app.state.metrics = ServiceMetrics()
+    app.state.metrics = metrics
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(
+        ObservabilityMiddleware,
+        metrics=metrics,
+        tracer=tracer,
+        access_log_enabled=settings.access_log,
+    )
     return app
 
 
 def serve(settings: Settings | None = None) -> None:
-    """Run the service under uvicorn (uvloop and httptools when installed)."""
+    """Run the service under uvicorn (uvloop and httptools when installed).
+
+    With ``REASEQ_WORKERS`` > 1 uvicorn starts that many worker processes, each building the app
+    from the ``REASEQ_*`` environment; they share metrics through ``PROMETHEUS_MULTIPROC_DIR``,
+    which is emptied here, before any worker writes to it.
+    """
     import uvicorn
 
     settings = settings or get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="auto",
-        http="auto",
-        log_level=settings.log_level,
-        access_log=False,
-    )
+    log_config = logging_config(settings.log_level, settings.log_format, settings.secret_values())
+    logging.config.dictConfig(log_config)
+    try:
+        check_tracing_available(settings.tracing_enabled, settings.tracing_exporter)
+    except TracingUnavailable as error:
+        raise SystemExit(f"refusing to start: {error}") from error
+    multiproc_dir = settings.metrics_multiproc_dir
+    if multiproc_dir is None and settings.workers > 1:
+        raise SystemExit(
+            f"refusing to start: REASEQ_WORKERS={settings.workers} needs {MULTIPROC_VARIABLE} "
+            "(an empty folder the workers can write), or /metrics would show one worker's counts"
+        )
+    if multiproc_dir is not None:
+        clear_multiprocess_dir(multiproc_dir)
+        # Workers inherit the environment: prometheus-client reads the variable at import.
+        os.environ[MULTIPROC_VARIABLE] = str(multiproc_dir)
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "auto",
+        "http": "auto",
+        "log_level": settings.log_level,
+        "log_config": log_config,
+        "access_log": False,  # the middleware writes the access log, with the request ID
+        # uvicorn is started from Python, so its own flag and variable do not apply here.
+        "timeout_graceful_shutdown": settings.graceful_shutdown_s,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+    else:
+        uvicorn.run("service.app:create_app", factory=True, workers=settings.workers, **options)  # type: ignore[arg-type]

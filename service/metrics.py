@@ -1,96 +1,284 @@
-"""Prometheus metrics of the service and the ASGI middleware that records them."""
+"""The service's Prometheus metrics: one class holding every family, and their exposition.
+
+Names follow Prometheus conventions (``reaseq_`` prefix, base units, ``_total`` counters) and no
+label carries a user or item ID, so the series count stays fixed whatever the traffic.
+
+Several worker processes (``REASEQ_WORKERS`` > 1) each count their own requests. With
+``PROMETHEUS_MULTIPROC_DIR`` set, prometheus-client keeps every value in a per-process file there
+and ``/metrics`` merges the files of all workers, so whichever worker answers the scrape reports
+the totals. Each gauge says how to merge (``multiprocess_mode``); the files of live-merged gauges
+of dead workers are removed on every scrape (:func:`reap_dead_workers`), while counters of dead
+workers stay, as a counter must never go down.
+"""
 
 from __future__ import annotations
 
-import time
+import logging
+import os
+import re
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-#: Dense between 1 ms and 100 ms, where the service's latency objective lives.
-LATENCY_BUCKETS_S = (
-    0.0005,
-    0.001,
-    0.002,
-    0.003,
-    0.004,
-    0.005,
-    0.0075,
-    0.01,
-    0.0125,
-    0.015,
-    0.02,
-    0.025,
-    0.03,
-    0.04,
-    0.05,
-    0.06,
-    0.075,
-    0.1,
-    0.15,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
 )
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+
+from service.ranking.observer import FetchOutcome, Stage
+from service.ranking.result import Degradation
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LATENCY_OBJECTIVE_S = 0.05
+#: Dense between 1 ms and 100 ms, where rank latencies and their objective live.
+LATENCY_BUCKETS_S = (
+    0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.025,
+    0.03, 0.04, 0.05, 0.06, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+#: Stages are a fraction of a request: finer at the bottom.
+STAGE_BUCKETS_S = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015,
+    0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
+)  # fmt: skip
+CANDIDATE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+BATCH_WAIT_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025)
+STORE_RECORDS = ("user_sequence", "generated_behaviours", "item_vector")
+BUNDLE_LOAD_RESULTS = ("success", "not_found", "integrity_error", "error")
+BUNDLE_RELOAD_RESULTS = ("success", "failure")
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
+
+
+def latency_buckets(objective_s: float) -> tuple[float, ...]:
+    """The request buckets with one edge exactly at the latency objective, so the share of
+    requests within it is read from a bucket, not interpolated."""
+    return tuple(sorted({*LATENCY_BUCKETS_S, round(objective_s, 6)}))
 
 
 class ServiceMetrics:
-    """The service's collectors, on their own registry so apps do not share state."""
+    """Every metric family of the service, on its own registry so apps in one process
+    (tests) do not share state."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+    def __init__(
+        self,
+        latency_objective_s: float = DEFAULT_LATENCY_OBJECTIVE_S,
+        multiprocess_dir: Path | None = None,
+    ) -> None:
+        if multiprocess_dir is not None and values.ValueClass is values.MutexValue:
+            raise ValueError(
+                f"metrics directory {multiprocess_dir} given, but prometheus-client was imported "
+                "without PROMETHEUS_MULTIPROC_DIR set: set the variable before the process starts"
+            )
+        self.registry = CollectorRegistry()
+        self.multiprocess_dir = multiprocess_dir
+        self.latency_objective_s = latency_objective_s
+        self._extra_collectors: list[Collector] = []
+        self._http_families()
+        self._ranking_families()
+        self._store_families()
+        self._bundle_families()
+
+    def _http_families(self) -> None:
+        registry = self.registry
         self.requests = Counter(
             "reaseq_requests_total",
-            "HTTP requests by route and status.",
+            "HTTP requests by route template and status code.",
             ["route", "status"],
-            registry=self.registry,
+            registry=registry,
         )
         self.duration = Histogram(
             "reaseq_request_duration_seconds",
-            "HTTP request latency by route.",
+            "HTTP request latency by route template, from the first byte in to the last out.",
             ["route"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=self.registry,
+            buckets=latency_buckets(self.latency_objective_s),
+            registry=registry,
         )
-        self.degraded = Counter(
-            "reaseq_degraded_total",
-            "Rankings served degraded, by reason.",
-            ["reason"],
-            registry=self.registry,
+        self.in_flight = Gauge(
+            "reaseq_requests_in_flight",
+            "HTTP requests being served now, summed over live workers.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.latency_objective = Gauge(
+            "reaseq_latency_objective_seconds",
+            "The configured latency objective of /v1/rank (REASEQ_LATENCY_OBJECTIVE_MS).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.latency_objective.set(self.latency_objective_s)
+
+    def _ranking_families(self) -> None:
+        registry = self.registry
+        self.stage_duration = Histogram(
+            "reaseq_stage_duration_seconds",
+            "Time of each ranking stage; the full-graph mode reports the stage 'full'.",
+            ["stage"],
+            buckets=STAGE_BUCKETS_S,
+            registry=registry,
         )
         self.candidates = Histogram(
             "reaseq_rank_candidates",
             "Candidates per rank request.",
-            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+            buckets=CANDIDATE_BUCKETS,
+            registry=registry,
+        )
+        self.degraded = Counter(
+            "reaseq_degraded_total",
+            "Rankings served degraded, by reason (one ranking may count under several).",
+            ["reason"],
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "reaseq_batch_size",
+            "Requests per scoring batch (no micro-batcher yet: always 1).",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.batch_wait = Histogram(
+            "reaseq_batch_wait_seconds",
+            "Time a request waited for its batch to close (no micro-batcher yet: always 0).",
+            buckets=BATCH_WAIT_BUCKETS_S,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "reaseq_scoring_queue_depth",
+            "Rank requests waiting for a scoring thread, summed over live workers.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        for stage in Stage:
+            self.stage_duration.labels(stage=stage.value)
+        for reason in Degradation:
+            self.degraded.labels(reason=reason.value)
+
+    def _store_families(self) -> None:
+        self.store_requests = Counter(
+            "reaseq_store_requests_total",
+            "Store fetches by backend and result: hit (user known), miss, timeout, error.",
+            ["store", "result"],
+            registry=self.registry,
+        )
+        self.store_lookups = Counter(
+            "reaseq_store_lookups_total",
+            "Records looked up in the store by kind and result (item vectors count one each).",
+            ["store", "record", "result"],
             registry=self.registry,
         )
 
+    def _bundle_families(self) -> None:
+        registry = self.registry
+        self.bundle_info = Gauge(
+            "reaseq_bundle_info",
+            "The bundle being served: 1 for its version.",
+            ["version"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.bundle_loads = Counter(
+            "reaseq_bundle_loads_total",
+            "Bundle loads at start-up (read, verify, warm up) by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.bundle_reloads = Counter(
+            "reaseq_bundle_reloads_total",
+            "Swaps of the served bundle without a restart, by result (no swap path yet).",
+            ["result"],
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "reaseq_ready",
+            "1 when the service would answer /readyz with 200; the minimum over live workers.",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        for result in BUNDLE_LOAD_RESULTS:
+            self.bundle_loads.labels(result=result)
+        for result in BUNDLE_RELOAD_RESULTS:
+            self.bundle_reloads.labels(result=result)
 
-class MetricsMiddleware:
-    """Counts and times every HTTP request under its route template (not its raw path)."""
+    def init_store(self, store: str) -> None:
+        """Create the store's series at zero, so rates and ratios exist before the first error."""
+        for outcome in FetchOutcome:
+            self.store_requests.labels(store=store, result=outcome.value)
+        for record in STORE_RECORDS:
+            for result in ("hit", "miss"):
+                self.store_lookups.labels(store=store, record=record, result=result)
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
+    def bundle_served(self, version: str, previous: str | None = None) -> None:
+        if previous is not None and previous != version:
+            self.bundle_info.labels(version=previous).set(0)
+        self.bundle_info.labels(version=version).set(1)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
+    def add_collector(self, collector: Collector) -> None:
+        """A collector computed at scrape time (GPU memory), shown by this process's scrape."""
+        self._extra_collectors.append(collector)
+        if self.multiprocess_dir is None:
+            self.registry.register(collector)
 
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+    def exposition(self) -> tuple[bytes, str]:
+        """The body and content type of ``/metrics``: all workers' values in multiprocess mode."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        reap_dead_workers(self.multiprocess_dir)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(self.multiprocess_dir))
+        for collector in self._extra_collectors:
+            registry.register(collector)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
 
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(route=route, status=str(status)).inc()
-            self.metrics.duration.labels(route=route).observe(time.perf_counter() - started)
+    def close(self) -> None:
+        """This worker is stopping: its live gauges must stop counting."""
+        if self.multiprocess_dir is not None:
+            mark_process_dead(os.getpid(), str(self.multiprocess_dir))
+
+
+def worker_pids(multiprocess_dir: Path) -> set[int]:
+    """Processes with live-merged gauge files in the directory."""
+    pids = set()
+    for name in os.listdir(multiprocess_dir):
+        match = _LIVE_GAUGE_FILE.match(name)
+        if match:
+            pids.add(int(match.group(1)))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed worker stays a zombie until its supervisor reaps it: dead all the same.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def reap_dead_workers(multiprocess_dir: Path) -> list[int]:
+    """Mark workers that died without saying so (killed, crashed) dead; returns their pids.
+
+    gunicorn does this in its ``child_exit`` hook; uvicorn's supervisor has none, so the
+    workers do it themselves at each scrape.
+    """
+    dead = [pid for pid in worker_pids(multiprocess_dir) if not _alive(pid)]
+    for pid in dead:
+        mark_process_dead(pid, str(multiprocess_dir))
+        log.info("marked metrics of dead worker %d", pid)
+    return dead
+
+
+def clear_multiprocess_dir(multiprocess_dir: Path) -> None:
+    """Empty the directory before workers start: files of a previous run would be counted."""
+    multiprocess_dir.mkdir(parents=True, exist_ok=True)
+    for path in multiprocess_dir.glob("*.db"):
+        path.unlink()

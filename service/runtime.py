@@ -10,11 +10,15 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.bundle import LoadedBundle
-from service.errors import ServiceNotReady
+from service.contracts.manifest import BundleIntegrityError
+from service.errors import BundleNotFoundError, ServiceNotReady
+from service.gpu_memory import gpu_memory_collector
 from service.metrics import ServiceMetrics
-from service.ranking import GraphRunner, RankingLimits, RankingPipeline
+from service.observer import ServiceObserver
+from service.ranking import GraphRunner, RankingLimits, RankingObserver, RankingPipeline
 from service.settings import Settings
 from service.stores import RankingStore, open_store
+from service.tracing import NoTracer, StageTracer
 
 log = logging.getLogger(__name__)
 
@@ -25,28 +29,41 @@ class ServiceRuntime:
     bundle: LoadedBundle
     store: RankingStore
     pipeline: RankingPipeline
+    metrics: ServiceMetrics
+    observer: RankingObserver
     warmed: bool = False
 
     @classmethod
-    async def start(cls, settings: Settings) -> ServiceRuntime:
+    async def start(
+        cls, settings: Settings, metrics: ServiceMetrics, tracer: StageTracer | None = None
+    ) -> ServiceRuntime:
         """Load, verify and warm the bundle, then open the store."""
-        bundle_dir = settings.resolve_bundle_dir()
-        bundle = await asyncio.to_thread(
-            LoadedBundle.load, bundle_dir, settings.onnx_intra_op_threads
-        )
-        await asyncio.to_thread(bundle.warm_up)
+        bundle = await _load_bundle(settings, metrics)
+        collector = gpu_memory_collector(bundle.sessions.values())
+        if collector is not None:
+            metrics.add_collector(collector)
         store = open_store(settings.store_config(), bundle)
         limits = RankingLimits(
             max_candidates=settings.max_candidates,
             max_recent_events=settings.max_recent_events,
             default_top_k=settings.default_top_k,
         )
-        pipeline = RankingPipeline(bundle, store, GraphRunner(bundle, settings.graph_mode), limits)
+        observer = ServiceObserver(metrics, tracer or NoTracer(), settings.store)
+        runner = GraphRunner(bundle, settings.graph_mode, observer=observer)
+        pipeline = RankingPipeline(bundle, store, runner, limits, observer=observer)
+        metrics.bundle_served(bundle.version)
+        metrics.ready.set(1)
         log.info("serving bundle %s with the %s store", bundle.version, settings.store)
-        return cls(settings, bundle, store, pipeline, warmed=True)
+        return cls(settings, bundle, store, pipeline, metrics, observer, warmed=True)
 
     async def unready_reason(self) -> str | None:
-        """Why the service should not take traffic, or None when it should."""
+        """Why the service should not take traffic, or None when it should (kept in the
+        ``reaseq_ready`` gauge, so Prometheus sees what the last probe saw)."""
+        reason = await self._unready_reason()
+        self.metrics.ready.set(0 if reason else 1)
+        return reason
+
+    async def _unready_reason(self) -> str | None:
         if not self.warmed:
             return "bundle not warmed up"
         if not await self.store.ping():
@@ -54,7 +71,29 @@ class ServiceRuntime:
         return None
 
     async def close(self) -> None:
+        self.metrics.ready.set(0)
         await self.store.close()
+
+
+async def _load_bundle(settings: Settings, metrics: ServiceMetrics) -> LoadedBundle:
+    """Resolve, load, verify and warm the bundle, counting the outcome by result."""
+    try:
+        bundle_dir = settings.resolve_bundle_dir()
+        bundle = await asyncio.to_thread(
+            LoadedBundle.load, bundle_dir, settings.onnx_intra_op_threads
+        )
+        await asyncio.to_thread(bundle.warm_up)
+    except BundleNotFoundError:
+        metrics.bundle_loads.labels(result="not_found").inc()
+        raise
+    except BundleIntegrityError:
+        metrics.bundle_loads.labels(result="integrity_error").inc()
+        raise
+    except Exception:
+        metrics.bundle_loads.labels(result="error").inc()
+        raise
+    metrics.bundle_loads.labels(result="success").inc()
+    return bundle
 
 
 def get_runtime(request: Request) -> ServiceRuntime:

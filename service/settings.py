@@ -19,7 +19,7 @@ CURRENT_FILE = "CURRENT"
 class Settings(BaseSettings):
     """Every knob of the ranking service; each field reads ``REASEQ_<FIELD NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="REASEQ_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="REASEQ_", extra="ignore", populate_by_name=True)
 
     host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")
     port: int = Field(default=8000, ge=1, le=65535)
@@ -54,6 +54,40 @@ class Settings(BaseSettings):
         default=None, description="X-API-Key of the admin endpoints; unset = admin disabled."
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    graceful_shutdown_s: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="After SIGTERM, the longest wait for in-flight requests; unset = no limit.",
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object per line; text: for a terminal."
+    )
+    access_log: bool = Field(default=True, description="One log line per HTTP request.")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="uvicorn worker processes; >1 needs a metrics dir."
+    )
+    metrics_multiproc_dir: Path | None = Field(
+        default=None,
+        # The variable prometheus-client itself reads, so both always agree.
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="PROMETHEUS_MULTIPROC_DIR: where workers share their metric values.",
+    )
+    latency_objective_ms: float = Field(
+        default=50.0, gt=0, le=10_000, description="Latency objective of /v1/rank (a bucket edge)."
+    )
+    tracing_enabled: bool = Field(
+        default=False, description="OpenTelemetry spans per request and stage (tracing extra)."
+    )
+    tracing_exporter: Literal["otlp", "console"] = Field(
+        default="otlp", description="otlp: to OTEL_EXPORTER_OTLP_ENDPOINT; console: stdout."
+    )
+    tracing_service_name: str = Field(default="reaseq-ranking", description="service.name.")
+
+    def secret_values(self) -> list[str]:
+        """Values that must never reach a log line."""
+        secrets = [self.admin_api_key.get_secret_value()] if self.admin_api_key else []
+        return [s for s in secrets if s]
 
     def resolve_bundle_dir(self) -> Path:
         """The directory of the bundle to serve."""

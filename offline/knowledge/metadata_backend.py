@@ -1,74 +1,50 @@
 """Item knowledge derived deterministically from catalogue metadata and the built-in world tables.
 
-This is the backend used when no language model is configured, so the whole pipeline runs offline
-and in tests. Its records follow the same schema an LLM backend writes; only the confidence differs.
-Work is done once per distinct category path (a few hundred), then each item record is assembled
-from plain lookups, so a million-item catalogue takes well under a minute.
+This backend is used when no language model is configured, so the whole pipeline runs offline
+and in tests. It answers every agent role (:class:`~offline.knowledge.agents.AgentBackend`) from
+the tables, and the team falls back to it for any role an LLM could not answer. Its records follow
+the same schema an LLM team writes; only the confidences differ.
+
+:meth:`OfflineKnowledgeBackend.describe` is the fast path for a whole catalogue and yields the
+same records as running the team over it: work is done once per distinct category path (a few
+hundred), then each item record is assembled from plain lookups, so a million-item catalogue
+takes well under a minute.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from offline.data.canonical import Catalogue
-from offline.knowledge.backend import KnowledgeBackend
-from offline.knowledge.schema import KNOWLEDGE_SCHEMA_VERSION, ItemKnowledge
-from offline.knowledge.world import (
-    PATH_SEPARATOR,
-    PRICE_BANDS,
-    TAXONOMY,
-    complements_of,
-    leaf_by_name,
-    substitutes_of,
+from offline.knowledge.agents import (
+    AgentBackend,
+    AgentReply,
+    AgentRole,
+    AttributeAnswer,
+    Findings,
+    RelationAnswer,
+    ScenarioAnswer,
 )
+from offline.knowledge.backend import KnowledgeBackend
+from offline.knowledge.critic import STATED_FIELDS, review
+from offline.knowledge.facts import ItemFacts
+from offline.knowledge.schema import KNOWLEDGE_SCHEMA_VERSION, ItemKnowledge
+from offline.knowledge.tables import (
+    METADATA_CONFIDENCE,
+    REASONED_FIELDS,
+    CategoryKnowledge,
+    category_knowledge,
+    split_path,
+)
+from offline.knowledge.world import PRICE_BANDS
 
-#: Confidence of a field read straight from the catalogue.
-METADATA_CONFIDENCE = 1.0
-#: Confidence of a relation looked up for a known leaf kind: common sense, not measured.
-LEAF_CONFIDENCE = 0.8
-#: Confidence when only the subcategory is known: its use cases and seasons are a coarser guess.
-SUBCATEGORY_CONFIDENCE = 0.5
-_FREE_TEXT_FIELDS = ("brand", "material", "style", "audience")  # catalogue column = name + "s"
-_RELATION_FIELDS = ("use_cases", "seasons", "complements", "substitutes")
-
-
-@dataclass(frozen=True)
-class _CategoryKnowledge:
-    """What the world tables say about one category path."""
-
-    path: list[str]
-    use_cases: list[str]
-    seasons: list[str]
-    complements: list[str]
-    substitutes: list[str]
-    relation_confidence: float
+# Kept importable from here: the confidences are part of this backend's documented behaviour.
+__all__ = ["METADATA_CONFIDENCE", "OfflineKnowledgeBackend"]
 
 
-def _category_knowledge(category_path: str) -> _CategoryKnowledge:
-    parts = [part.strip() for part in category_path.split(PATH_SEPARATOR) if part.strip()]
-    leaf = leaf_by_name().get(parts[-1]) if parts else None
-    if leaf is not None:
-        return _CategoryKnowledge(
-            parts,
-            list(leaf.sub.use_cases),
-            list(leaf.sub.seasons),
-            [name.lower() for name in complements_of(leaf.name)],
-            [name.lower() for name in substitutes_of(leaf.name)],
-            LEAF_CONFIDENCE,
-        )
-    subs = {sub.name: sub for top in TAXONOMY for sub in top.subcategories}
-    sub = next((subs[part] for part in reversed(parts) if part in subs), None)
-    if sub is not None:
-        return _CategoryKnowledge(
-            parts, list(sub.use_cases), list(sub.seasons), [], [], SUBCATEGORY_CONFIDENCE
-        )
-    return _CategoryKnowledge(parts, [], [], [], [], 0.0)
-
-
-class OfflineKnowledgeBackend(KnowledgeBackend):
+class OfflineKnowledgeBackend(KnowledgeBackend, AgentBackend):
     """Describes items from their metadata plus the built-in world-knowledge tables."""
 
     @property
@@ -77,23 +53,58 @@ class OfflineKnowledgeBackend(KnowledgeBackend):
 
     @property
     def version(self) -> str:
-        return "1"
+        return "2"
+
+    @property
+    def agent_identity(self) -> str:
+        return self.identity
+
+    async def answer(self, role: AgentRole, facts: ItemFacts, findings: Findings) -> AgentReply:
+        attributes = findings.attributes or self.attributes(facts)
+        tables = category_knowledge(tuple(attributes.category_path))
+        if role is AgentRole.ATTRIBUTES:
+            return AgentReply(attributes)
+        if role is AgentRole.SCENARIOS:
+            fields = {
+                name: list(getattr(tables, name))
+                for name in ScenarioAnswer.model_fields
+                if name in REASONED_FIELDS
+            }
+            return AgentReply(ScenarioAnswer(reasoning=_why(tables, "scenarios"), **fields))
+        if role is AgentRole.RELATIONS:
+            fields = {
+                name: list(getattr(tables, name))
+                for name in RelationAnswer.model_fields
+                if name in REASONED_FIELDS
+            }
+            return AgentReply(RelationAnswer(reasoning=_why(tables, "relations"), **fields))
+        return AgentReply(review(facts, findings))
+
+    @staticmethod
+    def attributes(facts: ItemFacts) -> AttributeAnswer:
+        path = list(split_path(facts.category_path)) or ["unknown"]
+        return AttributeAnswer(
+            reasoning="Read the attributes from the catalogue row; the path is split on '>'.",
+            category_path=path,
+            price_band=facts.price_band,
+            **{name: getattr(facts, name) for name in STATED_FIELDS},
+        )
 
     def describe(self, catalogue: Catalogue) -> list[ItemKnowledge]:
         bands = np.asarray(catalogue.price_bands)
         if len(bands) and (bands.min() < 0 or bands.max() >= len(PRICE_BANDS)):
             raise ValueError(f"price bands must lie in 0..{len(PRICE_BANDS) - 1}")
         paths, path_index = np.unique(catalogue.category_paths, return_inverse=True)
-        categories = [_category_knowledge(str(path)) for path in paths]
+        categories = [category_knowledge(split_path(str(path)) or ("unknown",)) for path in paths]
         # Which free-text metadata fields each item fills in, as a bit mask: a blank field gets
         # confidence 0, so one shared dict per (category path, mask) serves every item.
         filled = np.zeros(len(catalogue), dtype=np.int64)
-        for bit, name in enumerate(_FREE_TEXT_FIELDS):
+        for bit, name in enumerate(STATED_FIELDS):
             filled |= (np.char.str_len(getattr(catalogue, name + "s")) > 0).astype(np.int64) << bit
-        keys = path_index.reshape(-1) * (1 << len(_FREE_TEXT_FIELDS)) + filled
+        keys = path_index.reshape(-1) * (1 << len(STATED_FIELDS)) + filled
         shared: dict[int, dict[str, Any]] = {}
         for key in np.unique(keys).tolist():
-            path, mask = divmod(key, 1 << len(_FREE_TEXT_FIELDS))
+            path, mask = divmod(key, 1 << len(STATED_FIELDS))
             shared[key] = self._shared_fields(categories[path], mask)
         # Records are built without re-validation: every value is a catalogue string or comes
         # from a checked table, and validating a million records would dominate the run time.
@@ -103,22 +114,24 @@ class OfflineKnowledgeBackend(KnowledgeBackend):
             for key, item in zip(keys.tolist(), _metadata_rows(catalogue), strict=True)
         ]
 
-    def _shared_fields(self, category: _CategoryKnowledge, filled: int) -> dict[str, Any]:
-        relation = category.relation_confidence
+    def _shared_fields(self, category: CategoryKnowledge, filled: int) -> dict[str, Any]:
         confidence = {"category_path": METADATA_CONFIDENCE, "price_band": METADATA_CONFIDENCE}
-        for bit, name in enumerate(_FREE_TEXT_FIELDS):
+        for bit, name in enumerate(STATED_FIELDS):
             confidence[name] = METADATA_CONFIDENCE if filled >> bit & 1 else 0.0
-        confidence |= dict.fromkeys(_RELATION_FIELDS, relation)
+        confidence |= dict.fromkeys(REASONED_FIELDS, category.confidence)
         return {
             "schema_version": KNOWLEDGE_SCHEMA_VERSION,
-            "category_path": category.path,
-            "use_cases": category.use_cases,
-            "seasons": category.seasons,
-            "complements": category.complements,
-            "substitutes": category.substitutes,
+            "category_path": list(category.path),
+            **category.reasoned(),
             "confidence": confidence,
             "backend": self.identity,
         }
+
+
+def _why(tables: CategoryKnowledge, what: str) -> str:
+    if tables.confidence == 0:
+        return f"The tables know nothing about {' > '.join(tables.path)}; no {what} inferred."
+    return f"Looked up the {what} of {' > '.join(tables.path)} in the world tables."
 
 
 def _metadata_rows(catalogue: Catalogue) -> list[dict[str, Any]]:

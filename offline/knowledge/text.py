@@ -22,8 +22,12 @@ def knowledge_text(record: ItemKnowledge) -> str:
         ("price", record.price_band),
         ("audience", record.audience),
         ("use", ", ".join(record.use_cases)),
+        ("occasion", ", ".join(record.occasions)),
         ("season", ", ".join(record.seasons)),
+        ("need", ", ".join(record.needs)),
         ("complements", ", ".join(record.complements)),
         ("substitutes", ", ".join(record.substitutes)),
+        ("bought before", ", ".join(record.bought_before)),
+        ("bought after", ", ".join(record.bought_after)),
     )
     return SEGMENT_SEPARATOR.join(f"{name}: {value}" for name, value in segments if value).lower()

@@ -268,3 +268,21 @@ def substitutes_of(name: str) -> tuple[str, ...]:
         return ()
     paired = set(complements_of(name))
     return tuple(other for other in leaf.sub.leaves if other != name and other not in paired)
+
+
+@cache
+def bought_after_of(name: str) -> tuple[str, ...]:
+    """Kinds people add once they own ``name``: the complements it lists, read as a direction.
+
+    The complement table lists each pair once, from the anchor purchase to what goes with it
+    ("Cookware" lists "Olive Oil"), so the listed side is what follows the anchor.
+    """
+    listed = set(_split(_COMPLEMENTS[name])) if name in _COMPLEMENTS else set()
+    return tuple(leaf.name for leaf in leaves() if leaf.name in listed)
+
+
+@cache
+def bought_before_of(name: str) -> tuple[str, ...]:
+    """Kinds whose owners go on to buy ``name``: the anchors that list it as a complement."""
+    anchors = {other for other, text in _COMPLEMENTS.items() if name in _split(text)}
+    return tuple(leaf.name for leaf in leaves() if leaf.name in anchors)

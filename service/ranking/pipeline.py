@@ -18,10 +18,16 @@ from service.errors import (
     TooManyCandidates,
     TooManyEvents,
 )
-from service.ranking.behaviours import RealBehaviours, generated_block, real_behaviours
+from service.ranking.behaviours import (
+    BehaviourBlock,
+    RealBehaviours,
+    generated_block,
+    real_behaviours,
+)
 from service.ranking.explain import explain
+from service.ranking.observer import NO_OBSERVER, FetchOutcome, RankingObserver, Stage
 from service.ranking.result import Degradation, Ranking, ScoredItem, Timings
-from service.ranking.scoring import GraphRunner
+from service.ranking.scoring import GraphRunner, ScoreResult
 from service.stores.base import FetchQuery, FetchResult, RankingStore, UserSequence
 
 _NAMED_DUPLICATES = 10
@@ -61,12 +67,14 @@ class RankingPipeline:
         runner: GraphRunner,
         limits: RankingLimits,
         clock: Callable[[], float] = time.time,
+        observer: RankingObserver = NO_OBSERVER,
     ) -> None:
         self.bundle = bundle
         self.store = store
         self._runner = runner
         self._limits = limits
         self._clock = clock
+        self._observer = observer
 
     def validate(self, query: RankQuery) -> None:
         """Raise an ``InvalidRankRequest`` naming the limit or rule the query breaks."""
@@ -108,9 +116,7 @@ class RankingPipeline:
         generated = generated_block(
             fetched.generated, manifest.max_lengths.generated, self.bundle.items.dim
         )
-        result = await asyncio.to_thread(
-            self._runner.score, fetched.candidate_vectors, real.block, generated, query.explain
-        )
+        result = await self._score(fetched, real.block, generated, query.explain)
         top_k = query.top_k or self._limits.default_top_k
         rows = np.argsort(-result.scores, kind="stable")[:top_k]
         items = [ScoredItem(query.candidates[r], float(result.scores[r])) for r in rows]
@@ -123,16 +129,52 @@ class RankingPipeline:
         timings = Timings(fetch_ms, _elapsed_ms(model_started), _elapsed_ms(started))
         return self._ranking(query, items, degraded, timings, explanations)
 
+    async def _score(
+        self,
+        fetched: FetchResult,
+        real: BehaviourBlock,
+        generated: BehaviourBlock,
+        explain: bool,
+    ) -> ScoreResult:
+        """Score in a worker thread, so the event loop keeps serving while the graphs run.
+
+        There is no micro-batcher yet: each request is a batch of one, handed over at once.
+        """
+        observer = self._observer
+        started = False
+
+        def run() -> ScoreResult:
+            nonlocal started
+            started = True
+            observer.scoring_started(batch_size=1, waited_s=0.0)
+            return self._runner.score(fetched.candidate_vectors, real, generated, explain)
+
+        observer.scoring_queued()
+        try:
+            return await asyncio.to_thread(run)
+        finally:
+            if not started:
+                observer.scoring_abandoned()
+
     async def _fetch(self, query: RankQuery) -> tuple[FetchResult, list[Degradation]]:
         """Fetch from the store; on a timeout, fall back to the bundle's item table alone."""
         fetch_query = FetchQuery(query.user_id, query.candidates, query.recent_events.item_ids)
-        try:
-            if query.timeout_ms is None:
-                return await self.store.fetch(fetch_query), []
-            async with asyncio.timeout(query.timeout_ms / 1000.0):
-                return await self.store.fetch(fetch_query), []
-        except (StoreTimeout, TimeoutError):
-            return self._table_only(fetch_query), [Degradation.STORE_TIMEOUT]
+        with self._observer.stage(Stage.FETCH):
+            try:
+                if query.timeout_ms is None:
+                    fetched = await self.store.fetch(fetch_query)
+                else:
+                    async with asyncio.timeout(query.timeout_ms / 1000.0):
+                        fetched = await self.store.fetch(fetch_query)
+            except (StoreTimeout, TimeoutError):
+                self._observer.fetched(FetchOutcome.TIMEOUT, None)
+                return self._table_only(fetch_query), [Degradation.STORE_TIMEOUT]
+            except Exception:
+                self._observer.fetched(FetchOutcome.ERROR, None)
+                raise
+        hit = fetched.sequence is not None
+        self._observer.fetched(FetchOutcome.HIT if hit else FetchOutcome.MISS, fetched)
+        return fetched, []
 
     def _table_only(self, query: FetchQuery) -> FetchResult:
         items = self.bundle.items

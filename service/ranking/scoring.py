@@ -11,6 +11,7 @@ from kernels.target_attention import AttentionBackend, target_attention
 from service.bundle import LoadedBundle
 from service.contracts import graphs
 from service.ranking.behaviours import BehaviourBlock
+from service.ranking.observer import NO_OBSERVER, RankingObserver, Stage
 from service.stores.base import FloatArray
 
 GraphMode = Literal["split", "full"]
@@ -31,10 +32,12 @@ class GraphRunner:
         bundle: LoadedBundle,
         mode: GraphMode = "split",
         backend: AttentionBackend = AttentionBackend.NUMPY,
+        observer: RankingObserver = NO_OBSERVER,
     ) -> None:
         self._bundle = bundle
         self._mode = mode
         self._backend = backend
+        self._observer = observer
         self._heads = bundle.manifest.dimensions.heads
 
     def score(
@@ -52,7 +55,14 @@ class GraphRunner:
     def _full(
         self, candidates: FloatArray, real: BehaviourBlock, generated: BehaviourBlock
     ) -> ScoreResult:
-        out = self._bundle.run(
+        with self._observer.stage(Stage.FULL):
+            out = self._run_full(candidates, real, generated)
+        return ScoreResult(out[graphs.SCORES][0], None, None)
+
+    def _run_full(
+        self, candidates: FloatArray, real: BehaviourBlock, generated: BehaviourBlock
+    ) -> dict[str, np.ndarray]:
+        return self._bundle.run(
             graphs.FULL,
             {
                 graphs.CANDIDATE_VECTORS: candidates[None],
@@ -64,7 +74,6 @@ class GraphRunner:
                 graphs.GENERATED_MASK: generated.mask[None],
             },
         )
-        return ScoreResult(out[graphs.SCORES][0], None, None)
 
     def _split(
         self,
@@ -73,40 +82,45 @@ class GraphRunner:
         generated: BehaviourBlock,
         explain: bool,
     ) -> ScoreResult:
-        user = self._bundle.run(
-            graphs.USER_ENCODER,
-            {
-                graphs.SEQUENCE_VECTORS: real.vectors[None],
-                graphs.SEQUENCE_EVENTS: real.events[None],
-                graphs.SEQUENCE_GAPS: real.gaps[None],
-                graphs.GENERATED_VECTORS: generated.vectors[None],
-            },
-        )
-        queries = self._bundle.run(
-            graphs.CANDIDATE_ENCODER, {graphs.CANDIDATE_VECTORS: candidates[None]}
-        )
-        real_pooled, real_weights = self._attend(
-            queries[graphs.REAL_QUERIES],
-            user[graphs.REAL_KEYS],
-            user[graphs.REAL_VALUES],
-            real.mask,
-            explain,
-        )
-        gen_pooled, gen_weights = self._attend(
-            queries[graphs.GENERATED_QUERIES],
-            user[graphs.GENERATED_KEYS],
-            user[graphs.GENERATED_VALUES],
-            generated.mask,
-            explain,
-        )
-        out = self._bundle.run(
-            graphs.SCORER,
-            {
-                graphs.CANDIDATE_VECTORS: candidates[None],
-                graphs.REAL_POOLED: real_pooled,
-                graphs.GENERATED_POOLED: gen_pooled,
-            },
-        )
+        stage = self._observer.stage
+        with stage(Stage.USER_ENCODER):
+            user = self._bundle.run(
+                graphs.USER_ENCODER,
+                {
+                    graphs.SEQUENCE_VECTORS: real.vectors[None],
+                    graphs.SEQUENCE_EVENTS: real.events[None],
+                    graphs.SEQUENCE_GAPS: real.gaps[None],
+                    graphs.GENERATED_VECTORS: generated.vectors[None],
+                },
+            )
+        with stage(Stage.CANDIDATE_ENCODER):
+            queries = self._bundle.run(
+                graphs.CANDIDATE_ENCODER, {graphs.CANDIDATE_VECTORS: candidates[None]}
+            )
+        with stage(Stage.ATTENTION):
+            real_pooled, real_weights = self._attend(
+                queries[graphs.REAL_QUERIES],
+                user[graphs.REAL_KEYS],
+                user[graphs.REAL_VALUES],
+                real.mask,
+                explain,
+            )
+            gen_pooled, gen_weights = self._attend(
+                queries[graphs.GENERATED_QUERIES],
+                user[graphs.GENERATED_KEYS],
+                user[graphs.GENERATED_VALUES],
+                generated.mask,
+                explain,
+            )
+        with stage(Stage.SCORER):
+            out = self._bundle.run(
+                graphs.SCORER,
+                {
+                    graphs.CANDIDATE_VECTORS: candidates[None],
+                    graphs.REAL_POOLED: real_pooled,
+                    graphs.GENERATED_POOLED: gen_pooled,
+                },
+            )
         return ScoreResult(
             out[graphs.SCORES][0],
             None if real_weights is None else real_weights[0],

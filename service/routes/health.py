@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.runtime import MetricsDep, ServiceRuntime
 from service.schemas import ReadinessResponse
@@ -41,6 +40,14 @@ def _not_ready(reason: str) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(service_metrics: MetricsDep) -> Response:
-    """Prometheus exposition of the service's metrics."""
-    return Response(generate_latest(service_metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, service_metrics: MetricsDep) -> Response:
+    """Prometheus exposition of the service's metrics (every worker's, in multiprocess mode).
+
+    Readiness is evaluated first, so ``reaseq_ready`` is fresh at each scrape even where no
+    orchestrator probes ``/readyz``.
+    """
+    runtime: ServiceRuntime | None = getattr(request.app.state, "runtime", None)
+    if runtime is not None:
+        await runtime.unready_reason()
+    body, content_type = service_metrics.exposition()
+    return Response(body, media_type=content_type)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated
-
 import orjson
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Response
 
-from service.ranking import RankQuery
+from service.logs import current_request_id
+from service.ranking import RankQuery, Stage
 from service.routes.events import events_to_sequence
 from service.runtime import MetricsDep, RuntimeDep
 from service.schemas import ErrorResponse, RankRequest, RankResponse
@@ -26,11 +24,15 @@ async def rank(
     body: RankRequest,
     runtime: RuntimeDep,
     metrics: MetricsDep,
-    x_request_id: Annotated[str | None, Header(max_length=128)] = None,
 ) -> Response:
-    """Score the candidates for the user, highest first."""
+    """Score the candidates for the user, highest first.
+
+    The answer's ``request_id`` is the ``X-Request-ID`` header when the caller sent a sane one
+    (up to 128 printable ASCII characters), else a fresh one; the response echoes it as
+    ``X-Request-ID`` and every log line of the request carries it.
+    """
     query = RankQuery(
-        request_id=x_request_id or uuid.uuid4().hex,
+        request_id=current_request_id.get(),
         user_id=body.user_id,
         candidates=body.candidates,
         top_k=body.top_k,
@@ -43,4 +45,6 @@ async def rank(
     for reason in ranking.degraded:
         metrics.degraded.labels(reason=reason.value).inc()
     # The domain result serialises straight to JSON bytes; response_model documents its shape.
-    return Response(orjson.dumps(ranking), media_type="application/json")
+    with runtime.observer.stage(Stage.SERIALISATION):
+        payload = orjson.dumps(ranking)
+    return Response(payload, media_type="application/json")

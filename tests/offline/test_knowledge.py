@@ -85,6 +85,9 @@ def test_known_leaf_gets_world_knowledge() -> None:
     assert record.price_band == "luxury"
     assert "olive oil" in record.complements and "cooking" in record.use_cases
     assert record.confidence["complements"] == 0.8
+    # Directed relations: the complement table lists what follows an anchor purchase.
+    assert "olive oil" in record.bought_after and "camp stoves" in record.bought_before
+    assert record.needs == ["comfortable living", "hosting"]
 
 
 def test_unknown_leaf_falls_back_to_its_subcategory_then_to_nothing() -> None:
@@ -112,6 +115,41 @@ def test_schema_is_strict() -> None:
     with pytest.raises(ValidationError):
         ItemKnowledge.model_validate(valid | {"colour": "red"})
     with pytest.raises(ValidationError):
-        ItemKnowledge.model_validate(valid | {"schema_version": 2})
+        ItemKnowledge.model_validate(valid | {"schema_version": 3})
+    old = ItemKnowledge.model_validate(valid | {"schema_version": 1})
+    assert old.occasions == [] and old.bought_after == []
     with pytest.raises(TypeError):
         KnowledgeBackend()  # type: ignore[abstract]
+
+
+def test_critic_keeps_the_catalogue_and_counts_conflicts() -> None:
+    from offline.knowledge import AttributeAnswer, Findings, catalogue_facts
+    from offline.knowledge.critic import review
+
+    (facts,) = catalogue_facts(_one_item("Home>Kitchen>Cookware"))
+    claimed = AttributeAnswer(
+        reasoning="r",
+        category_path=["Home", "Kitchen", "Cookware"],
+        brand="Other",
+        material="",
+        style="modern",
+        price_band="budget",
+        audience="chefs",
+    )
+    answer = review(facts, Findings(attributes=claimed))
+    assert answer.brand == "Acme" and answer.price_band == "luxury"
+    assert answer.audience == "hosts" and answer.confidence["brand"] == 1.0
+    assert len(answer.conflicts) == 3  # brand, price band, audience
+
+
+def test_prompts_ask_for_reasoning_first_and_are_versioned() -> None:
+    from offline.knowledge import PROMPTS, AgentRole, Findings, catalogue_facts
+    from offline.knowledge.prompts import render_messages
+
+    (facts,) = catalogue_facts(_one_item("Home>Kitchen>Cookware"))
+    for role, prompt in PROMPTS.items():
+        assert prompt.version and prompt.role is role
+        assert next(iter(prompt.json_schema()["properties"])) == "reasoning"
+        system, user = render_messages(prompt, facts, Findings())
+        assert "reasoning" in system["content"] and "i0" not in user["content"]
+        assert ("Findings so far" in user["content"]) == (role is not AgentRole.ATTRIBUTES)

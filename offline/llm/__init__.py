@@ -1,0 +1,22 @@
+"""Clients for OpenAI-compatible HTTP endpoints (chat completions, embeddings) used offline."""
+
+from offline.llm.chat import ChatClient, Completion
+from offline.llm.embeddings import EmbeddingError, EmbeddingsClient
+from offline.llm.endpoint import EndpointError, JsonEndpoint, RequestStats
+from offline.llm.json_extract import JSONExtractionError, extract_json_object
+from offline.llm.settings import EmbeddingSettings, EndpointSettings, LLMSettings
+
+__all__ = [
+    "ChatClient",
+    "Completion",
+    "EmbeddingError",
+    "EmbeddingSettings",
+    "EmbeddingsClient",
+    "EndpointError",
+    "EndpointSettings",
+    "JSONExtractionError",
+    "JsonEndpoint",
+    "LLMSettings",
+    "RequestStats",
+    "extract_json_object",
+]

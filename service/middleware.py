@@ -1,0 +1,108 @@
+"""The ASGI middleware around every HTTP request: request ID, metrics, access log, root span.
+
+One middleware rather than several keeps the per-request cost to one wrapper, and lets the
+access log, the metrics and the span agree on the same status and duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.logs import current_request_id, request_id_from
+from service.metrics import ServiceMetrics
+from service.tracing import StageTracer
+
+access_log = logging.getLogger("service.access")
+log = logging.getLogger(__name__)
+
+UNMATCHED_ROUTE = "unmatched"
+
+
+class ObservabilityMiddleware:
+    """Takes the request ID from ``X-Request-ID`` (or makes one), echoes it on the response,
+    makes it current for every log line of the request, and records the request under its route
+    template (never its raw path, which carries user IDs)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: ServiceMetrics,
+        tracer: StageTracer,
+        access_log_enabled: bool = True,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.tracer = tracer
+        self.access_log_enabled = access_log_enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request_id = request_id_from(headers.get("x-request-id"))
+        token = current_request_id.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            with self.tracer.server_span(f"HTTP {scope['method']}", headers) as attributes:
+                try:
+                    await self.app(scope, receive, send_with_request_id)
+                except Exception:
+                    log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+                    raise
+                finally:
+                    attributes.update(
+                        {
+                            "http.request.method": scope["method"],
+                            "http.route": _route(scope),
+                            "http.response.status_code": status,
+                            "reaseq.request_id": request_id,
+                        }
+                    )
+        finally:
+            self.metrics.in_flight.dec()
+            self._record(scope, status, time.perf_counter() - started)
+            current_request_id.reset(token)
+
+    def _record(self, scope: Scope, status: int, elapsed_s: float) -> None:
+        route = _route(scope)
+        self.metrics.requests.labels(route=route, status=str(status)).inc()
+        self.metrics.duration.labels(route=route).observe(elapsed_s)
+        if self.access_log_enabled:
+            access_log.log(
+                _access_level(status),
+                "%s %s %d",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed_s * 1000.0, 3),
+                },
+            )
+
+
+def _access_level(status: int) -> int:
+    if status == 500:
+        return logging.ERROR
+    return logging.WARNING if status >= 500 else logging.INFO
+
+
+def _route(scope: Scope) -> str:
+    return getattr(scope.get("route"), "path", UNMATCHED_ROUTE)

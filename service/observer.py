@@ -1,0 +1,65 @@
+"""The ranking pipeline's observer in the running service: Prometheus metrics and tracing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from service.metrics import ServiceMetrics
+from service.ranking.observer import FetchOutcome, Stage
+from service.stores.base import FetchResult
+from service.tracing import StageTracer
+
+
+class ServiceObserver:
+    """Times stages into ``reaseq_stage_duration_seconds`` (and a span each), counts store
+    outcomes under the backend's name, and tracks the scoring queue."""
+
+    def __init__(self, metrics: ServiceMetrics, tracer: StageTracer, store: str) -> None:
+        self._metrics = metrics
+        self._tracer = tracer
+        self._store = store
+        # Label lookups cost more than the observation: bind every child once.
+        self._stage_timers = {s: metrics.stage_duration.labels(stage=s.value) for s in Stage}
+        self._fetches = {
+            o: metrics.store_requests.labels(store=store, result=o.value) for o in FetchOutcome
+        }
+        metrics.init_store(store)
+
+    @contextmanager
+    def stage(self, stage: Stage) -> Iterator[None]:
+        with self._tracer.span(f"rank.{stage.value}"):
+            started = time.perf_counter()
+            try:
+                yield
+            finally:
+                self._stage_timers[stage].observe(time.perf_counter() - started)
+
+    def fetched(self, outcome: FetchOutcome, result: FetchResult | None) -> None:
+        self._fetches[outcome].inc()
+        if result is None:
+            return
+        lookups = self._metrics.store_lookups
+        store = self._store
+        sequence = "hit" if result.sequence is not None else "miss"
+        generated = "hit" if result.generated is not None else "miss"
+        lookups.labels(store=store, record="user_sequence", result=sequence).inc()
+        lookups.labels(store=store, record="generated_behaviours", result=generated).inc()
+        known = int(result.candidate_known.sum()) + int(result.event_item_known.sum())
+        asked = len(result.candidate_known) + len(result.event_item_known)
+        if known:
+            lookups.labels(store=store, record="item_vector", result="hit").inc(known)
+        if asked - known:
+            lookups.labels(store=store, record="item_vector", result="miss").inc(asked - known)
+
+    def scoring_queued(self) -> None:
+        self._metrics.queue_depth.inc()
+
+    def scoring_started(self, batch_size: int, waited_s: float) -> None:
+        self._metrics.queue_depth.dec()
+        self._metrics.batch_size.observe(batch_size)
+        self._metrics.batch_wait.observe(waited_s)
+
+    def scoring_abandoned(self) -> None:
+        self._metrics.queue_depth.dec()
