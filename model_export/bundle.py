@@ -26,6 +26,7 @@ from service.contracts.manifest import (
     EvaluationMetrics,
     FeatureSchema,
     FileDigest,
+    GeneratorInfo,
     ItemTable,
     MaxLengths,
     ModelDimensions,
@@ -75,6 +76,16 @@ def _check_semantic(trained: TrainedRanker, semantic_vectors: npt.NDArray[np.flo
         raise ValueError("semantic vectors differ from the ones the ranker was trained with")
 
 
+def _check_generator(trained: TrainedRanker, generator: GeneratorInfo | None) -> None:
+    k = trained.config.generated
+    if k > 0 and generator is None:
+        raise ValueError(
+            f"the ranker was trained with {k} generated behaviours: name the generator"
+        )
+    if k == 0 and generator is not None:
+        raise ValueError("the ranker was trained without generated behaviours: pass no generator")
+
+
 def export_bundle(
     trained: TrainedRanker,
     dataset: Dataset,
@@ -83,20 +94,29 @@ def export_bundle(
     metrics: dict[str, EvaluationMetrics],
     bundles_root: Path,
     version: str | None = None,
+    generator: GeneratorInfo | None = None,
 ) -> Path:
-    """Write ``bundles_root/<version>/`` and return its path; refuses to overwrite a bundle."""
+    """Write ``bundles_root/<version>/`` and return its path; refuses to overwrite a bundle.
+
+    ``generator`` names the generator whose blocks the ranker was trained with; it is required
+    exactly when the ranker was trained with generated behaviours, so serving can refuse blocks
+    from another generator version.
+    """
     if len(dataset.catalogue) != trained.shape.n_items:
         raise ValueError(
             f"catalogue has {len(dataset.catalogue)} items, the ranker {trained.shape.n_items}"
         )
     _check_semantic(trained, semantic_vectors)
+    _check_generator(trained, generator)
     if version is not None and (bundles_root / version).exists():
         raise FileExistsError(f"bundle {version} already exists in {bundles_root}")
     bundles_root.mkdir(parents=True, exist_ok=True)
     staging = bundles_root / f".staging-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        manifest = _write_contents(trained, dataset, encoder_info, metrics, staging, version)
+        manifest = _write_contents(
+            trained, dataset, encoder_info, generator, metrics, staging, version
+        )
         destination = bundles_root / manifest.version
         if destination.exists():
             raise FileExistsError(f"bundle {manifest.version} already exists in {bundles_root}")
@@ -111,6 +131,7 @@ def _write_contents(
     trained: TrainedRanker,
     dataset: Dataset,
     encoder_info: TextEncoderInfo | None,
+    generator: GeneratorInfo | None,
     metrics: dict[str, EvaluationMetrics],
     staging: Path,
     version: str | None,
@@ -129,7 +150,7 @@ def _write_contents(
         dimensions=ModelDimensions(
             item_dim=shape.item_dim, heads=shape.heads, semantic_dim=shape.semantic_dim
         ),
-        max_lengths=MaxLengths(sequence=config.max_seq_len, generated=0),
+        max_lengths=MaxLengths(sequence=config.max_seq_len, generated=config.generated),
         features=FeatureSchema(event_types=list(EVENT_TYPES), time_gap_buckets=TIME_GAP_BUCKETS),
         graphs=graphs,
         item_table=ItemTable(
@@ -140,7 +161,7 @@ def _write_contents(
             default_vector=default_item_vector(table, has_id),
         ),
         text_encoder=encoder_info,
-        generator=None,
+        generator=generator,
         metrics=metrics,
         files=files,
     )

@@ -2,14 +2,15 @@
 
 An example holds the user's last ``max_seq_len`` behaviours strictly before the request time,
 with their event ids and time-gap buckets computed by :mod:`service.features` (the functions the
-service uses online), and the request's impressed items with their click labels. Everything is
-built with array operations so the demo dataset is ready in well under a second.
+service uses online), the request's impressed items with their click labels and, when a generator
+has produced them, the user's K generated ("beyond-log") behaviours for that request. Everything
+is built with array operations so the demo dataset is ready in well under a second.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +37,19 @@ class RankingExamples:
     candidate_items: Ints  # [R, C]
     labels: npt.NDArray[np.float32]  # [R, C]
     candidate_mask: Bools  # [R, C]
+    #: Generated behaviours per request, -1 at empty slots; ``[R, 0]`` when none were generated.
+    generated_items: Ints = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+
+    def __post_init__(self) -> None:
+        # A default of [0, 0] cannot know R; widen it here so every row has a (empty) block.
+        if self.generated_items.shape[0] != len(self.user_idx):
+            if self.generated_items.size:
+                raise ValueError(
+                    f"{self.generated_items.shape[0]} generated blocks for {len(self)} requests"
+                )
+            object.__setattr__(
+                self, "generated_items", np.zeros((len(self.user_idx), 0), dtype=np.int64)
+            )
 
     def __len__(self) -> int:
         return len(self.user_idx)
@@ -51,7 +65,35 @@ class RankingExamples:
             candidate_items=self.candidate_items[rows],
             labels=self.labels[rows],
             candidate_mask=self.candidate_mask[rows],
+            generated_items=self.generated_items[rows],
         )
+
+
+@dataclass(frozen=True)
+class GeneratedBlocksLog:
+    """K generated behaviours for every request of a dataset, as item rows (-1 = empty slot).
+
+    Row ``i`` belongs to request ``i`` of :func:`example_requests`, so a generator conditions on
+    exactly the (user, time) pair the ranker's example is built for and can only use history
+    strictly before that time. ``version`` names the generator, so a bundle records which one
+    the ranker was trained with.
+    """
+
+    items: Ints  # [n_requests, K]
+    version: str
+
+    def __post_init__(self) -> None:
+        if self.items.ndim != 2:
+            raise ValueError(f"generated items must be [n_requests, K], got {self.items.shape}")
+        if self.items.dtype != np.int64:
+            object.__setattr__(self, "items", self.items.astype(np.int64))
+        if (self.items < -1).any():
+            raise ValueError("generated items are catalogue rows or -1 for an empty slot")
+
+    @property
+    def k(self) -> int:
+        """Generated behaviours per request (the block width)."""
+        return int(self.items.shape[1])
 
 
 @dataclass(frozen=True)
@@ -63,7 +105,7 @@ class RankingBatch:
     sequence_events: Tensor  # [B, L] int64
     sequence_gaps: Tensor  # [B, L] int64
     sequence_mask: Tensor  # [B, L] float32
-    generated: Tensor  # [B, K, d] float32; one masked slot until GBR blocks are trained with
+    generated_items: Tensor  # [B, K] int64, 0 at empty slots; one masked slot when none
     generated_mask: Tensor  # [B, K] float32
     labels: Tensor  # [B, C] float32
     candidate_mask: Tensor  # [B, C] float32
@@ -112,8 +154,32 @@ def _histories(
     return items, events, gaps.astype(np.int64), mask
 
 
-def build_examples(dataset: Dataset, max_seq_len: int) -> RankingExamples:
-    """All requests of ``dataset`` as examples, in request-id order."""
+def example_requests(dataset: Dataset) -> tuple[Ints, Ints]:
+    """``(user_idx [R], ts [R])`` of every request, in the row order of :func:`build_examples`.
+
+    A generator produces one block per row of this, so its log lines up with the examples.
+    """
+    _, _, _, users, request_ts = _requests(dataset)
+    return users, request_ts
+
+
+def _generated_block(generated: GeneratedBlocksLog | None, n_requests: int, n_items: int) -> Ints:
+    if generated is None:
+        return np.zeros((n_requests, 0), dtype=np.int64)
+    if len(generated.items) != n_requests:
+        raise ValueError(
+            f"generated log has {len(generated.items)} blocks for {n_requests} requests; "
+            "build it over example_requests(dataset)"
+        )
+    if generated.items.size and int(generated.items.max()) >= n_items:
+        raise ValueError(f"generated log names item rows beyond the catalogue's {n_items}")
+    return generated.items
+
+
+def build_examples(
+    dataset: Dataset, max_seq_len: int, generated: GeneratedBlocksLog | None = None
+) -> RankingExamples:
+    """All requests of ``dataset`` as examples, in request-id order, with ``generated`` blocks."""
     order, starts, counts, users, request_ts = _requests(dataset)
     items, events, gaps, seq_mask = _histories(dataset, users, request_ts, max_seq_len)
     width = int(counts.max(initial=1))
@@ -131,12 +197,15 @@ def build_examples(dataset: Dataset, max_seq_len: int) -> RankingExamples:
         candidate_items=np.where(cand_mask, imp.item_idx[picked], 0).astype(np.int64),
         labels=np.where(cand_mask, imp.clicked[picked], 0).astype(np.float32),
         candidate_mask=cand_mask,
+        generated_items=_generated_block(generated, len(users), len(dataset.catalogue)),
     )
 
 
-def time_split(dataset: Dataset, max_seq_len: int) -> tuple[RankingExamples, RankingExamples]:
+def time_split(
+    dataset: Dataset, max_seq_len: int, generated: GeneratedBlocksLog | None = None
+) -> tuple[RankingExamples, RankingExamples]:
     """Train on requests before ``split_ts``, evaluate on the rest (with full prior histories)."""
-    examples = build_examples(dataset, max_seq_len)
+    examples = build_examples(dataset, max_seq_len, generated)
     train = examples.ts < dataset.split_ts
     return examples.subset(train), examples.subset(~train)
 
@@ -150,33 +219,47 @@ def items_seen_in_training(dataset: Dataset) -> npt.NDArray[np.bool_]:
     return seen
 
 
-def collate(examples: RankingExamples, rows: Ints, item_dim: int) -> RankingBatch:
+def _generated_tensors(items: Ints) -> tuple[Tensor, Tensor]:
+    """Indices (0 at empty slots) and mask, trimmed after the last column any row uses.
+
+    Empty slots may sit anywhere in a block (a generator may drop an item it cannot map), so
+    only trailing all-empty columns are cut. With nothing generated, one masked slot remains:
+    attention needs a key, and a masked one pools to zeros.
+    """
+    valid = items >= 0
+    used = np.flatnonzero(valid.any(axis=0))
+    width = int(used[-1]) + 1 if len(used) else 0
+    if width == 0:
+        return torch.zeros(len(items), 1, dtype=torch.int64), torch.zeros(len(items), 1)
+    valid = valid[:, :width]
+    indices = np.where(valid, items[:, :width], 0).astype(np.int64)
+    return torch.from_numpy(indices), torch.from_numpy(valid.astype(np.float32))
+
+
+def collate(examples: RankingExamples, rows: Ints) -> RankingBatch:
     """Tensors for ``rows``, trimmed to the widest row so padding costs no attention work."""
     seq_mask = examples.sequence_mask[rows]
     cand_mask = examples.candidate_mask[rows]
     length = max(1, int(seq_mask.sum(axis=1).max(initial=0)))
     width = max(1, int(cand_mask.sum(axis=1).max(initial=0)))
-    batch = len(rows)
+    generated_items, generated_mask = _generated_tensors(examples.generated_items[rows])
     return RankingBatch(
         candidate_items=torch.from_numpy(examples.candidate_items[rows, :width]),
         sequence_items=torch.from_numpy(examples.sequence_items[rows, :length]),
         sequence_events=torch.from_numpy(examples.sequence_events[rows, :length]),
         sequence_gaps=torch.from_numpy(examples.sequence_gaps[rows, :length]),
         sequence_mask=torch.from_numpy(seq_mask[:, :length].astype(np.float32)),
-        generated=torch.zeros(batch, 1, item_dim),
-        generated_mask=torch.zeros(batch, 1),
+        generated_items=generated_items,
+        generated_mask=generated_mask,
         labels=torch.from_numpy(examples.labels[rows, :width]),
         candidate_mask=torch.from_numpy(cand_mask[:, :width].astype(np.float32)),
     )
 
 
 def batches(
-    examples: RankingExamples,
-    batch_size: int,
-    item_dim: int,
-    rng: np.random.Generator | None = None,
+    examples: RankingExamples, batch_size: int, rng: np.random.Generator | None = None
 ) -> Iterator[RankingBatch]:
     """Batches in order, or shuffled when ``rng`` is given."""
     rows = np.arange(len(examples)) if rng is None else rng.permutation(len(examples))
     for first in range(0, len(rows), batch_size):
-        yield collate(examples, rows[first : first + batch_size], item_dim)
+        yield collate(examples, rows[first : first + batch_size])

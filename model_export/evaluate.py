@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from model_export.dataset import RankingExamples, batches, time_split
+from model_export.dataset import GeneratedBlocksLog, RankingExamples, batches, time_split
 from model_export.train import TrainedRanker
 from offline.data.canonical import Dataset
 from service.contracts.manifest import EvaluationMetrics
@@ -113,13 +113,13 @@ def predict(trained: TrainedRanker, examples: RankingExamples, batch_size: int =
     out = np.zeros(examples.candidate_items.shape, dtype=np.float64)
     first = 0
     with torch.inference_mode():
-        for batch in batches(examples, batch_size, trained.shape.item_dim):
+        for batch in batches(examples, batch_size):
             logits = model(
                 batch.candidate_items,
                 batch.sequence_items,
                 batch.sequence_events,
                 batch.sequence_gaps,
-                batch.generated,
+                batch.generated_items,
                 batch.sequence_mask,
                 batch.generated_mask,
             )
@@ -142,14 +142,23 @@ def flatten(examples: RankingExamples, probabilities: Floats) -> Predictions:
     )
 
 
-def eval_predictions(trained: TrainedRanker, dataset: Dataset) -> Predictions:
-    _, eval_examples = time_split(dataset, trained.config.max_seq_len)
+def eval_predictions(
+    trained: TrainedRanker, dataset: Dataset, generated: GeneratedBlocksLog | None = None
+) -> Predictions:
+    """Predictions on the eval side; ``generated`` supplies each request's generated block.
+
+    A ranker trained with blocks may be evaluated without them (the degraded serving case), and
+    one trained without them ignores blocks (its generated values stay zero).
+    """
+    _, eval_examples = time_split(dataset, trained.config.max_seq_len, generated)
     return flatten(eval_examples, predict(trained, eval_examples))
 
 
-def evaluate(trained: TrainedRanker, dataset: Dataset) -> EvaluationMetrics:
+def evaluate(
+    trained: TrainedRanker, dataset: Dataset, generated: GeneratedBlocksLog | None = None
+) -> EvaluationMetrics:
     """Metrics of ``trained`` on requests at or after ``dataset.split_ts``."""
-    found = eval_predictions(trained, dataset)
+    found = eval_predictions(trained, dataset, generated)
     return metrics(found.labels, found.probabilities, found.users)
 
 
@@ -188,16 +197,21 @@ def slice_metrics(trained: TrainedRanker, found: Predictions) -> dict[str, Evalu
     }
 
 
-def evaluate_slices(trained: TrainedRanker, dataset: Dataset) -> dict[str, EvaluationMetrics]:
+def evaluate_slices(
+    trained: TrainedRanker, dataset: Dataset, generated: GeneratedBlocksLog | None = None
+) -> dict[str, EvaluationMetrics]:
     """Slice metrics on the eval side; see :func:`slice_metrics`."""
-    return slice_metrics(trained, eval_predictions(trained, dataset))
+    return slice_metrics(trained, eval_predictions(trained, dataset, generated))
 
 
 def evaluate_with_slices(
-    trained: TrainedRanker, dataset: Dataset, name: str
+    trained: TrainedRanker,
+    dataset: Dataset,
+    name: str,
+    generated: GeneratedBlocksLog | None = None,
 ) -> dict[str, EvaluationMetrics]:
     """``{name: overall, f"{name}/<slice>": ...}`` from one prediction pass."""
-    found = eval_predictions(trained, dataset)
+    found = eval_predictions(trained, dataset, generated)
     overall = metrics(found.labels, found.probabilities, found.users)
     slices = slice_metrics(trained, found)
     return {name: overall} | {f"{name}/{key}": value for key, value in slices.items()}

@@ -223,18 +223,22 @@ class RankingModel(nn.Module):
         sequence_items: Tensor,
         events: Tensor,
         gaps: Tensor,
-        generated: Tensor,
+        generated_items: Tensor,
         sequence_mask: Tensor,
         generated_mask: Tensor,
         id_dropout: float = 0.0,
     ) -> Tensor:
-        """Logits ``[B, C]`` for item indices; generated behaviours arrive as vectors."""
+        """Logits ``[B, C]`` for item indices, generated behaviours included.
+
+        Generated items go through the same item representation as real ones, so at serving the
+        bundle's fused table rows for them are exactly the vectors this model was trained on.
+        """
         return self.score_vectors(
             self.items(candidate_items, id_dropout),
             self.items(sequence_items, id_dropout),
             events,
             gaps,
-            generated,
+            self.items(generated_items, id_dropout),
             sequence_mask,
             generated_mask,
         )

@@ -1,4 +1,7 @@
-"""Dataset to bundle: encode items, train the ranker and its ID-only baseline, evaluate, export.
+"""Dataset to bundle: encode items, train the ranker and its baselines, evaluate, export.
+
+The baselines are ablation rows: ID-only, and, given a generated-behaviours log, ID + generated
+and ID + knowledge + generated (the ranker that then ships).
 
 The steps are separate functions so a command line can run them apart (``train`` writes a run
 directory, ``export`` turns one into a bundle) or together (:func:`build_bundle`).
@@ -17,20 +20,44 @@ import numpy.typing as npt
 
 from model_export.bundle import export_bundle
 from model_export.checkpoint import load_ranker, save_ranker
+from model_export.dataset import GeneratedBlocksLog
 from model_export.evaluate import evaluate_with_slices, random_baseline
 from model_export.train import TrainConfig, TrainedRanker, train
 from offline.data.canonical import Catalogue, Dataset
 from offline.encode import EncoderChoice, TextEncoder, encode_records, semantic_vectors
 from offline.knowledge import ItemKnowledge, KnowledgeBackend, OfflineKnowledgeBackend
-from service.contracts.manifest import EvaluationMetrics, TextEncoderInfo
+from service.contracts.manifest import EvaluationMetrics, GeneratorInfo, TextEncoderInfo
 
 log = logging.getLogger(__name__)
 
 #: Metric names in the manifest; slices are stored as ``<model>/<slice>``.
 MODEL, ID_ONLY, RANDOM = "model", "id_only", "random"
+ID_GBR, FULL = "id_gbr", "full"
 METRICS_FILE = "metrics.json"
 ENCODER_FILE = "text_encoder.json"
+GENERATOR_FILE = "generator.json"
 SEMANTIC_DIM = 32
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Which signals one ablation row's ranker uses; ``None`` keeps the training config's choice."""
+
+    use_semantic: bool | None = None
+    use_ids: bool | None = None
+    uses_generated: bool = False
+
+
+VARIANTS: dict[str, Variant] = {
+    MODEL: Variant(),
+    ID_ONLY: Variant(use_semantic=False, use_ids=True),
+    ID_GBR: Variant(use_semantic=False, use_ids=True, uses_generated=True),
+    FULL: Variant(use_semantic=True, use_ids=True, uses_generated=True),
+}
+#: Today's rows: the knowledge-fused ranker (shipped) and the ID-only baseline.
+DEFAULT_VARIANTS: tuple[str, ...] = (MODEL, ID_ONLY)
+#: Every row; needs a generated log, and ships ``full``.
+ABLATION_VARIANTS: tuple[str, ...] = (MODEL, ID_ONLY, ID_GBR, FULL)
 
 
 @dataclass(frozen=True)
@@ -75,6 +102,8 @@ class TrainingRun:
     ranker: TrainedRanker
     encoder: TextEncoderInfo
     metrics: dict[str, EvaluationMetrics]
+    #: The generator whose blocks the shipped ranker was trained with, if any.
+    generator: GeneratorInfo | None = None
 
     @property
     def semantic_vectors(self) -> npt.NDArray[np.float32]:
@@ -85,15 +114,57 @@ class TrainingRun:
         (directory / ENCODER_FILE).write_text(self.encoder.model_dump_json(indent=2))
         metrics = {name: m.model_dump() for name, m in self.metrics.items()}
         (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+        if self.generator is not None:
+            (directory / GENERATOR_FILE).write_text(self.generator.model_dump_json(indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> TrainingRun:
         metrics = json.loads((directory / METRICS_FILE).read_text())
+        generator_file = directory / GENERATOR_FILE
         return cls(
             ranker=load_ranker(directory),
             encoder=TextEncoderInfo.model_validate_json((directory / ENCODER_FILE).read_text()),
             metrics={name: EvaluationMetrics(**m) for name, m in metrics.items()},
+            generator=(
+                GeneratorInfo.model_validate_json(generator_file.read_text())
+                if generator_file.exists()
+                else None
+            ),
         )
+
+
+def _check_variants(variants: tuple[str, ...], generated: GeneratedBlocksLog | None) -> str:
+    """The variant to ship, after refusing combinations that would silently drop a signal."""
+    unknown = [name for name in variants if name not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; known: {sorted(VARIANTS)}")
+    uses_log = [name for name in variants if VARIANTS[name].uses_generated]
+    if uses_log and generated is None:
+        raise ValueError(f"variants {uses_log} need a generated-behaviours log")
+    if generated is not None and not uses_log:
+        raise ValueError(f"a generated log was given but none of {list(variants)} uses it")
+    shipped = FULL if FULL in variants else MODEL
+    if shipped not in variants:
+        raise ValueError(f"variants must include {MODEL!r} or {FULL!r}: the ranker to ship")
+    return shipped
+
+
+def train_variant(
+    dataset: Dataset,
+    semantic: SemanticVectors,
+    config: TrainConfig,
+    variant: Variant,
+    generated: GeneratedBlocksLog | None,
+) -> TrainedRanker:
+    """Train one ablation row; ``generated`` is used only by a variant that attends over it."""
+    log_used = generated if variant.uses_generated else None
+    variant_config = replace(
+        config,
+        use_semantic=config.use_semantic if variant.use_semantic is None else variant.use_semantic,
+        use_ids=config.use_ids if variant.use_ids is None else variant.use_ids,
+        generated=0 if log_used is None else log_used.k,
+    )
+    return train(dataset, semantic.vectors, variant_config, log_used)
 
 
 def train_run(
@@ -102,23 +173,37 @@ def train_run(
     *,
     seed: int | None = None,
     semantic: SemanticVectors | None = None,
+    generated: GeneratedBlocksLog | None = None,
+    variants: tuple[str, ...] = DEFAULT_VARIANTS,
 ) -> TrainingRun:
-    """Train the knowledge-fused ranker and the ID-only baseline; evaluate both and random."""
+    """Train every variant, evaluate each with slices plus random, and keep the one to ship.
+
+    By default that is the knowledge-fused ranker and the ID-only baseline. With a generated log
+    and :data:`ABLATION_VARIANTS`, ``id_gbr`` and ``full`` are trained too and ``full`` ships.
+    """
     config = train_config if seed is None else replace(train_config, seed=seed)
+    shipped = _check_variants(variants, generated)
     semantic = semantic or encode_items(dataset.catalogue, seed=config.seed)
-    ranker = train(dataset, semantic.vectors, config)
-    log.info("trained the ranker in %.1f s", ranker.train_seconds)
-    id_only = train(dataset, semantic.vectors, replace(config, use_semantic=False, use_ids=True))
-    log.info("trained the ID-only baseline in %.1f s", id_only.train_seconds)
-    metrics = (
-        evaluate_with_slices(ranker, dataset, MODEL)
-        | evaluate_with_slices(id_only, dataset, ID_ONLY)
-        | {RANDOM: random_baseline(dataset, config.max_seq_len, seed=config.seed)}
-    )
-    for name in (MODEL, ID_ONLY, RANDOM):
+    rankers: dict[str, TrainedRanker] = {}
+    metrics: dict[str, EvaluationMetrics] = {}
+    for name in variants:
+        variant = VARIANTS[name]
+        rankers[name] = train_variant(dataset, semantic, config, variant, generated)
+        log.info("trained %s in %.1f s", name, rankers[name].train_seconds)
+        log_used = generated if variant.uses_generated else None
+        metrics |= evaluate_with_slices(rankers[name], dataset, name, log_used)
+    metrics[RANDOM] = random_baseline(dataset, config.max_seq_len, seed=config.seed)
+    for name in (*variants, RANDOM):
         m = metrics[name]
         log.info("%s: auc %.4f gauc %.4f logloss %.4f", name, m.auc, m.gauc, m.logloss)
-    return TrainingRun(ranker=ranker, encoder=semantic.encoder, metrics=metrics)
+    generator = (
+        GeneratorInfo(version=generated.version)
+        if generated is not None and VARIANTS[shipped].uses_generated
+        else None
+    )
+    return TrainingRun(
+        ranker=rankers[shipped], encoder=semantic.encoder, metrics=metrics, generator=generator
+    )
 
 
 def export_run(
@@ -127,7 +212,14 @@ def export_run(
     """Write the run's ranker as a bundle under ``bundles_root``."""
     started = time.perf_counter()
     path = export_bundle(
-        run.ranker, dataset, run.semantic_vectors, run.encoder, run.metrics, bundles_root, version
+        run.ranker,
+        dataset,
+        run.semantic_vectors,
+        run.encoder,
+        run.metrics,
+        bundles_root,
+        version,
+        generator=run.generator,
     )
     log.info("exported bundle %s in %.1f s", path.name, time.perf_counter() - started)
     return path
@@ -141,7 +233,16 @@ def build_bundle(
     version: str | None = None,
     seed: int | None = None,
     semantic: SemanticVectors | None = None,
+    generated: GeneratedBlocksLog | None = None,
+    variants: tuple[str, ...] = DEFAULT_VARIANTS,
 ) -> tuple[Path, dict[str, EvaluationMetrics]]:
     """Train, evaluate and export in one go; returns the bundle and the metrics it records."""
-    run = train_run(dataset, train_config, seed=seed, semantic=semantic)
+    run = train_run(
+        dataset,
+        train_config,
+        seed=seed,
+        semantic=semantic,
+        generated=generated,
+        variants=variants,
+    )
     return export_run(run, dataset, bundles_root, version=version), run.metrics

@@ -11,7 +11,13 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from model_export.dataset import RankingBatch, batches, items_seen_in_training, time_split
+from model_export.dataset import (
+    GeneratedBlocksLog,
+    RankingBatch,
+    batches,
+    items_seen_in_training,
+    time_split,
+)
 from model_export.model import RankerShape, RankingModel
 from offline.data.canonical import Dataset
 
@@ -33,6 +39,9 @@ class TrainConfig:
     id_dropout: float = 0.2
     use_semantic: bool = True
     use_ids: bool = True
+    #: Generated behaviours per request the ranker is trained with (K; 0 = none). It must match
+    #: the width of the generated log given to :func:`train`; the bundle's manifest records it.
+    generated: int = 0
     #: Torch intra-op threads during training; ``None`` keeps torch's default (one per core).
     #: On cores shared with other busy processes, 1 is often several times faster: the small
     #: ops of this model make OpenMP threads wait on each other at every barrier.
@@ -78,29 +87,43 @@ def build_model(
 
 
 def train(
-    dataset: Dataset, semantic_vectors: npt.NDArray[np.float32], config: TrainConfig
+    dataset: Dataset,
+    semantic_vectors: npt.NDArray[np.float32],
+    config: TrainConfig,
+    generated: GeneratedBlocksLog | None = None,
 ) -> TrainedRanker:
-    """Fit a ranker with Adam on BCE over the impressions of requests before ``split_ts``."""
+    """Fit a ranker with Adam on BCE over the impressions of requests before ``split_ts``.
+
+    With ``generated``, every example also attends over its request's generated block.
+    """
     if semantic_vectors.shape[0] != len(dataset.catalogue):
         raise ValueError(
             f"{semantic_vectors.shape[0]} semantic vectors for {len(dataset.catalogue)} items"
+        )
+    width = 0 if generated is None else generated.k
+    if config.generated != width:
+        raise ValueError(
+            f"config.generated is {config.generated} but the generated log has width {width}"
         )
     previous_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _fit(dataset, semantic_vectors, config)
+        return _fit(dataset, semantic_vectors, config, generated)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _fit(
-    dataset: Dataset, semantic_vectors: npt.NDArray[np.float32], config: TrainConfig
+    dataset: Dataset,
+    semantic_vectors: npt.NDArray[np.float32],
+    config: TrainConfig,
+    generated: GeneratedBlocksLog | None,
 ) -> TrainedRanker:
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    train_examples, _ = time_split(dataset, config.max_seq_len)
+    train_examples, _ = time_split(dataset, config.max_seq_len, generated)
     if len(train_examples) == 0:
         raise ValueError("no training requests before split_ts")
     model = build_model(config, semantic_vectors, items_seen_in_training(dataset))
@@ -111,13 +134,13 @@ def _fit(
     loss_value = float("nan")
     with tqdm(total=steps, desc="train", unit="batch", disable=not config.progress) as bar:
         for _ in range(config.epochs):
-            for batch in batches(train_examples, config.batch_size, config.item_dim, rng):
+            for batch in batches(train_examples, config.batch_size, rng):
                 logits = model(
                     batch.candidate_items,
                     batch.sequence_items,
                     batch.sequence_events,
                     batch.sequence_gaps,
-                    batch.generated,
+                    batch.generated_items,
                     batch.sequence_mask,
                     batch.generated_mask,
                     id_dropout=id_dropout,

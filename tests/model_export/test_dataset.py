@@ -71,7 +71,7 @@ def test_time_split_and_candidates(learnable: tuple[Dataset, npt.NDArray[np.floa
     assert clicks == float(dataset.impressions.clicked.sum())
     seen = items_seen_in_training(dataset)
     assert not seen[int(0.95 * len(seen))]  # launched after the split
-    batch = next(batches(train, 16, item_dim=8))
+    batch = next(batches(train, 16))
     assert batch.sequence_mask.shape == batch.sequence_items.shape
-    assert batch.generated.shape == (16, 1, 8)
+    assert batch.generated_items.shape == (16, 1)
     assert float(batch.generated_mask.sum()) == 0.0

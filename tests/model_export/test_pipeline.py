@@ -9,9 +9,21 @@ import pytest
 import torch
 
 from model_export.bundle import export_bundle, fused_item_table
+from model_export.dataset import GeneratedBlocksLog, build_examples
 from model_export.evaluate import evaluate
 from model_export.parity import check_parity
-from model_export.pipeline import ID_ONLY, MODEL, RANDOM, TrainingRun, build_bundle, train_run
+from model_export.pipeline import (
+    ABLATION_VARIANTS,
+    FULL,
+    ID_GBR,
+    ID_ONLY,
+    MODEL,
+    RANDOM,
+    TrainingRun,
+    build_bundle,
+    export_run,
+    train_run,
+)
 from model_export.train import TrainConfig
 from offline.data.synthetic import SyntheticConfig, generate
 from service.contracts.manifest import read_manifest, verify_files
@@ -62,3 +74,27 @@ def test_mismatched_semantic_vectors_are_refused(tmp_path: Path) -> None:
             run.ranker, dataset, run.semantic_vectors + 1.0, run.encoder, {}, tmp_path, None
         )
     assert not list(tmp_path.iterdir())
+
+
+def test_ablation_rows_train_with_a_generated_log(tmp_path: Path) -> None:
+    dataset = generate(SyntheticConfig.preset("tiny", seed=9))
+    examples = build_examples(dataset, max_seq_len=1)
+    clicked = np.where(examples.labels > 0, examples.candidate_items, -1)
+    log = GeneratedBlocksLog(items=clicked, version="oracle-tiny")
+    with pytest.raises(ValueError, match="none of"):
+        train_run(dataset, TINY_CONFIG, generated=log)
+    with pytest.raises(ValueError, match="need a generated"):
+        train_run(dataset, TINY_CONFIG, variants=ABLATION_VARIANTS)
+    run = train_run(dataset, TINY_CONFIG, generated=log, variants=ABLATION_VARIANTS)
+    for name in (MODEL, ID_ONLY, ID_GBR, FULL):
+        assert {name, f"{name}/cold_items", f"{name}/sparse_users"} <= set(run.metrics)
+    assert run.ranker.config.generated == log.k and run.ranker.config.use_semantic
+    assert run.generator is not None and run.generator.version == log.version
+    run.save(tmp_path / "run")
+    loaded = TrainingRun.load(tmp_path / "run")
+    assert loaded.generator == run.generator
+    assert loaded.ranker.config == run.ranker.config
+    path = export_run(loaded, dataset, tmp_path / "bundles")
+    manifest = read_manifest(path)
+    assert manifest.max_lengths.generated == log.k
+    assert manifest.generator == run.generator
