@@ -17,6 +17,7 @@ import typer
 
 from cli import knowledge as _knowledge_commands
 from cli import openapi as _openapi_commands
+from cli.gbr import gbr_app
 
 app = typer.Typer(
     help="ReaSeq ranking service: synthetic data, training, ONNX bundles, publishing, serving.",
@@ -227,6 +228,7 @@ def example_request(host: str = "127.0.0.1", port: int = 8000) -> None:
 
 _knowledge_commands.register(app)
 _openapi_commands.register(app)
+app.add_typer(gbr_app, name="gbr")
 
 if __name__ == "__main__":
     app()

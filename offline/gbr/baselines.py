@@ -1,0 +1,101 @@
+"""Simple behaviour generators GBR must beat: each proposes K items per user, none from the
+user's history, from the same training-period data GBR saw.
+
+* popularity: the most engaged items;
+* co-occurrence: item-to-item collaborative filtering (cosine-normalised counts of users who
+  engaged both items), summed over the user's history;
+* semantic nearest neighbours: the items closest to the user's last item in the semantic space;
+* random: uniform over the catalogue (a floor for the consistency metric).
+
+All score the catalogue densely per chunk of users; fine at evaluation sizes, not meant to serve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+
+from offline.gbr.sequences import BehaviourSequences
+
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float32]
+Scores = Callable[[Ints], npt.NDArray[np.floating]]  # users -> [len(users), n_items]
+_CHUNK = 512
+
+
+def top_k_excluding(
+    scores: Scores, users: Ints, sequences: BehaviourSequences, k: int, n_items: int
+) -> Ints:
+    """The ``k`` highest-scoring items of each user that are not in their sequence."""
+    out = np.full((len(users), k), -1, np.int64)
+    for first in range(0, len(users), _CHUNK):
+        chunk = users[first : first + _CHUNK]
+        dense = np.asarray(scores(chunk), np.float64).copy()
+        history = sequences.histories(chunk, sequences.lengths()[chunk])
+        rows, cols = np.nonzero(history >= 0)
+        dense[rows, history[rows, cols]] = -np.inf
+        top = np.argpartition(-dense, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(dense, top, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        finite = np.isfinite(np.take_along_axis(dense, top, axis=1))
+        out[first : first + len(chunk)] = np.where(finite, top, -1)
+    return out
+
+
+def item_popularity(sequences: BehaviourSequences, n_items: int) -> Floats:
+    """How many users engaged each item."""
+    return np.bincount(sequences.items, minlength=n_items).astype(np.float32)
+
+
+def popularity(sequences: BehaviourSequences, users: Ints, k: int, n_items: int) -> Ints:
+    counts = item_popularity(sequences, n_items)
+    return top_k_excluding(
+        lambda chunk: np.broadcast_to(counts, (len(chunk), n_items)), users, sequences, k, n_items
+    )
+
+
+def cooccurrence(sequences: BehaviourSequences, users: Ints, k: int, n_items: int) -> Ints:
+    engaged = _user_item_matrix(sequences, n_items)
+    counts = np.asarray(engaged.sum(axis=0)).ravel()
+    norm = 1.0 / np.sqrt(np.maximum(counts, 1.0))
+    similar = sparse.csr_matrix(engaged.T @ engaged)
+    similar = sparse.diags(norm) @ similar @ sparse.diags(norm)
+    tiebreak = 1e-6 * counts / max(1.0, counts.max())  # users with no signal get popular items
+
+    def scores(chunk: Ints) -> npt.NDArray[np.floating]:
+        return np.asarray((engaged[chunk] @ similar).todense()) + tiebreak
+
+    return top_k_excluding(scores, users, sequences, k, n_items)
+
+
+def semantic_neighbours(
+    sequences: BehaviourSequences, users: Ints, k: int, semantic: Floats
+) -> Ints:
+    n_items = len(semantic)
+    lengths = sequences.lengths()
+    last = np.where(lengths > 0, sequences.items[np.maximum(sequences.offsets[1:] - 1, 0)], -1)
+
+    def scores(chunk: Ints) -> npt.NDArray[np.floating]:
+        rows = last[chunk]
+        dense = semantic[np.maximum(rows, 0)] @ semantic.T
+        return np.where((rows >= 0)[:, None], dense, 0.0)
+
+    return top_k_excluding(scores, users, sequences, k, n_items)
+
+
+def random_items(
+    sequences: BehaviourSequences, users: Ints, k: int, n_items: int, seed: int = 0
+) -> Ints:
+    rng = np.random.default_rng(seed)
+    return top_k_excluding(
+        lambda chunk: rng.random((len(chunk), n_items)), users, sequences, k, n_items
+    )
+
+
+def _user_item_matrix(sequences: BehaviourSequences, n_items: int) -> sparse.csr_matrix:
+    owner = np.repeat(np.arange(sequences.n_users), sequences.lengths())
+    data = np.ones(len(owner), np.float32)
+    return sparse.csr_matrix((data, (owner, sequences.items)), shape=(sequences.n_users, n_items))

@@ -1,0 +1,164 @@
+"""How well generated behaviours reach beyond the log, how coherent they are, what they cost.
+
+* **Beyond-log recall@K**: the generator sees each user's events before the dataset's split
+  time; the targets are the items the user clicks after it that were not already in their
+  history (every method excludes history items, so repeats would be unreachable for all).
+  Recall is the share of a user's targets among the K items, averaged over users; the hit rate
+  is the share of users with at least one target among them.
+* **Semantic consistency**: the mean cosine similarity between generated items and the user's
+  history items in the semantic space (for unit vectors, the dot product of the two means).
+* **Hidden-interest share** (synthetic data only, with its ground truth): the share of generated
+  items in the user's hidden secondary interest, which exposure rarely shows.
+* **Cost**: users generated per second for a few (K, S) on this machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from offline.data.canonical import Dataset
+from offline.data.synthetic import GroundTruth
+from offline.gbr import baselines
+from offline.gbr.checkpoint import GBRModel
+from offline.gbr.generate import GenerationConfig, generate_for_users
+from offline.gbr.sequences import BehaviourSequences, behaviour_sequences
+
+Ints = npt.NDArray[np.int64]
+CLICK = 1
+DEFAULT_COST_GRID: tuple[tuple[int, int], ...] = ((8, 2), (16, 4), (16, 8), (32, 8))
+
+
+def future_targets(dataset: Dataset, history: BehaviourSequences) -> tuple[Ints, list[set[int]]]:
+    """Users with history and new clicks after the split, and each one's set of new clicks."""
+    beh = dataset.behaviours
+    after = (beh.ts >= dataset.split_ts) & (beh.event == CLICK)
+    targets: list[set[int]] = [set() for _ in range(history.n_users)]
+    for user, item in zip(beh.user_idx[after].tolist(), beh.item_idx[after].tolist(), strict=True):
+        targets[user].add(item)
+    lengths = history.lengths()
+    users = []
+    for user in range(history.n_users):
+        targets[user] -= set(history.of(user).tolist())
+        if lengths[user] > 0 and targets[user]:
+            users.append(user)
+    chosen = np.asarray(users, np.int64)
+    return chosen, [targets[user] for user in chosen.tolist()]
+
+
+def recall_and_hits(generated: Ints, targets: list[set[int]]) -> tuple[float, float]:
+    """Mean recall@K and hit rate of ``generated [U, K]`` against each user's target set."""
+    if not targets:
+        return 0.0, 0.0
+    found = [
+        len(set(row[row >= 0].tolist()) & goal)
+        for row, goal in zip(generated, targets, strict=True)
+    ]
+    recall = np.mean([hits / len(goal) for hits, goal in zip(found, targets, strict=True)])
+    return float(recall), float(np.mean([hits > 0 for hits in found]))
+
+
+def semantic_consistency(
+    generated: Ints, users: Ints, history: BehaviourSequences, semantic: npt.NDArray[np.float32]
+) -> float:
+    """Mean cosine similarity of generated items to the user's history items."""
+    scores = []
+    for row, user in zip(generated, users.tolist(), strict=True):
+        picked = row[row >= 0]
+        past = history.of(user)
+        if len(picked) and len(past):
+            scores.append(float(semantic[picked].mean(axis=0) @ semantic[past].mean(axis=0)))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def interest_share(generated: Ints, users: Ints, truth: GroundTruth) -> float:
+    """Share of generated items whose leaf is the user's hidden secondary interest."""
+    valid = generated >= 0
+    leaves = truth.item_leaf[np.where(valid, generated, 0)]
+    secondary = truth.user_secondary_leaf[users][:, None]
+    return float(((leaves == secondary) & valid).sum() / max(1, valid.sum()))
+
+
+def generation_cost(
+    model: GBRModel,
+    history: BehaviourSequences,
+    users: Ints,
+    grid: Sequence[tuple[int, int]],
+    base: GenerationConfig,
+) -> list[dict[str, float]]:
+    """Users per second for each (K, S), on ``users``."""
+    rows = []
+    for k, steps in grid:
+        if k > model.config.max_slots:
+            continue
+        config = GenerationConfig(
+            k=k, steps=steps, temperature=base.temperature, top_p=base.top_p,
+            seed=base.seed, batch_size=base.batch_size,
+        )  # fmt: skip
+        started = time.perf_counter()
+        generate_for_users(model, history, users, config)
+        seconds = time.perf_counter() - started
+        rows.append({"k": k, "steps": steps, "users_per_s": round(len(users) / seconds, 1)})
+    return rows
+
+
+def evaluate_generator(
+    model: GBRModel,
+    dataset: Dataset,
+    *,
+    generation: GenerationConfig | None = None,
+    truth: GroundTruth | None = None,
+    cost_grid: Sequence[tuple[int, int]] = DEFAULT_COST_GRID,
+    cost_users: int = 500,
+) -> dict[str, Any]:
+    """GBR against the baselines on the dataset's time split, as a JSON-ready dict."""
+    if model.until_ts is None or model.until_ts > dataset.split_ts:
+        raise ValueError(
+            f"GBR {model.version} trained on events up to {model.until_ts}; evaluating it needs "
+            f"a model trained before the split ({dataset.split_ts}) or it has seen the targets"
+        )
+    model.check_catalogue(dataset.catalogue.item_ids)
+    config = generation or GenerationConfig()
+    k, n_items, semantic = config.k, model.n_items, model.semantic_vectors
+    history = behaviour_sequences(dataset.behaviours, len(dataset.user_ids), dataset.split_ts)
+    users, targets = future_targets(dataset, history)
+    started = time.perf_counter()
+    generated = generate_for_users(model, history, users, config).item_idx
+    seconds = time.perf_counter() - started
+    methods = {
+        "gbr": generated,
+        "popularity": baselines.popularity(history, users, k, n_items),
+        "cooccurrence": baselines.cooccurrence(history, users, k, n_items),
+        "semantic_nn": baselines.semantic_neighbours(history, users, k, semantic),
+        "random": baselines.random_items(history, users, k, n_items, seed=config.seed),
+    }
+    scores = {name: recall_and_hits(items, targets) for name, items in methods.items()}
+    report: dict[str, Any] = {
+        "gbr_version": model.version,
+        "tokens": model.layout.kind,
+        "k": k,
+        "steps": config.steps,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "users": len(users),
+        "recall": {name: round(s[0], 4) for name, s in scores.items()},
+        "hit_rate": {name: round(s[1], 4) for name, s in scores.items()},
+        "semantic_consistency": {
+            name: round(semantic_consistency(items, users, history, semantic), 4)
+            for name, items in methods.items()
+        },
+        "generation_seconds": round(seconds, 2),
+        "train_seconds": model.train_info.get("train_seconds"),
+    }
+    if truth is not None:
+        report["secondary_interest_share"] = {
+            name: round(interest_share(items, users, truth), 4) for name, items in methods.items()
+        }
+    if cost_users > 0 and cost_grid:
+        sample = users[:cost_users]
+        report["cost"] = generation_cost(model, history, sample, cost_grid, config)
+    return report

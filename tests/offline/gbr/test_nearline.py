@@ -1,0 +1,127 @@
+"""The nearline job writes blocks the service reads: embedded snapshot and a real Redis."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+from offline.data.canonical import Behaviours, Dataset
+from offline.data.synthetic import GroundTruth
+from offline.gbr.checkpoint import GBRModel
+from offline.gbr.generate import GenerationConfig
+from offline.gbr.nearline import GenerationState, run_nearline
+from offline.publish.sequences import latest_sequences
+from offline.publish.stores import publish_embedded
+from service.bundle import ItemTable
+from service.contracts import keys
+from service.stores.snapshot import UserSnapshot
+
+CONFIG = GenerationConfig(k=4, steps=2)
+DIM = 8
+
+
+@pytest.fixture
+def table(tiny: tuple[Dataset, GroundTruth]) -> ItemTable:
+    ids = tiny[0].catalogue.item_ids
+    vectors = np.random.default_rng(0).normal(size=(len(ids), DIM)).astype(np.float16)
+    return ItemTable(ids, vectors, np.zeros(DIM, np.float32))
+
+
+def _embedded(model, dataset, table, tmp_path: Path, incremental: bool = False):  # type: ignore[no-untyped-def]
+    return run_nearline(
+        model, dataset, CONFIG, item_table=table, state_path=tmp_path / "state.npz",
+        incremental=incremental, write="embedded", users_path=tmp_path / "users.npz",
+    )  # fmt: skip
+
+
+def test_embedded_keeps_sequences_and_adds_blocks(
+    item_model: GBRModel, tiny: tuple[Dataset, GroundTruth], table: ItemTable, tmp_path: Path
+) -> None:
+    dataset = tiny[0]
+    publish_embedded(latest_sequences(dataset, 50), tmp_path / "users.npz")
+    before = UserSnapshot.load(tmp_path / "users.npz")
+    summary = _embedded(item_model, dataset, table, tmp_path)
+    after = UserSnapshot.load(tmp_path / "users.npz")
+    assert summary["users_generated"] == summary["blocks_written"] > 0
+    assert after.users == before.users and after.generated_dim() == DIM
+    for user in dataset.user_ids[:40].tolist():
+        old, new = before.sequence(user), after.sequence(user)
+        assert (old is None) == (new is None)
+        if old is not None and new is not None:
+            assert old.item_ids == new.item_ids
+        block = after.generated(user)
+        if block is None:
+            continue
+        assert block.gbr_version == item_model.version and len(block) == 4
+        expected, known = table.lookup(block.item_ids)
+        assert known.all()
+        np.testing.assert_allclose(block.vectors, expected, atol=1e-3)
+        assert new is not None and not set(block.item_ids) & set(new.item_ids)
+
+
+def test_redis_blocks_follow_the_key_layout_with_ttl(
+    item_model: GBRModel, tiny: tuple[Dataset, GroundTruth], table: ItemTable, tmp_path: Path,
+    redis_url: str,
+) -> None:  # fmt: skip
+    dataset = tiny[0]
+    summary = run_nearline(
+        item_model, dataset, CONFIG, item_table=table, state_path=tmp_path / "state.npz",
+        incremental=False, write="redis", redis_url=redis_url, ttl_s=3600,
+    )  # fmt: skip
+    client = redis.Redis.from_url(redis_url)
+    user = dataset.user_ids[int(dataset.behaviours.user_idx[0])]
+    key = keys.generated_behaviours_key(str(user))
+    fields = client.hgetall(key)
+    assert 0 < client.ttl(key) <= 3600
+    assert fields[keys.GEN_VERSION.encode()].decode() == item_model.version
+    item_ids = keys.decode_item_ids(fields[keys.GEN_ITEMS.encode()])
+    vectors = keys.decode_vectors(fields[keys.GEN_VECTORS.encode()], DIM)
+    assert len(item_ids) == 4 == len(vectors)
+    np.testing.assert_allclose(vectors, table.lookup(item_ids)[0], atol=1e-3)
+    assert len(client.keys(keys.generated_behaviours_key("*"))) == summary["blocks_written"]
+    client.close()
+
+
+def test_incremental_regenerates_only_users_with_new_events(
+    item_model: GBRModel, tiny: tuple[Dataset, GroundTruth], table: ItemTable, tmp_path: Path
+) -> None:
+    dataset = tiny[0]
+    publish_embedded(latest_sequences(dataset, 50), tmp_path / "users.npz")
+    first = _embedded(item_model, dataset, table, tmp_path, incremental=True)
+    assert first["users_generated"] > 2
+    assert _embedded(item_model, dataset, table, tmp_path, incremental=True)["users_generated"] == 0
+    blocks_before = UserSnapshot.load(tmp_path / "users.npz")
+    active = np.unique(dataset.behaviours.user_idx)[:2].astype(np.int64)
+    later = _with_new_events(dataset, active)
+    again = _embedded(item_model, later, table, tmp_path, incremental=True)
+    assert again["users_generated"] == 2
+    state = GenerationState.load(tmp_path / "state.npz")
+    assert state is not None and state.gbr_version == item_model.version
+    snapshot = UserSnapshot.load(tmp_path / "users.npz")
+    quiet = [u for u in np.unique(dataset.behaviours.user_idx).tolist() if u not in active][:10]
+    for user in dataset.user_ids[quiet].tolist():  # untouched users keep their blocks
+        old, new = blocks_before.generated(user), snapshot.generated(user)
+        assert old is not None and new is not None and old.item_ids == new.item_ids
+
+
+def _with_new_events(dataset: Dataset, users: np.ndarray) -> Dataset:
+    beh = dataset.behaviours
+    ts = int(beh.ts.max()) + 60
+    unseen = np.setdiff1d(np.arange(len(dataset.catalogue)), beh.item_idx)[: len(users)]
+    added = Behaviours(
+        user_idx=np.concatenate([beh.user_idx, users.astype(np.int32)]),
+        item_idx=np.concatenate([beh.item_idx, unseen.astype(np.int32)]),
+        ts=np.concatenate([beh.ts, np.full(len(users), ts)]),
+        event=np.concatenate([beh.event, np.ones(len(users), np.int8)]),
+    )
+    order = np.lexsort((added.ts, added.user_idx))
+    return replace(
+        dataset,
+        behaviours=Behaviours(
+            added.user_idx[order], added.item_idx[order], added.ts[order], added.event[order]
+        ),
+    )
