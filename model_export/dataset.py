@@ -111,6 +111,21 @@ class RankingBatch:
     candidate_mask: Tensor  # [B, C] float32
 
 
+def batch_logits(model: torch.nn.Module, batch: RankingBatch, id_dropout: float = 0.0) -> Tensor:
+    """The ranker's logits ``[B, C]`` for a collated batch (training and evaluation alike)."""
+    logits: Tensor = model(
+        batch.candidate_items,
+        batch.sequence_items,
+        batch.sequence_events,
+        batch.sequence_gaps,
+        batch.generated_items,
+        batch.sequence_mask,
+        batch.generated_mask,
+        id_dropout=id_dropout,
+    )
+    return logits
+
+
 def _requests(dataset: Dataset) -> tuple[Ints, Ints, Ints, Ints, Ints]:
     """Group impressions by request: (order, request start, count, user, ts) per request."""
     imp = dataset.impressions

@@ -12,7 +12,13 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from model_export.dataset import GeneratedBlocksLog, RankingExamples, batches, time_split
+from model_export.dataset import (
+    GeneratedBlocksLog,
+    RankingExamples,
+    batch_logits,
+    batches,
+    time_split,
+)
 from model_export.train import TrainedRanker
 from offline.data.canonical import Dataset
 from service.contracts.manifest import EvaluationMetrics
@@ -114,15 +120,7 @@ def predict(trained: TrainedRanker, examples: RankingExamples, batch_size: int =
     first = 0
     with torch.inference_mode():
         for batch in batches(examples, batch_size):
-            logits = model(
-                batch.candidate_items,
-                batch.sequence_items,
-                batch.sequence_events,
-                batch.sequence_gaps,
-                batch.generated_items,
-                batch.sequence_mask,
-                batch.generated_mask,
-            )
+            logits = batch_logits(model, batch)
             rows, width = logits.shape
             out[first : first + rows, :width] = torch.sigmoid(logits).double().numpy()
             first += rows

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from model_export.dataset import (
     GeneratedBlocksLog,
     RankingBatch,
+    batch_logits,
     batches,
     items_seen_in_training,
     time_split,
@@ -135,16 +136,7 @@ def _fit(
     with tqdm(total=steps, desc="train", unit="batch", disable=not config.progress) as bar:
         for _ in range(config.epochs):
             for batch in batches(train_examples, config.batch_size, rng):
-                logits = model(
-                    batch.candidate_items,
-                    batch.sequence_items,
-                    batch.sequence_events,
-                    batch.sequence_gaps,
-                    batch.generated_items,
-                    batch.sequence_mask,
-                    batch.generated_mask,
-                    id_dropout=id_dropout,
-                )
+                logits = batch_logits(model, batch, id_dropout)
                 loss = masked_bce(logits, batch)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
