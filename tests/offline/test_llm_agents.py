@@ -59,7 +59,7 @@ def settings(url: str, **overrides: object) -> LLMSettings:
         "base_url": url,
         "model": "test-model",
         "api_key": API_KEY,
-        "timeout_s": 0.3,
+        "timeout_s": 1.0,  # a normal answer must fit even on a busy CI machine
         "max_retries": 1,
         "backoff_base_s": 0.01,
         "backoff_max_s": 0.05,
