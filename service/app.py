@@ -10,11 +10,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.api_keys import KeyFileError
 from service.contracts.manifest import BundleIntegrityError
 from service.errors import BundleNotFoundError, install_error_handlers
+from service.guards import install_guards
 from service.logs import logging_config
 from service.metrics import ServiceMetrics, clear_multiprocess_dir
 from service.middleware import ObservabilityMiddleware
+from service.observer import observe_breaker
 from service.routes import ROUTERS
 from service.runtime import ServiceRuntime
 from service.settings import Settings, get_settings
@@ -34,6 +37,7 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
         except (BundleIntegrityError, BundleNotFoundError) as error:
             log.error("refusing to start: %s", error)
             raise
+        observe_breaker(runtime.store, metrics, settings.store)
         app.state.runtime = runtime
         try:
             yield
@@ -71,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_guards(app, settings, metrics)
     app.add_middleware(
         ObservabilityMiddleware,
         metrics=metrics,
@@ -95,6 +100,10 @@ def serve(settings: Settings | None = None) -> None:
     try:
         check_tracing_available(settings.tracing_enabled, settings.tracing_exporter)
     except TracingUnavailable as error:
+        raise SystemExit(f"refusing to start: {error}") from error
+    try:
+        settings.service_keys()
+    except KeyFileError as error:
         raise SystemExit(f"refusing to start: {error}") from error
     multiproc_dir = settings.metrics_multiproc_dir
     if multiproc_dir is None and settings.workers > 1:

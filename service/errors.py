@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from http import HTTPStatus
 
 import orjson
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 
 class ServiceError(Exception):
@@ -47,6 +50,30 @@ class InvalidTopK(InvalidRankRequest):
     code = "invalid_top_k"
 
 
+class InvalidIdentifier(InvalidRankRequest):
+    """A user or item ID breaks the deployment's length or character limit."""
+
+    code = "invalid_id"
+
+
+class InvalidTimeout(InvalidRankRequest):
+    code = "invalid_timeout"
+
+
+class BodyTooLarge(ServiceError):
+    code = "body_too_large"
+
+
+class Overloaded(ServiceError):
+    """Every admission slot and queue place is taken, or the queue wait ran out: retry later."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class StoreError(ServiceError):
     code = "store_error"
 
@@ -63,16 +90,34 @@ class StoreUnavailable(StoreError):
     code = "store_unavailable"
 
 
+class StoreCircuitOpen(StoreUnavailable):
+    """The store failed repeatedly: calls fail fast, without touching the network, for a while."""
+
+    code = "store_circuit_open"
+
+
 class ServiceNotReady(ServiceError):
     code = "not_ready"
+
+
+class DeadlineExceeded(ServiceError):
+    """The request's budget ran out before it could be scored."""
+
+    code = "deadline_exceeded"
 
 
 class AdminDisabled(ServiceError):
     code = "admin_disabled"
 
 
-class AdminUnauthorized(ServiceError):
+class Unauthorized(ServiceError):
+    """A missing or unknown ``X-API-Key``."""
+
     code = "unauthorized"
+
+
+class AdminUnauthorized(Unauthorized):
+    pass
 
 
 HTTP_STATUS: dict[type[ServiceError], int] = {
@@ -81,8 +126,11 @@ HTTP_STATUS: dict[type[ServiceError], int] = {
     InvalidRankRequest: status.HTTP_422_UNPROCESSABLE_CONTENT,
     StoreError: status.HTTP_503_SERVICE_UNAVAILABLE,
     ServiceNotReady: status.HTTP_503_SERVICE_UNAVAILABLE,
+    DeadlineExceeded: status.HTTP_503_SERVICE_UNAVAILABLE,
     AdminDisabled: status.HTTP_404_NOT_FOUND,
-    AdminUnauthorized: status.HTTP_401_UNAUTHORIZED,
+    Unauthorized: status.HTTP_401_UNAUTHORIZED,
+    BodyTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
+    Overloaded: status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
 
@@ -94,14 +142,23 @@ def http_status(error: ServiceError) -> int:
     return status.HTTP_500_INTERNAL_SERVER_ERROR
 
 
-async def _service_error_response(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, ServiceError)
-    headers = {"WWW-Authenticate": "ApiKey"} if isinstance(error, AdminUnauthorized) else None
+def error_response(error: ServiceError) -> JSONResponse:
+    """The ``{"detail", "code"}`` answer of a domain error, with the headers its status needs."""
+    headers: dict[str, str] = {}
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = "ApiKey"
+    if isinstance(error, Overloaded):
+        headers["Retry-After"] = str(error.retry_after_s)
     return JSONResponse(
         {"detail": error.message, "code": error.code},
         status_code=http_status(error),
-        headers=headers,
+        headers=headers or None,
     )
+
+
+async def _service_error_response(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ServiceError)
+    return error_response(error)
 
 
 _INT64_MAX = 2**63 - 1
@@ -129,6 +186,25 @@ async def _validation_error_response(_: Request, error: Exception) -> Response:
     )
 
 
+async def _http_error_response(request: Request, error: Exception) -> Response:
+    """Framework errors (an unreadable body, an unknown route) in the same ``{detail, code}``
+    shape as the domain's, the code named after the status: ``bad_request``, ``not_found``."""
+    assert isinstance(error, HTTPException)
+    if error.status_code < status.HTTP_400_BAD_REQUEST:
+        return await http_exception_handler(request, error)
+    try:
+        phrase = HTTPStatus(error.status_code).phrase
+    except ValueError:
+        phrase = f"http {error.status_code}"
+    code = phrase.lower().replace(" ", "_").replace("-", "_")
+    return JSONResponse(
+        {"detail": str(error.detail), "code": code},
+        status_code=error.status_code,
+        headers=error.headers,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error_response)
+    app.add_exception_handler(HTTPException, _http_error_response)
     app.add_exception_handler(RequestValidationError, _validation_error_response)

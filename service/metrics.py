@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 
 from service.ranking.observer import FetchOutcome, Stage
 from service.ranking.result import Degradation
+from service.stores.breaker import BreakerState
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,12 @@ STAGE_BUCKETS_S = (
 )  # fmt: skip
 CANDIDATE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-BATCH_WAIT_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025)
+BATCH_CANDIDATE_BUCKETS = (100, 250, 500, 1000, 2000, 4000, 8000)
+BATCH_WAIT_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 STORE_RECORDS = ("user_sequence", "generated_behaviours", "item_vector")
 BUNDLE_LOAD_RESULTS = ("success", "not_found", "integrity_error", "error")
 BUNDLE_RELOAD_RESULTS = ("success", "failure")
+SHED_REASONS = ("queue_full", "queue_timeout")
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
 
@@ -83,6 +86,7 @@ class ServiceMetrics:
         self._ranking_families()
         self._store_families()
         self._bundle_families()
+        self._admission_families()
 
     def _http_families(self) -> None:
         registry = self.registry
@@ -136,15 +140,33 @@ class ServiceMetrics:
         )
         self.batch_size = Histogram(
             "reaseq_batch_size",
-            "Requests per scoring batch (no micro-batcher yet: always 1).",
+            "Requests per scoring batch of the micro-batcher.",
             buckets=BATCH_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.batch_candidates = Histogram(
+            "reaseq_batch_candidates",
+            "Candidates per scoring batch of the micro-batcher.",
+            buckets=BATCH_CANDIDATE_BUCKETS,
             registry=registry,
         )
         self.batch_wait = Histogram(
             "reaseq_batch_wait_seconds",
-            "Time a request waited for its batch to close (no micro-batcher yet: always 0).",
+            "Time a request queued before a scoring thread took its batch.",
             buckets=BATCH_WAIT_BUCKETS_S,
             registry=registry,
+        )
+        self.user_cache_lookups = Counter(
+            "reaseq_user_cache_lookups_total",
+            "Lookups of the per-user cache of encoded behaviours, by result (hit, miss).",
+            ["result"],
+            registry=registry,
+        )
+        self.user_cache_bytes = Gauge(
+            "reaseq_user_cache_bytes",
+            "Bytes held by the per-user cache of encoded behaviours, summed over live workers.",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
         self.queue_depth = Gauge(
             "reaseq_scoring_queue_depth",
@@ -156,6 +178,8 @@ class ServiceMetrics:
             self.stage_duration.labels(stage=stage.value)
         for reason in Degradation:
             self.degraded.labels(reason=reason.value)
+        for result in ("hit", "miss"):
+            self.user_cache_lookups.labels(result=result)
 
     def _store_families(self) -> None:
         self.store_requests = Counter(
@@ -168,6 +192,20 @@ class ServiceMetrics:
             "reaseq_store_lookups_total",
             "Records looked up in the store by kind and result (item vectors count one each).",
             ["store", "record", "result"],
+            registry=self.registry,
+        )
+        self.store_breaker_state = Gauge(
+            "reaseq_store_breaker_state",
+            "The store's circuit breaker: 1 for the state it is in (closed, open, half_open); "
+            "the max over live workers, so open shows 1 while any worker's circuit is open.",
+            ["store", "state"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.store_breaker_transitions = Counter(
+            "reaseq_store_breaker_transitions_total",
+            "Changes of state of the store's circuit breaker, by the state entered.",
+            ["store", "state"],
             registry=self.registry,
         )
 
@@ -203,6 +241,29 @@ class ServiceMetrics:
         for result in BUNDLE_RELOAD_RESULTS:
             self.bundle_reloads.labels(result=result)
 
+    def _admission_families(self) -> None:
+        registry = self.registry
+        self.rank_in_flight = Gauge(
+            "reaseq_rank_in_flight",
+            "Rank requests admitted and not yet answered, summed over live workers.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.rank_queued = Gauge(
+            "reaseq_rank_queued",
+            "Rank requests waiting for admission, summed over live workers.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.rank_shed = Counter(
+            "reaseq_rank_shed_total",
+            "Rank requests answered 429 by reason: queue_full (at once), queue_timeout (waited).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in SHED_REASONS:
+            self.rank_shed.labels(reason=reason)
+
     def init_store(self, store: str) -> None:
         """Create the store's series at zero, so rates and ratios exist before the first error."""
         for outcome in FetchOutcome:
@@ -210,6 +271,14 @@ class ServiceMetrics:
         for record in STORE_RECORDS:
             for result in ("hit", "miss"):
                 self.store_lookups.labels(store=store, record=record, result=result)
+
+    def breaker_state(self, store: str, state: BreakerState, entered: bool = True) -> None:
+        """The store's breaker is in ``state`` (counted as a transition when ``entered``)."""
+        for each in BreakerState:
+            self.store_breaker_state.labels(store=store, state=each.value).set(each is state)
+            self.store_breaker_transitions.labels(store=store, state=each.value)
+        if entered:
+            self.store_breaker_transitions.labels(store=store, state=state.value).inc()
 
     def bundle_served(self, version: str, previous: str | None = None) -> None:
         if previous is not None and previous != version:

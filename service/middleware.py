@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
+from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -106,3 +108,17 @@ def _access_level(status: int) -> int:
 
 def _route(scope: Scope) -> str:
     return getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+
+
+@dataclass(frozen=True)
+class RouteLabel:
+    """Stands in for the route of a request that a middleware answers before routing."""
+
+    path: str
+
+
+def label_route(scope: Scope, literal_paths: Collection[str]) -> None:
+    """Count and log a request answered before routing (a 413, a 429) under its route rather
+    than as unmatched, when its path is one of ``literal_paths`` (routes without parameters)."""
+    if scope["path"] in literal_paths:
+        scope["route"] = RouteLabel(scope["path"])

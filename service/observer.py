@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from service.metrics import ServiceMetrics
 from service.ranking.observer import FetchOutcome, Stage
-from service.stores.base import FetchResult
+from service.stores.base import FetchResult, RankingStore
 from service.tracing import StageTracer
 
 
@@ -24,6 +24,10 @@ class ServiceObserver:
         self._stage_timers = {s: metrics.stage_duration.labels(stage=s.value) for s in Stage}
         self._fetches = {
             o: metrics.store_requests.labels(store=store, result=o.value) for o in FetchOutcome
+        }
+        self._cache_lookups = {
+            True: metrics.user_cache_lookups.labels(result="hit"),
+            False: metrics.user_cache_lookups.labels(result="miss"),
         }
         metrics.init_store(store)
 
@@ -56,10 +60,26 @@ class ServiceObserver:
     def scoring_queued(self) -> None:
         self._metrics.queue_depth.inc()
 
-    def scoring_started(self, batch_size: int, waited_s: float) -> None:
+    def batch_started(self, requests: int, candidates: int) -> None:
+        self._metrics.batch_size.observe(requests)
+        self._metrics.batch_candidates.observe(candidates)
+
+    def scoring_started(self, waited_s: float) -> None:
         self._metrics.queue_depth.dec()
-        self._metrics.batch_size.observe(batch_size)
         self._metrics.batch_wait.observe(waited_s)
 
     def scoring_abandoned(self) -> None:
         self._metrics.queue_depth.dec()
+
+    def user_cache(self, hit: bool) -> None:
+        self._cache_lookups[hit].inc()
+
+
+def observe_breaker(store: RankingStore, metrics: ServiceMetrics, name: str) -> None:
+    """Keep the state of the store's circuit breaker, and its changes, in the metrics under the
+    backend's ``name`` (nothing for a store without a breaker)."""
+    breaker = store.breaker
+    if breaker is None:
+        return
+    metrics.breaker_state(name, breaker.state, entered=False)
+    breaker.on_transition(lambda _old, new: metrics.breaker_state(name, new))

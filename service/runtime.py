@@ -16,6 +16,8 @@ from service.gpu_memory import gpu_memory_collector
 from service.metrics import ServiceMetrics
 from service.observer import ServiceObserver
 from service.ranking import GraphRunner, RankingLimits, RankingObserver, RankingPipeline
+from service.ranking.batcher import BatchingConfig, MicroBatcher
+from service.ranking.user_cache import UserStateCache
 from service.settings import Settings
 from service.stores import RankingStore, open_store
 from service.tracing import NoTracer, StageTracer
@@ -29,6 +31,7 @@ class ServiceRuntime:
     bundle: LoadedBundle
     store: RankingStore
     pipeline: RankingPipeline
+    batcher: MicroBatcher
     metrics: ServiceMetrics
     observer: RankingObserver
     warmed: bool = False
@@ -47,14 +50,34 @@ class ServiceRuntime:
             max_candidates=settings.max_candidates,
             max_recent_events=settings.max_recent_events,
             default_top_k=settings.default_top_k,
+            default_timeout_ms=settings.default_timeout_ms,
         )
         observer = ServiceObserver(metrics, tracer or NoTracer(), settings.store)
-        runner = GraphRunner(bundle, settings.graph_mode, observer=observer)
-        pipeline = RankingPipeline(bundle, store, runner, limits, observer=observer)
+        cache = UserStateCache(
+            int(settings.user_cache_mb * 2**20), on_resize=metrics.user_cache_bytes.set
+        )
+        runner = GraphRunner(
+            bundle,
+            settings.graph_mode,
+            observer=observer,
+            cache=cache,
+            attention_threads=settings.attention_threads,
+        )
+        batcher = MicroBatcher(
+            runner,
+            BatchingConfig(
+                max_candidates=settings.batch_max_candidates,
+                max_wait_s=settings.batch_max_wait_ms / 1000.0,
+                workers=settings.scoring_threads,
+            ),
+            observer,
+        )
+        batcher.start()
+        pipeline = RankingPipeline(bundle, store, batcher, limits, observer=observer, cache=cache)
         metrics.bundle_served(bundle.version)
         metrics.ready.set(1)
         log.info("serving bundle %s with the %s store", bundle.version, settings.store)
-        return cls(settings, bundle, store, pipeline, metrics, observer, warmed=True)
+        return cls(settings, bundle, store, pipeline, batcher, metrics, observer, warmed=True)
 
     async def unready_reason(self) -> str | None:
         """Why the service should not take traffic, or None when it should (kept in the
@@ -72,6 +95,7 @@ class ServiceRuntime:
 
     async def close(self) -> None:
         self.metrics.ready.set(0)
+        await self.batcher.close()
         await self.store.close()
 
 

@@ -7,20 +7,21 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service.features import EVENT_TYPES
+from service.limits import MAX_ID_LENGTH, MAX_TIMEOUT_MS, PRINTABLE_ID
 from service.ranking.result import Degradation
 
-#: IDs are printable text: control characters would break the store's item-list encoding.
-_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
-MAX_ID_LENGTH = 256
 #: 2100-01-01 in Unix seconds: a larger ``ts`` is a unit mistake (ms or µs), not a time.
 MAX_TIMESTAMP = 4_102_444_800
-MAX_TIMEOUT_MS = 60_000
 
+# The ceilings; a deployment may narrow them (service/limits.py).
 UserId = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=_PRINTABLE)
+    str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=PRINTABLE_ID)
 ]
 ItemId = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=_PRINTABLE)
+    str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=PRINTABLE_ID)
+]
+EventId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=PRINTABLE_ID)
 ]
 EventName = Literal["click", "cart", "purchase"]
 assert tuple(EventName.__args__) == EVENT_TYPES  # type: ignore[attr-defined]
@@ -98,18 +99,57 @@ class RankResponse(BaseModel):
     explanations: list[ExplanationOut] | None
 
 
+class AppendedEvent(RecentEvent):
+    event_id: EventId | None = Field(
+        default=None,
+        description="Idempotency key: an event whose ID the user's recent events already "
+        "carry is not appended again, so a batch can be retried safely.",
+    )
+
+
 class AppendEventsRequest(_Body):
-    events: list[RecentEvent] = Field(min_length=1, max_length=10_000)
+    events: list[AppendedEvent] = Field(
+        min_length=1, max_length=10_000, description="Any order: each is inserted by its ts."
+    )
 
 
 class AppendEventsResponse(BaseModel):
     user_id: str
-    sequence_length: int
+    appended: int = Field(description="Events added to the sequence.")
+    duplicates: int = Field(description="Events skipped: their event_id was seen before.")
+    sequence_length: int = Field(description="Length of the stored sequence afterwards.")
 
 
 class ErrorResponse(BaseModel):
     detail: str
     code: str
+
+
+class FieldError(BaseModel):
+    """One schema violation: where (``loc``), what (``msg``), and its machine-readable type."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class SchemaErrorResponse(BaseModel):
+    detail: list[FieldError]
+
+
+#: The 400 of a route with a body that cannot be decoded as text.
+UNREADABLE_BODY_RESPONSE: dict[str, object] = {
+    "model": ErrorResponse,
+    "description": "The body cannot be read: it is not UTF-8 text.",
+}
+#: The 422 of a route with a body: a schema violation, or a rule of the service
+#: (duplicate candidates, an ID or a timeout past this deployment's limits).
+INVALID_REQUEST_RESPONSE: dict[str, object] = {
+    "model": SchemaErrorResponse | ErrorResponse,
+    "description": "The body breaks the schema (a list of field errors) or a rule of the service.",
+}
 
 
 class ReadinessResponse(BaseModel):

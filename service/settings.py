@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.api_keys import ApiKeys, KeyFileError, ServiceKeys, read_key_file, split_keys
 from service.errors import BundleNotFoundError
+from service.limits import MAX_ID_LENGTH, MAX_TIMEOUT_MS, RequestLimits
 from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
 
 CURRENT_FILE = "CURRENT"
@@ -35,6 +39,26 @@ class Settings(BaseSettings):
         default=50, ge=1, le=60_000, description="Budget of one store round trip."
     )
     redis_max_connections: int = Field(default=64, ge=1)
+    redis_cluster: bool = Field(
+        default=False,
+        description="REASEQ_REDIS_URL names a node of a Redis Cluster: discover the others.",
+    )
+    store_breaker_failures: int = Field(
+        default=5,
+        ge=0,
+        description="Store failures or timeouts in a row that open its circuit; 0 = never.",
+    )
+    store_breaker_cool_down_ms: int = Field(
+        default=5000,
+        ge=1,
+        le=600_000,
+        description="How long an open circuit fails fast before one call probes the store.",
+    )
+    event_id_window: int = Field(
+        default=1024,
+        ge=1,
+        description="Recent event IDs kept per user, so a replayed event is not appended twice.",
+    )
     embedded_users_path: Path = Field(
         default=Path("var/demo/users.npz"), description="User snapshot of the embedded store."
     )
@@ -50,8 +74,93 @@ class Settings(BaseSettings):
     onnx_intra_op_threads: int = Field(
         default=1, ge=0, description="onnxruntime intra-op threads per graph; 0 = its default."
     )
+    default_timeout_ms: int | None = Field(
+        default=2000,
+        ge=1,
+        le=60_000,
+        description="Budget of a rank request that names no timeout_ms; unset = no deadline.",
+    )
+    batch_max_candidates: int = Field(
+        default=4096,
+        ge=1,
+        description="Most candidates the micro-batcher scores in one batch (a larger request "
+        "goes alone).",
+    )
+    batch_max_wait_ms: float = Field(
+        default=1.0,
+        ge=0,
+        le=50,
+        description="Longest a free scoring thread waits for companions; it waits only while "
+        "requests arrive closer together than this.",
+    )
+    scoring_threads: int = Field(
+        default=1, ge=1, le=64, description="Scoring threads per worker (one batch each)."
+    )
+    attention_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Threads sharing a batch's attention (a large request is split across "
+        "them); more than one pays on an otherwise idle core.",
+    )
+    user_cache_mb: float = Field(
+        default=256.0,
+        ge=0,
+        description="Memory per worker for the per-user cache of encoded behaviours; 0 = off.",
+    )
+    max_id_length: int = Field(
+        default=MAX_ID_LENGTH,
+        ge=1,
+        le=MAX_ID_LENGTH,
+        description="Longest user or item ID, in characters (at most the schema's 256).",
+    )
+    id_pattern: str | None = Field(
+        default=None,
+        description="Regular expression every user and item ID must match in full; unset = "
+        "any printable text.",
+    )
+    max_timeout_ms: int = Field(
+        default=MAX_TIMEOUT_MS, ge=1, le=MAX_TIMEOUT_MS, description="Largest timeout_ms."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body; a larger one is answered 413 before it is parsed.",
+    )
+    rank_max_in_flight: int = Field(
+        default=32, ge=1, description="Rank requests served at once per worker."
+    )
+    rank_max_queued: int = Field(
+        default=64, ge=0, description="Rank requests waiting for a slot per worker; more: 429."
+    )
+    rank_queue_timeout_ms: int = Field(
+        default=500, ge=1, le=60_000, description="Longest wait for a slot; longer: 429."
+    )
+    rank_retry_after_s: int = Field(
+        default=1, ge=1, le=3600, description="Retry-After of a 429 from load shedding."
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="X-API-Key values /v1/rank accepts, comma-separated; unset (and no file) = "
+        "/v1/rank needs no key.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="File of /v1/rank keys, one per line; re-read when it changes.",
+    )
     admin_api_key: SecretStr | None = Field(
-        default=None, description="X-API-Key of the admin endpoints; unset = admin disabled."
+        default=None,
+        description="X-API-Key values of the admin endpoints, comma-separated; unset (and no "
+        "file) = admin disabled.",
+    )
+    admin_api_keys_file: Path | None = Field(
+        default=None,
+        description="File of admin keys, one per line; re-read when it changes.",
+    )
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser, comma-separated; "
+        "empty = no CORS headers.",
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     graceful_shutdown_s: int | None = Field(
@@ -84,10 +193,53 @@ class Settings(BaseSettings):
     )
     tracing_service_name: str = Field(default="reaseq-ranking", description="service.name.")
 
+    @field_validator("id_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"not a regular expression: {error}") from error
+        return pattern
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
     def secret_values(self) -> list[str]:
-        """Values that must never reach a log line."""
-        secrets = [self.admin_api_key.get_secret_value()] if self.admin_api_key else []
+        """Values that must never reach a log line: every API key, from settings and files."""
+        secrets = [
+            value.get_secret_value()
+            for value in (self.admin_api_key, self.api_keys)
+            if value is not None
+        ]
+        secrets += split_keys(self.admin_api_key) + split_keys(self.api_keys)
+        for path in (self.admin_api_keys_file, self.api_keys_file):
+            if path is not None:
+                # An unreadable file stops the service with its own message, in create_app.
+                with suppress(KeyFileError):
+                    secrets += read_key_file(path)
         return [s for s in secrets if s]
+
+    def request_limits(self) -> RequestLimits:
+        """The limits on IDs and timeouts, past what the API schema enforces."""
+        pattern = re.compile(self.id_pattern) if self.id_pattern is not None else None
+        return RequestLimits(
+            max_id_length=self.max_id_length,
+            id_pattern=pattern,
+            max_timeout_ms=self.max_timeout_ms,
+        )
+
+    def service_keys(self) -> ServiceKeys:
+        """The API keys; raises :class:`service.api_keys.KeyFileError` for an unreadable file."""
+        return ServiceKeys(
+            rank=ApiKeys(split_keys(self.api_keys), self.api_keys_file),
+            admin=ApiKeys(split_keys(self.admin_api_key), self.admin_api_keys_file),
+        )
 
     def resolve_bundle_dir(self) -> Path:
         """The directory of the bundle to serve."""
@@ -113,8 +265,16 @@ class Settings(BaseSettings):
                 url=self.redis_url,
                 timeout_ms=self.redis_timeout_ms,
                 max_connections=self.redis_max_connections,
+                cluster=self.redis_cluster,
+                breaker_failures=self.store_breaker_failures,
+                breaker_cool_down_ms=self.store_breaker_cool_down_ms,
+                event_id_window=self.event_id_window,
             )
-        return EmbeddedStoreConfig(type="embedded", users_path=self.embedded_users_path)
+        return EmbeddedStoreConfig(
+            type="embedded",
+            users_path=self.embedded_users_path,
+            event_id_window=self.event_id_window,
+        )
 
 
 @lru_cache(maxsize=1)

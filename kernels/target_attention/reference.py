@@ -1,4 +1,4 @@
-"""NumPy reference of multi-head target attention: what the CPU serving path runs.
+"""NumPy reference of multi-head target attention: the definition every kernel is checked against.
 
 Each candidate (query) attends over its request's behaviours (keys/values): :func:`target_attention`
 takes a padded batch with a mask, :func:`jagged_target_attention` the packed jagged batch of

@@ -31,13 +31,18 @@ def publish_embedded(sequences: UserSequences, path: Path) -> Path:
 
 
 def publish_redis(
-    sequences: UserSequences, bundle_dir: Path, redis_url: str, activate: bool = True
+    sequences: UserSequences,
+    bundle_dir: Path,
+    redis_url: str,
+    activate: bool = True,
+    cluster: bool = False,
 ) -> dict[str, int]:
     """Write the bundle's item vectors and every user's sequence under the bundle's version,
-    then (with ``activate``) flip the active bundle, so readers never see a half-written version."""
+    then (with ``activate``) flip the active bundle, so readers never see a half-written version.
+    With ``cluster``, ``redis_url`` names a node of a Redis Cluster."""
     manifest = read_manifest(bundle_dir)
     table = load_item_table(bundle_dir, manifest)
-    writer = RedisWriter.from_url(redis_url)
+    writer = RedisWriter.from_url(redis_url, cluster=cluster)
     try:
         version = manifest.version
         items = writer.write_item_vectors(version, table.ids.tolist(), table.vectors)

@@ -11,6 +11,11 @@ Cluster slot. Vectors are raw little-endian float16 bytes, never JSON.
   version, ``L x d`` float16 (a denormalised copy so a request needs one round trip)
 - ``reaseq:user:{<user_id>}:gen`` -> hash: ``vectors`` (``K x d`` float16), ``items``,
   ``gbr_version``, ``created_at``; written with a TTL
+- ``reaseq:user:{<user_id>}:event_ids`` -> sorted set of the IDs of the user's newest appended
+  events, scored by event timestamp (Unix s), so a replayed event is not appended twice
+
+Item-vector keys carry no hash tag: they spread over the cluster's slots, and a request's
+candidates are read with one MGET per slot.
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ def user_sequence_vectors_key(user_id: str, bundle_version: str) -> str:
 
 def generated_behaviours_key(user_id: str) -> str:
     return f"{PREFIX}:user:{{{user_id}}}:gen"
+
+
+def user_event_ids_key(user_id: str) -> str:
+    return f"{PREFIX}:user:{{{user_id}}}:event_ids"
 
 
 def encode_vectors(vectors: npt.NDArray[np.floating]) -> bytes:

@@ -56,11 +56,18 @@ class RankingObserver(Protocol):
     def scoring_queued(self) -> None:
         """A request is waiting for a scoring thread."""
 
-    def scoring_started(self, batch_size: int, waited_s: float) -> None:
-        """A scoring thread took a batch of ``batch_size`` requests after ``waited_s``."""
+    def batch_started(self, requests: int, candidates: int) -> None:
+        """A scoring thread took a batch of ``requests`` with ``candidates`` in all."""
+
+    def scoring_started(self, waited_s: float) -> None:
+        """A scoring thread took a request, after it queued for ``waited_s``."""
 
     def scoring_abandoned(self) -> None:
-        """A queued request left before a scoring thread took it (cancelled)."""
+        """A queued request left before a scoring thread took it (cancelled or past its
+        deadline)."""
+
+    def user_cache(self, hit: bool) -> None:
+        """The per-user cache of encoded behaviours was looked up."""
 
 
 class _NoObserver:
@@ -73,10 +80,16 @@ class _NoObserver:
     def scoring_queued(self) -> None:
         return None
 
-    def scoring_started(self, batch_size: int, waited_s: float) -> None:
+    def batch_started(self, requests: int, candidates: int) -> None:
+        return None
+
+    def scoring_started(self, waited_s: float) -> None:
         return None
 
     def scoring_abandoned(self) -> None:
+        return None
+
+    def user_cache(self, hit: bool) -> None:
         return None
 
 

@@ -18,6 +18,7 @@ from service.errors import (
     TooManyCandidates,
     TooManyEvents,
 )
+from service.ranking.batcher import MicroBatcher
 from service.ranking.behaviours import (
     BehaviourBlock,
     RealBehaviours,
@@ -27,7 +28,8 @@ from service.ranking.behaviours import (
 from service.ranking.explain import explain
 from service.ranking.observer import NO_OBSERVER, FetchOutcome, RankingObserver, Stage
 from service.ranking.result import Degradation, Ranking, ScoredItem, Timings
-from service.ranking.scoring import GraphRunner, ScoreResult
+from service.ranking.scoring import ScoreResult, ScoringRequest
+from service.ranking.user_cache import UserKey, UserStateCache, behaviours_fingerprint
 from service.stores.base import FetchQuery, FetchResult, RankingStore, UserSequence
 
 _NAMED_DUPLICATES = 10
@@ -38,6 +40,7 @@ class RankingLimits:
     max_candidates: int = 2000
     max_recent_events: int = 256
     default_top_k: int | None = None
+    default_timeout_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +67,19 @@ class RankingPipeline:
         self,
         bundle: LoadedBundle,
         store: RankingStore,
-        runner: GraphRunner,
+        batcher: MicroBatcher,
         limits: RankingLimits,
         clock: Callable[[], float] = time.time,
         observer: RankingObserver = NO_OBSERVER,
+        cache: UserStateCache | None = None,
     ) -> None:
         self.bundle = bundle
         self.store = store
-        self._runner = runner
+        self._batcher = batcher
         self._limits = limits
         self._clock = clock
         self._observer = observer
+        self._cache = cache or UserStateCache(0)
 
     def validate(self, query: RankQuery) -> None:
         """Raise an ``InvalidRankRequest`` naming the limit or rule the query breaks."""
@@ -103,10 +108,12 @@ class RankingPipeline:
 
     async def rank(self, query: RankQuery) -> Ranking:
         started = time.perf_counter()
+        timeout_ms = query.timeout_ms or self._limits.default_timeout_ms
+        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
         self.validate(query)
         if not query.candidates:
             return self._ranking(query, [], [], Timings(0.0, 0.0, _elapsed_ms(started)), None)
-        fetched, degraded = await self._fetch(query)
+        fetched, degraded = await self._fetch(query, deadline)
         fetch_ms = _elapsed_ms(started)
         model_started = time.perf_counter()
         manifest = self.bundle.manifest
@@ -116,7 +123,7 @@ class RankingPipeline:
         generated = generated_block(
             fetched.generated, manifest.max_lengths.generated, self.bundle.items.dim
         )
-        result = await self._score(fetched, real.block, generated, query.explain)
+        result = await self._score(query, fetched, real.block, generated, deadline)
         top_k = query.top_k or self._limits.default_top_k
         rows = np.argsort(-result.scores, kind="stable")[:top_k]
         items = [ScoredItem(query.candidates[r], float(result.scores[r])) for r in rows]
@@ -131,40 +138,34 @@ class RankingPipeline:
 
     async def _score(
         self,
+        query: RankQuery,
         fetched: FetchResult,
         real: BehaviourBlock,
         generated: BehaviourBlock,
-        explain: bool,
+        deadline: float | None,
     ) -> ScoreResult:
-        """Score in a worker thread, so the event loop keeps serving while the graphs run.
+        """Score in the micro-batcher, with the user's encoded behaviours from the cache when
+        they were computed from exactly these behaviours under this bundle."""
+        request = ScoringRequest(fetched.candidate_vectors, real, generated, query.explain)
+        if self._cache.enabled:
+            request.user_key = UserKey(query.user_id, self.bundle.version)
+            request.fingerprint = behaviours_fingerprint(real, generated)
+            request.encoded = self._cache.get(request.user_key, request.fingerprint)
+            self._observer.user_cache(hit=request.encoded is not None)
+        return await self._batcher.score(request, deadline)
 
-        There is no micro-batcher yet: each request is a batch of one, handed over at once.
-        """
-        observer = self._observer
-        started = False
-
-        def run() -> ScoreResult:
-            nonlocal started
-            started = True
-            observer.scoring_started(batch_size=1, waited_s=0.0)
-            return self._runner.score(fetched.candidate_vectors, real, generated, explain)
-
-        observer.scoring_queued()
-        try:
-            return await asyncio.to_thread(run)
-        finally:
-            if not started:
-                observer.scoring_abandoned()
-
-    async def _fetch(self, query: RankQuery) -> tuple[FetchResult, list[Degradation]]:
-        """Fetch from the store; on a timeout, fall back to the bundle's item table alone."""
+    async def _fetch(
+        self, query: RankQuery, deadline: float | None
+    ) -> tuple[FetchResult, list[Degradation]]:
+        """Fetch from the store within what is left of the budget; on a timeout, fall back to
+        the bundle's item table alone."""
         fetch_query = FetchQuery(query.user_id, query.candidates, query.recent_events.item_ids)
         with self._observer.stage(Stage.FETCH):
             try:
-                if query.timeout_ms is None:
+                if deadline is None:
                     fetched = await self.store.fetch(fetch_query)
                 else:
-                    async with asyncio.timeout(query.timeout_ms / 1000.0):
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                         fetched = await self.store.fetch(fetch_query)
             except (StoreTimeout, TimeoutError):
                 self._observer.fetched(FetchOutcome.TIMEOUT, None)

@@ -1,20 +1,36 @@
-"""Run the bundle's graphs on one request: split (encoders, NumPy attention, scorer) or full."""
+"""Run the bundle's graphs on a batch of requests: split (encoders, attention, scorer) or full.
+
+Split mode packs the batch jaggedly. The user encoder, the candidate encoder and the scorer work
+row by row (a behaviour, a candidate), so every request's rows go through each graph in one call
+with batch dimension 1 and no padding; only the attention runs per request, over that request's
+own behaviours. Users found in the :class:`UserStateCache` skip the user encoder.
+
+Full mode runs the single full graph request by request (its batch axis would need padding).
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
 
-from kernels.target_attention import AttentionBackend, target_attention
+from kernels.target_attention.cpu import HeadMajorBehaviours, attend
+from kernels.target_attention.jagged import offsets_from_lengths
 from service.bundle import LoadedBundle
 from service.contracts import graphs
 from service.ranking.behaviours import BehaviourBlock
 from service.ranking.observer import NO_OBSERVER, RankingObserver, Stage
+from service.ranking.user_cache import EncodedUser, UserKey, UserStateCache
 from service.stores.base import FloatArray
 
 GraphMode = Literal["split", "full"]
+#: Logits (candidates x behaviours) below which a request's attention stays on one thread.
+_PARALLEL_MIN_LOGITS = 1 << 17
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,21 +40,53 @@ class ScoreResult:
     generated_weights: FloatArray | None  # [C, K]
 
 
+@dataclass(slots=True)
+class ScoringRequest:
+    """One request's share of a batch: its candidates and its user's behaviours.
+
+    ``encoded`` is the user's cached encoder output when the cache had it; otherwise the batch
+    encodes ``real`` and ``generated`` and caches the result under ``user_key``.
+    """
+
+    candidates: FloatArray  # [C, d]
+    real: BehaviourBlock
+    generated: BehaviourBlock
+    explain: bool = False
+    user_key: UserKey | None = None
+    fingerprint: bytes = b""
+    encoded: EncodedUser | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.candidates.shape[0])
+
+
 class GraphRunner:
-    """Scores candidates against behaviour blocks with batch dimension B = 1."""
+    """Scores batches of :class:`ScoringRequest` with the bundle's graphs."""
 
     def __init__(
         self,
         bundle: LoadedBundle,
         mode: GraphMode = "split",
-        backend: AttentionBackend = AttentionBackend.NUMPY,
         observer: RankingObserver = NO_OBSERVER,
+        cache: UserStateCache | None = None,
+        attention_threads: int = 1,
     ) -> None:
         self._bundle = bundle
         self._mode = mode
-        self._backend = backend
         self._observer = observer
+        self._cache = cache or UserStateCache(0)
         self._heads = bundle.manifest.dimensions.heads
+        self._attention_threads = attention_threads
+        self._pool = (
+            ThreadPoolExecutor(attention_threads - 1, thread_name_prefix="attention")
+            if attention_threads > 1
+            else None
+        )
+
+    @property
+    def bundle(self) -> LoadedBundle:
+        return self._bundle
 
     def score(
         self,
@@ -47,100 +95,206 @@ class GraphRunner:
         generated: BehaviourBlock,
         explain: bool = False,
     ) -> ScoreResult:
-        """Scores ``[C]``; attention weights come from the split path, so explaining uses it."""
-        if self._mode == "full" and not explain:
-            return self._full(candidates, real, generated)
-        return self._split(candidates, real, generated, explain)
+        """One request alone (a batch of one), without the cache."""
+        return self.score_batch([ScoringRequest(candidates, real, generated, explain)])[0]
 
-    def _full(
-        self, candidates: FloatArray, real: BehaviourBlock, generated: BehaviourBlock
-    ) -> ScoreResult:
+    def score_batch(self, requests: Sequence[ScoringRequest]) -> list[ScoreResult]:
+        """Scores ``[C_r]`` per request, in order. Attention weights come from the split path, so
+        a request that asks for explanations goes through it whatever the mode."""
+        if self._mode == "full":
+            return [self._split([r])[0] if r.explain else self._full(r) for r in requests]
+        return self._split(requests)
+
+    def _full(self, request: ScoringRequest) -> ScoreResult:
+        real, generated = request.real, request.generated
         with self._observer.stage(Stage.FULL):
-            out = self._run_full(candidates, real, generated)
-        return ScoreResult(out[graphs.SCORES][0], None, None)
-
-    def _run_full(
-        self, candidates: FloatArray, real: BehaviourBlock, generated: BehaviourBlock
-    ) -> dict[str, np.ndarray]:
-        return self._bundle.run(
-            graphs.FULL,
-            {
-                graphs.CANDIDATE_VECTORS: candidates[None],
-                graphs.SEQUENCE_VECTORS: real.vectors[None],
-                graphs.SEQUENCE_EVENTS: real.events[None],
-                graphs.SEQUENCE_GAPS: real.gaps[None],
-                graphs.SEQUENCE_MASK: real.mask[None],
-                graphs.GENERATED_VECTORS: generated.vectors[None],
-                graphs.GENERATED_MASK: generated.mask[None],
-            },
-        )
-
-    def _split(
-        self,
-        candidates: FloatArray,
-        real: BehaviourBlock,
-        generated: BehaviourBlock,
-        explain: bool,
-    ) -> ScoreResult:
-        stage = self._observer.stage
-        with stage(Stage.USER_ENCODER):
-            user = self._bundle.run(
-                graphs.USER_ENCODER,
+            out = self._bundle.run(
+                graphs.FULL,
                 {
+                    graphs.CANDIDATE_VECTORS: request.candidates[None],
                     graphs.SEQUENCE_VECTORS: real.vectors[None],
                     graphs.SEQUENCE_EVENTS: real.events[None],
                     graphs.SEQUENCE_GAPS: real.gaps[None],
+                    graphs.SEQUENCE_MASK: real.mask[None],
                     graphs.GENERATED_VECTORS: generated.vectors[None],
+                    graphs.GENERATED_MASK: generated.mask[None],
                 },
             )
+        return ScoreResult(out[graphs.SCORES][0], None, None)
+
+    def _split(self, requests: Sequence[ScoringRequest]) -> list[ScoreResult]:
+        stage = self._observer.stage
+        with stage(Stage.USER_ENCODER):
+            encoded = self._encode_users(requests)
+        candidate_offsets = offsets_from_lengths([r.size for r in requests])
+        candidates = np.concatenate([r.candidates for r in requests])[None]
         with stage(Stage.CANDIDATE_ENCODER):
             queries = self._bundle.run(
-                graphs.CANDIDATE_ENCODER, {graphs.CANDIDATE_VECTORS: candidates[None]}
+                graphs.CANDIDATE_ENCODER, {graphs.CANDIDATE_VECTORS: candidates}
             )
+        real_queries = queries[graphs.REAL_QUERIES][0]
+        generated_queries = queries[graphs.GENERATED_QUERIES][0]
         with stage(Stage.ATTENTION):
-            real_pooled, real_weights = self._attend(
-                queries[graphs.REAL_QUERIES],
-                user[graphs.REAL_KEYS],
-                user[graphs.REAL_VALUES],
-                real.mask,
-                explain,
-            )
-            gen_pooled, gen_weights = self._attend(
-                queries[graphs.GENERATED_QUERIES],
-                user[graphs.GENERATED_KEYS],
-                user[graphs.GENERATED_VALUES],
-                generated.mask,
-                explain,
-            )
+            real = self._attention(
+                real_queries, candidate_offsets, [u.real for u in encoded],
+                [r.real for r in requests], [r.explain for r in requests],
+            )  # fmt: skip
+            generated = self._attention(
+                generated_queries, candidate_offsets, [u.generated for u in encoded],
+                [r.generated for r in requests], [r.explain for r in requests],
+            )  # fmt: skip
         with stage(Stage.SCORER):
-            out = self._bundle.run(
+            scores = self._bundle.run(
                 graphs.SCORER,
                 {
-                    graphs.CANDIDATE_VECTORS: candidates[None],
-                    graphs.REAL_POOLED: real_pooled,
-                    graphs.GENERATED_POOLED: gen_pooled,
+                    graphs.CANDIDATE_VECTORS: candidates,
+                    graphs.REAL_POOLED: real.pooled[None],
+                    graphs.GENERATED_POOLED: generated.pooled[None],
+                },
+            )[graphs.SCORES][0]
+        return [
+            ScoreResult(
+                scores[candidate_offsets[r] : candidate_offsets[r + 1]],
+                real.weights[r],
+                generated.weights[r],
+            )
+            for r in range(len(requests))
+        ]
+
+    def _attention(
+        self,
+        queries: FloatArray,
+        candidate_offsets: np.ndarray,
+        behaviours: list[HeadMajorBehaviours],
+        blocks: list[BehaviourBlock],
+        explain: list[bool],
+    ) -> _PoolResult:
+        """One pool's attention for every request of the batch, spread over the attention
+        threads (NumPy and BLAS release the GIL); a large request's candidates are split."""
+        pooled = np.empty_like(queries, np.float32)
+        weights: list[FloatArray | None] = [
+            np.zeros(
+                (int(candidate_offsets[r + 1] - candidate_offsets[r]), len(b.mask)), np.float32
+            )
+            if explain[r]
+            else None
+            for r, b in enumerate(blocks)
+        ]
+        parts = [
+            (r, part)
+            for r, held in enumerate(behaviours)
+            for part in self._parts(int(candidate_offsets[r]), int(candidate_offsets[r + 1]), held)
+        ]
+
+        def run(r: int, part: slice) -> None:
+            pooled[part], part_weights = attend(queries[part], behaviours[r], explain[r])
+            found = weights[r]
+            if found is None or part_weights is None:
+                return
+            rows = slice(
+                part.start - int(candidate_offsets[r]), part.stop - int(candidate_offsets[r])
+            )
+            if part_weights.shape[1] == found.shape[1]:
+                found[rows] = part_weights
+            else:  # weights of the behaviours only: padding slots keep 0
+                found[rows, _valid_rows(blocks[r])] = part_weights
+
+        if self._pool is None or len(parts) == 1:
+            for r, part in parts:
+                run(r, part)
+            return _PoolResult(pooled, weights)
+        # This thread and the pool's draw parts from one queue until it is empty.
+        queue = iter(parts)
+        lock = threading.Lock()
+
+        def drain() -> None:
+            while True:
+                with lock:
+                    item = next(queue, None)
+                if item is None:
+                    return
+                run(*item)
+
+        helpers = min(self._attention_threads - 1, len(parts) - 1)
+        pending = [self._pool.submit(drain) for _ in range(helpers)]
+        drain()
+        for done in pending:
+            done.result()
+        return _PoolResult(pooled, weights)
+
+    def _parts(self, start: int, stop: int, behaviours: HeadMajorBehaviours) -> list[slice]:
+        """Contiguous candidate ranges of one request, one per attention thread when the
+        request is large enough to pay for the hand-off."""
+        count = stop - start
+        threads = self._attention_threads
+        if threads == 1 or count * behaviours.length < _PARALLEL_MIN_LOGITS or count < threads:
+            return [slice(start, stop)]
+        edges = np.linspace(start, stop, threads + 1).astype(int)
+        return [slice(int(a), int(b)) for a, b in pairwise(edges)]
+
+    def _encode_users(self, requests: Sequence[ScoringRequest]) -> list[EncodedUser]:
+        """Every request's encoded user: from the cache, or all misses in one encoder call."""
+        misses = [r for r in requests if r.encoded is None]
+        if misses:
+            real_rows = [_valid_rows(r.real) for r in misses]
+            generated_rows = [_valid_rows(r.generated) for r in misses]
+            out = self._bundle.run(
+                graphs.USER_ENCODER,
+                {
+                    graphs.SEQUENCE_VECTORS: _packed(
+                        [r.real.vectors[rows] for r, rows in zip(misses, real_rows, strict=True)]
+                    ),
+                    graphs.SEQUENCE_EVENTS: _packed(
+                        [r.real.events[rows] for r, rows in zip(misses, real_rows, strict=True)]
+                    ),
+                    graphs.SEQUENCE_GAPS: _packed(
+                        [r.real.gaps[rows] for r, rows in zip(misses, real_rows, strict=True)]
+                    ),
+                    graphs.GENERATED_VECTORS: _packed(
+                        [
+                            r.generated.vectors[rows]
+                            for r, rows in zip(misses, generated_rows, strict=True)
+                        ]
+                    ),
                 },
             )
-        return ScoreResult(
-            out[graphs.SCORES][0],
-            None if real_weights is None else real_weights[0],
-            None if gen_weights is None else gen_weights[0],
-        )
+            real_offsets = offsets_from_lengths([len(rows) for rows in real_rows])
+            generated_offsets = offsets_from_lengths([len(rows) for rows in generated_rows])
+            for m, request in enumerate(misses):
+                real = slice(int(real_offsets[m]), int(real_offsets[m + 1]))
+                generated = slice(int(generated_offsets[m]), int(generated_offsets[m + 1]))
+                request.encoded = EncodedUser(
+                    request.fingerprint,
+                    self._head_major(out, graphs.REAL_KEYS, graphs.REAL_VALUES, real),
+                    self._head_major(
+                        out, graphs.GENERATED_KEYS, graphs.GENERATED_VALUES, generated
+                    ),
+                )
+                if request.user_key is not None and self._cache.enabled:
+                    self._cache.put(request.user_key, request.encoded)
+        return [r.encoded for r in requests if r.encoded is not None]
 
-    def _attend(
-        self,
-        queries: np.ndarray,
-        keys: np.ndarray,
-        values: np.ndarray,
-        mask: FloatArray,
-        explain: bool,
-    ) -> tuple[FloatArray, FloatArray | None]:
-        return target_attention(
-            queries.astype(np.float32, copy=False),
-            keys.astype(np.float32, copy=False),
-            values.astype(np.float32, copy=False),
-            mask[None],
-            self._heads,
-            return_weights=explain,
-            backend=self._backend,
-        )
+    def _head_major(
+        self, out: dict[str, np.ndarray], keys: str, values: str, rows: slice
+    ) -> HeadMajorBehaviours:
+        return HeadMajorBehaviours.from_rows(out[keys][0, rows], out[values][0, rows], self._heads)
+
+
+def _valid_rows(block: BehaviourBlock) -> np.ndarray:
+    """Rows of a block that are behaviours, not padding."""
+    return np.flatnonzero(block.mask > 0)
+
+
+def _packed(blocks: list[np.ndarray]) -> np.ndarray:
+    """Blocks stacked along the behaviour axis under batch dimension 1 (at least one row: the
+    graph contract pads an empty block to one masked slot; the padding row is never read)."""
+    packed = np.concatenate(blocks)
+    if len(packed) == 0:
+        packed = np.zeros((1, *packed.shape[1:]), packed.dtype)
+    return packed[None]
+
+
+@dataclass(frozen=True, slots=True)
+class _PoolResult:
+    pooled: FloatArray  # [total candidates, d]
+    weights: list[FloatArray | None]  # per request [C_r, slots of its block], when explaining

@@ -3,27 +3,59 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
 from service.logs import current_request_id
 from service.ranking import RankQuery, Stage
+from service.routes.access import require_rank_key
 from service.routes.events import events_to_sequence
+from service.routes.limits import RequestLimitsDep
 from service.runtime import MetricsDep, RuntimeDep
-from service.schemas import ErrorResponse, RankRequest, RankResponse
+from service.schemas import (
+    INVALID_REQUEST_RESPONSE,
+    UNREADABLE_BODY_RESPONSE,
+    ErrorResponse,
+    RankRequest,
+    RankResponse,
+)
 
 router = APIRouter(prefix="/v1", tags=["rank"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    413: {"model": ErrorResponse, "description": "Too many candidates or recent events."},
+    400: UNREADABLE_BODY_RESPONSE,
+    401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key (where required)."},
+    413: {
+        "model": ErrorResponse,
+        "description": "The body is over REASEQ_MAX_BODY_BYTES, or too many candidates or "
+        "recent events.",
+    },
+    422: INVALID_REQUEST_RESPONSE,
+    429: {
+        "model": ErrorResponse,
+        "description": "Overloaded: every admission slot and queue place is taken, or the "
+        "request waited too long for one. Retry after the Retry-After seconds.",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
     503: {"model": ErrorResponse, "description": "Not ready, or the store is unreachable."},
 }
 
 
-@router.post("/rank", response_model=RankResponse, responses=_ERRORS)
+@router.post(
+    "/rank",
+    response_model=RankResponse,
+    responses=_ERRORS,
+    dependencies=[Depends(require_rank_key)],
+)
 async def rank(
     body: RankRequest,
     runtime: RuntimeDep,
     metrics: MetricsDep,
+    limits: RequestLimitsDep,
 ) -> Response:
     """Score the candidates for the user, highest first.
 
@@ -31,6 +63,10 @@ async def rank(
     (up to 128 printable ASCII characters), else a fresh one; the response echoes it as
     ``X-Request-ID`` and every log line of the request carries it.
     """
+    limits.check_ids("user_id", [body.user_id])
+    limits.check_ids("candidates", body.candidates)
+    limits.check_ids("recent_events.item_id", (event.item_id for event in body.recent_events))
+    limits.check_timeout(body.timeout_ms)
     query = RankQuery(
         request_id=current_request_id.get(),
         user_id=body.user_id,

@@ -13,15 +13,18 @@ from service.stores.base import (
     UserSequence,
 )
 from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
+from service.stores.event_log import AppendResult, NewEvents
 
 if TYPE_CHECKING:
     from service.bundle import LoadedBundle
 
 __all__ = [
+    "AppendResult",
     "EmbeddedStoreConfig",
     "FetchQuery",
     "FetchResult",
     "GeneratedBehaviours",
+    "NewEvents",
     "RankingStore",
     "RedisStoreConfig",
     "StoreCapabilities",

@@ -5,10 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from service.stores.breaker import CircuitBreaker
+    from service.stores.event_log import AppendResult, NewEvents
 
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
@@ -107,15 +111,27 @@ class RankingStore(ABC):
 
     @abstractmethod
     async def fetch(self, query: FetchQuery) -> FetchResult:
-        """Everything for one request, in one round trip; raises ``StoreTimeout`` when slow."""
+        """Everything for one request, in one round trip.
+
+        Raises ``StoreTimeout`` when the store gives no answer within its budget: slow,
+        unreachable or behind an open circuit (the cause is chained), so that the caller can
+        serve degraded from the bundle alone."""
 
     @abstractmethod
     async def ping(self) -> bool:
         """Whether the store answers."""
 
     @abstractmethod
-    async def append_events(self, user_id: str, events: UserSequence) -> int:
-        """Append behaviours to a user's sequence, capped; returns the new length."""
+    async def append_events(self, user_id: str, events: NewEvents) -> AppendResult:
+        """Append behaviours to a user's capped sequence by the rules of
+        :mod:`service.stores.event_log`, atomically with the record of their event IDs; raises
+        ``StoreError`` when the store cannot take the write (nothing is then appended, or all
+        is: retry with the same event IDs)."""
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        """The circuit breaker in front of a networked store; None for an in-process one."""
+        return None
 
     @abstractmethod
     async def close(self) -> None:

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.stores.event_log import DEFAULT_ID_WINDOW
+
 
 class EmbeddedStoreConfig(BaseModel):
     """In-process store: item vectors from the bundle, users from an ``.npz`` snapshot."""
@@ -20,9 +22,12 @@ class EmbeddedStoreConfig(BaseModel):
     """User snapshot written by :func:`service.stores.embedded.write_user_snapshot`; a missing
     file means an empty user store (every user unknown)."""
 
+    event_id_window: int = Field(default=DEFAULT_ID_WINDOW, ge=1)
+    """Recent event IDs remembered per user to skip replayed events."""
+
 
 class RedisStoreConfig(BaseModel):
-    """Redis (single node or Cluster-compatible key layout), read in one round trip."""
+    """Redis, a single node or a Redis Cluster, read in one round trip (one per node)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
@@ -30,13 +35,25 @@ class RedisStoreConfig(BaseModel):
     """Discriminator of the backend."""
 
     url: str = "redis://127.0.0.1:6379/0"
-    """redis:// or rediss:// URL of the server."""
+    """redis:// or rediss:// URL of the server (with ``cluster``: of any node, database 0)."""
+
+    cluster: bool = False
+    """Talk to a Redis Cluster: discover its nodes from ``url``, route each key to its slot."""
 
     timeout_ms: int = Field(default=50, ge=1)
     """Budget of one round trip; beyond it a fetch raises ``StoreTimeout``."""
 
     max_connections: int = Field(default=64, ge=1)
-    """Size of the connection pool."""
+    """Size of the connection pool (per node in a cluster)."""
+
+    breaker_failures: int = Field(default=5, ge=0)
+    """Store failures in a row that open the circuit breaker; 0 never opens it."""
+
+    breaker_cool_down_ms: int = Field(default=5000, ge=1)
+    """How long an open breaker fails fast before one call probes the store again."""
+
+    event_id_window: int = Field(default=DEFAULT_ID_WINDOW, ge=1)
+    """Recent event IDs remembered per user to skip replayed events."""
 
 
 StoreConfig = Annotated[EmbeddedStoreConfig | RedisStoreConfig, Field(discriminator="type")]

@@ -1,12 +1,13 @@
 """The embedded store: item vectors from the bundle's table, users from an in-process snapshot.
 
-It needs nothing running, so a fresh checkout can serve. Appended events live in process memory
-only (lost on restart, not shared between replicas).
+It needs nothing running, so a fresh checkout can serve. Appended events and their event IDs live
+in process memory only (lost on restart, not shared between replicas).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import ClassVar
 
 from service.bundle import LoadedBundle
@@ -18,6 +19,13 @@ from service.stores.base import (
     UserSequence,
 )
 from service.stores.config import EmbeddedStoreConfig
+from service.stores.event_log import (
+    DEFAULT_ID_WINDOW,
+    AppendResult,
+    NewEvents,
+    merge_events,
+    trim_window,
+)
 from service.stores.snapshot import GeneratedBlocks, UserSnapshot, write_user_snapshot
 
 __all__ = ["EmbeddedStore", "GeneratedBlocks", "write_user_snapshot"]
@@ -35,11 +43,19 @@ class EmbeddedStore(RankingStore):
         notes=("appended events are kept in memory only",),
     )
 
-    def __init__(self, bundle: LoadedBundle, snapshot: UserSnapshot) -> None:
+    def __init__(
+        self,
+        bundle: LoadedBundle,
+        snapshot: UserSnapshot,
+        event_id_window: int = DEFAULT_ID_WINDOW,
+    ) -> None:
         self._items = bundle.items
         self._max_length = bundle.manifest.max_lengths.sequence
         self._snapshot = snapshot
         self._appended: dict[str, UserSequence] = {}
+        self._event_ids: dict[str, dict[str, int]] = {}
+        self._event_id_window = event_id_window
+        self._append_lock = threading.Lock()
         gen_dim = snapshot.generated_dim()
         if gen_dim is not None and gen_dim != bundle.items.dim:
             raise ValueError(
@@ -53,10 +69,10 @@ class EmbeddedStore(RankingStore):
             log.warning(
                 "user snapshot %s not found: serving with an empty user store", config.users_path
             )
-            return cls(bundle, UserSnapshot.empty())
+            return cls(bundle, UserSnapshot.empty(), config.event_id_window)
         snapshot = UserSnapshot.load(config.users_path)
         log.info("loaded user snapshot %s: %d users", config.users_path, snapshot.users)
-        return cls(bundle, snapshot)
+        return cls(bundle, snapshot, config.event_id_window)
 
     def _sequence(self, user_id: str) -> UserSequence | None:
         appended = self._appended.get(user_id)
@@ -80,11 +96,21 @@ class EmbeddedStore(RankingStore):
     async def ping(self) -> bool:
         return True
 
-    async def append_events(self, user_id: str, events: UserSequence) -> int:
-        current = self._sequence(user_id) or UserSequence.empty()
-        updated = current.extended(events, self._max_length)
-        self._appended[user_id] = updated
-        return len(updated)
+    async def append_events(self, user_id: str, events: NewEvents) -> AppendResult:
+        # The lock keeps the read, the merge and the writes of sequence and IDs one step, even
+        # for callers on other threads.
+        with self._append_lock:
+            current = self._sequence(user_id) or UserSequence.empty()
+            seen = self._event_ids.get(user_id, {})
+            merged = merge_events(current, seen, events, self._max_length)
+            if merged.result.appended:
+                self._appended[user_id] = merged.sequence
+                self._event_ids[user_id] = trim_window(
+                    seen | merged.recorded_ids, self._event_id_window
+                )
+            return merged.result
 
     async def close(self) -> None:
-        self._appended.clear()
+        with self._append_lock:
+            self._appended.clear()
+            self._event_ids.clear()

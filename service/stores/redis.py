@@ -1,27 +1,38 @@
-"""The Redis store: a request's keys in one pipelined round trip, layout per contracts.keys.
+"""The Redis store (single node or Redis Cluster): a request's keys in one pipelined round trip.
 
 A fetch sends, in one pipeline (no MULTI): HMGET of the user's sequence, GET of its denormalised
-sequence vectors under the served bundle version, HMGET of the generated block, and one MGET of
-every candidate and recent-event item vector. Fallback: when the sequence-vector copy is missing
-or does not match the sequence (the user's sequence changed after the copy was written), a second
+sequence vectors under the served bundle version, HMGET of the generated block, and the MGET of
+every candidate and recent-event item vector. On a cluster the user's keys share a slot (hash
+tag) and the item keys are grouped into one MGET per slot; the pipeline sends each node its
+commands at once, the nodes in parallel. Fallback: when the sequence-vector copy is missing or
+does not match the sequence (the user's sequence changed after the copy was written), a second
 MGET reads the sequence items' vectors one by one; that request pays two round trips.
+
+Every call goes through a :class:`~service.stores.breaker.CircuitBreaker`, so a store that is
+down costs a request nothing once the breaker has opened. Appends are idempotent by event ID:
+see :mod:`service.stores.redis_append`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any, ClassVar, cast
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
 
 import numpy as np
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, WatchError
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.backoff import NoBackoff
+from redis.crc import key_slot
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from service.bundle import LoadedBundle
 from service.contracts import keys
-from service.errors import StoreTimeout, StoreUnavailable
+from service.errors import StoreError, StoreTimeout, StoreUnavailable
 from service.stores.base import (
     BoolArray,
     FetchQuery,
@@ -32,30 +43,39 @@ from service.stores.base import (
     StoreCapabilities,
     UserSequence,
 )
+from service.stores.breaker import BreakerPolicy, CircuitBreaker
 from service.stores.config import RedisStoreConfig
-from service.stores.redis_writer import sequence_fields
+from service.stores.event_log import AppendResult, NewEvents
+from service.stores.redis_append import SequenceAppender
+from service.stores.redis_writer import decode_sequence
 
 log = logging.getLogger(__name__)
+
+RedisClient = aioredis.Redis | AsyncRedisCluster
+#: What a Redis call raises when the server is slow, gone, or refuses (cluster topology
+#: errors are not RedisErrors).
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
 _SEQ_FIELDS = [keys.SEQ_ITEMS, keys.SEQ_EVENTS, keys.SEQ_TIMESTAMPS]
 _GEN_FIELDS = [keys.GEN_VECTORS, keys.GEN_ITEMS, keys.GEN_VERSION]
 _ADMIN_TIMEOUT_S = 5.0
 
 
-def decode_sequence(fields: Sequence[bytes | None]) -> UserSequence | None:
-    """A sequence hash's ``items, events, ts`` fields; None when absent or corrupt."""
-    raw_items, raw_events, raw_ts = fields
-    if raw_items is None or raw_events is None or raw_ts is None:
-        return None
-    try:
-        return UserSequence(
-            keys.decode_item_ids(raw_items),
-            np.frombuffer(raw_events, keys.EVENT_DTYPE).copy(),
-            np.frombuffer(raw_ts, keys.TIMESTAMP_DTYPE).astype(np.int64),
-        )
-    except ValueError as error:
-        log.warning("ignoring a corrupt user sequence: %s", error)
-        return None
+def connect(config: RedisStoreConfig) -> RedisClient:
+    """A client for the server or cluster ``config`` names (connections open lazily)."""
+    backstop_s = max(config.timeout_ms / 1000.0, 1.0)
+    options: dict[str, Any] = {
+        "socket_timeout": backstop_s,
+        "socket_connect_timeout": backstop_s,
+        "max_connections": config.max_connections,
+        # One immediate retry replaces a pooled connection that a restart or a failover broke;
+        # backing off is pointless within a budget of milliseconds.
+        "retry": Retry(NoBackoff(), 1),
+    }
+    if config.cluster:
+        # Start and keep serving while a failover leaves some slots without a master.
+        return AsyncRedisCluster.from_url(config.url, require_full_coverage=False, **options)
+    return aioredis.Redis.from_url(config.url, **options)
 
 
 class RedisStore(RankingStore):
@@ -65,36 +85,66 @@ class RedisStore(RankingStore):
         persistent=True, shared_across_replicas=True, expiring_generated=True
     )
 
-    def __init__(self, client: aioredis.Redis, bundle: LoadedBundle, timeout_ms: int) -> None:
+    def __init__(
+        self,
+        client: RedisClient,
+        bundle: LoadedBundle,
+        timeout_ms: int,
+        breaker: CircuitBreaker | None = None,
+        event_id_window: int = 1024,
+    ) -> None:
         self._client = client
+        self._cluster = isinstance(client, AsyncRedisCluster)
         self._version = bundle.version
         self._dim = bundle.items.dim
         self._default = bundle.items.default_vector
-        self._max_length = bundle.manifest.max_lengths.sequence
         self._timeout_s = timeout_ms / 1000.0
+        self._breaker = breaker or CircuitBreaker("redis", BreakerPolicy(failure_threshold=0))
+        self._appender = SequenceAppender(
+            client,
+            bundle.version,
+            self._dim,
+            bundle.manifest.max_lengths.sequence,
+            event_id_window,
+            self._item_vectors,
+        )
 
     @classmethod
     def open(cls, config: RedisStoreConfig, bundle: LoadedBundle) -> RedisStore:
-        backstop_s = max(config.timeout_ms / 1000.0, 1.0)
-        client = aioredis.Redis.from_url(
-            config.url,
-            socket_timeout=backstop_s,
-            socket_connect_timeout=backstop_s,
-            max_connections=config.max_connections,
+        policy = BreakerPolicy(config.breaker_failures, config.breaker_cool_down_ms / 1000.0)
+        name = "redis cluster" if config.cluster else "redis"
+        return cls(
+            connect(config),
+            bundle,
+            config.timeout_ms,
+            breaker=CircuitBreaker(name, policy),
+            event_id_window=config.event_id_window,
         )
-        return cls(client, bundle, config.timeout_ms)
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
 
     async def fetch(self, query: FetchQuery) -> FetchResult:
+        try:
+            return await self._breaker.call(lambda: self._fetch(query))
+        except StoreUnavailable as error:
+            # No answer is served like a late one: degraded, from the bundle alone.
+            raise StoreTimeout(error.message) from error
+
+    async def _fetch(self, query: FetchQuery) -> FetchResult:
         item_ids = [*query.candidate_ids, *query.event_item_ids]
         pipe = self._client.pipeline(transaction=False)
         pipe.hmget(keys.user_sequence_key(query.user_id), _SEQ_FIELDS)
         pipe.get(keys.user_sequence_vectors_key(query.user_id, self._version))
         pipe.hmget(keys.generated_behaviours_key(query.user_id), _GEN_FIELDS)
-        if item_ids:
-            pipe.mget([keys.item_vector_key(self._version, i) for i in item_ids])
-        replies = await self._execute(pipe.execute())
+        item_replies = self._queue_mget(
+            pipe, [keys.item_vector_key(self._version, i) for i in item_ids]
+        )
+        async with self._deadline(self._timeout_s, "reading"):
+            replies = await pipe.execute()
         sequence = decode_sequence(replies[0])
-        vectors, known = self._decode_items(replies[3] if item_ids else [])
+        vectors, known = self._decode_items(item_replies(replies[3:]))
         split = len(query.candidate_ids)
         return FetchResult(
             sequence=sequence,
@@ -106,15 +156,54 @@ class RedisStore(RankingStore):
             event_item_known=known[split:],
         )
 
-    async def _execute(self, call: Any) -> Any:
+    def _queue_mget(
+        self, pipe: Any, item_keys: list[str]
+    ) -> Callable[[list[Any]], list[bytes | None]]:
+        """Queue the MGETs of ``item_keys`` (one per slot on a cluster); the returned function
+        puts their replies back in the order of ``item_keys``."""
+        if not item_keys:
+            return lambda _: []
+        if not self._cluster:
+            pipe.mget(item_keys)
+            return lambda replies: list(replies[0])
+        by_slot: dict[int, list[int]] = {}
+        for position, key in enumerate(item_keys):
+            by_slot.setdefault(key_slot(key.encode()), []).append(position)
+        groups = list(by_slot.values())
+        for positions in groups:
+            # Keys of one slot: a cluster pipeline refuses ``mget()``, not the command itself.
+            pipe.execute_command("MGET", *(item_keys[p] for p in positions))
+
+        def in_order(replies: list[Any]) -> list[bytes | None]:
+            values: list[bytes | None] = [None] * len(item_keys)
+            for positions, reply in zip(groups, replies, strict=True):
+                for position, value in zip(positions, reply, strict=True):
+                    values[position] = value
+            return values
+
+        return in_order
+
+    async def _item_vectors(self, item_ids: Sequence[str]) -> FloatArray:
+        """Vectors of ``item_ids`` under the served version (the default for unknown ones)."""
+        if not item_ids:
+            return np.zeros((0, self._dim), np.float32)
+        pipe = self._client.pipeline(transaction=False)
+        replies = self._queue_mget(pipe, [keys.item_vector_key(self._version, i) for i in item_ids])
+        vectors, _ = self._decode_items(replies(await pipe.execute()))
+        return vectors
+
+    @asynccontextmanager
+    async def _deadline(self, timeout_s: float, doing: str) -> AsyncIterator[None]:
+        """Bound the block by ``timeout_s``; Redis failures become the store's domain errors."""
         try:
-            async with asyncio.timeout(self._timeout_s):
-                return await call
+            async with asyncio.timeout(timeout_s):
+                yield
         except (TimeoutError, RedisTimeoutError) as error:
-            budget_ms = self._timeout_s * 1000
-            raise StoreTimeout(f"redis did not answer within {budget_ms:.0f} ms") from error
-        except (RedisError, OSError) as error:
-            raise StoreUnavailable(f"redis is unavailable: {error}") from error
+            raise StoreTimeout(
+                f"redis did not answer within {timeout_s * 1000:.0f} ms while {doing}"
+            ) from error
+        except REDIS_ERRORS as error:
+            raise StoreUnavailable(f"redis is unavailable while {doing}: {error}") from error
 
     async def _sequence_vectors(
         self, sequence: UserSequence | None, raw: bytes | None
@@ -128,11 +217,8 @@ class RedisStore(RankingStore):
                 vectors = None
             if vectors is not None and len(vectors) == len(sequence):
                 return vectors
-        if not sequence.item_ids:
-            return np.zeros((0, self._dim), np.float32)
-        item_keys = [keys.item_vector_key(self._version, i) for i in sequence.item_ids]
-        vectors, _ = self._decode_items(await self._execute(self._client.mget(item_keys)))
-        return vectors
+        async with self._deadline(self._timeout_s, "reading sequence item vectors"):
+            return await self._item_vectors(sequence.item_ids)
 
     def _decode_items(self, raw: Sequence[bytes | None]) -> tuple[FloatArray, BoolArray]:
         """Item vectors in bulk; a missing (or malformed) one is unknown, with the default."""
@@ -163,44 +249,22 @@ class RedisStore(RankingStore):
         return GeneratedBehaviours(item_ids, vectors, version)
 
     async def ping(self) -> bool:
+        """Whether the store answers; an open breaker answers False without asking it."""
         try:
-            async with asyncio.timeout(max(self._timeout_s, 1.0)):
-                return bool(await self._client.ping())
-        except (TimeoutError, RedisError, OSError):
+            return await self._breaker.call(self._ping)
+        except StoreError:
             return False
 
-    async def append_events(self, user_id: str, events: UserSequence) -> int:
-        try:
-            async with asyncio.timeout(_ADMIN_TIMEOUT_S):
-                return await self._append(user_id, events)
-        except (TimeoutError, RedisTimeoutError) as error:
-            raise StoreTimeout("redis did not answer while appending events") from error
-        except (RedisError, OSError) as error:
-            raise StoreUnavailable(f"redis is unavailable: {error}") from error
+    async def _ping(self) -> bool:
+        async with self._deadline(max(self._timeout_s, 1.0), "answering a ping"):
+            return bool(await self._client.ping())
 
-    async def _append(self, user_id: str, events: UserSequence) -> int:
-        """Read-modify-write under WATCH, retried when another writer got there first."""
-        seq_key = keys.user_sequence_key(user_id)
-        async with self._client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(seq_key)
-                    raw_sequence = cast(list[bytes | None], await pipe.hmget(seq_key, _SEQ_FIELDS))
-                    current = decode_sequence(raw_sequence)
-                    updated = (current or UserSequence.empty()).extended(events, self._max_length)
-                    item_keys = [keys.item_vector_key(self._version, i) for i in updated.item_ids]
-                    raw = cast(list[bytes | None], await pipe.mget(item_keys)) if item_keys else []
-                    vectors, _ = self._decode_items(raw)
-                    pipe.multi()
-                    pipe.hset(seq_key, mapping=sequence_fields(updated))  # type: ignore[arg-type]
-                    pipe.set(
-                        keys.user_sequence_vectors_key(user_id, self._version),
-                        keys.encode_vectors(vectors),
-                    )
-                    await pipe.execute()
-                    return len(updated)
-                except WatchError:
-                    continue
+    async def append_events(self, user_id: str, events: NewEvents) -> AppendResult:
+        return await self._breaker.call(lambda: self._append(user_id, events))
+
+    async def _append(self, user_id: str, events: NewEvents) -> AppendResult:
+        async with self._deadline(_ADMIN_TIMEOUT_S, "appending events"):
+            return await self._appender.append(user_id, events)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -1,19 +1,41 @@
 """Write side of the Redis layout in :mod:`service.contracts.keys`: the publisher and tests use it.
 
-Synchronous (redis-py) because its callers are batch jobs; writes are pipelined in batches.
+Synchronous (redis-py) because its callers are batch jobs; writes are pipelined in batches. On a
+Redis Cluster the same layout is written: item vectors with one MSET per slot, each user's keys
+(one slot, by their hash tag) in a pipeline that sends every node its share.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import redis
+from redis.cluster import RedisCluster
 
 from service.contracts import keys
 from service.stores.base import GeneratedBehaviours, UserSequence
+
+log = logging.getLogger(__name__)
+
+
+def decode_sequence(fields: Sequence[bytes | None]) -> UserSequence | None:
+    """A sequence hash's ``items, events, ts`` fields; None when absent or corrupt."""
+    raw_items, raw_events, raw_ts = fields
+    if raw_items is None or raw_events is None or raw_ts is None:
+        return None
+    try:
+        return UserSequence(
+            keys.decode_item_ids(raw_items),
+            np.frombuffer(raw_events, keys.EVENT_DTYPE).copy(),
+            np.frombuffer(raw_ts, keys.TIMESTAMP_DTYPE).astype(np.int64),
+        )
+    except ValueError as error:
+        log.warning("ignoring a corrupt user sequence: %s", error)
+        return None
 
 
 def sequence_fields(sequence: UserSequence) -> dict[str, bytes]:
@@ -40,13 +62,15 @@ def generated_fields(generated: GeneratedBehaviours, created_at: int) -> dict[st
 class RedisWriter:
     """Publishes item vectors, user sequences and generated behaviours to Redis."""
 
-    def __init__(self, client: redis.Redis, batch_size: int = 1000) -> None:
+    def __init__(self, client: redis.Redis | RedisCluster, batch_size: int = 1000) -> None:
         self._client = client
         self._batch_size = batch_size
 
     @classmethod
-    def from_url(cls, url: str, batch_size: int = 1000) -> RedisWriter:
-        return cls(redis.Redis.from_url(url), batch_size)
+    def from_url(cls, url: str, batch_size: int = 1000, cluster: bool = False) -> RedisWriter:
+        """A writer to the server at ``url``, or with ``cluster`` to the cluster of that node."""
+        client = RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
+        return cls(client, batch_size)
 
     def set_active_bundle(self, version: str) -> None:
         self._client.set(keys.ACTIVE_BUNDLE, version.encode())
@@ -64,12 +88,14 @@ class RedisWriter:
         for start in range(0, len(item_ids), self._batch_size):
             stop = start + self._batch_size
             block = np.ascontiguousarray(vectors[start:stop], keys.VECTOR_DTYPE)
-            self._client.mset(
-                {
-                    keys.item_vector_key(bundle_version, item_id): block[row].tobytes()
-                    for row, item_id in enumerate(item_ids[start:stop])
-                }
-            )
+            mapping = {
+                keys.item_vector_key(bundle_version, item_id): block[row].tobytes()
+                for row, item_id in enumerate(item_ids[start:stop])
+            }
+            if isinstance(self._client, RedisCluster):
+                self._client.mset_nonatomic(mapping)  # type: ignore[arg-type]
+            else:
+                self._client.mset(mapping)  # type: ignore[arg-type]
         return len(item_ids)
 
     def write_user_sequences(

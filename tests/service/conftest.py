@@ -22,6 +22,8 @@ from tests.service.user_fixture import DemoUsers, demo_users, write_embedded, wr
 
 ADMIN_KEY = "test-admin-key"
 STORES = ("embedded", "redis")
+#: The contract suite also runs against a Redis Cluster (slower to set up, so not every test).
+CONTRACT_STORES = (*STORES, "redis_cluster")
 
 
 @pytest.fixture(scope="session")
@@ -61,9 +63,10 @@ def store_config(
 ) -> EmbeddedStoreConfig | RedisStoreConfig:
     if store_kind == "embedded":
         return EmbeddedStoreConfig(users_path=users_snapshot)
-    url = request.getfixturevalue("redis_url")
-    write_redis(url, bundle, users)
-    return RedisStoreConfig(url=url, timeout_ms=1000)
+    cluster = store_kind == "redis_cluster"
+    url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
+    write_redis(url, bundle, users, cluster=cluster)
+    return RedisStoreConfig(url=url, timeout_ms=1000, cluster=cluster)
 
 
 @pytest.fixture
@@ -119,5 +122,6 @@ async def client(
     overrides: dict[str, Any] = {"store": store_config.type}
     if isinstance(store_config, RedisStoreConfig):
         overrides["redis_url"] = store_config.url
+        overrides["redis_cluster"] = store_config.cluster
     async with serving(**overrides) as http:
         yield http

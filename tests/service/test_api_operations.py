@@ -50,14 +50,21 @@ async def test_metrics(serving: Serving) -> None:
     assert 'reaseq_degraded_total{reason="unknown_user"} 1.0' in text
 
 
-async def test_dead_redis_is_not_ready_and_503(serving: Serving) -> None:
+async def test_dead_redis_is_not_ready_and_ranks_degraded(serving: Serving) -> None:
     async with serving(store="redis", redis_url=DEAD_REDIS, redis_timeout_ms=100) as client:
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["reason"] == "redis store does not answer"
         response = await client.post("/v1/rank", json={"user_id": "u1", "candidates": ["i1"]})
-    assert response.status_code == 503
-    assert response.json()["code"] == "store_unavailable"
+        events = {"events": [{"item_id": "i1", "event": "click", "ts": NOW}]}
+        append = await client.post(
+            "/v1/admin/users/u1/events", json=events, headers={"X-API-Key": ADMIN_KEY}
+        )
+    assert response.status_code == 200
+    assert response.json()["degraded"] == ["store_timeout"]
+    assert append.status_code == 503
+    assert append.json()["code"] == "store_unavailable"
+    assert "appending events" in append.json()["detail"]
 
 
 async def test_store_timeout_degrades(serving: Serving, redis_url: str) -> None:
@@ -116,7 +123,12 @@ async def test_admin_appends_events(client: httpx.AsyncClient) -> None:
         "/v1/admin/users/newcomer/events", json={"events": events}, headers={"X-API-Key": ADMIN_KEY}
     )
     assert response.status_code == 200
-    assert response.json() == {"user_id": "newcomer", "sequence_length": 3}
+    assert response.json() == {
+        "user_id": "newcomer",
+        "appended": 3,
+        "duplicates": 0,
+        "sequence_length": 3,
+    }
     ranked = (
         await client.post("/v1/rank", json={"user_id": "newcomer", "candidates": ["i1", "i7"]})
     ).json()

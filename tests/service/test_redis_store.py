@@ -1,4 +1,5 @@
-"""Redis-only behaviour: one round trip, the sequence-vector fallback, timeouts, TTLs."""
+"""Redis-only behaviour: one round trip, the sequence-vector fallback, timeouts, the circuit
+breaker, rejected writes, TTLs."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from redis.asyncio.connection import Connection
 
 from service.bundle import LoadedBundle
 from service.contracts import keys
-from service.errors import StoreTimeout, StoreUnavailable
-from service.stores.base import FetchQuery
+from service.errors import StoreCircuitOpen, StoreTimeout, StoreUnavailable
+from service.stores.base import FetchQuery, UserSequence
+from service.stores.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from service.stores.config import RedisStoreConfig
+from service.stores.event_log import NewEvents
 from service.stores.redis import RedisStore
 from service.stores.redis_writer import RedisWriter
 from tests.service.user_fixture import DemoUsers, write_redis
@@ -120,6 +123,54 @@ async def test_paused_server_raises_store_timeout(
 async def test_unreachable_server(bundle: LoadedBundle) -> None:
     store = RedisStore.open(RedisStoreConfig(url="redis://127.0.0.1:1/0", timeout_ms=200), bundle)
     assert not await store.ping()
-    with pytest.raises(StoreUnavailable):
+    # A read without an answer is a late read (served degraded); the cause stays visible.
+    with pytest.raises(StoreTimeout) as raised:
         await store.fetch(FetchQuery("u1", ["i1"]))
+    assert isinstance(raised.value.__cause__, StoreUnavailable)
+    with pytest.raises(StoreUnavailable, match="appending events"):
+        await store.append_events("u1", NewEvents.of(UserSequence.of(["i1"], [1], [1])))
+    await store.close()
+
+
+async def test_open_breaker_spares_the_network(
+    redis_url: str, bundle: LoadedBundle, seeded: redis.Redis
+) -> None:
+    pool = aioredis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    breaker = CircuitBreaker("redis", BreakerPolicy(failure_threshold=2, cool_down_s=0.2))
+    store = RedisStore(aioredis.Redis(connection_pool=pool), bundle, 50, breaker=breaker)
+    assert await store.ping()
+    seeded.execute_command("CLIENT", "PAUSE", "400", "ALL")
+    for _ in range(2):
+        with pytest.raises(StoreTimeout):
+            await store.fetch(FetchQuery("u1", ["i1"]))
+    assert breaker.state is BreakerState.OPEN
+    CountingConnection.sends = 0
+    with pytest.raises(StoreTimeout, match="circuit opened after 2 failures"):
+        await store.fetch(FetchQuery("u1", ["i1"]))
+    assert not await store.ping()
+    with pytest.raises(StoreCircuitOpen):
+        await store.append_events("u1", NewEvents.of(UserSequence.of(["i1"], [1], [1])))
+    assert CountingConnection.sends == 0
+    await asyncio.sleep(0.5)  # the pause is over and so is the cool-down
+    assert breaker.state is BreakerState.HALF_OPEN
+    result = await store.fetch(FetchQuery("u1", ["i1"]))
+    assert result.sequence is not None
+    assert breaker.state is BreakerState.CLOSED
+    await store.close()
+
+
+async def test_a_rejected_write_is_an_error_not_a_drop(
+    redis_url: str, bundle: LoadedBundle, seeded: redis.Redis
+) -> None:
+    store = RedisStore.open(RedisStoreConfig(url=redis_url), bundle)
+    events = NewEvents.of(UserSequence.of(["i1"], [1], [1_764_000_500]), ["evt-1"])
+    seeded.config_set("maxmemory-policy", "noeviction")
+    seeded.config_set("maxmemory", "1")
+    try:
+        with pytest.raises(StoreUnavailable, match="OOM"):
+            await store.append_events("u1", events)
+    finally:
+        seeded.config_set("maxmemory", "0")
+    assert (await store.append_events("u1", events)).appended == 1  # the retry lands once
+    assert (await store.append_events("u1", events)).duplicates == 1
     await store.close()

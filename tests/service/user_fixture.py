@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import redis
 
 from service.bundle import LoadedBundle
 from service.stores.base import GeneratedBehaviours, UserSequence
@@ -58,8 +57,8 @@ def write_embedded(path: Path, users: DemoUsers) -> Path:
     return path
 
 
-def write_redis(url: str, bundle: LoadedBundle, users: DemoUsers) -> None:
-    writer = RedisWriter(redis.Redis.from_url(url), batch_size=2)
+def write_redis(url: str, bundle: LoadedBundle, users: DemoUsers, cluster: bool = False) -> None:
+    writer = RedisWriter.from_url(url, batch_size=2, cluster=cluster)
     table_ids = [f"i{n}" for n in range(len(bundle.items))]
     table_vectors, _ = bundle.items.lookup(table_ids)
     writer.write_item_vectors(bundle.version, table_ids, table_vectors)

@@ -1,0 +1,1 @@
+"""Serving benchmark: the service against a naive PyTorch baseline under open-loop load."""

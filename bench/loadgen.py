@@ -1,0 +1,124 @@
+"""Open-loop load on loopback: Poisson arrivals at a fixed offered rate, for a bounded time.
+
+Arrivals are drawn up front and each request is sent at its time whether or not earlier ones
+have been answered (a closed loop would slow down with the server and hide its queueing). A
+request unanswered ``grace_s`` after the last arrival counts as failed. Latency is from the
+scheduled send time, so the generator's own lateness counts against the server, not for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import numpy as np
+
+_CONNECTIONS = 512
+
+
+@dataclass(frozen=True)
+class RateResult:
+    offered_rps: float
+    sent: int
+    ok: int
+    failed: int
+    duration_s: float
+    latencies_ms: list[float]  # of the answered requests
+
+    @property
+    def achieved_rps(self) -> float:
+        return self.ok / self.duration_s if self.duration_s else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Over every request sent; a failed one counts as infinitely slow."""
+        if not self.sent:
+            return math.nan
+        values = sorted(self.latencies_ms) + [math.inf] * self.failed
+        return float(np.percentile(values, q, method="higher"))
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "offered_rps": round(self.offered_rps, 2),
+            "achieved_rps": round(self.achieved_rps, 2),
+            "sent": self.sent,
+            "ok": self.ok,
+            "failed": self.failed,
+            "p50_ms": _finite(self.percentile(50)),
+            "p95_ms": _finite(self.percentile(95)),
+            "p99_ms": _finite(self.percentile(99)),
+        }
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isinf(value) or math.isnan(value) else round(value, 2)
+
+
+async def offer(
+    url: str,
+    bodies: list[bytes],
+    rate_rps: float,
+    duration_s: float,
+    seed: int = 0,
+    grace_s: float = 2.0,
+) -> RateResult:
+    """Send ``bodies`` (round robin) to ``url`` at Poisson times averaging ``rate_rps``."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1.0 / rate_rps, int(rate_rps * duration_s * 1.5) + 10)
+    arrivals = np.cumsum(gaps)
+    arrivals = arrivals[arrivals < duration_s]
+    latencies: list[float] = []
+    failures = 0
+    headers = {"content-type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=_CONNECTIONS)
+    timeout = aiohttp.ClientTimeout(total=duration_s + grace_s)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def send(body: bytes, scheduled: float) -> None:
+            nonlocal failures
+            try:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        failures += 1
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                failures += 1
+                return
+            latencies.append((time.perf_counter() - scheduled) * 1000.0)
+
+        start = time.perf_counter()
+        tasks = []
+        for n, at in enumerate(arrivals):
+            scheduled = start + float(at)
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(bodies[n % len(bodies)], scheduled)))
+        deadline = start + duration_s + grace_s
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            failures += len(pending)
+    return RateResult(rate_rps, len(arrivals), len(latencies), failures, duration_s, latencies)
+
+
+async def closed_loop(url: str, sessions: list[list[bytes]]) -> list[list[float]]:
+    """Latencies (ms) of each session's requests, sent one after another."""
+    found = []
+    headers = {"content-type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+        for bodies in sessions:
+            latencies = []
+            for body in bodies:
+                started = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    response.raise_for_status()
+                latencies.append((time.perf_counter() - started) * 1000.0)
+            found.append(latencies)
+    return found

@@ -1,0 +1,222 @@
+"""docs/BENCHMARKS.md, docs/benchmarks.json and the latency-throughput plot of one bench run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from bench.fixture import BenchFixture
+from bench.run import P99_OBJECTIVE_MS, SystemRun
+from bench.workloads import Workload
+from model_export.checkpoint import load_ranker
+
+COMMAND = "make bench"
+PLOT_FILE = "benchmarks.png"
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    workloads: list[Workload]
+    runs: list[SystemRun]
+    peak_flops: float
+    session: dict[str, float]
+    duration_s: float
+    workers: int
+    wall_s: float
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    system = f"{platform.system()}, Python {platform.python_version()}"
+    return f"{model}, {os.cpu_count()} cores, {system}"
+
+
+def _run(report: BenchReport, system: str, workload: str) -> SystemRun | None:
+    return next((r for r in report.runs if r.system == system and r.workload == workload), None)
+
+
+def summarise(report: BenchReport, fixture: BenchFixture) -> dict[str, object]:
+    shape = load_ranker(fixture.model_dir).shape
+    summary: dict[str, object] = {
+        "machine": machine(),
+        "command": COMMAND,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "p99_objective_ms": P99_OBJECTIVE_MS,
+        "seconds_per_rate": report.duration_s,
+        "service_workers": report.workers,
+        "matmul_peak_gflops": round(report.peak_flops / 1e9, 2),
+        "session": report.session,
+        "wall_s": round(report.wall_s, 1),
+        "workloads": {},
+    }
+    for workload in report.workloads:
+        flops = workload.model_flops(shape.item_dim, shape.hidden_dim)
+        entry: dict[str, object] = {
+            "candidates": workload.candidates,
+            "real_behaviours": workload.real,
+            "generated_behaviours": workload.generated,
+            "model_mflop_per_request": round(flops / 1e6, 2),
+        }
+        sustained: dict[str, float | None] = {}
+        for system in ("baseline", "service"):
+            run = _run(report, system, workload.name)
+            if run is None:
+                continue
+            best = run.sustainable()
+            sustained[system] = best.achieved_rps if best else None
+            index = run.rates.index(best) if best else None
+            entry[system] = {
+                "sustainable_rps": round(best.achieved_rps, 2) if best else None,
+                "sustainable_offered_rps": round(best.offered_rps, 2) if best else None,
+                "rates": [r.summary() for r in run.rates],
+                "stages_ms_at_sustainable": (
+                    {k: round(v, 3) for k, v in run.stages_ms[index].items()}
+                    if index is not None and run.stages_ms[index]
+                    else None
+                ),
+            }
+        base, service = sustained.get("baseline"), sustained.get("service")
+        entry["ratio"] = round(service / base, 2) if base and service else None
+        entry["service_flops_fraction_of_peak"] = (
+            round(service * flops / report.peak_flops, 4) if service else None
+        )
+        summary["workloads"][workload.name] = entry  # type: ignore[index]
+    return summary
+
+
+def plot(report: BenchReport, path: Path) -> None:
+    figure, axes = plt.subplots(1, len(report.workloads), figsize=(6 * len(report.workloads), 4.5))
+    axes = axes if len(report.workloads) > 1 else [axes]
+    for axis, workload in zip(axes, report.workloads, strict=True):
+        for system, colour in (("service", "tab:blue"), ("baseline", "tab:orange")):
+            run = _run(report, system, workload.name)
+            if run is None:
+                continue
+            xs = [r.achieved_rps for r in run.rates]
+            for q, style in ((50, "--"), (99, "-")):
+                ys = [min(r.percentile(q), 10_000.0) for r in run.rates]
+                axis.plot(xs, ys, style, marker="o", color=colour, label=f"{system} p{q}")
+        axis.axhline(P99_OBJECTIVE_MS, color="grey", linewidth=0.8, linestyle=":")
+        axis.set_yscale("log")
+        axis.set_xlabel("achieved throughput (requests/s)")
+        axis.set_ylabel("latency (ms)")
+        axis.set_title(
+            f"{workload.name}: {workload.candidates} candidates, "
+            f"{workload.real}+{workload.generated} behaviours"
+        )
+        axis.legend(fontsize=8)
+    figure.suptitle(machine(), fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _ms(value: object) -> str:
+    return "—" if value is None else f"{value}"
+
+
+def markdown(summary: dict[str, object]) -> str:
+    workloads: dict[str, dict] = summary["workloads"]  # type: ignore[assignment]
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"Regenerate with `{summary['command']}` (about {round(float(summary['wall_s']) / 60)} "  # type: ignore[arg-type]
+        "minutes). Machine: "
+        f"{summary['machine']}. Measured {summary['created_at']}.",
+        "",
+        "Both systems serve the same bundle (the demo ranker exported with the workloads' lengths)"
+        " and the same users from the same snapshot, one after the other, on this machine, with "
+        "the open-loop load generator on the same cores (Poisson arrivals, "
+        f"{summary['seconds_per_rate']} s per offered rate, latency from the scheduled send "
+        "time). **service**: `reaseq serve` on the embedded store "
+        f"({summary['service_workers']} worker process, micro-batching, per-user cache). "
+        "**baseline**: the same PyTorch checkpoint in eager mode behind a plain FastAPI "
+        "endpoint, one forward per request, Python lookups (`bench/baseline.py`). A rate is "
+        f"sustained when p99 ≤ {summary['p99_objective_ms']:.0f} ms and ≤ 1% of the requests sent "
+        "fail; the ladder of rates stops after two rates in a row that are not.",
+        "",
+        f"Matrix-multiply peak measured in the same run (float32 GEMM, every core): "
+        f"**{summary['matmul_peak_gflops']} GFLOP/s**.",
+        "",
+        "| workload | baseline sustainable (req/s) | service sustainable (req/s) | ratio | "
+        "model MFLOP/request | service model FLOP/s / peak |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, entry in workloads.items():
+        fraction = entry["service_flops_fraction_of_peak"]
+        lines.append(
+            f"| {name} | {_ms(entry.get('baseline', {}).get('sustainable_rps'))} | "
+            f"{_ms(entry.get('service', {}).get('sustainable_rps'))} | "
+            f"{_ms(entry['ratio'])}× | {entry['model_mflop_per_request']} | "
+            f"{'—' if fraction is None else f'{100 * fraction:.1f}%'} |"
+        )
+    session = summary.get("session") or {}
+    if session:
+        lines += [
+            "",
+            "## Repeated requests of one session",
+            "",
+            f"{session['users']} users with 1000 real + 32 generated behaviours, "
+            f"{session['requests_per_session']} pages of 100 candidates each, one after the other:"
+            f" first request median **{session['first_ms_median']} ms**, later pages (per-user "
+            f"cache hits) **{session['repeat_ms_median']} ms**: **{session['speedup']}×**.",
+        ]
+    lines += ["", f"![latency against throughput]({PLOT_FILE})", ""]
+    for name, entry in workloads.items():
+        lines += [f"## {name}", ""]
+        for system in ("service", "baseline"):
+            run = entry.get(system)
+            if not run:
+                continue
+            lines += [
+                f"**{system}**",
+                "",
+                "| offered req/s | achieved req/s | p50 ms | p95 ms | p99 ms | failed |",
+                "|---|---|---|---|---|---|",
+            ]
+            for rate in run["rates"]:
+                lines.append(
+                    f"| {rate['offered_rps']} | {rate['achieved_rps']} | {_ms(rate['p50_ms'])} | "
+                    f"{_ms(rate['p95_ms'])} | {_ms(rate['p99_ms'])} | {rate['failed']} |"
+                )
+            lines.append("")
+        stages = (entry.get("service") or {}).get("stages_ms_at_sustainable")
+        if stages:
+            lines += [
+                "Where the service's time goes at its sustainable rate (server-side mean ms per "
+                "request: a batch's stage time divided over the requests in it):",
+                "",
+                "| " + " | ".join(stages) + " |",
+                "|" + "---|" * len(stages),
+                "| " + " | ".join(f"{v:.3f}" for v in stages.values()) + " |",
+                "",
+            ]
+    return "\n".join(lines)
+
+
+def write_report(report: BenchReport, fixture: BenchFixture, docs_dir: Path) -> list[Path]:
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarise(report, fixture)
+    json_path = docs_dir / "benchmarks.json"
+    json_path.write_text(json.dumps(summary, indent=2) + "\n")
+    plot_path = docs_dir / PLOT_FILE
+    plot(report, plot_path)
+    md_path = docs_dir / "BENCHMARKS.md"
+    md_path.write_text(markdown(summary))
+    return [md_path, json_path, plot_path]

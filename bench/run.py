@@ -1,0 +1,164 @@
+"""One benchmark run: the service and the naive baseline, each under a ladder of offered rates
+per workload, on the same machine, one after the other."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.fixture import BenchFixture
+from bench.loadgen import RateResult, closed_loop, offer
+from bench.workloads import Workload
+from loadtest.server_metrics import STAGE_HISTOGRAM, Scrape
+from loadtest.service_process import free_port, wait_ready
+
+P99_OBJECTIVE_MS = 50.0
+_MAX_FAILED = 0.01
+
+
+@dataclass(frozen=True)
+class Ladder:
+    start_rps: float
+    factor: float = 1.4
+    steps: int = 16
+
+
+@dataclass
+class SystemRun:
+    """One system under one workload: every rate tried, and the stage profile at each."""
+
+    system: str
+    workload: str
+    rates: list[RateResult] = field(default_factory=list)
+    stages_ms: list[dict[str, float]] = field(default_factory=list)
+
+    def sustainable(self) -> RateResult | None:
+        """The highest offered rate that was sustained with p99 within the objective."""
+        good = [r for r in self.rates if sustained(r)]
+        return max(good, key=lambda r: r.offered_rps) if good else None
+
+
+def sustained(result: RateResult) -> bool:
+    """Answered (almost) everything it was sent, with p99 within the objective. The Poisson
+    draw sends about, not exactly, the offered rate; what was sent is what must be answered."""
+    return (
+        result.sent > 0
+        and result.failed <= _MAX_FAILED * result.sent
+        and result.percentile(99) <= P99_OBJECTIVE_MS
+    )
+
+
+@contextmanager
+def process_on_port(command: list[str], env: dict[str, str], log_path: Path) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            env=os.environ | env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_ready(url, process, deadline_s=180)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def service_command(fixture: BenchFixture, workers: int) -> tuple[list[str], dict[str, str]]:
+    env = {
+        "REASEQ_BUNDLE_ROOT": str(fixture.bundles),
+        "REASEQ_STORE": "embedded",
+        "REASEQ_EMBEDDED_USERS_PATH": str(fixture.users_path),
+        "REASEQ_ACCESS_LOG": "false",
+        "REASEQ_LOG_LEVEL": "warning",
+        "REASEQ_WORKERS": str(workers),
+    }
+    return [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1"], env
+
+
+def baseline_command(fixture: BenchFixture) -> tuple[list[str], dict[str, str]]:
+    command = [
+        sys.executable, "-m", "bench.baseline",
+        "--model-dir", str(fixture.model_dir),
+        "--bundle-dir", str(fixture.bundle_dir),
+        "--users", str(fixture.users_path),
+    ]  # fmt: skip
+    return command, {}
+
+
+def climb(
+    url: str,
+    system: str,
+    workload: Workload,
+    bodies: list[bytes],
+    ladder: Ladder,
+    duration_s: float,
+    scrape: bool,
+    log: callable,  # type: ignore[valid-type]
+) -> SystemRun:
+    """Offer rising rates until one is not sustained (then one more, to see the knee)."""
+    run = SystemRun(system, workload.name)
+    asyncio.run(offer(f"{url}/v1/rank", bodies, ladder.start_rps, 2.0, seed=99))  # warm up
+    rate = ladder.start_rps
+    misses = 0
+    for step in range(ladder.steps):
+        before = Scrape.fetch(url) if scrape else None
+        result = asyncio.run(offer(f"{url}/v1/rank", bodies, rate, duration_s, seed=step))
+        run.rates.append(result)
+        run.stages_ms.append(stage_profile(before, Scrape.fetch(url)) if before else {})
+        log(f"{system} {workload.name} {result.summary()}")
+        misses = 0 if sustained(result) else misses + 1
+        if misses == 2:
+            break
+        rate *= ladder.factor
+        time.sleep(1.0)  # let queues drain between rates
+    return run
+
+
+def stage_profile(before: Scrape, after: Scrape) -> dict[str, float]:
+    """Mean milliseconds per request of each stage, the whole request and the batch size."""
+    delta = after.minus(before)
+    profile: dict[str, float] = {}
+    requests = sum(delta.select("reaseq_request_duration_seconds_count", route="/v1/rank").values())
+    if not requests:
+        return profile
+    total = sum(delta.select("reaseq_request_duration_seconds_sum", route="/v1/rank").values())
+    profile["request"] = 1000.0 * total / requests
+    for labels, value in delta.select(f"{STAGE_HISTOGRAM}_sum").items():
+        stage = dict(labels)["stage"]
+        profile[stage] = 1000.0 * value / requests
+    batches = sum(delta.select("reaseq_batch_size_count").values())
+    batched = sum(delta.select("reaseq_batch_size_sum").values())
+    if batches:
+        profile["mean_batch_requests"] = batched / batches
+    return profile
+
+
+def session_speedup(url: str, sessions: list[list[bytes]]) -> dict[str, float]:
+    """Each user's first request against the later ones of the same session (other pages of
+    candidates, the same behaviours: cache hits)."""
+    latencies = asyncio.run(closed_loop(f"{url}/v1/rank", sessions))
+    first = [session[0] for session in latencies]
+    again = [ms for session in latencies for ms in session[1:]]
+    return {
+        "users": len(sessions),
+        "requests_per_session": len(sessions[0]),
+        "first_ms_median": round(statistics.median(first), 3),
+        "repeat_ms_median": round(statistics.median(again), 3),
+        "speedup": round(statistics.median(first) / statistics.median(again), 3),
+    }

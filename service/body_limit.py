@@ -1,0 +1,81 @@
+"""The request body limit: bodies over ``max_bytes`` get 413 before anything parses them.
+
+A declared ``Content-Length`` over the limit is refused before a byte of the body is read. A body
+without one (chunked) is read up to the limit and refused as soon as it goes over, so neither a
+lying client nor a streaming one can make the service hold more than the limit in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import BodyTooLarge, error_response
+from service.middleware import label_route
+
+#: Methods whose requests this service never reads a body from.
+_BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+
+class RequestBodyLimit:
+    """ASGI middleware holding each request body to ``max_bytes``."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, labelled_paths: Collection[str] = frozenset()
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.labelled_paths = labelled_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in _BODILESS_METHODS:
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(Headers(scope=scope))
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(f"declares {declared}", scope, receive, send)
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                # The client went away mid-body: let the app see the disconnect.
+                await self.app(scope, _replay({"type": message["type"]}, receive), send)
+                return
+            body += message.get("body", b"")
+            more = bool(message.get("more_body", False))
+            if len(body) > self.max_bytes:
+                await self._refuse("is longer", scope, receive, send)
+                return
+        whole: Message = {"type": "http.request", "body": bytes(body), "more_body": False}
+        await self.app(scope, _replay(whole, receive), send)
+
+    async def _refuse(self, what: str, scope: Scope, receive: Receive, send: Send) -> None:
+        error = BodyTooLarge(
+            f"request bodies are limited to {self.max_bytes} bytes and this one {what}: "
+            "send fewer candidates or events per request"
+        )
+        label_route(scope, self.labelled_paths)
+        await error_response(error)(scope, receive, send)
+
+
+def _content_length(headers: Headers) -> int | None:
+    value = headers.get("content-length")
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """A ``receive`` that answers ``first`` once, then defers to the server's."""
+    pending: list[Message] = [first]
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replayed
