@@ -23,7 +23,7 @@ LOADTEST_REPORT ?= var/loadtest
 LOADTEST_GATE_P99_MS ?= 250
 LOADTEST_GATE_FAILURE_RATIO ?= 0.01
 
-.PHONY: setup run demo serve test test-all lint results clean loadtest
+.PHONY: setup run demo serve test test-all lint results clean loadtest bench
 
 setup: $(STAMP)
 
@@ -54,6 +54,13 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy service kernels offline model_export cli
+
+# Regenerates docs/BENCHMARKS.md, docs/benchmarks.json and docs/benchmarks.png: the service
+# against a naive PyTorch baseline under open-loop load, workloads W1 and W2 (about 15 minutes).
+BENCH_ARGS ?=
+bench: setup
+	@test -f var/demo/model/ranker.pt || $(BIN)/reaseq demo
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Regenerates docs/RESULTS.md and docs/results.json (offline evaluation, several seeds).
 results: setup

@@ -22,6 +22,7 @@ from loadtest.service_process import free_port, wait_ready
 
 P99_OBJECTIVE_MS = 50.0
 _MAX_FAILED = 0.01
+_SATURATED_P50_MS = 1000.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,17 @@ class SystemRun:
         """The highest offered rate that was sustained with p99 within the objective."""
         good = [r for r in self.rates if sustained(r)]
         return max(good, key=lambda r: r.offered_rps) if good else None
+
+    def capacity(self) -> RateResult | None:
+        """The highest throughput achieved at any latency, with at most 1% failing."""
+        answered = [r for r in self.rates if not saturated(r)]
+        return max(answered, key=lambda r: r.achieved_rps) if answered else None
+
+
+def saturated(result: RateResult) -> bool:
+    """More than 1% failed (unanswered within the grace time) or the median passed a second:
+    the system no longer keeps up with the offered rate."""
+    return result.failed > _MAX_FAILED * result.sent or result.percentile(50) > _SATURATED_P50_MS
 
 
 def sustained(result: RateResult) -> bool:
@@ -111,7 +123,8 @@ def climb(
     scrape: bool,
     log: callable,  # type: ignore[valid-type]
 ) -> SystemRun:
-    """Offer rising rates until one is not sustained (then one more, to see the knee)."""
+    """Offer rising rates until two in a row saturate the system (so both the rate sustained
+    within the latency objective and the capacity at any latency are seen)."""
     run = SystemRun(system, workload.name)
     asyncio.run(offer(f"{url}/v1/rank", bodies, ladder.start_rps, 2.0, seed=99))  # warm up
     rate = ladder.start_rps
@@ -122,7 +135,7 @@ def climb(
         run.rates.append(result)
         run.stages_ms.append(stage_profile(before, Scrape.fetch(url)) if before else {})
         log(f"{system} {workload.name} {result.summary()}")
-        misses = 0 if sustained(result) else misses + 1
+        misses = misses + 1 if saturated(result) else 0
         if misses == 2:
             break
         rate *= ladder.factor

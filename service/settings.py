@@ -31,6 +31,20 @@ class Settings(BaseSettings):
     bundle_version: str | None = Field(
         default=None, description="Bundle to serve; default: the version in <bundle_root>/CURRENT."
     )
+    bundle_watch_interval_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="With the Redis store, how often to read the active bundle version from "
+        "Redis and activate it when it changed; 0 = never; off when REASEQ_BUNDLE_VERSION is set.",
+    )
+    bundle_drain_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="After a bundle swap, the longest the old bundle waits for its in-flight "
+        "requests before it is closed.",
+    )
     store: Literal["embedded", "redis"] = Field(
         default="embedded", description="Where user data and item vectors come from."
     )
@@ -69,7 +83,8 @@ class Settings(BaseSettings):
     )
     graph_mode: Literal["split", "full"] = Field(
         default="split",
-        description="split: encoders, NumPy attention, scorer; full: the single full graph.",
+        description="split: encoders, CPU attention kernel, scorer, micro-batched; full: the "
+        "single full graph per request.",
     )
     onnx_intra_op_threads: int = Field(
         default=1, ge=0, description="onnxruntime intra-op threads per graph; 0 = its default."

@@ -1,0 +1,115 @@
+"""The benchmark harness: the open-loop generator over real HTTP, the rate criteria, the FLOP
+count and the report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import socket
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bench.loadgen import RateResult, offer
+from bench.report import BenchReport, markdown, plot, summarise
+from bench.run import SystemRun, saturated, sustained
+from bench.workloads import W1, Workload
+
+
+def test_model_flops_count_every_stage() -> None:
+    tiny = Workload("t", candidates=2, real=3, generated=1)
+    d, h = 4, 8
+    expected = (
+        2 * 4 * 2 * d * d  # keys and values of 4 behaviours
+        + 2 * 2 * 2 * d * d  # two queries per candidate
+        + 2 * 2 * 2 * 4 * d  # logits and pooling over 4 behaviours per candidate
+        + 2 * 2 * (5 * d * h + h * (h // 2) + h // 2)  # the tower
+    )
+    assert tiny.model_flops(d, h) == expected
+    assert 90e6 < W1.model_flops(64, 128) < 130e6
+
+
+def test_percentiles_count_failures_as_infinitely_slow() -> None:
+    result = RateResult(10.0, 100, 98, 2, 10.0, [float(n) for n in range(98)])
+    assert result.percentile(50) == 50.0
+    assert math.isinf(result.percentile(99))
+    assert not sustained(result)
+    assert saturated(result)
+    fine = RateResult(10.0, 100, 100, 0, 10.0, [5.0] * 100)
+    assert sustained(fine) and not saturated(fine)
+    assert fine.summary()["p99_ms"] == 5.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_open_loop_load_over_real_http() -> None:
+    received: list[dict] = []
+
+    async def rank(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        if len(received) % 10 == 0:
+            return web.Response(status=503)
+        return web.json_response({"items": []})
+
+    async def scenario() -> RateResult:
+        app = web.Application()
+        app.router.add_post("/v1/rank", rank)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = _free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            bodies = [json.dumps({"n": n}).encode() for n in range(3)]
+            return await offer(f"http://127.0.0.1:{port}/v1/rank", bodies, 200.0, 0.5, seed=1)
+        finally:
+            await runner.cleanup()
+
+    result = asyncio.run(scenario())
+    assert result.sent == len(received) > 40  # ~100 expected from Poisson(200/s x 0.5 s)
+    assert result.failed == len(received) // 10
+    assert result.ok == result.sent - result.failed == len(result.latencies_ms)
+    assert {body["n"] for body in received} == {0, 1, 2}
+
+
+def test_report_names_command_machine_and_ratios(tmp_path: Path) -> None:
+    def run(system: str, rps: list[float], p99: list[float]) -> SystemRun:
+        found = SystemRun(system, "W1")
+        for rate, slowest in zip(rps, p99, strict=True):
+            sent = int(rate * 10)
+            slow = max(1, sent // 20)  # the slowest 5%
+            latencies = [1.0] * (sent - slow) + [slowest] * slow
+            found.rates.append(RateResult(rate, sent, sent, 0, 10.0, latencies))
+            stages = {"request": 3.0, "attention": 1.0} if system == "service" else {}
+            found.stages_ms.append(stages)
+        return found
+
+    report = BenchReport(
+        workloads=[W1],
+        runs=[run("service", [20, 40, 80], [10, 20, 90]), run("baseline", [5, 10], [30, 400])],
+        peak_flops=50e9,
+        session={"users": 2, "requests_per_session": 4, "first_ms_median": 6.0,
+                 "repeat_ms_median": 3.0, "speedup": 2.0},
+        duration_s=10.0,
+        workers=1,
+        wall_s=60.0,
+    )  # fmt: skip
+    summary = summarise(report, 64, 128)
+    entry = summary["workloads"]["W1"]  # type: ignore[index]
+    assert entry["service"]["sustainable_rps"] == 40.0
+    assert entry["baseline"]["sustainable_rps"] == 5.0
+    assert entry["ratio"] == 8.0
+    assert entry["capacity_ratio"] == 8.0
+    assert entry["service_flops_fraction_of_peak"] == pytest.approx(
+        40 * W1.model_flops(64, 128) / 50e9, abs=1e-4
+    )
+    text = markdown(summary)
+    assert "make bench" in text and str(summary["machine"]) in text
+    assert "| W1 | 5.0 | 40.0 | 8.0× |" in text
+    plot(report, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 1000
