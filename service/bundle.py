@@ -88,16 +88,26 @@ class ItemTable:
     def dim(self) -> int:
         return int(self.default_vector.shape[0])
 
+    def rows(self, item_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Table rows of ``item_ids``; -1 for an unknown ID. ``map`` runs the dictionary lookups
+        in C: no Python-level loop per item."""
+        return np.fromiter(map(self._rows.get, item_ids, repeat(-1)), np.int64, len(item_ids))
+
+    def vectors_at(self, rows: npt.NDArray[np.int64]) -> tuple[FloatArray, BoolArray]:
+        """Float32 vectors ``[n, d]`` of table rows (-1: the default vector); which are known."""
+        known = rows >= 0
+        vectors = np.empty((len(rows), self.dim), np.float32)
+        if known.all():
+            vectors[:] = self.vectors[rows]
+        else:
+            vectors[:] = self.default_vector
+            if known.any():
+                vectors[known] = self.vectors[rows[known]]
+        return vectors, known
+
     def lookup(self, item_ids: Sequence[str]) -> tuple[FloatArray, BoolArray]:
         """Vectors ``[n, d]`` float32 and whether each ID is in the table."""
-        # map() runs the dict lookups in C: no Python-level loop per candidate.
-        rows = np.fromiter(map(self._rows.get, item_ids, repeat(-1)), np.int64, len(item_ids))
-        known = rows >= 0
-        vectors = np.empty((len(item_ids), self.dim), np.float32)
-        vectors[:] = self.default_vector
-        if known.any():
-            vectors[known] = self.vectors[rows[known]]
-        return vectors, known
+        return self.vectors_at(self.rows(item_ids))
 
 
 @dataclass(frozen=True)

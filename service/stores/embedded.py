@@ -56,6 +56,8 @@ class EmbeddedStore(RankingStore):
         self._event_ids: dict[str, dict[str, int]] = {}
         self._event_id_window = event_id_window
         self._append_lock = threading.Lock()
+        # Every stored behaviour's table row, resolved once: a fetch slices rows, no ID lookups.
+        self._behaviour_rows = bundle.items.rows(snapshot.behaviour_items.tolist())
         gen_dim = snapshot.generated_dim()
         if gen_dim is not None and gen_dim != bundle.items.dim:
             raise ValueError(
@@ -79,8 +81,14 @@ class EmbeddedStore(RankingStore):
         return appended if appended is not None else self._snapshot.sequence(user_id)
 
     async def fetch(self, query: FetchQuery) -> FetchResult:
-        sequence = self._sequence(query.user_id)
-        sequence_vectors, _ = self._items.lookup(sequence.item_ids if sequence else [])
+        appended = self._appended.get(query.user_id)
+        span = None if appended is not None else self._snapshot.span(query.user_id)
+        if span is not None:
+            sequence = self._snapshot.sequence(query.user_id)
+            sequence_vectors, _ = self._items.vectors_at(self._behaviour_rows[span])
+        else:
+            sequence = appended
+            sequence_vectors, _ = self._items.lookup(sequence.item_ids if sequence else [])
         candidate_vectors, candidate_known = self._items.lookup(query.candidate_ids)
         event_vectors, event_known = self._items.lookup(query.event_item_ids)
         return FetchResult(

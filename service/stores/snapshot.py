@@ -137,6 +137,18 @@ class UserSnapshot:
     def generated_dim(self) -> int | None:
         return None if self._gen is None else int(self._gen.vectors.shape[1])
 
+    @property
+    def behaviour_items(self) -> np.ndarray:
+        """The item ID of every stored behaviour, users one after another."""
+        return self._items
+
+    def span(self, user_id: str) -> slice | None:
+        """Where the user's behaviours sit in :attr:`behaviour_items`; None for an unknown user."""
+        row = self._rows.get(user_id)
+        if row is None:
+            return None
+        return slice(int(self._offsets[row]), int(self._offsets[row + 1]))
+
     def sequence(self, user_id: str) -> UserSequence | None:
         row = self._rows.get(user_id)
         if row is None:
