@@ -171,6 +171,9 @@ def _session_options(intra_op_threads: int) -> ort.SessionOptions:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
+    # The cores are shared with the event loop and the attention threads: a pool thread that
+    # spins between graph nodes steals them. (With one intra-op thread there is no pool.)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return options
 
