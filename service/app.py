@@ -17,7 +17,6 @@ from service.guards import install_guards
 from service.logs import logging_config
 from service.metrics import ServiceMetrics, clear_multiprocess_dir
 from service.middleware import ObservabilityMiddleware
-from service.observer import observe_breaker
 from service.routes import ROUTERS
 from service.runtime import ServiceRuntime
 from service.settings import Settings, get_settings
@@ -37,7 +36,6 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
         except (BundleIntegrityError, BundleNotFoundError) as error:
             log.error("refusing to start: %s", error)
             raise
-        observe_breaker(runtime.store, metrics, settings.store)
         app.state.runtime = runtime
         try:
             yield
@@ -71,7 +69,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = None
     app.state.metrics = metrics
-    app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -10,16 +10,18 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.bundle import LoadedBundle
+from service.bundle_lifecycle import VERSION_PATTERN, BundleLifecycle
+from service.bundle_pointer import ActiveVersionPointer
+from service.bundle_watch import ActiveVersionWatcher
 from service.contracts.manifest import BundleIntegrityError
-from service.errors import BundleNotFoundError, ServiceNotReady
+from service.errors import BundleNotFoundError, ServiceNotReady, StoreError
 from service.gpu_memory import gpu_memory_collector
 from service.metrics import ServiceMetrics
-from service.observer import ServiceObserver
-from service.ranking import GraphRunner, RankingLimits, RankingObserver, RankingPipeline
-from service.ranking.batcher import BatchingConfig, MicroBatcher
+from service.observer import ServiceObserver, observe_breaker
 from service.ranking.user_cache import UserStateCache
+from service.served_bundle import ServedBundle, ServingParts, serve_bundle
 from service.settings import Settings
-from service.stores import RankingStore, open_store
+from service.stores import RankingStore, RedisStoreConfig
 from service.tracing import NoTracer, StageTracer
 
 log = logging.getLogger(__name__)
@@ -27,57 +29,81 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ServiceRuntime:
+    """The service's state: the served bundle (behind its lifecycle), metrics and observer.
+
+    ``bundle``, ``store`` and ``pipeline`` are those of the bundle served now; a request reads
+    ``pipeline`` once and finishes on that bundle even if another is activated meanwhile.
+    """
+
     settings: Settings
-    bundle: LoadedBundle
-    store: RankingStore
-    pipeline: RankingPipeline
-    batcher: MicroBatcher
+    lifecycle: BundleLifecycle
     metrics: ServiceMetrics
-    observer: RankingObserver
+    observer: ServiceObserver
+    pointer: ActiveVersionPointer | None = None
+    watcher: ActiveVersionWatcher | None = None
     warmed: bool = False
+
+    @property
+    def served(self) -> ServedBundle:
+        return self.lifecycle.served
+
+    @property
+    def bundle(self) -> LoadedBundle:
+        return self.lifecycle.served.bundle
+
+    @property
+    def store(self) -> RankingStore:
+        return self.lifecycle.served.store
+
+    @property
+    def pipeline(self) -> ServedBundle:
+        """What ranks a request: the served bundle, counting the requests it holds."""
+        return self.lifecycle.served
 
     @classmethod
     async def start(
         cls, settings: Settings, metrics: ServiceMetrics, tracer: StageTracer | None = None
     ) -> ServiceRuntime:
-        """Load, verify and warm the bundle, then open the store."""
-        bundle = await _load_bundle(settings, metrics)
+        """Load, verify and warm the bundle, open the store; with Redis, follow the active
+        bundle version it names (unless ``REASEQ_BUNDLE_VERSION`` pins one)."""
+        config = settings.store_config()
+        pointer = ActiveVersionPointer(config) if isinstance(config, RedisStoreConfig) else None
+        follows = (
+            pointer is not None
+            and settings.bundle_watch_interval_s > 0
+            and settings.bundle_version is None
+        )
+        try:
+            pointed = await _pointed_version(pointer) if follows else None
+            bundle = await _load_bundle(settings, metrics, pointed)
+        except BaseException:
+            if pointer is not None:
+                await pointer.close()
+            raise
         collector = gpu_memory_collector(bundle.sessions.values())
         if collector is not None:
             metrics.add_collector(collector)
-        store = open_store(settings.store_config(), bundle)
-        limits = RankingLimits(
-            max_candidates=settings.max_candidates,
-            max_recent_events=settings.max_recent_events,
-            default_top_k=settings.default_top_k,
-            default_timeout_ms=settings.default_timeout_ms,
-        )
         observer = ServiceObserver(metrics, tracer or NoTracer(), settings.store)
         cache = UserStateCache(
             int(settings.user_cache_mb * 2**20), on_resize=metrics.user_cache_bytes.set
         )
-        runner = GraphRunner(
-            bundle,
-            settings.graph_mode,
-            observer=observer,
-            cache=cache,
-            attention_threads=settings.attention_threads,
-        )
-        batcher = MicroBatcher(
-            runner,
-            BatchingConfig(
-                max_candidates=settings.batch_max_candidates,
-                max_wait_s=settings.batch_max_wait_ms / 1000.0,
-                workers=settings.scoring_threads,
-            ),
-            observer,
-        )
-        batcher.start()
-        pipeline = RankingPipeline(bundle, store, batcher, limits, observer=observer, cache=cache)
+        parts = ServingParts(settings, observer, cache)
+        served = serve_bundle(bundle, parts)
+
+        def observe(new: ServedBundle) -> None:
+            observe_breaker(new.store, metrics, settings.store)
+
+        observe(served)
+        lifecycle = BundleLifecycle(served, parts, metrics, on_swap=observe, pointer=pointer)
+        watcher = None
+        if follows:
+            assert pointer is not None
+            watcher = ActiveVersionWatcher(pointer, lifecycle, settings.bundle_watch_interval_s)
+            watcher.start()
         metrics.bundle_served(bundle.version)
         metrics.ready.set(1)
         log.info("serving bundle %s with the %s store", bundle.version, settings.store)
-        return cls(settings, bundle, store, pipeline, batcher, metrics, observer, warmed=True)
+        return cls(settings, lifecycle, metrics, observer, pointer, watcher, warmed=True)
 
     async def unready_reason(self) -> str | None:
         """Why the service should not take traffic, or None when it should (kept in the
@@ -95,12 +121,52 @@ class ServiceRuntime:
 
     async def close(self) -> None:
         self.metrics.ready.set(0)
-        await self.batcher.close()
-        await self.store.close()
+        if self.watcher is not None:
+            await self.watcher.close()
+        await self.lifecycle.close()
+        if self.pointer is not None:
+            await self.pointer.close()
 
 
-async def _load_bundle(settings: Settings, metrics: ServiceMetrics) -> LoadedBundle:
-    """Resolve, load, verify and warm the bundle, counting the outcome by result."""
+async def _pointed_version(pointer: ActiveVersionPointer | None) -> str | None:
+    """The active version the store names, when it can be read now."""
+    if pointer is None:
+        return None
+    try:
+        return await pointer.read()
+    except StoreError as error:
+        log.warning("starting without the active bundle version: %s", error)
+        return None
+
+
+async def _pointed_bundle(settings: Settings, version: str) -> LoadedBundle | None:
+    """The bundle the store's active version names, when it is here and sound; a replica
+    (re)started after an activation then serves what the others serve."""
+    bundle_dir = settings.bundle_root / version
+    if not VERSION_PATTERN.fullmatch(version) or not bundle_dir.is_dir():
+        log.warning("active bundle %s is not under %s: serving CURRENT", version, bundle_dir.parent)
+        return None
+    try:
+        bundle = await asyncio.to_thread(
+            LoadedBundle.load, bundle_dir, settings.onnx_intra_op_threads
+        )
+        await asyncio.to_thread(bundle.warm_up)
+    except Exception as error:
+        log.warning("active bundle %s cannot be served (%s): serving CURRENT", version, error)
+        return None
+    return bundle
+
+
+async def _load_bundle(
+    settings: Settings, metrics: ServiceMetrics, pointed: str | None = None
+) -> LoadedBundle:
+    """Resolve, load, verify and warm the bundle (the store's active version when ``pointed``
+    names a sound one here), counting the outcome by result."""
+    if pointed is not None:
+        bundle = await _pointed_bundle(settings, pointed)
+        if bundle is not None:
+            metrics.bundle_loads.labels(result="success").inc()
+            return bundle
     try:
         bundle_dir = settings.resolve_bundle_dir()
         bundle = await asyncio.to_thread(
@@ -120,14 +186,14 @@ async def _load_bundle(settings: Settings, metrics: ServiceMetrics) -> LoadedBun
     return bundle
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+async def get_runtime(request: Request) -> ServiceRuntime:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise ServiceNotReady("the service is starting: no bundle loaded yet")
     return runtime  # type: ignore[no-any-return]
 
 
-def get_metrics(request: Request) -> ServiceMetrics:
+async def get_metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 

@@ -21,10 +21,13 @@ def _keys(request: Request) -> ServiceKeys:
     return keys
 
 
-def require_rank_key(
+async def require_rank_key(
     request: Request, x_api_key: Annotated[str | None, RANK_KEY_HEADER] = None
 ) -> None:
-    """Let the request through when ``/v1/rank`` needs no key, or with an accepted one."""
+    """Let the request through when ``/v1/rank`` needs no key, or with an accepted one.
+
+    Dependencies on the rank path are ``async``: FastAPI runs a plain ``def`` dependency in its
+    thread pool, a thread hop per request for a few attribute reads."""
     keys = _keys(request).rank
     if not keys.enabled:
         return
@@ -34,7 +37,7 @@ def require_rank_key(
         raise Unauthorized("X-API-Key not accepted: check the key your deployment issued")
 
 
-def require_admin_key(
+async def require_admin_key(
     request: Request, x_api_key: Annotated[str | None, ADMIN_KEY_HEADER] = None
 ) -> None:
     """Let the request through only with one of the admin keys."""

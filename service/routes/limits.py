@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from service.limits import RequestLimits
 
 
-def get_request_limits(request: Request) -> RequestLimits:
+async def get_request_limits(request: Request) -> RequestLimits:
     limits: RequestLimits = request.app.state.request_limits
     return limits
 
