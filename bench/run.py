@@ -100,6 +100,10 @@ def service_command(fixture: BenchFixture, workers: int) -> tuple[list[str], dic
         "REASEQ_LOG_LEVEL": "warning",
         "REASEQ_WORKERS": str(workers),
     }
+    if workers > 1:  # the workers share their metric values through files
+        metrics_dir = fixture.root / "metrics"
+        metrics_dir.mkdir(exist_ok=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     return [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1"], env
 
 
