@@ -4,6 +4,7 @@ docs/benchmarks.json with a latency-throughput plot."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -51,6 +52,7 @@ def main(
     chosen = [WORKLOADS[name.strip()] for name in workloads.split(",")]
     work_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     fixture = build_fixture(work_dir, demo_dir / "model", demo_dir / "data", chosen)
     console.print(f"bench bundle and users ready under {work_dir}")
     peak = matmul_peak_flops()
@@ -84,6 +86,7 @@ def main(
         duration_s=duration_s,
         workers=workers,
         wall_s=time.perf_counter() - started,
+        load_average=(load_before, os.getloadavg()[0]),
     )
     paths = write_report(report, fixture, docs_dir)
     console.print(f"wrote {', '.join(str(p) for p in paths)}")

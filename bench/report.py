@@ -32,6 +32,7 @@ class BenchReport:
     duration_s: float
     workers: int
     wall_s: float
+    load_average: tuple[float, float] = (0.0, 0.0)  # 1-minute load before and after the run
 
 
 def machine() -> str:
@@ -62,6 +63,7 @@ def summarise(report: BenchReport, item_dim: int, hidden_dim: int) -> dict[str, 
         "matmul_peak_gflops": round(report.peak_flops / 1e9, 2),
         "session": report.session,
         "wall_s": round(report.wall_s, 1),
+        "load_average_before_after": [round(x, 2) for x in report.load_average],
         "workloads": {},
     }
     for workload in report.workloads:
@@ -145,7 +147,8 @@ def markdown(summary: dict[str, object]) -> str:
         "",
         f"Regenerate with `{summary['command']}` (about {round(float(summary['wall_s']) / 60)} "  # type: ignore[arg-type]
         "minutes). Machine: "
-        f"{summary['machine']}. Measured {summary['created_at']}.",
+        f"{summary['machine']}. Measured {summary['created_at']}; 1-minute load average "
+        f"before and after the run: {summary['load_average_before_after']}.",
         "",
         "Both systems serve the same bundle (the demo ranker exported with the workloads' lengths)"
         " and the same users from the same snapshot, one after the other, on this machine, with "
