@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from kernels.target_attention.cpu import HeadMajorBehaviours, attend
+from kernels.target_attention.cpu import HeadMajorBehaviours, cpu_attention
 from kernels.target_attention.jagged import offsets_from_lengths
 from service.bundle import LoadedBundle
 from service.contracts import graphs
@@ -77,6 +77,7 @@ class GraphRunner:
         self._observer = observer
         self._cache = cache or UserStateCache(0)
         self._heads = bundle.manifest.dimensions.heads
+        self._attend = cpu_attention(self._heads, bundle.items.dim // self._heads)
         self._attention_threads = attention_threads
         self._pool = (
             ThreadPoolExecutor(attention_threads - 1, thread_name_prefix="attention")
@@ -187,7 +188,7 @@ class GraphRunner:
         ]
 
         def run(r: int, part: slice) -> None:
-            pooled[part], part_weights = attend(queries[part], behaviours[r], explain[r])
+            pooled[part], part_weights = self._attend(queries[part], behaviours[r], explain[r])
             found = weights[r]
             if found is None or part_weights is None:
                 return

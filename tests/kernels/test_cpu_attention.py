@@ -1,12 +1,21 @@
-"""The CPU serving kernel against the NumPy reference: any shape, chunked or not, never NaN."""
+"""The CPU serving kernels against the NumPy reference: any shape, chunked or not, never NaN."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.target_attention.cpu import HeadMajorBehaviours, attend
+from kernels.target_attention.cpu import (
+    HeadMajorBehaviours,
+    NumpyAttention,
+    OnnxAttention,
+    attend,
+    cpu_attention,
+)
 from kernels.target_attention.reference import target_attention
 
 
@@ -44,3 +53,52 @@ def test_matches_the_reference(
     assert expected_weights is not None
     np.testing.assert_allclose(weights, expected_weights[0], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    candidates=st.integers(0, 70),
+    length=st.integers(0, 90),
+    heads=st.sampled_from([1, 2, 4]),
+    head_dim=st.sampled_from([3, 8, 16]),
+    explain=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_the_onnxruntime_graph_matches_numpy(
+    candidates: int, length: int, heads: int, head_dim: int, explain: bool, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    dim = heads * head_dim
+    queries = rng.standard_normal((candidates, dim)).astype(np.float32) * 3
+    behaviours = HeadMajorBehaviours.from_rows(
+        rng.standard_normal((length, dim)).astype(np.float32) * 3,
+        rng.standard_normal((length, dim)).astype(np.float32),
+        heads,
+    )
+    pooled, weights = _onnx(heads, head_dim)(queries, behaviours, explain)
+    expected, expected_weights = attend(queries, behaviours, explain)
+    assert pooled.shape == (candidates, dim) and np.isfinite(pooled).all()
+    np.testing.assert_allclose(pooled, expected, rtol=1e-4, atol=1e-5)
+    if explain:
+        assert weights is not None and expected_weights is not None
+        np.testing.assert_allclose(weights, expected_weights, rtol=1e-4, atol=1e-6)
+    else:
+        assert weights is None
+
+
+_SESSIONS: dict[tuple[int, int], OnnxAttention] = {}
+
+
+def _onnx(heads: int, head_dim: int) -> OnnxAttention:
+    key = (heads, head_dim)
+    if key not in _SESSIONS:
+        _SESSIONS[key] = OnnxAttention(heads, head_dim)
+    return _SESSIONS[key]
+
+
+def test_onnxruntime_is_the_default_and_numpy_the_fallback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert isinstance(cpu_attention(4, 16), OnnxAttention)
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if the onnx package were missing
+    assert isinstance(cpu_attention(4, 16), NumpyAttention)
