@@ -14,6 +14,7 @@ from rich.console import Console
 
 from bench.fixture import build_fixture
 from bench.peak import matmul_peak_flops
+from bench.profile import profile_under_load
 from bench.report import BenchReport, write_report
 from bench.run import (
     Ladder,
@@ -60,24 +61,35 @@ def main(
     runs: list[SystemRun] = []
     session: dict[str, float] = {}
     command, env = service_command(fixture, workers)
-    with process_on_port(command, env, work_dir / "service.log") as url:
+    profile: dict[str, object] = {}
+    with process_on_port(command, env, work_dir / "service.log") as served:
+        url = served.url
         if "W2" in {w.name for w in chosen}:
             session = session_speedup(url, _session_bodies(fixture.requests(WORKLOADS["W2"])))
             console.print(f"session: {session}")
         for workload in chosen:
             ladder = Ladder(SERVICE_START[workload.name])
             bodies = fixture.requests(workload)
-            runs.append(
-                climb(url, "service", workload, bodies, ladder, duration_s, True, console.print)
-            )
+            run = climb(url, "service", workload, bodies, ladder, duration_s, True, console.print)
+            runs.append(run)
+            best = run.sustainable()
+            if workload.name == chosen[0].name and best is not None:
+                top = profile_under_load(served.pid, url, bodies, best.offered_rps, duration_s)
+                if top is not None:
+                    profile = {
+                        "workload": workload.name,
+                        "offered_rps": round(best.offered_rps, 2),
+                        "top_self_time": [[name, round(share, 4)] for name, share in top],
+                    }
     command, env = baseline_command(fixture)
-    with process_on_port(command, env, work_dir / "baseline.log") as url:
+    with process_on_port(command, env, work_dir / "baseline.log") as served:
         for workload in chosen:
             ladder = Ladder(BASELINE_START[workload.name])
             bodies = fixture.requests(workload)
-            runs.append(
-                climb(url, "baseline", workload, bodies, ladder, duration_s, False, console.print)
+            run = climb(
+                served.url, "baseline", workload, bodies, ladder, duration_s, False, console.print
             )
+            runs.append(run)
     report = BenchReport(
         workloads=chosen,
         runs=runs,
@@ -87,6 +99,7 @@ def main(
         workers=workers,
         wall_s=time.perf_counter() - started,
         load_average=(load_before, os.getloadavg()[0]),
+        profile=profile,
     )
     paths = write_report(report, fixture, docs_dir)
     console.print(f"wrote {', '.join(str(p) for p in paths)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +33,7 @@ class BenchReport:
     workers: int
     wall_s: float
     load_average: tuple[float, float] = (0.0, 0.0)  # 1-minute load before and after the run
+    profile: dict[str, object] = field(default_factory=dict)  # py-spy self time, when taken
 
 
 def machine() -> str:
@@ -62,6 +63,7 @@ def summarise(report: BenchReport, item_dim: int, hidden_dim: int) -> dict[str, 
         "service_workers": report.workers,
         "matmul_peak_gflops": round(report.peak_flops / 1e9, 2),
         "session": report.session,
+        "profile": report.profile,
         "wall_s": round(report.wall_s, 1),
         "load_average_before_after": [round(x, 2) for x in report.load_average],
         "workloads": {},
@@ -197,6 +199,23 @@ def markdown(summary: dict[str, object]) -> str:
             f"{session['requests_per_session']} pages of 100 candidates each, one after the other:"
             f" first request median **{session['first_ms_median']} ms**, later pages (per-user "
             f"cache hits) **{session['repeat_ms_median']} ms**: **{session['speedup']}×**.",
+        ]
+    profile = summary.get("profile") or {}
+    if profile:
+        lines += [
+            "",
+            f"## Where the service's CPU goes ({profile['workload']} at "
+            f"{profile['offered_rps']} req/s offered)",
+            "",
+            "py-spy samples of the service process during the run (self time by function, "
+            "share of the busy samples; waits for work, sockets and locks left out):",
+            "",
+            "| function | share |",
+            "|---|---|",
+            *(
+                f"| `{name}` | {100 * share:.1f}% |"
+                for name, share in profile["top_self_time"]  # type: ignore[attr-defined]
+            ),
         ]
     lines += ["", f"![latency against throughput]({PLOT_FILE})", ""]
     for name, entry in workloads.items():

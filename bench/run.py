@@ -68,8 +68,14 @@ def sustained(result: RateResult) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+    pid: int
+
+
 @contextmanager
-def process_on_port(command: list[str], env: dict[str, str], log_path: Path) -> Iterator[str]:
+def process_on_port(command: list[str], env: dict[str, str], log_path: Path) -> Iterator[Served]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
@@ -81,7 +87,7 @@ def process_on_port(command: list[str], env: dict[str, str], log_path: Path) -> 
         )
         try:
             wait_ready(url, process, deadline_s=180)
-            yield url
+            yield Served(url, process.pid)
         finally:
             process.terminate()
             try:

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from bench.loadgen import RateResult, offer
+from bench.profile import summarise_samples
 from bench.report import BenchReport, markdown, plot, summarise
 from bench.run import SystemRun, saturated, sustained
 from bench.workloads import W1, Workload
@@ -113,3 +114,15 @@ def test_report_names_command_machine_and_ratios(tmp_path: Path) -> None:
     assert "| W1 | 5.0 | 40.0 | 8.0× |" in text
     plot(report, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_profile_summary_leaves_out_idle_waits() -> None:
+    lines = [
+        "MainThread;Runner.run (asyncio/runners.py:118);poll (selectors.py:10) 50",
+        "scoring_0;_worker (concurrent/futures/thread.py:81) 40",
+        "scoring_0;score_batch (service/ranking/scoring.py:90);run (onnxruntime/x.py:406) 30",
+        "scoring_0;score_batch (service/ranking/scoring.py:91);run (onnxruntime/x.py:407) 10",
+        "MainThread;rank (service/routes/rank.py:48) 10",
+    ]
+    top = summarise_samples(lines, top=5)
+    assert top == [("run (onnxruntime/x.py)", 0.8), ("rank (service/routes/rank.py)", 0.2)]
