@@ -107,18 +107,23 @@ async def offer(
     return RateResult(rate_rps, len(arrivals), len(latencies), failures, duration_s, latencies)
 
 
-async def closed_loop(url: str, sessions: list[list[bytes]]) -> list[list[float]]:
-    """Latencies (ms) of each session's requests, sent one after another."""
-    found = []
+async def closed_loop(
+    url: str, sessions: list[list[bytes]]
+) -> tuple[list[list[float]], list[list[float]]]:
+    """Each session's requests sent one after another: client latencies (ms) and the service's
+    own ``timings_ms.total`` of each answer."""
+    client, server = [], []
     headers = {"content-type": "application/json"}
     async with aiohttp.ClientSession() as session:
         for bodies in sessions:
-            latencies = []
+            latencies, totals = [], []
             for body in bodies:
                 started = time.perf_counter()
                 async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
+                    answer = await response.json()
                     response.raise_for_status()
                 latencies.append((time.perf_counter() - started) * 1000.0)
-            found.append(latencies)
-    return found
+                totals.append(float(answer["timings_ms"]["total"]))
+            client.append(latencies)
+            server.append(totals)
+    return client, server

@@ -196,9 +196,19 @@ def markdown(summary: dict[str, object]) -> str:
             "## Repeated requests of one session",
             "",
             f"{session['users']} users with 1000 real + 32 generated behaviours, "
-            f"{session['requests_per_session']} pages of 100 candidates each, one after the other:"
-            f" first request median **{session['first_ms_median']} ms**, later pages (per-user "
-            f"cache hits) **{session['repeat_ms_median']} ms**: **{session['speedup']}×**.",
+            f"{session['requests_per_session']} pages of 100 candidates each, one after the other"
+            " (the later pages hit the per-user cache):",
+            "",
+            "| measured by | first request (median ms) | later pages (median ms) | speed-up |",
+            "|---|---|---|---|",
+            *(
+                f"| {side} | {session[f'{side}_first_ms_median']} | "
+                f"{session[f'{side}_repeat_ms_median']} | {session[f'{side}_speedup']}× |"
+                for side in ("client", "server")
+            ),
+            "",
+            "*client*: the whole HTTP round trip on loopback; *server*: the service's own "
+            "`timings_ms.total` (fetch to ranking, without HTTP).",
         ]
     profile = summary.get("profile") or {}
     if profile:

@@ -94,8 +94,10 @@ def test_report_names_command_machine_and_ratios(tmp_path: Path) -> None:
         workloads=[W1],
         runs=[run("service", [20, 40, 80], [10, 20, 90]), run("baseline", [5, 10], [30, 400])],
         peak_flops=50e9,
-        session={"users": 2, "requests_per_session": 4, "first_ms_median": 6.0,
-                 "repeat_ms_median": 3.0, "speedup": 2.0},
+        session={"users": 2, "requests_per_session": 4, "client_first_ms_median": 6.0,
+                 "client_repeat_ms_median": 3.0, "client_speedup": 2.0,
+                 "server_first_ms_median": 4.0, "server_repeat_ms_median": 1.0,
+                 "server_speedup": 4.0},
         duration_s=10.0,
         workers=1,
         wall_s=60.0,
@@ -112,6 +114,7 @@ def test_report_names_command_machine_and_ratios(tmp_path: Path) -> None:
     text = markdown(summary)
     assert "make bench" in text and str(summary["machine"]) in text
     assert "| W1 | 5.0 | 40.0 | 8.0× |" in text
+    assert "| server | 4.0 | 1.0 | 4.0× |" in text
     plot(report, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000
 
