@@ -141,6 +141,9 @@ def generate(
     users_path: Annotated[Path, typer.Option(help="Embedded snapshot file.")] = DEFAULT_DEMO_DIR
     / "users.npz",
     redis_url: Annotated[str, typer.Option(envvar="REASEQ_REDIS_URL")] = "redis://127.0.0.1:6379/0",
+    redis_cluster: Annotated[
+        bool, typer.Option(envvar="REASEQ_REDIS_CLUSTER", help="The URL names a cluster node.")
+    ] = False,
     ttl_s: Annotated[int, typer.Option(min=1, help="TTL of the Redis blocks.")] = 7 * 86_400,
     state: Annotated[Path, typer.Option(help="State file of incremental runs.")] = DEFAULT_DEMO_DIR
     / "gbr_state.npz",
@@ -175,6 +178,7 @@ def generate(
         write=store.value,
         users_path=users_path,
         redis_url=redis_url,
+        redis_cluster=redis_cluster,
         ttl_s=ttl_s,
         progress=True,
     )

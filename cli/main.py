@@ -11,13 +11,17 @@ import logging
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli import knowledge as _knowledge_commands
 from cli import openapi as _openapi_commands
 from cli.gbr import gbr_app
+
+if TYPE_CHECKING:
+    from offline.data.canonical import Dataset
+    from offline.gbr import GBRModel, GenerationConfig
 
 app = typer.Typer(
     help="ReaSeq ranking service: synthetic data, training, ONNX bundles, publishing, serving.",
@@ -30,6 +34,7 @@ DEFAULT_DEMO_DIR = Path("var/demo")
 CURRENT_FILE = "CURRENT"
 HOUR = 3600
 DEFAULT_EPOCHS = 2  # the training default; enough for the demo data to converge
+DEMO_GENERATED = 16  # K of the demo bundle: generated behaviours per user
 
 
 class Size(StrEnum):
@@ -126,11 +131,25 @@ def publish(
     version: Annotated[str | None, typer.Option(help="Bundle (default: CURRENT).")] = None,
     store: Annotated[StoreKind, typer.Option(help="Where to publish.")] = StoreKind.embedded,
     redis_url: Annotated[str, typer.Option(envvar="REASEQ_REDIS_URL")] = "redis://127.0.0.1:6379/0",
+    redis_cluster: Annotated[
+        bool, typer.Option(envvar="REASEQ_REDIS_CLUSTER", help="The URL names a cluster node.")
+    ] = False,
     users_path: Annotated[Path, typer.Option(help="Embedded snapshot file.")] = DEFAULT_DEMO_DIR
     / "users.npz",
+    activate: Annotated[
+        bool, typer.Option(help="Redis: make it the active version (services follow it).")
+    ] = True,
+    gc_grace_s: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Redis: the keys of versions other than this one and the one active before "
+            "expire after this many seconds; unset = keep every version.",
+        ),
+    ] = None,
 ) -> None:
     """Publish users' sequences (and, for Redis, the bundle's item vectors under its version,
-    then flip the active version)."""
+    then flip the active version; with --gc-grace-s, older versions' keys then expire)."""
     from offline.data.canonical import Dataset
     from offline.publish.sequences import latest_sequences
     from offline.publish.stores import publish_embedded, publish_redis
@@ -142,8 +161,16 @@ def publish(
     if store is StoreKind.embedded:
         typer.echo(f"{len(sequences)} users -> {publish_embedded(sequences, users_path)}")
     else:
-        counts = publish_redis(sequences, bundle_dir, redis_url)
-        typer.echo(f"{counts['items']} items, {counts['users']} users -> {redis_url}")
+        counts = publish_redis(
+            sequences,
+            bundle_dir,
+            redis_url,
+            activate=activate,
+            cluster=redis_cluster,
+            gc_grace_s=gc_grace_s,
+        )
+        expiring = f", {counts['expiring_keys']} old keys expiring" if gc_grace_s else ""
+        typer.echo(f"{counts['items']} items, {counts['users']} users -> {redis_url}{expiring}")
 
 
 @app.command()
@@ -151,14 +178,20 @@ def demo(
     size: Annotated[Size, typer.Option(help="Preset size.")] = Size.demo,
     bundles: BundlesOpt = DEFAULT_BUNDLES,
     out: Annotated[
-        Path, typer.Option(help="Folder for data, run and user store.")
+        Path, typer.Option(help="Folder for data, generator, run and user store.")
     ] = DEFAULT_DEMO_DIR,
     epochs: Annotated[int, typer.Option(min=1)] = DEFAULT_EPOCHS,
+    generated: Annotated[
+        int,
+        typer.Option(min=0, max=32, help="Generated behaviours per user (K); 0 = no generator."),
+    ] = DEMO_GENERATED,
+    gbr_epochs: Annotated[int, typer.Option(min=1, help="Epochs of the generator.")] = 2,
     seed: SeedOpt = 0,
 ) -> None:
-    """Build the demo end to end: data -> knowledge vectors -> train -> bundle -> embedded store."""
+    """Build the demo end to end: data -> knowledge vectors -> behaviour generator -> train ->
+    bundle -> embedded store (users' sequences and generated behaviours)."""
     from model_export.parity import check_parity
-    from model_export.pipeline import export_run, train_run
+    from model_export.pipeline import DEMO_VARIANTS, encode_items, export_run, train_run
     from model_export.train import TrainConfig
     from offline.data.synthetic import SyntheticConfig, generate
     from offline.publish.sequences import latest_sequences
@@ -168,17 +201,66 @@ def demo(
     started = time.perf_counter()
     dataset = generate(SyntheticConfig.preset(size.value, seed=seed), end_ts=_recent_end_ts())
     dataset.save(out / "data")
-    run = train_run(dataset, TrainConfig(epochs=epochs, seed=seed))
+    semantic = encode_items(dataset.catalogue, seed=seed)
+    generator = None
+    if generated > 0:
+        from model_export.generated_log import GeneratorSetup, generated_log
+        from offline.gbr import GBRTrainConfig, GenerationConfig, train_gbr
+
+        setup = GeneratorSetup(
+            train=GBRTrainConfig(epochs=gbr_epochs, seed=seed),
+            generation=GenerationConfig(k=generated, seed=seed),
+        )
+        # One generator, trained before the split: the training examples' blocks cannot have
+        # seen the evaluation period, and the nearline blocks come from the same model.
+        generator = train_gbr(dataset, semantic.vectors, setup.train, until_ts=dataset.split_ts)
+        generator.save(out / "gbr")
+        log = generated_log(generator, dataset, setup)
+        run = train_run(
+            dataset,
+            TrainConfig(epochs=epochs, seed=seed),
+            semantic=semantic,
+            generated=log,
+            variants=DEMO_VARIANTS,
+        )
+    else:
+        run = train_run(dataset, TrainConfig(epochs=epochs, seed=seed), semantic=semantic)
     run.save(out / "model")
     path = export_run(run, dataset, bundles)
     typer.echo(f"parity (max abs score difference): {check_parity(path):.2e}")
     max_len = run.ranker.config.max_seq_len
     publish_embedded(latest_sequences(dataset, max_len), out / "users.npz")
+    if generator is not None:
+        summary = _demo_nearline(generator, dataset, setup.generation, path, out)
+        typer.echo(
+            f"generated behaviours: {summary['blocks_written']} users ({summary['gbr_version']})"
+        )
     (bundles / CURRENT_FILE).write_text(path.name + "\n")
-    for name in ("model", "id_only", "random"):
-        m = run.metrics[name]
-        typer.echo(f"{name:>8}: AUC {m.auc:.4f}  GAUC {m.gauc:.4f}  logloss {m.logloss:.4f}")
+    for name in (*DEMO_VARIANTS, "random"):
+        if name in run.metrics:
+            m = run.metrics[name]
+            typer.echo(f"{name:>8}: AUC {m.auc:.4f}  GAUC {m.gauc:.4f}  logloss {m.logloss:.4f}")
     typer.echo(f"demo bundle {path.name} ready in {time.perf_counter() - started:.0f} s")
+
+
+def _demo_nearline(
+    generator: GBRModel, dataset: Dataset, generation: GenerationConfig, bundle: Path, out: Path
+) -> dict[str, object]:
+    """Every user's block, in the bundle's fused item vectors, into the embedded snapshot."""
+    from offline.gbr import run_nearline
+    from service.bundle import load_item_table
+    from service.contracts.manifest import read_manifest
+
+    return run_nearline(
+        generator,
+        dataset,
+        generation,
+        item_table=load_item_table(bundle, read_manifest(bundle)),
+        state_path=out / "gbr_state.npz",
+        incremental=False,
+        write="embedded",
+        users_path=out / "users.npz",
+    )
 
 
 @app.command()
@@ -205,7 +287,8 @@ def results(
         "docs"
     ),
 ) -> None:
-    """Regenerate docs/RESULTS.md and docs/results.json: model vs ID-only vs random."""
+    """Regenerate docs/RESULTS.md and docs/results.json: the ranker's ablation (ID only,
+    + knowledge, + GBR, full) and the behaviour generator against its baselines, with its cost."""
     from model_export.report import ResultsSpec, write_results
 
     _logging()

@@ -58,6 +58,8 @@ VARIANTS: dict[str, Variant] = {
 DEFAULT_VARIANTS: tuple[str, ...] = (MODEL, ID_ONLY)
 #: Every row; needs a generated log, and ships ``full``.
 ABLATION_VARIANTS: tuple[str, ...] = (MODEL, ID_ONLY, ID_GBR, FULL)
+#: The demo's rows: ships ``full`` and keeps the knowledge-only and ID-only rankers to compare.
+DEMO_VARIANTS: tuple[str, ...] = (MODEL, ID_ONLY, FULL)
 
 
 @dataclass(frozen=True)

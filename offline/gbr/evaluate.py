@@ -8,7 +8,9 @@
 * **Semantic consistency**: the mean cosine similarity between generated items and the user's
   history items in the semantic space (for unit vectors, the dot product of the two means).
 * **Hidden-interest share** (synthetic data only, with its ground truth): the share of generated
-  items in the user's hidden secondary interest, which exposure rarely shows.
+  items in the user's hidden secondary interest, which exposure rarely shows; and how visible
+  that interest is at all: in the training-period histories, and among the knowledge
+  complements of those histories (:mod:`offline.gbr.complements`).
 * **Cost**: users generated per second for a few (K, S) on this machine.
 """
 
@@ -25,6 +27,7 @@ from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
 from offline.gbr import baselines
 from offline.gbr.checkpoint import GBRModel
+from offline.gbr.complements import KindComplements, complement_fill
 from offline.gbr.generate import GenerationConfig, generate_for_users
 from offline.gbr.sequences import BehaviourSequences, behaviour_sequences
 
@@ -83,6 +86,41 @@ def interest_share(generated: Ints, users: Ints, truth: GroundTruth) -> float:
     return float(((leaves == secondary) & valid).sum() / max(1, valid.sum()))
 
 
+def secondary_visibility(
+    history: BehaviourSequences,
+    users: Ints,
+    truth: GroundTruth,
+    complements: KindComplements | None = None,
+) -> dict[str, float]:
+    """How much of each user's secondary interest the generator could see: the share of history
+    items in it against its share of the catalogue (chance), the share of users with any, and,
+    given the knowledge complements, how often the history's top (top three) cross-department
+    complement kinds are the secondary interest."""
+    owner = np.repeat(np.arange(history.n_users), history.lengths())
+    in_secondary = truth.item_leaf[history.items] == truth.user_secondary_leaf[owner]
+    with_any = np.zeros(history.n_users, bool)
+    with_any[owner[in_secondary]] = True
+    leaf_share = np.bincount(truth.item_leaf, minlength=len(truth.leaf_paths)) / len(
+        truth.item_leaf
+    )
+    found = {
+        "history_share": float(in_secondary.mean()) if len(in_secondary) else 0.0,
+        "catalogue_share": float(leaf_share[truth.user_secondary_leaf[users]].mean()),
+        "users_with_any": float(with_any[users].mean()),
+    }
+    if complements is not None:
+        kind_leaf = np.full(complements.n_kinds, -1, np.int64)
+        kind_leaf[complements.item_kind] = truth.item_leaf
+        ranks = []
+        for user in users.tolist():
+            leaves = kind_leaf[complements.ranked_kinds(history.of(user), 3)].tolist()
+            secondary = int(truth.user_secondary_leaf[user])
+            ranks.append(leaves.index(secondary) if secondary in leaves else 3)
+        found["complement_top1"] = float(np.mean([r == 0 for r in ranks]))
+        found["complement_top3"] = float(np.mean([r < 3 for r in ranks]))
+    return {key: round(value, 4) for key, value in found.items()}
+
+
 def generation_cost(
     model: GBRModel,
     history: BehaviourSequences,
@@ -114,8 +152,12 @@ def evaluate_generator(
     truth: GroundTruth | None = None,
     cost_grid: Sequence[tuple[int, int]] = DEFAULT_COST_GRID,
     cost_users: int = 500,
+    complements: KindComplements | None = None,
+    complement_slots: int = 4,
 ) -> dict[str, Any]:
-    """GBR against the baselines on the dataset's time split, as a JSON-ready dict."""
+    """GBR against the baselines on the dataset's time split, as a JSON-ready dict; with
+    ``complements``, also GBR whose last ``complement_slots`` slots go to knowledge complements
+    (``gbr_complements``)."""
     if model.until_ts is None or model.until_ts > dataset.split_ts:
         raise ValueError(
             f"GBR {model.version} trained on events up to {model.until_ts}; evaluating it needs "
@@ -127,8 +169,9 @@ def evaluate_generator(
     history = behaviour_sequences(dataset.behaviours, len(dataset.user_ids), dataset.split_ts)
     users, targets = future_targets(dataset, history)
     started = time.perf_counter()
-    generated = generate_for_users(model, history, users, config).item_idx
+    block = generate_for_users(model, history, users, config)
     seconds = time.perf_counter() - started
+    generated = block.item_idx
     methods = {
         "gbr": generated,
         "popularity": baselines.popularity(history, users, k, n_items),
@@ -136,6 +179,10 @@ def evaluate_generator(
         "semantic_nn": baselines.semantic_neighbours(history, users, k, semantic),
         "random": baselines.random_items(history, users, k, n_items, seed=config.seed),
     }
+    if complements is not None and model.layout.kind == "items":
+        methods["gbr_complements"] = complement_fill(
+            model, history, users, block, complements, slots=min(complement_slots, k)
+        ).item_idx
     scores = {name: recall_and_hits(items, targets) for name, items in methods.items()}
     report: dict[str, Any] = {
         "gbr_version": model.version,
@@ -158,6 +205,7 @@ def evaluate_generator(
         report["secondary_interest_share"] = {
             name: round(interest_share(items, users, truth), 4) for name, items in methods.items()
         }
+        report["secondary_visibility"] = secondary_visibility(history, users, truth, complements)
     if cost_users > 0 and cost_grid:
         sample = users[:cost_users]
         report["cost"] = generation_cost(model, history, sample, cost_grid, config)

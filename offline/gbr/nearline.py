@@ -180,9 +180,12 @@ def _block_vectors(
     return np.where((generated.item_idx >= 0)[..., None], shaped, 0.0).astype(np.float32)
 
 
-def write_redis(generated: GeneratedUsers, redis_url: str, ttl_s: int) -> int:
-    """Write the blocks with a TTL; returns the number of users written."""
-    writer = RedisWriter.from_url(redis_url)
+def write_redis(
+    generated: GeneratedUsers, redis_url: str, ttl_s: int, cluster: bool = False
+) -> int:
+    """Write the blocks with a TTL (to a Redis Cluster with ``cluster``); returns the number of
+    users written."""
+    writer = RedisWriter.from_url(redis_url, cluster=cluster)
     try:
         return writer.write_generated_blocks(generated.rows(), ttl_s)
     finally:
@@ -259,6 +262,7 @@ def run_nearline(
     write: str,
     users_path: Path | None = None,
     redis_url: str | None = None,
+    redis_cluster: bool = False,
     ttl_s: int = 7 * 86_400,
     progress: bool = False,
 ) -> dict[str, object]:
@@ -280,7 +284,7 @@ def run_nearline(
     elif write == "redis":
         if redis_url is None:
             raise ValueError("Redis needs redis_url")
-        written = write_redis(generated, redis_url, ttl_s)
+        written = write_redis(generated, redis_url, ttl_s, cluster=redis_cluster)
     else:
         raise ValueError(f"unknown store {write!r}; choose embedded or redis")
     next_state(dataset, previous, users, model.version, config.k, now).save(state_path)

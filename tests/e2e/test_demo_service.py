@@ -8,8 +8,11 @@ from collections.abc import Callable
 import pytest
 import redis
 
+from offline.data.canonical import Dataset
+from offline.gbr import GBRModel
 from service.contracts import keys
 from service.contracts.manifest import read_manifest, verify_files
+from service.stores.snapshot import UserSnapshot
 from tests.e2e.conftest import DemoBuild, RunningService, run_reaseq
 
 CANDIDATES = [f"i{n}" for n in range(1, 501)]
@@ -31,6 +34,24 @@ def test_demo_writes_a_verified_bundle_with_its_evaluation(demo_build: DemoBuild
     assert {"model", "id_only", "random"} <= set(manifest.metrics)
     assert manifest.metrics["model"].auc > manifest.metrics["random"].auc
     assert (demo_build.var / "users.npz").is_file()
+
+
+def test_demo_bundle_attends_over_generated_behaviours(demo_build: DemoBuild) -> None:
+    manifest = read_manifest(demo_build.bundles / demo_build.version)
+    assert manifest.max_lengths.generated == 16
+    assert manifest.generator is not None
+    gbr = GBRModel.load(demo_build.var / "gbr")
+    assert manifest.generator.version == gbr.version
+    assert (
+        gbr.until_ts is not None and gbr.until_ts <= Dataset.load(demo_build.var / "data").split_ts
+    )
+    assert {"full", "full/cold_items", "full/sparse_users"} <= set(manifest.metrics)
+    snapshot = UserSnapshot.load(demo_build.var / "users.npz")
+    block = snapshot.generated("u1")
+    assert block is not None and block.gbr_version == gbr.version
+    assert 0 < len(block) <= manifest.max_lengths.generated
+    sequence = snapshot.sequence("u1")
+    assert sequence is not None and not set(block.item_ids) & set(sequence.item_ids)
 
 
 def test_rank_500_candidates_over_http(
@@ -72,7 +93,8 @@ def test_unknown_user_and_items_are_degraded_not_errors(
             "/v1/rank",
             json={"user_id": "nobody", "candidates": ["i1", "i2", "not-an-item"], "top_k": 2},
         ).json()
-    assert body["degraded"] == ["unknown_user", "unknown_items"]
+    # The demo bundle expects generated behaviours: an unknown user has none either.
+    assert body["degraded"] == ["unknown_user", "unknown_items", "no_generated_behaviours"]
     assert len(body["items"]) == 2
 
 
@@ -86,6 +108,11 @@ def test_redis_store_ranks_like_the_embedded_store(
     run_reaseq(
         "publish", "--store", "redis", "--redis-url", redis_server,
         "--data", str(demo_build.var / "data"), "--bundles", str(demo_build.bundles),
+    )  # fmt: skip
+    run_reaseq(
+        "gbr", "generate", "--store", "redis", "--redis-url", redis_server,
+        "--data", str(demo_build.var / "data"), "--checkpoint", str(demo_build.var / "gbr"),
+        "--bundles", str(demo_build.bundles), "--state", str(demo_build.var / "redis_state.npz"),
     )  # fmt: skip
     client = redis.Redis.from_url(redis_server)
     assert client.get(keys.ACTIVE_BUNDLE) == demo_build.version.encode()
