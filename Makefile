@@ -23,7 +23,7 @@ LOADTEST_REPORT ?= var/loadtest
 LOADTEST_GATE_P99_MS ?= 250
 LOADTEST_GATE_FAILURE_RATIO ?= 0.01
 
-.PHONY: setup run demo serve test test-all lint results clean loadtest bench
+.PHONY: setup run demo serve test test-all lint results clean loadtest bench chaos
 
 setup: $(STAMP)
 
@@ -74,6 +74,12 @@ loadtest: setup
 		--users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_SPAWN_RATE) --shape $(LOADTEST_SHAPE) \
 		--candidates $(LOADTEST_CANDIDATES) --report-dir $(LOADTEST_REPORT) \
 		--gate-p99-ms $(LOADTEST_GATE_P99_MS) --gate-failure-ratio $(LOADTEST_GATE_FAILURE_RATIO)
+
+# Regenerates docs/RELIABILITY.md and docs/reliability.json: Redis, a worker and bundles fail
+# under steady load (a few minutes; builds the demo when missing). CHAOS_ARGS=--quick for a try.
+CHAOS_ARGS ?=
+chaos: setup
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) bundles var .pytest_cache .ruff_cache .mypy_cache

@@ -28,6 +28,28 @@ class BundleNotFoundError(ServiceError):
     code = "bundle_not_found"
 
 
+class BundleRejected(ServiceError):
+    """A bundle the service will not activate; the served one keeps serving."""
+
+    code = "bundle_rejected"
+
+
+class BundleCorrupt(BundleRejected):
+    """A file is missing or fails its checksum, or a graph breaks the contract."""
+
+    code = "bundle_corrupt"
+
+
+class BundleIncompatible(BundleRejected):
+    """A sound bundle that does not fit the store (unpublished, other dimensions)."""
+
+    code = "bundle_incompatible"
+
+
+class NoPreviousBundle(BundleRejected):
+    code = "no_previous_bundle"
+
+
 class InvalidRankRequest(ServiceError):
     """The request is well-formed JSON but breaks a limit or a rule of the service."""
 
@@ -131,6 +153,8 @@ HTTP_STATUS: dict[type[ServiceError], int] = {
     Unauthorized: status.HTTP_401_UNAUTHORIZED,
     BodyTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
     Overloaded: status.HTTP_429_TOO_MANY_REQUESTS,
+    BundleNotFoundError: status.HTTP_404_NOT_FOUND,
+    BundleRejected: status.HTTP_409_CONFLICT,
 }
 
 

@@ -54,6 +54,10 @@ BATCH_WAIT_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 
 STORE_RECORDS = ("user_sequence", "generated_behaviours", "item_vector")
 BUNDLE_LOAD_RESULTS = ("success", "not_found", "integrity_error", "error")
 BUNDLE_RELOAD_RESULTS = ("success", "failure")
+BUNDLE_ACTIVATION_TRIGGERS = ("admin", "rollback", "watch")
+BUNDLE_ACTIVATION_RESULTS = (
+    "success", "unchanged", "not_found", "corrupt", "incompatible", "store_unavailable", "error",
+)  # fmt: skip
 SHED_REASONS = ("queue_full", "queue_timeout")
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
@@ -226,8 +230,14 @@ class ServiceMetrics:
         )
         self.bundle_reloads = Counter(
             "reaseq_bundle_reloads_total",
-            "Swaps of the served bundle without a restart, by result (no swap path yet).",
+            "Swaps of the served bundle without a restart, by result (success, failure).",
             ["result"],
+            registry=registry,
+        )
+        self.bundle_activations = Counter(
+            "reaseq_bundle_activations_total",
+            "Bundle activations by trigger (admin, rollback, watch) and result.",
+            ["trigger", "result"],
             registry=registry,
         )
         self.ready = Gauge(
@@ -240,6 +250,9 @@ class ServiceMetrics:
             self.bundle_loads.labels(result=result)
         for result in BUNDLE_RELOAD_RESULTS:
             self.bundle_reloads.labels(result=result)
+        for trigger in BUNDLE_ACTIVATION_TRIGGERS:
+            for result in BUNDLE_ACTIVATION_RESULTS:
+                self.bundle_activations.labels(trigger=trigger, result=result)
 
     def _admission_families(self) -> None:
         registry = self.registry

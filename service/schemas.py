@@ -47,7 +47,12 @@ class RankRequest(_Body):
     context: dict[str, str] | None = Field(default=None, max_length=64)
     explain: bool = Field(default=False, description="Add the most-attended behaviours per item.")
     timeout_ms: int | None = Field(
-        default=None, ge=1, le=MAX_TIMEOUT_MS, description="Budget of the store fetch."
+        default=None,
+        ge=1,
+        le=MAX_TIMEOUT_MS,
+        description="Budget of the request (default REASEQ_DEFAULT_TIMEOUT_MS): the store "
+        "fetch gets what is left of it; a request still waiting for scoring when it runs out is "
+        "answered 503 deadline_exceeded.",
     )
 
     model_config = ConfigDict(

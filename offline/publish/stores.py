@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import redis
+from redis.cluster import RedisCluster
 from tqdm import tqdm
 
+from offline.publish.retention import expire_old_versions
 from offline.publish.sequences import UserSequences
 from service.bundle import ItemTable, load_item_table
 from service.contracts.manifest import read_manifest
@@ -36,22 +39,36 @@ def publish_redis(
     redis_url: str,
     activate: bool = True,
     cluster: bool = False,
+    gc_grace_s: int | None = None,
 ) -> dict[str, int]:
     """Write the bundle's item vectors and every user's sequence under the bundle's version,
     then (with ``activate``) flip the active bundle, so readers never see a half-written version.
-    With ``cluster``, ``redis_url`` names a node of a Redis Cluster."""
+    With ``cluster``, ``redis_url`` names a node of a Redis Cluster.
+
+    With ``gc_grace_s``, the keys of every other version except the one active before (the
+    rollback target) then expire after that many seconds (:mod:`offline.publish.retention`)."""
     manifest = read_manifest(bundle_dir)
     table = load_item_table(bundle_dir, manifest)
     writer = RedisWriter.from_url(redis_url, cluster=cluster)
     try:
         version = manifest.version
+        previous = writer.active_bundle()
         items = writer.write_item_vectors(version, table.ids.tolist(), table.vectors)
         users = writer.write_user_sequences(version, _user_rows(sequences, table))
         if activate:
             writer.set_active_bundle(version)
     finally:
         writer.close()
-    return {"items": items, "users": users}
+    counts = {"items": items, "users": users}
+    if gc_grace_s is not None:
+        keep = {version} if previous is None else {version, previous}
+        client = RedisCluster.from_url(redis_url) if cluster else redis.Redis.from_url(redis_url)
+        try:
+            expiring = expire_old_versions(client, keep, gc_grace_s)
+        finally:
+            client.close()
+        counts["expiring_keys"] = sum(expiring.values())
+    return counts
 
 
 def _user_rows(

@@ -1,0 +1,62 @@
+"""reaseq publish on Redis: a version's keys before the pointer, old versions' keys expiring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import redis
+
+from offline.publish.retention import key_version
+from offline.publish.sequences import UserSequences
+from offline.publish.stores import publish_redis
+from service.contracts import keys
+from tests.service.bundle_fixture import build_bundle
+
+GRACE_S = 600
+
+
+def _sequences() -> UserSequences:
+    return UserSequences(
+        user_ids=np.asarray(["u1", "u2"]),
+        offsets=np.asarray([0, 2, 3], np.int64),
+        item_ids=np.asarray(["i1", "i2", "i3"]),
+        events=np.asarray([0, 1, 0], np.uint8),
+        ts=np.asarray([10, 20, 30], np.int64),
+    )
+
+
+def test_key_versions_are_parsed_from_the_layout() -> None:
+    assert key_version(keys.item_vector_key("v1", "i:7")) == "v1"
+    assert key_version(keys.user_sequence_vectors_key("u:1", "v2")) == "v2"
+    assert key_version(keys.user_sequence_key("u1")) is None
+    assert key_version(keys.ACTIVE_BUNDLE) is None
+
+
+def test_publish_keeps_the_new_and_previous_versions(redis_url: str, tmp_path: Path) -> None:
+    client = redis.Redis.from_url(redis_url)
+    for n in (1, 2, 3):
+        bundle_dir = build_bundle(tmp_path, version=f"v{n}")
+        counts = publish_redis(_sequences(), bundle_dir, redis_url, gc_grace_s=GRACE_S)
+        assert client.get(keys.ACTIVE_BUNDLE) == f"v{n}".encode()
+    # v1's 16 item vectors and 2 sequence-vector copies expire; v2 (the rollback target) stays.
+    assert counts["expiring_keys"] == 18
+    assert 0 < client.ttl(keys.item_vector_key("v1", "i0")) <= GRACE_S
+    assert 0 < client.ttl(keys.user_sequence_vectors_key("u1", "v1")) <= GRACE_S
+    for version in ("v2", "v3"):
+        assert client.ttl(keys.item_vector_key(version, "i0")) == -1
+        assert client.ttl(keys.user_sequence_vectors_key("u1", version)) == -1
+    assert client.ttl(keys.user_sequence_key("u1")) == -1, "sequences belong to no version"
+    client.expire(keys.item_vector_key("v1", "i1"), 5)
+    publish_redis(_sequences(), tmp_path / "v3", redis_url, gc_grace_s=GRACE_S)
+    assert client.ttl(keys.item_vector_key("v1", "i1")) <= 5, "an expiry is never pushed back"
+    client.close()
+
+
+def test_a_staged_version_leaves_the_pointer(redis_url: str, tmp_path: Path) -> None:
+    client = redis.Redis.from_url(redis_url)
+    publish_redis(_sequences(), build_bundle(tmp_path, version="v1"), redis_url)
+    publish_redis(_sequences(), build_bundle(tmp_path, version="v2"), redis_url, activate=False)
+    assert client.get(keys.ACTIVE_BUNDLE) == b"v1"
+    assert client.exists(keys.item_vector_key("v2", "i0"))
+    client.close()
