@@ -21,6 +21,7 @@ from bench.run import (
     SystemRun,
     baseline_command,
     climb,
+    overload,
     process_on_port,
     service_command,
     session_speedup,
@@ -34,6 +35,7 @@ app = typer.Typer(add_completion=False, help=__doc__)
 SERVICE_START = {"W1": 20.0, "W2": 3.0}
 BASELINE_START = {"W1": 5.0, "W2": 1.0}
 SESSION_USERS = 40
+OVERLOAD_FACTOR = 3.0
 SESSION_PAGES = 4
 
 
@@ -81,6 +83,15 @@ def main(
                         "offered_rps": round(best.offered_rps, 2),
                         "top_self_time": [[name, round(share, 4)] for name, share in top],
                     }
+    overloaded: dict[str, object] = {}
+    first = next(r for r in runs if r.workload == chosen[0].name)
+    best = first.sustainable()
+    if best is not None:
+        overloaded = overload(
+            fixture, chosen[0], best.offered_rps, OVERLOAD_FACTOR, duration_s,
+            work_dir / "overload.log",
+        )  # fmt: skip
+        console.print(f"overload: {overloaded}")
     command, env = baseline_command(fixture)
     with process_on_port(command, env, work_dir / "baseline.log") as served:
         for workload in chosen:
@@ -100,6 +111,7 @@ def main(
         wall_s=time.perf_counter() - started,
         load_average=(load_before, os.getloadavg()[0]),
         profile=profile,
+        overload=overloaded,
     )
     paths = write_report(report, fixture, docs_dir)
     console.print(f"wrote {', '.join(str(p) for p in paths)}")

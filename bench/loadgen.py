@@ -27,6 +27,7 @@ class RateResult:
     failed: int
     duration_s: float
     latencies_ms: list[float]  # of the answered requests
+    shed: int = 0  # of the failed: answered 429 (load shedding)
 
     @property
     def achieved_rps(self) -> float:
@@ -49,7 +50,14 @@ class RateResult:
             "p50_ms": _finite(self.percentile(50)),
             "p95_ms": _finite(self.percentile(95)),
             "p99_ms": _finite(self.percentile(99)),
+            "shed": self.shed,
         }
+
+    def accepted_percentile(self, q: float) -> float:
+        """Over the requests answered 200 only (what load shedding protects)."""
+        if not self.latencies_ms:
+            return math.nan
+        return float(np.percentile(self.latencies_ms, q, method="higher"))
 
 
 def _finite(value: float) -> float | None:
@@ -71,18 +79,20 @@ async def offer(
     arrivals = arrivals[arrivals < duration_s]
     latencies: list[float] = []
     failures = 0
+    shed = 0
     headers = {"content-type": "application/json"}
     connector = aiohttp.TCPConnector(limit=_CONNECTIONS)
     timeout = aiohttp.ClientTimeout(total=duration_s + grace_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def send(body: bytes, scheduled: float) -> None:
-            nonlocal failures
+            nonlocal failures, shed
             try:
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     if response.status != 200:
                         failures += 1
+                        shed += response.status == 429
                         return
             except (aiohttp.ClientError, TimeoutError):
                 failures += 1
@@ -104,7 +114,9 @@ async def offer(
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             failures += len(pending)
-    return RateResult(rate_rps, len(arrivals), len(latencies), failures, duration_s, latencies)
+    return RateResult(
+        rate_rps, len(arrivals), len(latencies), failures, duration_s, latencies, shed
+    )
 
 
 async def closed_loop(

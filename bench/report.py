@@ -34,6 +34,7 @@ class BenchReport:
     wall_s: float
     load_average: tuple[float, float] = (0.0, 0.0)  # 1-minute load before and after the run
     profile: dict[str, object] = field(default_factory=dict)  # py-spy self time, when taken
+    overload: dict[str, object] = field(default_factory=dict)  # load shedding at 3x
 
 
 def machine() -> str:
@@ -64,6 +65,7 @@ def summarise(report: BenchReport, item_dim: int, hidden_dim: int) -> dict[str, 
         "matmul_peak_gflops": round(report.peak_flops / 1e9, 2),
         "session": report.session,
         "profile": report.profile,
+        "overload": report.overload,
         "wall_s": round(report.wall_s, 1),
         "load_average_before_after": [round(x, 2) for x in report.load_average],
         "workloads": {},
@@ -189,6 +191,7 @@ def markdown(summary: dict[str, object]) -> str:
         "The FLOP/s fraction is the model's arithmetic at the service's sustainable rate over the "
         "measured peak; — where a system sustains no rate.",
     ]
+    lines += ["", *targets_markdown(summary)]
     session = summary.get("session") or {}
     if session:
         lines += [
@@ -209,6 +212,22 @@ def markdown(summary: dict[str, object]) -> str:
             "",
             "*client*: the whole HTTP round trip on loopback; *server*: the service's own "
             "`timings_ms.total` (fetch to ranking, without HTTP).",
+        ]
+    overloaded = summary.get("overload") or {}
+    if overloaded:
+        admission = ", ".join(f"`{k}={v}`" for k, v in overloaded["admission"].items())  # type: ignore[attr-defined]
+        lines += [
+            "",
+            "## Overload and load shedding",
+            "",
+            f"{overloaded['factor']}× the service's sustainable {overloaded['workload']} rate "
+            f"({overloaded['offered_rps']} req/s offered) to a service with tight admission "
+            f"limits ({admission}): {overloaded['accepted']} of {overloaded['sent']} requests "
+            f"accepted ({overloaded['accepted_rps']} req/s), {overloaded['shed']} shed with 429 "
+            f"and `Retry-After`, {overloaded['failed_otherwise']} failed otherwise; the accepted "
+            f"ones answered with p50 **{overloaded['accepted_p50_ms']} ms** and p99 "
+            f"**{overloaded['accepted_p99_ms']} ms** (objective {summary['p99_objective_ms']:.0f}"
+            " ms).",
         ]
     profile = summary.get("profile") or {}
     if profile:
@@ -271,3 +290,58 @@ def write_report(report: BenchReport, fixture: BenchFixture, docs_dir: Path) -> 
     md_path = docs_dir / "BENCHMARKS.md"
     md_path.write_text(markdown(summary))
     return [md_path, json_path, plot_path]
+
+
+def _check(value: float | None, goal: float, higher: bool = True) -> str:
+    if value is None:
+        return "not measured"
+    met = value >= goal if higher else value <= goal
+    return "met" if met else "**missed**"
+
+
+def targets_markdown(summary: dict[str, object]) -> list[str]:
+    """The service's performance targets against this run's figures."""
+    workloads: dict[str, dict] = summary["workloads"]  # type: ignore[assignment]
+    w1, w2 = workloads.get("W1", {}), workloads.get("W2", {})
+    session: dict = summary.get("session") or {}  # type: ignore[assignment]
+    overloaded: dict = summary.get("overload") or {}  # type: ignore[assignment]
+    w2_ratio = w2.get("ratio") or w2.get("capacity_ratio")
+    w2_basis = "sustainable" if w2.get("ratio") else "capacity (the baseline sustains no rate)"
+    fraction = w1.get("service_flops_fraction_of_peak")
+    rows = [
+        ("W1: service / baseline, sustainable rate", "≥ 4×", w1.get("ratio"), 4.0, True, "×"),
+        ("W1: model FLOP/s at that rate / matmul peak", "≥ 30%",
+         None if fraction is None else 100 * fraction, 30.0, True, "%"),
+        (f"W2: service / baseline, {w2_basis}", "≥ 3×", w2_ratio, 3.0, True, "×"),
+        ("Session: later pages / first request (client)", "≥ 1.5×",
+         session.get("client_speedup"), 1.5, True, "×"),
+        ("3× overload: p99 of accepted requests", "≤ 50 ms",
+         overloaded.get("accepted_p99_ms"), 50.0, False, " ms"),
+    ]  # fmt: skip
+    lines = [
+        "## Against the targets",
+        "",
+        "| target | goal | this run | |",
+        "|---|---|---|---|",
+    ]
+    for name, goal_text, value, goal, higher, unit in rows:
+        shown = "—" if value is None else f"{value:.3g}{unit}"
+        lines.append(f"| {name} | {goal_text} | {shown} | {_check(value, goal, higher)} |")
+    lines += [
+        "",
+        "What stands between these figures and the missed goals, from the profile below and the "
+        "stage times: at W1 the model is about 97 MFLOP, so 30% of a two-core matmul peak means "
+        "several hundred requests per second, about 2 ms of CPU per request end to end, while "
+        "the HTTP, JSON and Python work around the model alone costs a few milliseconds per "
+        "request on these cores. Target attention is bound by its softmax (exponentials over "
+        "candidates × behaviours × heads logits, at K=16 head dimension a few multiply-adds "
+        "each), not by matrix multiplies; onnxruntime's fused softmax already runs it three "
+        "times faster than NumPy. Closing the gap needs a fused attention kernel in native code "
+        "(logits, softmax and pooling per block of candidates without writing the logits to "
+        "memory) and less per-request Python (a compiled request path, or more requests per "
+        "batch from a proxy that batches upstream). The session speed-up is bounded by the same "
+        "per-request overhead: a cache hit skips the user encoder (about a third of the model "
+        "time of a 100-candidate page over 1000 behaviours), not the HTTP, parsing, fetch of the "
+        "candidates and scoring that every page pays.",
+    ]
+    return lines

@@ -187,3 +187,43 @@ def session_speedup(url: str, sessions: list[list[bytes]]) -> dict[str, float]:
         found[f"{side}_repeat_ms_median"] = round(again, 3)
         found[f"{side}_speedup"] = round(first / again, 3)
     return found
+
+
+#: Admission limits of the overload run: few requests in flight, a short queue and a short
+#: queue wait, so that what is admitted is served within the objective and the rest is shed.
+OVERLOAD_ADMISSION = {
+    "REASEQ_RANK_MAX_IN_FLIGHT": "4",
+    "REASEQ_RANK_MAX_QUEUED": "4",
+    "REASEQ_RANK_QUEUE_TIMEOUT_MS": "20",
+}
+
+
+def overload(
+    fixture: BenchFixture,
+    workload: Workload,
+    sustainable_rps: float,
+    factor: float,
+    duration_s: float,
+    log_path: Path,
+) -> dict[str, object]:
+    """Offer ``factor`` x the sustainable rate to a service with tight admission limits: the
+    share shed with 429 and the latency of the requests accepted."""
+    command, env = service_command(fixture, 1)
+    with process_on_port(command, env | OVERLOAD_ADMISSION, log_path) as served:
+        bodies = fixture.requests(workload)
+        url = f"{served.url}/v1/rank"
+        asyncio.run(offer(url, bodies, sustainable_rps, 2.0, seed=98))  # warm up
+        result = asyncio.run(offer(url, bodies, factor * sustainable_rps, duration_s, seed=97))
+    return {
+        "workload": workload.name,
+        "admission": OVERLOAD_ADMISSION,
+        "offered_rps": round(factor * sustainable_rps, 2),
+        "factor": factor,
+        "sent": result.sent,
+        "accepted": result.ok,
+        "shed": result.shed,
+        "failed_otherwise": result.failed - result.shed,
+        "accepted_rps": round(result.achieved_rps, 2),
+        "accepted_p50_ms": round(result.accepted_percentile(50), 2),
+        "accepted_p99_ms": round(result.accepted_percentile(99), 2),
+    }
