@@ -192,9 +192,9 @@ def session_speedup(url: str, sessions: list[list[bytes]]) -> dict[str, float]:
 #: Admission limits of the overload run: few requests in flight, a short queue and a short
 #: queue wait, so that what is admitted is served within the objective and the rest is shed.
 OVERLOAD_ADMISSION = {
-    "REASEQ_RANK_MAX_IN_FLIGHT": "4",
-    "REASEQ_RANK_MAX_QUEUED": "4",
-    "REASEQ_RANK_QUEUE_TIMEOUT_MS": "20",
+    "REASEQ_RANK_MAX_IN_FLIGHT": "3",
+    "REASEQ_RANK_MAX_QUEUED": "0",
+    "REASEQ_RANK_QUEUE_TIMEOUT_MS": "5",
 }
 
 
