@@ -246,6 +246,14 @@ class ServiceMetrics:
             registry=registry,
             multiprocess_mode="livemin",
         )
+        self.store_up = Gauge(
+            "reaseq_store_up",
+            "1 when the store answered the last readiness or scrape ping; the minimum over live "
+            "workers. Not part of readiness: without the store, answers are degraded.",
+            ["store"],
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
         for result in BUNDLE_LOAD_RESULTS:
             self.bundle_loads.labels(result=result)
         for result in BUNDLE_RELOAD_RESULTS:

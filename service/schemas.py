@@ -161,3 +161,7 @@ class ReadinessResponse(BaseModel):
     status: Literal["ready", "not_ready"]
     bundle_version: str | None = None
     reason: str | None = None
+    store_reachable: bool | None = Field(
+        default=None,
+        description="Whether the store answers now; when not, answers are degraded, not refused.",
+    )

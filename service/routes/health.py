@@ -23,14 +23,22 @@ async def livez() -> dict[str, str]:
     responses={503: {"model": ReadinessResponse, "description": "Not ready, with the reason."}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    """200 once the bundle is loaded and warm and the store answers; 503 with a reason otherwise."""
+    """200 once the bundle is loaded and warm; 503 with a reason otherwise.
+
+    The store does not decide readiness: while it is down the service answers degraded from the
+    bundle, which beats no answer, and a shared store's outage must not take every replica out
+    of service. ``store_reachable`` says whether it answers now."""
     runtime: ServiceRuntime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         return _not_ready("the bundle is not loaded yet")
     reason = await runtime.unready_reason()
     if reason is not None:
         return _not_ready(reason)
-    ready = ReadinessResponse(status="ready", bundle_version=runtime.bundle.version)
+    ready = ReadinessResponse(
+        status="ready",
+        bundle_version=runtime.bundle.version,
+        store_reachable=await runtime.store_reachable(),
+    )
     return JSONResponse(ready.model_dump(exclude_none=True))
 
 
@@ -49,5 +57,6 @@ async def metrics(request: Request, service_metrics: MetricsDep) -> Response:
     runtime: ServiceRuntime | None = getattr(request.app.state, "runtime", None)
     if runtime is not None:
         await runtime.unready_reason()
+        await runtime.store_reachable()
     body, content_type = service_metrics.exposition()
     return Response(body, media_type=content_type)

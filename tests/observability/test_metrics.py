@@ -132,7 +132,7 @@ async def test_redis_store_results_hit_miss_timeout(
     assert lookups == 1
 
 
-async def test_unreachable_redis_degrades_and_is_not_ready(serving: Serving) -> None:
+async def test_unreachable_redis_degrades_and_stays_ready(serving: Serving) -> None:
     async with serving(store="redis", redis_url=DEAD_REDIS, redis_timeout_ms=100) as client:
         response = await _rank(client, user_id="u1", candidates=["i1"])
         text = await _metrics(client)
@@ -141,7 +141,8 @@ async def test_unreachable_redis_degrades_and_is_not_ready(serving: Serving) -> 
     assert value(text, "reaseq_store_requests_total", store="redis", result="timeout") == 1
     assert value(text, "reaseq_store_requests_total", store="redis", result="error") == 0
     assert value(text, "reaseq_requests_total", route="/v1/rank", status="200") == 1
-    assert value(text, "reaseq_ready") == 0
+    assert value(text, "reaseq_ready") == 1
+    assert value(text, "reaseq_store_up", store="redis") == 0
 
 
 async def test_latency_objective_is_a_bucket_edge(serving: Serving) -> None:
