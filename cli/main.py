@@ -147,6 +147,13 @@ def publish(
             "expire after this many seconds; unset = keep every version.",
         ),
     ] = None,
+    replace_sequences: Annotated[
+        bool,
+        typer.Option(
+            help="Redis: overwrite users' live sequences from the dataset (a backfill); by "
+            "default a user already in Redis keeps its sequence and the events appended to it."
+        ),
+    ] = False,
 ) -> None:
     """Publish users' sequences (and, for Redis, the bundle's item vectors under its version,
     then flip the active version; with --gc-grace-s, older versions' keys then expire)."""
@@ -168,9 +175,13 @@ def publish(
             activate=activate,
             cluster=redis_cluster,
             gc_grace_s=gc_grace_s,
+            replace_sequences=replace_sequences,
         )
         expiring = f", {counts['expiring_keys']} old keys expiring" if gc_grace_s else ""
-        typer.echo(f"{counts['items']} items, {counts['users']} users -> {redis_url}{expiring}")
+        kept = f" ({counts['kept_live_sequences']} kept their live sequence)"
+        typer.echo(
+            f"{counts['items']} items, {counts['users']} users{kept} -> {redis_url}{expiring}"
+        )
 
 
 @app.command()

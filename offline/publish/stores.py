@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +41,16 @@ def publish_redis(
     activate: bool = True,
     cluster: bool = False,
     gc_grace_s: int | None = None,
+    replace_sequences: bool = False,
 ) -> dict[str, int]:
     """Write the bundle's item vectors and every user's sequence under the bundle's version,
     then (with ``activate``) flip the active bundle, so readers never see a half-written version.
     With ``cluster``, ``redis_url`` names a node of a Redis Cluster.
+
+    A user who already has a sequence in Redis keeps it (it may hold events appended since the
+    dataset was cut, which must not be lost); only the new version's copy of its item vectors is
+    written, from that live sequence. ``replace_sequences`` overwrites them from the dataset (a
+    deliberate backfill).
 
     With ``gc_grace_s``, the keys of every other version except the one active before (the
     rollback target) then expire after that many seconds (:mod:`offline.publish.retention`)."""
@@ -54,12 +61,12 @@ def publish_redis(
         version = manifest.version
         previous = writer.active_bundle()
         items = writer.write_item_vectors(version, table.ids.tolist(), table.vectors)
-        users = writer.write_user_sequences(version, _user_rows(sequences, table))
+        users, kept = _write_sequences(writer, version, sequences, table, replace_sequences)
         if activate:
             writer.set_active_bundle(version)
     finally:
         writer.close()
-    counts = {"items": items, "users": users}
+    counts = {"items": items, "users": users, "kept_live_sequences": kept}
     if gc_grace_s is not None:
         keep = {version} if previous is None else {version, previous}
         client = RedisCluster.from_url(redis_url) if cluster else redis.Redis.from_url(redis_url)
@@ -69,6 +76,35 @@ def publish_redis(
             client.close()
         counts["expiring_keys"] = sum(expiring.values())
     return counts
+
+
+_BATCH = 512
+
+
+def _write_sequences(
+    writer: RedisWriter,
+    version: str,
+    sequences: UserSequences,
+    table: ItemTable,
+    replace: bool,
+) -> tuple[int, int]:
+    """Users written, and of them how many kept the live sequence already in Redis."""
+    if replace:
+        return writer.write_user_sequences(version, _user_rows(sequences, table)), 0
+    written = kept = 0
+    rows = _user_rows(sequences, table)
+    while batch := list(islice(rows, _BATCH)):
+        live = writer.read_sequences([user for user, _, _ in batch])
+        fresh = [row for row, found in zip(batch, live, strict=True) if found is None]
+        held = [
+            (user, table.lookup(found.item_ids)[0])
+            for (user, _, _), found in zip(batch, live, strict=True)
+            if found is not None
+        ]
+        written += writer.write_user_sequences(version, fresh)
+        written += writer.write_sequence_vectors(version, held)
+        kept += len(held)
+    return written, kept
 
 
 def _user_rows(

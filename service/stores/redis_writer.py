@@ -21,6 +21,8 @@ from service.stores.base import GeneratedBehaviours, UserSequence
 
 log = logging.getLogger(__name__)
 
+_SEQUENCE_FIELDS = [keys.SEQ_ITEMS, keys.SEQ_EVENTS, keys.SEQ_TIMESTAMPS]
+
 
 def decode_sequence(fields: Sequence[bytes | None]) -> UserSequence | None:
     """A sequence hash's ``items, events, ts`` fields; None when absent or corrupt."""
@@ -114,6 +116,30 @@ class RedisWriter:
             seq_key = keys.user_sequence_key(user_id)
             pipe.delete(seq_key)
             pipe.hset(seq_key, mapping=sequence_fields(sequence))  # type: ignore[arg-type]
+            pipe.set(
+                keys.user_sequence_vectors_key(user_id, bundle_version),
+                keys.encode_vectors(vectors),
+            )
+            written += 1
+            if written % self._batch_size == 0:
+                pipe.execute()
+        pipe.execute()
+        return written
+
+    def read_sequences(self, user_ids: Sequence[str]) -> list[UserSequence | None]:
+        """The stored sequence of each user (None where there is none), in one round trip."""
+        pipe = self._client.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.hmget(keys.user_sequence_key(user_id), _SEQUENCE_FIELDS)
+        return [decode_sequence(fields) for fields in pipe.execute()]
+
+    def write_sequence_vectors(
+        self, bundle_version: str, rows: Iterable[tuple[str, npt.NDArray[np.floating]]]
+    ) -> int:
+        """Store only the per-version copy of each user's sequence item vectors."""
+        written = 0
+        pipe = self._client.pipeline(transaction=False)
+        for user_id, vectors in rows:
             pipe.set(
                 keys.user_sequence_vectors_key(user_id, bundle_version),
                 keys.encode_vectors(vectors),

@@ -60,3 +60,29 @@ def test_a_staged_version_leaves_the_pointer(redis_url: str, tmp_path: Path) -> 
     assert client.get(keys.ACTIVE_BUNDLE) == b"v1"
     assert client.exists(keys.item_vector_key("v2", "i0"))
     client.close()
+
+
+def test_publishing_a_new_version_keeps_live_sequences(redis_url: str, tmp_path: Path) -> None:
+    """Events appended online since the dataset was cut survive the next publish; the new
+    version's vector copy is written from the live sequence."""
+    from service.stores.base import UserSequence
+    from service.stores.redis_writer import RedisWriter, decode_sequence
+
+    publish_redis(_sequences(), build_bundle(tmp_path, version="v1"), redis_url)
+    writer = RedisWriter.from_url(redis_url)
+    live = UserSequence.of(["i1", "i2", "i5"], [0, 1, 2], [10, 20, 40])  # i5 appended online
+    writer.write_user_sequences("v1", [("u1", live, np.zeros((3, 8), np.float32))])
+    writer.close()
+    counts = publish_redis(_sequences(), build_bundle(tmp_path, version="v2"), redis_url)
+    client = redis.Redis.from_url(redis_url)
+    stored = decode_sequence(client.hmget(keys.user_sequence_key("u1"), ["items", "events", "ts"]))
+    assert stored is not None and stored.item_ids == ["i1", "i2", "i5"]
+    copy = client.get(keys.user_sequence_vectors_key("u1", "v2"))
+    assert copy is not None and keys.decode_vectors(copy, 8).shape == (3, 8)
+    assert counts["kept_live_sequences"] == 2  # u1 and u2 were both already there
+    replaced = publish_redis(
+        _sequences(), build_bundle(tmp_path, version="v3"), redis_url, replace_sequences=True
+    )
+    stored = decode_sequence(client.hmget(keys.user_sequence_key("u1"), ["items", "events", "ts"]))
+    assert stored is not None and stored.item_ids == ["i1", "i2"]
+    assert replaced["kept_live_sequences"] == 0
