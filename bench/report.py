@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +16,7 @@ from bench.fixture import BenchFixture
 from bench.run import P99_OBJECTIVE_MS, SystemRun
 from bench.workloads import Workload
 from model_export.checkpoint import load_ranker
+from model_export.report import machine_description
 
 COMMAND = "make bench"
 PLOT_FILE = "benchmarks.png"
@@ -38,16 +37,7 @@ class BenchReport:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    system = f"{platform.system()}, Python {platform.python_version()}"
-    return f"{model}, {os.cpu_count()} cores, {system}"
+    return machine_description()
 
 
 def _run(report: BenchReport, system: str, workload: str) -> SystemRun | None:
