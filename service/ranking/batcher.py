@@ -97,6 +97,7 @@ class MicroBatcher:
                 queued.future.set_exception(DeadlineExceeded("the service is shutting down"))
         self._queue.clear()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self.runner.close()
 
     async def score(self, request: ScoringRequest, deadline: float | None = None) -> ScoreResult:
         """Score ``request`` in a batch; ``deadline`` is a ``time.monotonic()`` instant."""

@@ -89,6 +89,11 @@ class GraphRunner:
     def bundle(self) -> LoadedBundle:
         return self._bundle
 
+    def close(self) -> None:
+        """Stop the attention threads (a swapped-out bundle's runner is closed with it)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
     def score(
         self,
         candidates: FloatArray,
