@@ -191,15 +191,24 @@ def test_references_resolve(overlay: str) -> None:
     for source in ranker(resources)["envFrom"]:
         assert ("ConfigMap", source["configMapRef"]["name"]) in names
     for variable in ranker(resources)["env"]:
-        assert ("Secret", variable["valueFrom"]["secretKeyRef"]["name"]) in names
+        if "valueFrom" in variable:
+            assert ("Secret", variable["valueFrom"]["secretKeyRef"]["name"]) in names
     for volume in spec["volumes"]:
         if "persistentVolumeClaim" in volume:
             claim = volume["persistentVolumeClaim"]["claimName"]
             assert ("PersistentVolumeClaim", claim) in names
+        if "secret" in volume:
+            assert ("Secret", volume["secret"]["secretName"]) in names
     mounts = {m["name"]: m for m in ranker(resources)["volumeMounts"]}
     assert set(mounts) == {v["name"] for v in spec["volumes"]}
     assert mounts["bundles"]["readOnly"] is True
     assert config_of(resources)["REASEQ_BUNDLE_ROOT"] == mounts["bundles"]["mountPath"]
+    # The admin keys file lies in the mounted Secret, under a key the Secret has.
+    env = {v["name"]: v.get("value") for v in ranker(resources)["env"]}
+    keys_file = Path(env["REASEQ_ADMIN_API_KEYS_FILE"])
+    assert str(keys_file.parent) == mounts["api-keys"]["mountPath"]
+    secret = one(resources, "Secret", "reaseq-api-keys")
+    assert keys_file.name in secret["stringData"]
 
 
 def config_of(resources: list[Resource]) -> dict[str, str]:
