@@ -1,18 +1,24 @@
-"""The request body limit: bodies over ``max_bytes`` get 413 before anything parses them.
+"""The request body limits: bodies over ``max_bytes`` get 413 before anything parses them, and
+bodies that do not arrive within ``read_timeout_s`` get 408.
 
 A declared ``Content-Length`` over the limit is refused before a byte of the body is read. A body
 without one (chunked) is read up to the limit and refused as soon as it goes over, so neither a
-lying client nor a streaming one can make the service hold more than the limit in memory.
+lying client nor a streaming one can make the service hold more than the limit in memory. The
+whole body must arrive within the read timeout, counted from its first read: a client that
+trickles its body (or stops sending) cannot hold an admission slot, a connection and a buffer
+for longer than that.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Collection
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import BodyTooLarge, error_response
+from service.errors import BodyReadTimeout, BodyTooLarge, ServiceError, error_response
 from service.middleware import label_route
 
 #: Methods whose requests this service never reads a body from.
@@ -20,13 +26,18 @@ _BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
 class RequestBodyLimit:
-    """ASGI middleware holding each request body to ``max_bytes``."""
+    """ASGI middleware holding each request body to ``max_bytes`` and ``read_timeout_s``."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, labelled_paths: Collection[str] = frozenset()
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        read_timeout_s: float,
+        labelled_paths: Collection[str] = frozenset(),
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
         self.labelled_paths = labelled_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -39,8 +50,14 @@ class RequestBodyLimit:
             return
         body = bytearray()
         more = True
+        deadline = time.monotonic() + self.read_timeout_s
         while more:
-            message = await receive()
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    message = await receive()
+            except TimeoutError:
+                await self._refuse_slow(len(body), scope, receive, send)
+                return
             if message["type"] != "http.request":
                 # The client went away mid-body: let the app see the disconnect.
                 await self.app(scope, _replay({"type": message["type"]}, receive), send)
@@ -54,10 +71,30 @@ class RequestBodyLimit:
         await self.app(scope, _replay(whole, receive), send)
 
     async def _refuse(self, what: str, scope: Scope, receive: Receive, send: Send) -> None:
-        error = BodyTooLarge(
-            f"request bodies are limited to {self.max_bytes} bytes and this one {what}: "
-            "send fewer candidates or events per request"
+        await self._answer(
+            BodyTooLarge(
+                f"request bodies are limited to {self.max_bytes} bytes and this one {what}: "
+                "send fewer candidates or events per request"
+            ),
+            scope,
+            receive,
+            send,
         )
+
+    async def _refuse_slow(self, read: int, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._answer(
+            BodyReadTimeout(
+                f"the request body did not arrive within {self.read_timeout_s * 1000:.0f} ms "
+                f"({read} bytes came): send the whole body at once"
+            ),
+            scope,
+            receive,
+            send,
+        )
+
+    async def _answer(
+        self, error: ServiceError, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         label_route(scope, self.labelled_paths)
         await error_response(error)(scope, receive, send)
 

@@ -86,6 +86,12 @@ class BodyTooLarge(ServiceError):
     code = "body_too_large"
 
 
+class BodyReadTimeout(ServiceError):
+    """The body did not arrive within ``REASEQ_BODY_READ_TIMEOUT_MS``."""
+
+    code = "body_timeout"
+
+
 class Overloaded(ServiceError):
     """Every admission slot and queue place is taken, or the queue wait ran out: retry later."""
 
@@ -152,6 +158,7 @@ HTTP_STATUS: dict[type[ServiceError], int] = {
     AdminDisabled: status.HTTP_404_NOT_FOUND,
     Unauthorized: status.HTTP_401_UNAUTHORIZED,
     BodyTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
+    BodyReadTimeout: status.HTTP_408_REQUEST_TIMEOUT,
     Overloaded: status.HTTP_429_TOO_MANY_REQUESTS,
     BundleNotFoundError: status.HTTP_404_NOT_FOUND,
     BundleRejected: status.HTTP_409_CONFLICT,

@@ -1,4 +1,4 @@
-"""What stands between a caller and the routes: body limit, load shedding, CORS, API keys.
+"""What stands between a caller and the routes: body limits, load shedding, CORS, API keys.
 
 Middleware runs outermost first: CORS (so a browser can read even a 413 or a 429), then
 admission to ``/v1/rank`` (before the body is read, so shedding is cheap), then the body limit.
@@ -32,7 +32,10 @@ def install_guards(app: FastAPI, settings: Settings, metrics: ServiceMetrics) ->
     app.state.api_keys = settings.service_keys()
     app.state.request_limits = settings.request_limits()
     app.add_middleware(
-        RequestBodyLimit, max_bytes=settings.max_body_bytes, labelled_paths=ADMITTED_PATHS
+        RequestBodyLimit,
+        max_bytes=settings.max_body_bytes,
+        read_timeout_s=settings.body_read_timeout_ms / 1000.0,
+        labelled_paths=ADMITTED_PATHS,
     )
     limits = AdmissionLimits(
         max_in_flight=settings.rank_max_in_flight,

@@ -149,6 +149,11 @@ UNREADABLE_BODY_RESPONSE: dict[str, object] = {
     "model": ErrorResponse,
     "description": "The body cannot be read: it is not UTF-8 text.",
 }
+#: The 408 of a route with a body: it did not arrive in full within REASEQ_BODY_READ_TIMEOUT_MS.
+BODY_TIMEOUT_RESPONSE: dict[str, object] = {
+    "model": ErrorResponse,
+    "description": "The body did not arrive in full within REASEQ_BODY_READ_TIMEOUT_MS.",
+}
 #: The 422 of a route with a body: a schema violation, or a rule of the service
 #: (duplicate candidates, an ID or a timeout past this deployment's limits).
 INVALID_REQUEST_RESPONSE: dict[str, object] = {

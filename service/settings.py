@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body; a larger one is answered 413 before it is parsed.",
     )
+    body_read_timeout_ms: int = Field(
+        default=10_000,
+        ge=100,
+        le=600_000,
+        description="Time for a request body to arrive in full, from its first read; a slower "
+        "one is answered 408 body_timeout.",
+    )
     rank_max_in_flight: int = Field(
         default=32, ge=1, description="Rank requests served at once per worker."
     )

@@ -13,6 +13,7 @@ from service.routes.events import events_to_new_events
 from service.routes.limits import RequestLimitsDep
 from service.runtime import RuntimeDep
 from service.schemas import (
+    BODY_TIMEOUT_RESPONSE,
     INVALID_REQUEST_RESPONSE,
     UNREADABLE_BODY_RESPONSE,
     AppendEventsRequest,
@@ -30,6 +31,7 @@ router = APIRouter(
         401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key."},
         404: {"model": ErrorResponse, "description": "Admin endpoints are disabled."},
         413: {"model": ErrorResponse, "description": "The body is over REASEQ_MAX_BODY_BYTES."},
+        408: BODY_TIMEOUT_RESPONSE,
         422: INVALID_REQUEST_RESPONSE,
         503: {"model": ErrorResponse, "description": "The store cannot take the write now."},
     },

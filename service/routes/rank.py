@@ -12,6 +12,7 @@ from service.routes.events import events_to_sequence
 from service.routes.limits import RequestLimitsDep
 from service.runtime import MetricsDep, RuntimeDep
 from service.schemas import (
+    BODY_TIMEOUT_RESPONSE,
     INVALID_REQUEST_RESPONSE,
     UNREADABLE_BODY_RESPONSE,
     ErrorResponse,
@@ -29,6 +30,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         "description": "The body is over REASEQ_MAX_BODY_BYTES, or too many candidates or "
         "recent events.",
     },
+    408: BODY_TIMEOUT_RESPONSE,
     422: INVALID_REQUEST_RESPONSE,
     429: {
         "model": ErrorResponse,
@@ -41,7 +43,11 @@ _ERRORS: dict[int | str, dict[str, object]] = {
             }
         },
     },
-    503: {"model": ErrorResponse, "description": "Not ready, or the store is unreachable."},
+    503: {
+        "model": ErrorResponse,
+        "description": "Not ready yet (not_ready), or the request's budget ran out before it "
+        "was scored (deadline_exceeded). A store outage is not a 503: rankings are degraded.",
+    },
 }
 
 

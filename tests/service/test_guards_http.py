@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from tests.service.http_server import ServiceProcess, running_service
 RANK_KEYS = ("rank-key-one", "rank-key-two")
 ADMIN_KEYS = ("admin-key-one", "admin-key-two")
 MAX_BODY_BYTES = 8192
+BODY_READ_TIMEOUT_MS = 400
 RANK = {"user_id": "u1", "candidates": [f"i{n}" for n in range(200)], "top_k": 10}
 
 
@@ -34,6 +38,7 @@ def server(
         api_keys_file=str(keys_file),
         admin_api_key=",".join(ADMIN_KEYS),
         max_body_bytes=str(MAX_BODY_BYTES),
+        body_read_timeout_ms=str(BODY_READ_TIMEOUT_MS),
         rank_max_in_flight="1",
         rank_max_queued="0",
         rank_retry_after_s="2",
@@ -101,6 +106,38 @@ def test_an_oversize_chunked_body_is_413(server: ServiceProcess) -> None:
     )
     assert response.status_code == 413
     assert response.json()["code"] == "body_too_large"
+
+
+def _trickled_rank(server: ServiceProcess) -> tuple[bytes, float]:
+    """A rank request whose body stops half-way: the raw answer, and seconds until it came."""
+    body = json.dumps(RANK).encode()
+    head = (
+        f"POST /v1/rank HTTP/1.1\r\nHost: test\r\nX-API-Key: {RANK_KEYS[0]}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head + body[: len(body) // 2])
+        sent = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer, time.monotonic() - sent
+
+
+def test_a_body_that_stops_arriving_is_408_and_frees_its_slot(server: ServiceProcess) -> None:
+    answer, waited = _trickled_rank(server)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 408 Request Timeout", answer
+    error = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert error["code"] == "body_timeout"
+    assert f"within {BODY_READ_TIMEOUT_MS} ms" in error["detail"]
+    assert waited >= BODY_READ_TIMEOUT_MS / 1000 * 0.9
+    # The only admission slot is free again: a whole request is served, not shed.
+    assert _rank(server, **{"X-API-Key": RANK_KEYS[0]}).status_code == 200
 
 
 async def _burst(server: ServiceProcess, size: int) -> tuple[list[httpx.Response], list[int]]:
