@@ -53,12 +53,23 @@ def real_behaviours(
     dim = fetched.candidate_vectors.shape[1]
     stored = fetched.sequence or UserSequence.empty()
     keep = np.flatnonzero(fetched.event_item_known)
+    dropped = len(recent) - len(keep)
+    if len(keep) == 0 and len(stored) > 0 and _in_time_order(stored.timestamps):
+        # The common case (the store's sequence alone, oldest first): the newest slice of it.
+        start = max(0, len(stored) - max_length)
+        block = BehaviourBlock(
+            item_ids=stored.item_ids[start:],
+            vectors=np.ascontiguousarray(fetched.sequence_vectors[start:], np.float32),
+            mask=np.ones(len(stored) - start, np.float32),
+            events=stored.events[start:].astype(np.int64),
+            gaps=time_gap_buckets(now, stored.timestamps[start:]),
+        )
+        return RealBehaviours(block, dropped, fetched.sequence is not None)
     item_ids = stored.item_ids + [recent.item_ids[i] for i in keep]
     events = np.concatenate([stored.events, recent.events[keep]]).astype(np.int64)
     timestamps = np.concatenate([stored.timestamps, recent.timestamps[keep]])
     vectors = np.concatenate([fetched.sequence_vectors, fetched.event_item_vectors[keep]])
     order = np.argsort(timestamps, kind="stable")[-max_length:]
-    dropped = len(recent) - len(keep)
     if len(order) == 0:
         return RealBehaviours(BehaviourBlock.padding(dim), dropped, fetched.sequence is not None)
     block = BehaviourBlock(
@@ -69,6 +80,10 @@ def real_behaviours(
         gaps=time_gap_buckets(now, timestamps[order]),
     )
     return RealBehaviours(block, dropped, fetched.sequence is not None)
+
+
+def _in_time_order(timestamps: npt.NDArray[np.int64]) -> bool:
+    return bool((timestamps[1:] >= timestamps[:-1]).all())
 
 
 def generated_block(generated: GeneratedBehaviours | None, max_k: int, dim: int) -> BehaviourBlock:
