@@ -97,7 +97,7 @@ def _write_sequences(
         live = writer.read_sequences([user for user, _, _ in batch])
         fresh = [row for row, found in zip(batch, live, strict=True) if found is None]
         held = [
-            (user, table.lookup(found.item_ids)[0])
+            (user, found.item_ids, table.lookup(found.item_ids)[0])
             for (user, _, _), found in zip(batch, live, strict=True)
             if found is not None
         ]

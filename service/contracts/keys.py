@@ -8,7 +8,10 @@ Cluster slot. Vectors are raw little-endian float16 bytes, never JSON.
 - ``reaseq:user:{<user_id>}:seq`` -> hash: ``items`` (IDs joined by ``ITEM_SEPARATOR``),
   ``events`` (uint8 event-type ids), ``ts`` (int64 Unix seconds), oldest first, capped
 - ``reaseq:user:{<user_id>}:seqvec:<version>`` -> the sequence's item vectors under that bundle
-  version, ``L x d`` float16 (a denormalised copy so a request needs one round trip)
+  version (a denormalised copy so a request needs one round trip): ``SEQUENCE_VECTORS_TAG``, the
+  16-byte digest of the item IDs it was written for (``sequence_digest``), then ``L x d``
+  float16. A copy whose digest is not that of the sequence read with it (written for an older
+  sequence, e.g. under a version that was not served while events were appended) is not used.
 - ``reaseq:user:{<user_id>}:gen`` -> hash: ``vectors`` (``K x d`` float16), ``items``,
   ``gbr_version``, ``created_at``; written with a TTL
 - ``reaseq:user:{<user_id>}:event_ids`` -> sorted set of the IDs of the user's newest appended
@@ -20,6 +23,8 @@ candidates are read with one MGET per slot.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
@@ -72,6 +77,40 @@ def decode_vectors(raw: bytes, dim: int) -> npt.NDArray[np.float32]:
     if len(raw) % (dim * VECTOR_DTYPE.itemsize):
         raise ValueError(f"vector block of {len(raw)} bytes is not a multiple of d={dim} float16")
     return np.frombuffer(raw, dtype=VECTOR_DTYPE).reshape(-1, dim).astype(np.float32)
+
+
+SEQUENCE_VECTORS_TAG: Final = b"sv1:"
+_DIGEST_BYTES: Final = 16
+
+
+def sequence_digest(item_ids: Sequence[str]) -> bytes:
+    """What a sequence-vector copy is checked against: a digest of the sequence's item IDs."""
+    joined = ITEM_SEPARATOR.join(item_ids).encode()
+    return hashlib.blake2b(joined, digest_size=_DIGEST_BYTES).digest()
+
+
+def encode_sequence_vectors(item_ids: Sequence[str], vectors: npt.NDArray[np.floating]) -> bytes:
+    """The ``seqvec`` value of a sequence with ``item_ids`` and their vectors ``[L, d]``."""
+    if len(item_ids) != len(vectors):
+        raise ValueError(f"{len(item_ids)} behaviours, {len(vectors)} vectors")
+    return SEQUENCE_VECTORS_TAG + sequence_digest(item_ids) + encode_vectors(vectors)
+
+
+def decode_sequence_vectors(
+    raw: bytes, item_ids: Sequence[str], dim: int
+) -> npt.NDArray[np.float32] | None:
+    """The vectors of ``raw`` when it was written for exactly ``item_ids``; else None (another
+    sequence, an untagged copy of an older layout, or a malformed value)."""
+    header = len(SEQUENCE_VECTORS_TAG) + _DIGEST_BYTES
+    if not raw.startswith(SEQUENCE_VECTORS_TAG) or raw[len(SEQUENCE_VECTORS_TAG) : header] != (
+        sequence_digest(item_ids)
+    ):
+        return None
+    try:
+        vectors = decode_vectors(raw[header:], dim)
+    except ValueError:
+        return None
+    return vectors if len(vectors) == len(item_ids) else None
 
 
 def encode_item_ids(item_ids: list[str]) -> bytes:

@@ -211,11 +211,8 @@ class RedisStore(RankingStore):
         if sequence is None:
             return np.zeros((0, self._dim), np.float32)
         if raw is not None:
-            try:
-                vectors = keys.decode_vectors(raw, self._dim)
-            except ValueError:
-                vectors = None
-            if vectors is not None and len(vectors) == len(sequence):
+            vectors = keys.decode_sequence_vectors(raw, sequence.item_ids, self._dim)
+            if vectors is not None:
                 return vectors
         async with self._deadline(self._timeout_s, "reading sequence item vectors"):
             return await self._item_vectors(sequence.item_ids)

@@ -127,11 +127,7 @@ class SequenceAppender:
     def _stored_vectors(self, raw: bytes | None, sequence: UserSequence) -> FloatArray | None:
         if raw is None or not len(sequence):
             return None
-        try:
-            vectors = keys.decode_vectors(raw, self._dim)
-        except ValueError:
-            return None
-        return vectors if len(vectors) == len(sequence) else None
+        return keys.decode_sequence_vectors(raw, sequence.item_ids, self._dim)
 
     async def _vectors(self, merged: MergedEvents, stored: _StoredState) -> FloatArray:
         """The merged sequence's item vectors: stored rows reused, the others read."""
@@ -154,7 +150,7 @@ class SequenceAppender:
             presence,
             *(value or b"" for value in stored.raw),
             *(fields[name] for name in _FIELDS),
-            keys.encode_vectors(vectors),
+            keys.encode_sequence_vectors(merged.sequence.item_ids, vectors),
             self._id_window,
         ]
         for event_id, timestamp in merged.recorded_ids.items():

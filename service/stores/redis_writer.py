@@ -118,7 +118,7 @@ class RedisWriter:
             pipe.hset(seq_key, mapping=sequence_fields(sequence))  # type: ignore[arg-type]
             pipe.set(
                 keys.user_sequence_vectors_key(user_id, bundle_version),
-                keys.encode_vectors(vectors),
+                keys.encode_sequence_vectors(sequence.item_ids, vectors),
             )
             written += 1
             if written % self._batch_size == 0:
@@ -134,15 +134,18 @@ class RedisWriter:
         return [decode_sequence(fields) for fields in pipe.execute()]
 
     def write_sequence_vectors(
-        self, bundle_version: str, rows: Iterable[tuple[str, npt.NDArray[np.floating]]]
+        self,
+        bundle_version: str,
+        rows: Iterable[tuple[str, Sequence[str], npt.NDArray[np.floating]]],
     ) -> int:
-        """Store only the per-version copy of each user's sequence item vectors."""
+        """Store only the per-version copy of each user's sequence item vectors, from ``(user_id,
+        the sequence's item IDs, their vectors)``; a copy is used only with that sequence."""
         written = 0
         pipe = self._client.pipeline(transaction=False)
-        for user_id, vectors in rows:
+        for user_id, item_ids, vectors in rows:
             pipe.set(
                 keys.user_sequence_vectors_key(user_id, bundle_version),
-                keys.encode_vectors(vectors),
+                keys.encode_sequence_vectors(item_ids, vectors),
             )
             written += 1
             if written % self._batch_size == 0:

@@ -78,7 +78,9 @@ def test_publishing_a_new_version_keeps_live_sequences(redis_url: str, tmp_path:
     stored = decode_sequence(client.hmget(keys.user_sequence_key("u1"), ["items", "events", "ts"]))
     assert stored is not None and stored.item_ids == ["i1", "i2", "i5"]
     copy = client.get(keys.user_sequence_vectors_key("u1", "v2"))
-    assert copy is not None and keys.decode_vectors(copy, 8).shape == (3, 8)
+    assert copy is not None
+    vectors = keys.decode_sequence_vectors(copy, ["i1", "i2", "i5"], 8)
+    assert vectors is not None and vectors.shape == (3, 8)
     assert counts["kept_live_sequences"] == 2  # u1 and u2 were both already there
     replaced = publish_redis(
         _sequences(), build_bundle(tmp_path, version="v3"), redis_url, replace_sequences=True

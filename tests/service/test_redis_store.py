@@ -77,6 +77,30 @@ async def test_missing_sequence_vectors_fall_back_to_a_second_mget(
     np.testing.assert_array_equal(result.sequence_vectors, expected)
 
 
+async def test_a_copy_written_for_another_sequence_of_the_same_length_is_not_used(
+    counted_store: RedisStore, seeded: redis.Redis, bundle: LoadedBundle, users: DemoUsers
+) -> None:
+    """A capped sequence keeps its length as events push old ones out, so a copy of the vectors
+    written before (e.g. under a version not served while events were appended) has the right
+    length and the wrong items: its digest tells, and the vectors are read from the items."""
+    sequence = users.sequences["u1"]
+    shifted = [*sequence.item_ids[1:], "i7"]  # one event in, the oldest out: same length
+    stale, _ = bundle.items.lookup(shifted)
+    key = keys.user_sequence_vectors_key("u1", bundle.version)
+    seeded.set(key, keys.encode_sequence_vectors(shifted, stale))
+    CountingConnection.sends = 0
+    result = await counted_store.fetch(FetchQuery("u1", ["i1"]))
+    assert CountingConnection.sends == 2  # the copy was refused: the items' vectors were read
+    expected, _ = bundle.items.lookup(sequence.item_ids)
+    np.testing.assert_array_equal(result.sequence_vectors, expected)
+    # An untagged copy (the layout before the digest) is refused the same way.
+    seeded.set(key, keys.encode_vectors(expected))
+    CountingConnection.sends = 0
+    result = await counted_store.fetch(FetchQuery("u1", ["i1"]))
+    assert CountingConnection.sends == 2
+    np.testing.assert_array_equal(result.sequence_vectors, expected)
+
+
 async def test_float16_round_trip(redis_url: str, bundle: LoadedBundle) -> None:
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(3, bundle.items.dim)).astype(np.float32)
