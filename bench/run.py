@@ -4,9 +4,7 @@ per workload, on the same machine, one after the other."""
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ from bench.fixture import BenchFixture
 from bench.loadgen import RateResult, closed_loop, offer
 from bench.workloads import Workload
 from loadtest.server_metrics import STAGE_HISTOGRAM, Scrape
-from loadtest.service_process import free_port, wait_ready
+from loadtest.service_process import free_port, serving_process
 
 P99_OBJECTIVE_MS = 50.0
 _MAX_FAILED = 0.01
@@ -78,23 +76,8 @@ class Served:
 def process_on_port(command: list[str], env: dict[str, str], log_path: Path) -> Iterator[Served]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)],
-            env=os.environ | env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_ready(url, process, deadline_s=180)
-            yield Served(url, process.pid)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with serving_process([*command, "--port", str(port)], env, log_path, url, 180) as process:
+        yield Served(url, process.pid)
 
 
 def service_command(fixture: BenchFixture, workers: int) -> tuple[list[str], dict[str, str]]:

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,8 +35,42 @@ def wait_ready(url: str, process: subprocess.Popen[bytes] | None, deadline_s: fl
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.2)
+        time.sleep(0.1)
     raise ServiceDidNotStart(f"{url} was not ready within {deadline_s:.0f} s")
+
+
+@contextmanager
+def serving_process(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    log_path: Path,
+    url: str,
+    deadline_s: float = 120,
+    stop_timeout_s: float = 15,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command``, a server that will listen at ``url``, with ``env`` over this process's
+    environment and its output in ``log_path``; yield it once ``url/readyz`` answers 200, then
+    stop it (SIGTERM, SIGKILL after ``stop_timeout_s``). Raises :class:`ServiceDidNotStart`
+    when it exits first or is not ready within ``deadline_s``."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            list(command), env=os.environ | dict(env), stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_ready(url, process, deadline_s)
+        yield process
+    finally:
+        stop(process, stop_timeout_s)
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
@@ -45,7 +79,7 @@ def local_service(
 ) -> Iterator[str]:
     """``python -m service`` on a free loopback port, its output in ``log_path``; yields the URL."""
     port = free_port()
-    env = os.environ | {
+    env = {
         "REASEQ_HOST": "127.0.0.1",
         "REASEQ_PORT": str(port),
         "REASEQ_BUNDLE_ROOT": str(bundle_root),
@@ -54,17 +88,5 @@ def local_service(
     if users_path is not None:
         env["REASEQ_EMBEDDED_USERS_PATH"] = str(users_path)
     url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_ready(url, process, deadline_s)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with serving_process([sys.executable, "-m", "service"], env, log_path, url, deadline_s):
+        yield url

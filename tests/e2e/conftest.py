@@ -4,16 +4,17 @@ process started on a free loopback port."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from loadtest.service_process import ServiceDidNotStart, free_port, serving_process
 
 REASEQ = [sys.executable, "-m", "cli.main"]
 
@@ -54,59 +55,30 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> DemoBuild:
     return build
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class RunningService:
     url: str
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
+    log: Path
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
 
 
-def _wait_ready(service: RunningService, deadline_s: float = 60) -> None:
-    stop = time.monotonic() + deadline_s
-    while time.monotonic() < stop:
-        if service.process.poll() is not None:
-            output = service.process.stdout.read() if service.process.stdout else ""
-            pytest.fail(f"the service exited with {service.process.returncode}:\n{output[-4000:]}")
-        try:
-            if httpx.get(f"{service.url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the service at {service.url} was not ready within {deadline_s} s")
-
-
 @pytest.fixture
-def start_service() -> Iterator[Callable[[dict[str, str]], RunningService]]:
+def start_service(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], RunningService]]:
     """Start ``reaseq serve`` as a process with the given REASEQ_* environment; stop it after."""
-    started: list[RunningService] = []
+    with ExitStack() as running:
 
-    def start(env: dict[str, str]) -> RunningService:
-        port = _free_port()
-        process = subprocess.Popen(
-            [*REASEQ, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        service = RunningService(url=f"http://127.0.0.1:{port}", process=process)
-        started.append(service)
-        _wait_ready(service)
-        return service
+        def start(env: dict[str, str]) -> RunningService:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            log = tmp_path / f"service-{port}.log"
+            command = [*REASEQ, "serve", "--host", "127.0.0.1", "--port", str(port)]
+            try:
+                process = running.enter_context(serving_process(command, env, log, url, 60, 10))
+            except ServiceDidNotStart as error:
+                pytest.fail(f"{error}:\n{log.read_text()[-4000:]}")
+            return RunningService(url=url, process=process, log=log)
 
-    yield start
-    for service in started:
-        service.process.terminate()
-        try:
-            service.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            service.process.kill()
+        yield start
