@@ -20,17 +20,24 @@ Ints = npt.NDArray[np.int64]
 Int32s = npt.NDArray[np.int32]
 
 
-def _save_columns(obj: Any, path: Path) -> None:
-    np.savez(path, **{f.name: getattr(obj, f.name) for f in fields(obj)})
+class _Table:
+    """A dataclass of equally long columns, saved as one ``.npz`` array per field; its length is
+    that of its first column."""
 
+    def __len__(self) -> int:
+        return len(getattr(self, fields(self)[0].name))  # type: ignore[arg-type]
 
-def _load_columns(cls: type[Any], path: Path) -> Any:
-    with np.load(path, allow_pickle=False) as data:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+    def save(self, path: Path) -> None:
+        np.savez(path, **{f.name: getattr(self, f.name) for f in fields(self)})  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(**{f.name: data[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
-class Catalogue:
+class Catalogue(_Table):
     """Items and their metadata, one row per item."""
 
     item_ids: Strings  # "i<n>"
@@ -44,19 +51,9 @@ class Catalogue:
     audiences: Strings
     launch_ts: Ints  # when the item became available (Unix seconds)
 
-    def __len__(self) -> int:
-        return len(self.item_ids)
-
-    def save(self, path: Path) -> None:
-        _save_columns(self, path)
-
-    @classmethod
-    def load(cls, path: Path) -> Self:
-        return _load_columns(cls, path)  # type: ignore[no-any-return]
-
 
 @dataclass(frozen=True)
-class Impressions:
+class Impressions(_Table):
     """Items shown to users, grouped by request (one page view), with the click label."""
 
     request_ids: Ints
@@ -65,35 +62,15 @@ class Impressions:
     ts: Ints
     clicked: npt.NDArray[np.int8]
 
-    def __len__(self) -> int:
-        return len(self.request_ids)
-
-    def save(self, path: Path) -> None:
-        _save_columns(self, path)
-
-    @classmethod
-    def load(cls, path: Path) -> Self:
-        return _load_columns(cls, path)  # type: ignore[no-any-return]
-
 
 @dataclass(frozen=True)
-class Behaviours:
+class Behaviours(_Table):
     """Engagement events (the user's real behaviour sequence), sorted by user then time."""
 
     user_idx: Int32s
     item_idx: Int32s
     ts: Ints
     event: npt.NDArray[np.int8]
-
-    def __len__(self) -> int:
-        return len(self.user_idx)
-
-    def save(self, path: Path) -> None:
-        _save_columns(self, path)
-
-    @classmethod
-    def load(cls, path: Path) -> Self:
-        return _load_columns(cls, path)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
