@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-import numpy as np
-
-from offline.encode.base import EncoderNotFittedError, TextEncoder, Vectors
-from offline.encode.width import Reduction, fit_width
+from offline.encode.base import Vectors
+from offline.encode.pretrained import PretrainedEncoder
+from offline.encode.width import Reduction
 from offline.llm.embeddings import EmbeddingsClient
 from offline.llm.settings import EmbeddingSettings
 from service.contracts.manifest import TextEncoderInfo
@@ -22,7 +21,7 @@ from service.contracts.manifest import TextEncoderInfo
 NAME = "openai-embeddings"
 
 
-class EmbeddingEndpointEncoder(TextEncoder):
+class EmbeddingEndpointEncoder(PretrainedEncoder):
     def __init__(
         self,
         settings: EmbeddingSettings,
@@ -33,21 +32,14 @@ class EmbeddingEndpointEncoder(TextEncoder):
     ) -> None:
         if not settings.model:
             raise ValueError("set the embedding model (REASEQ_EMBED_MODEL)")
-        self.settings, self.dim, self.reduce, self.seed = settings, dim, reduce, seed
+        super().__init__(dim, reduce, seed)
+        self.settings = settings
         self.expected_dim = expected_dim
-        self._fitted = False
 
-    def fit(self, texts: Sequence[str]) -> None:
-        self._fitted = True  # pretrained: nothing to learn from the corpus
+    def _embed(self, texts: Sequence[str]) -> Vectors:
+        return asyncio.run(self._request(texts))
 
-    def encode(self, texts: Sequence[str]) -> Vectors:
-        if not self._fitted:
-            raise EncoderNotFittedError("fit the encoder before encoding")
-        if len(texts) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return fit_width(asyncio.run(self._embed(texts)), self.dim, self.reduce, self.seed)
-
-    async def _embed(self, texts: Sequence[str]) -> Vectors:
+    async def _request(self, texts: Sequence[str]) -> Vectors:
         client = EmbeddingsClient(self.settings, self.expected_dim)
         try:
             return await client.embed(texts)

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from offline.encode.base import EncoderNotFittedError, TextEncoder, Vectors
-from offline.encode.width import Reduction, fit_width
+from offline.encode.base import Vectors
+from offline.encode.pretrained import PretrainedEncoder
+from offline.encode.width import Reduction
 from service.contracts.manifest import TextEncoderInfo
 
 NAME = "sentence-transformers"
@@ -30,7 +31,7 @@ def _model_digest(model_dir: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-class SentenceTransformerEncoder(TextEncoder):
+class SentenceTransformerEncoder(PretrainedEncoder):
     """A local sentence-transformers model, brought to ``dim`` by truncation or projection."""
 
     def __init__(
@@ -51,21 +52,16 @@ class SentenceTransformerEncoder(TextEncoder):
                 "pip install 'reaseq-ranking[st]'"
             ) from error
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        self.model_dir, self.dim, self.reduce, self.seed = model_dir, dim, reduce, seed
+        super().__init__(dim, reduce, seed)
+        self.model_dir = model_dir
         self.batch_size = batch_size
         self._model: Any = SentenceTransformer(str(model_dir), device="cpu")
-        self._fitted = False
 
-    def fit(self, texts: Sequence[str]) -> None:
-        self._fitted = True  # pretrained: nothing to learn from the corpus
-
-    def encode(self, texts: Sequence[str]) -> Vectors:
-        if not self._fitted:
-            raise EncoderNotFittedError("fit the encoder before encoding")
+    def _embed(self, texts: Sequence[str]) -> Vectors:
         raw = self._model.encode(
             list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
         )
-        return fit_width(raw.reshape(len(texts), -1), self.dim, self.reduce, self.seed)
+        return raw.reshape(len(texts), -1)  # type: ignore[no-any-return]
 
     def info(self) -> TextEncoderInfo:
         version = f"{self.model_dir.name}-{_model_digest(self.model_dir)}-{self.reduce}{self.dim}"
