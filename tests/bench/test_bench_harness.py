@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import socket
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from bench.profile import summarise_samples
 from bench.report import BenchReport, markdown, plot, summarise
 from bench.run import SystemRun, saturated, sustained
 from bench.workloads import W1, Workload
+from loadtest.service_process import free_port
 
 
 def test_model_flops_count_every_stage() -> None:
@@ -43,12 +43,6 @@ def test_percentiles_count_failures_as_infinitely_slow() -> None:
     assert fine.summary()["p99_ms"] == 5.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_open_loop_load_over_real_http() -> None:
     received: list[dict] = []
 
@@ -65,7 +59,7 @@ def test_open_loop_load_over_real_http() -> None:
         app.router.add_post("/v1/rank", rank)
         runner = web.AppRunner(app)
         await runner.setup()
-        port = _free_port()
+        port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         try:
             bodies = [json.dumps({"n": n}).encode() for n in range(3)]

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import RunningService, _free_port, _wait_ready
+from loadtest.service_process import free_port, wait_ready
 from tests.service.bundle_fixture import build_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,7 +131,7 @@ def test_the_cpu_entrypoint_serves_with_the_image_environment(
 ) -> None:
     cpu = stages()["cpu"]
     image_env = cpu.env()
-    port = _free_port()
+    port = free_port()
     local = {
         "REASEQ_BUNDLE_ROOT": str(bundle_root),
         "REASEQ_HOST": "127.0.0.1",
@@ -145,13 +145,15 @@ def test_the_cpu_entrypoint_serves_with_the_image_environment(
     command = cpu.exec_form("CMD")
     workdir = tmp_path / "app"  # the image's WORKDIR: nothing of the checkout in it
     workdir.mkdir()
-    process = subprocess.Popen(
-        command, env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    service = RunningService(url=f"http://127.0.0.1:{port}", process=process)
+    log_path = tmp_path / "service.log"
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
-        _wait_ready(service)
-        ready = httpx.get(f"{service.url}/readyz", timeout=5)
+        wait_ready(url, process, deadline_s=60)
+        ready = httpx.get(f"{url}/readyz", timeout=5)
         assert ready.json()["bundle_version"] == "test-1"
         health = subprocess.run(cpu.exec_form("HEALTHCHECK"), env=env, cwd=workdir, timeout=10)
         assert health.returncode == 0
@@ -161,7 +163,7 @@ def test_the_cpu_entrypoint_serves_with_the_image_environment(
             "top_k": 5,
             "recent_events": [{"item_id": "i3", "event": "click", "ts": 1764000000}],
         }
-        answer = httpx.post(f"{service.url}/v1/rank", json=body, timeout=10)
+        answer = httpx.post(f"{url}/v1/rank", json=body, timeout=10)
         assert answer.status_code == 200, answer.text
         scores = [item["score"] for item in answer.json()["items"]]
         assert len(scores) == 5 and scores == sorted(scores, reverse=True)
@@ -169,8 +171,7 @@ def test_the_cpu_entrypoint_serves_with_the_image_environment(
         process.send_signal(signal.SIGTERM)
         # uvicorn drains, runs the lifespan's shutdown, then re-raises the signal it caught.
         assert process.wait(timeout=20) in (0, -signal.SIGTERM)
-        assert process.stdout is not None
-        assert "Application shutdown complete" in process.stdout.read()
+        assert "Application shutdown complete" in log_path.read_text()
     finally:
         if process.poll() is None:
             process.kill()

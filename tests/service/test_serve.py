@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,15 +10,11 @@ from pathlib import Path
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from loadtest.service_process import free_port
 
 
 def test_python_m_service_serves(bundle_root: Path, users_snapshot: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = os.environ | {
         "REASEQ_PORT": str(port),
         "REASEQ_BUNDLE_ROOT": str(bundle_root),
