@@ -6,6 +6,8 @@ event vocabulary and time-gap buckets offline and online.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import numpy.typing as npt
 
@@ -40,3 +42,31 @@ def time_gap_buckets(
     gap_minutes = np.maximum(np.asarray(reference_ts) - event_ts, 0) / 60.0
     buckets = np.floor(np.log2(1.0 + gap_minutes)).astype(np.int64)
     return np.clip(buckets, 0, TIME_GAP_BUCKETS - 1)
+
+
+class BehaviourFeatures(NamedTuple):
+    """The model inputs of behaviours besides their items, one per behaviour."""
+
+    events: npt.NDArray[np.int64]
+    """Event-type ids (:data:`EVENT_TYPES`, 1-based)."""
+    gaps: npt.NDArray[np.int64]
+    """Time-gap buckets from the reference time (:func:`time_gap_buckets`)."""
+
+
+def behaviour_features(
+    reference_ts: int | npt.NDArray[np.int64],
+    event_ts: npt.NDArray[np.int64],
+    event_ids: npt.NDArray[np.integer],
+) -> BehaviourFeatures:
+    """The features of behaviours as seen by a request scored as of ``reference_ts``.
+
+    Training passes each request's own time; serving passes the request's ``as_of``, else the
+    clock. Both call this one function, so a replayed request gets the inputs its training
+    example had. ``reference_ts`` broadcasts against ``event_ts`` (a ``[R, 1]`` column of request
+    times against ``[R, L]`` histories); ``event_ids`` has the shape of ``event_ts``. Which
+    behaviours a request may see (strictly before its time) is the caller's choice.
+    """
+    events = np.asarray(event_ids, dtype=np.int64)
+    if events.shape != np.shape(event_ts):
+        raise ValueError(f"{events.shape} event ids for {np.shape(event_ts)} event times")
+    return BehaviourFeatures(events, time_gap_buckets(reference_ts, event_ts))

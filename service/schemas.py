@@ -54,6 +54,16 @@ class RankRequest(_Body):
         "fetch gets what is left of it; a request still waiting for scoring when it runs out is "
         "answered 503 deadline_exceeded.",
     )
+    as_of: int | None = Field(
+        default=None,
+        strict=True,  # a number, not a numeric string: a replayed time must not be guessed
+        ge=0,
+        le=MAX_TIMESTAMP,
+        description="Unix seconds: the time the request is scored as of: time gaps of "
+        "behaviours are measured from it, and behaviours at or after it (stored or in "
+        "recent_events) are not used; default: now. Replay historical traffic with the "
+        "request's own time.",
+    )
 
     model_config = ConfigDict(
         extra="forbid",

@@ -1,7 +1,8 @@
 """Behaviour blocks fed to the ranker: the merged real sequence and the generated block.
 
 The real sequence is the stored one followed by the request's recent events, ordered by time
-and cut to the bundle's maximum length. An empty block is padded to one masked slot, as the
+and cut to the bundle's maximum length (and, for a request scored as of a past time, to the
+behaviours before it). An empty block is padded to one masked slot, as the
 graph contract asks.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from service.features import PADDING_EVENT, time_gap_buckets
+from service.features import PADDING_EVENT, behaviour_features
 from service.stores.base import FetchResult, FloatArray, GeneratedBehaviours, UserSequence
 
 IntArray = npt.NDArray[np.int64]
@@ -47,39 +48,70 @@ class RealBehaviours:
 
 
 def real_behaviours(
-    fetched: FetchResult, recent: UserSequence, max_length: int, now: int
+    fetched: FetchResult,
+    recent: UserSequence,
+    max_length: int,
+    now: int,
+    as_of: int | None = None,
 ) -> RealBehaviours:
-    """Merge the stored sequence with the recent events whose items are known."""
+    """Merge the stored sequence with the recent events whose items are known.
+
+    Time gaps are measured from ``as_of`` when the request names one (a replayed request), and
+    then only behaviours strictly before it are used, as in training: a request never sees its
+    own future. Without ``as_of`` they are measured from ``now`` and every behaviour is used.
+    """
     dim = fetched.candidate_vectors.shape[1]
-    stored = fetched.sequence or UserSequence.empty()
-    keep = np.flatnonzero(fetched.event_item_known)
-    dropped = len(recent) - len(keep)
+    stored, stored_vectors = _before(
+        fetched.sequence or UserSequence.empty(), fetched.sequence_vectors, as_of
+    )
+    known = fetched.event_item_known
+    dropped = len(recent) - int(known.sum())
+    keep = np.flatnonzero(known if as_of is None else known & (recent.timestamps < as_of))
+    reference = now if as_of is None else as_of
     if len(keep) == 0 and len(stored) > 0 and _in_time_order(stored.timestamps):
         # The common case (the store's sequence alone, oldest first): the newest slice of it.
         start = max(0, len(stored) - max_length)
+        features = behaviour_features(reference, stored.timestamps[start:], stored.events[start:])
         block = BehaviourBlock(
             item_ids=stored.item_ids[start:],
-            vectors=np.ascontiguousarray(fetched.sequence_vectors[start:], np.float32),
+            vectors=np.ascontiguousarray(stored_vectors[start:], np.float32),
             mask=np.ones(len(stored) - start, np.float32),
-            events=stored.events[start:].astype(np.int64),
-            gaps=time_gap_buckets(now, stored.timestamps[start:]),
+            events=features.events,
+            gaps=features.gaps,
         )
         return RealBehaviours(block, dropped, fetched.sequence is not None)
     item_ids = stored.item_ids + [recent.item_ids[i] for i in keep]
-    events = np.concatenate([stored.events, recent.events[keep]]).astype(np.int64)
+    events = np.concatenate([stored.events, recent.events[keep]])
     timestamps = np.concatenate([stored.timestamps, recent.timestamps[keep]])
-    vectors = np.concatenate([fetched.sequence_vectors, fetched.event_item_vectors[keep]])
+    vectors = np.concatenate([stored_vectors, fetched.event_item_vectors[keep]])
     order = np.argsort(timestamps, kind="stable")[-max_length:]
     if len(order) == 0:
         return RealBehaviours(BehaviourBlock.padding(dim), dropped, fetched.sequence is not None)
+    features = behaviour_features(reference, timestamps[order], events[order])
     block = BehaviourBlock(
         item_ids=[item_ids[i] for i in order],
         vectors=np.ascontiguousarray(vectors[order], np.float32),
         mask=np.ones(len(order), np.float32),
-        events=events[order],
-        gaps=time_gap_buckets(now, timestamps[order]),
+        events=features.events,
+        gaps=features.gaps,
     )
     return RealBehaviours(block, dropped, fetched.sequence is not None)
+
+
+def _before(
+    stored: UserSequence, vectors: FloatArray, as_of: int | None
+) -> tuple[UserSequence, FloatArray]:
+    """The stored behaviours strictly before ``as_of`` and their vectors; all without one."""
+    if as_of is None:
+        return stored, vectors
+    before = stored.timestamps < as_of
+    if before.all():
+        return stored, vectors
+    rows = np.flatnonzero(before)
+    kept = UserSequence(
+        [stored.item_ids[i] for i in rows], stored.events[rows], stored.timestamps[rows]
+    )
+    return kept, vectors[rows]
 
 
 def _in_time_order(timestamps: npt.NDArray[np.int64]) -> bool:

@@ -54,6 +54,8 @@ class RankQuery:
     recent_events: UserSequence = field(default_factory=UserSequence.empty)
     explain: bool = False
     timeout_ms: int | None = None
+    #: Unix seconds the request is scored as of (a replay); None: the clock's time.
+    as_of: int | None = None
 
 
 def _elapsed_ms(since: float) -> float:
@@ -118,7 +120,11 @@ class RankingPipeline:
         model_started = time.perf_counter()
         manifest = self.bundle.manifest
         real = real_behaviours(
-            fetched, query.recent_events, manifest.max_lengths.sequence, int(self._clock())
+            fetched,
+            query.recent_events,
+            manifest.max_lengths.sequence,
+            now=int(self._clock()),
+            as_of=query.as_of,
         )
         generated = generated_block(
             fetched.generated, manifest.max_lengths.generated, self.bundle.items.dim

@@ -4,7 +4,8 @@ The repeated requests of one session (refresh, pagination, several slots on a pa
 user's behaviours, so they can skip the user encoder. An entry is found by user and bundle
 version, and is used only when its fingerprint matches the behaviours of the request at hand:
 the item IDs, event types and time-gap buckets of the real sequence (the request's
-``recent_events`` are merged in, and time moves events into other buckets), and the IDs and
+``recent_events`` are merged in, time moves events into other buckets, and a request's ``as_of``
+both cuts the sequence and moves the reference of its gaps), and the IDs and
 generator version of the generated block. Item vectors are immutable within a bundle version,
 so the IDs stand for them. A stale entry can never be served: it simply misses and is replaced.
 

@@ -81,6 +81,7 @@ async def rank(
         recent_events=events_to_sequence(body.recent_events),
         explain=body.explain,
         timeout_ms=body.timeout_ms,
+        as_of=body.as_of,
     )
     ranking = await runtime.pipeline.rank(query)
     metrics.candidates.observe(len(body.candidates))
