@@ -112,7 +112,7 @@ def serve_bundle(bundle: LoadedBundle, parts: ServingParts) -> ServedBundle:
     Raises what the store raises when the bundle does not fit it (``ValueError`` for an embedded
     snapshot of other dimensions)."""
     settings = parts.settings
-    store = open_store(settings.store_config(), bundle)
+    store = open_store(settings.store_config(bundle.directory), bundle)
     runner = GraphRunner(
         bundle,
         settings.graph_mode,

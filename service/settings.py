@@ -12,11 +12,15 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.api_keys import ApiKeys, KeyFileError, ServiceKeys, read_key_file, split_keys
+from service.contracts.bundle_root import CURRENT_FILE, recorded_user_snapshot
 from service.errors import BundleNotFoundError
 from service.limits import MAX_ID_LENGTH, MAX_TIMEOUT_MS, RequestLimits
-from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
-
-CURRENT_FILE = "CURRENT"
+from service.stores.config import (
+    DEMO_USERS_PATH,
+    EmbeddedStoreConfig,
+    RedisStoreConfig,
+    StoreConfig,
+)
 
 
 class Settings(BaseSettings):
@@ -72,8 +76,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Recent event IDs kept per user, so a replayed event is not appended twice.",
     )
-    embedded_users_path: Path = Field(
-        default=Path("var/demo/users.npz"), description="User snapshot of the embedded store."
+    embedded_users_path: Path | None = Field(
+        default=None,
+        description="User snapshot of the embedded store; unset = the one published with the "
+        "served bundle (named by <bundle_root>/<version>.users, which `reaseq build`, `demo` "
+        "and `publish` write), else var/demo/users.npz.",
     )
     max_candidates: int = Field(default=2000, ge=1, description="Most candidates per request.")
     max_recent_events: int = Field(default=256, ge=0, description="Most recent_events per request.")
@@ -278,8 +285,8 @@ class Settings(BaseSettings):
             raise BundleNotFoundError(f"bundle {version!r} not found under {self.bundle_root}")
         return bundle_dir
 
-    def store_config(self) -> StoreConfig:
-        """The configuration of the chosen store backend."""
+    def store_config(self, bundle_dir: Path | None = None) -> StoreConfig:
+        """The configuration of the chosen store backend for the bundle in ``bundle_dir``."""
         if self.store == "redis":
             return RedisStoreConfig(
                 type="redis",
@@ -293,9 +300,17 @@ class Settings(BaseSettings):
             )
         return EmbeddedStoreConfig(
             type="embedded",
-            users_path=self.embedded_users_path,
+            users_path=self.users_snapshot(bundle_dir),
             event_id_window=self.event_id_window,
         )
+
+    def users_snapshot(self, bundle_dir: Path | None) -> Path:
+        """The embedded store's user snapshot: the one set, else the one recorded for the bundle
+        in ``bundle_dir``, else the demo's."""
+        if self.embedded_users_path is not None:
+            return self.embedded_users_path
+        recorded = recorded_user_snapshot(bundle_dir) if bundle_dir is not None else None
+        return recorded or DEMO_USERS_PATH
 
 
 @lru_cache(maxsize=1)

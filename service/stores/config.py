@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.stores.event_log import DEFAULT_ID_WINDOW
 
+#: The user snapshot ``reaseq demo`` writes, served when nothing names another.
+DEMO_USERS_PATH = Path("var/demo/users.npz")
+
 
 class EmbeddedStoreConfig(BaseModel):
     """In-process store: item vectors from the bundle, users from an ``.npz`` snapshot."""
@@ -18,7 +21,7 @@ class EmbeddedStoreConfig(BaseModel):
     type: Literal["embedded"] = "embedded"
     """Discriminator of the backend."""
 
-    users_path: Path = Path("var/demo/users.npz")
+    users_path: Path = DEMO_USERS_PATH
     """User snapshot written by :func:`service.stores.embedded.write_user_snapshot`; a missing
     file means an empty user store (every user unknown)."""
 

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from service.bundle import LoadedBundle
+from service.contracts.bundle_root import record_user_snapshot
 from service.contracts.manifest import BundleIntegrityError, file_digest
 from service.errors import BundleNotFoundError
 from service.settings import Settings
 from service.stores.base import FetchQuery
-from service.stores.config import EmbeddedStoreConfig
+from service.stores.config import DEMO_USERS_PATH, EmbeddedStoreConfig
 from service.stores.embedded import EmbeddedStore, write_user_snapshot
 
 
@@ -56,6 +57,23 @@ def test_bundle_version_from_current(bundle_root: Path) -> None:
 def test_unknown_bundle_version(bundle_root: Path) -> None:
     with pytest.raises(BundleNotFoundError, match="nope"):
         Settings(bundle_root=bundle_root, bundle_version="nope").resolve_bundle_dir()
+
+
+def test_the_user_snapshot_is_the_one_set_else_the_bundles_else_the_demos(
+    tmp_path: Path,
+) -> None:
+    bundle_dir = tmp_path / "bundles" / "v1"
+    bundle_dir.mkdir(parents=True)
+    assert Settings().users_snapshot(bundle_dir) == DEMO_USERS_PATH
+    assert Settings().users_snapshot(None) == DEMO_USERS_PATH
+    record_user_snapshot(bundle_dir, tmp_path / "work" / "users.npz")
+    assert (tmp_path / "bundles" / "v1.users").read_text() == "../work/users.npz\n"
+    recorded = Settings().store_config(bundle_dir)
+    assert isinstance(recorded, EmbeddedStoreConfig)
+    assert recorded.users_path.resolve() == (tmp_path / "work" / "users.npz").resolve()
+    assert Settings().users_snapshot(tmp_path / "bundles" / "v2") == DEMO_USERS_PATH
+    chosen = Settings(embedded_users_path=tmp_path / "mine.npz")
+    assert chosen.users_snapshot(bundle_dir) == tmp_path / "mine.npz"
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
