@@ -1,9 +1,10 @@
 """``reaseq knowledge``, ``reaseq encode`` and ``reaseq build``: the knowledge side of the command.
 
-``build`` runs the whole offline path on any dataset: a public format loaded from a folder (or the
-synthetic generator) -> knowledge records from the agent team (offline tables or an LLM, cached)
--> semantic vectors from the chosen encoder -> the ranker and its baselines -> a bundle the
-service loads, named in ``bundles/CURRENT``.
+``build`` runs the whole offline path on any dataset (:func:`model_export.build.build`): a public
+format loaded from a folder (or the synthetic generator) -> knowledge records from the agent team
+(offline tables or an LLM, cached) -> semantic vectors from the chosen encoder -> the ranker and
+its baselines -> a bundle named in ``bundles/CURRENT`` -> the users' sequences in the embedded
+snapshot the bundle root names (or Redis), so that ``reaseq serve`` serves them.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import typer
 
 if TYPE_CHECKING:
     from offline.data.canonical import Dataset
-    from offline.encode.base import TextEncoder
+    from offline.encode.choice import EncoderChoice
 
-CURRENT_FILE = "CURRENT"
 DEFAULT_WORK = Path("var/build")
 
 
@@ -35,6 +35,11 @@ class EncoderName(StrEnum):
     tfidf_svd = "tfidf-svd"
     sentence_transformers = "sentence-transformers"
     openai_embeddings = "openai-embeddings"
+
+
+class StoreKind(StrEnum):
+    embedded = "embedded"
+    redis = "redis"
 
 
 class SourceFormat(StrEnum):
@@ -56,6 +61,9 @@ ModelDirOpt = Annotated[
     Path | None, typer.Option(help="Local model folder (sentence-transformers).")
 ]
 ReduceOpt = Annotated[str, typer.Option(help="truncate or project to the width.")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option(min=1, help="Torch threads while training (default: one per core).")
+]
 
 
 def load_source(
@@ -81,16 +89,16 @@ def load_source(
     return load_dataset(kind.value, source, config)
 
 
-def _encoder(
+def encoder_choice(
     name: EncoderName, dim: int, seed: int, model_dir: Path | None, reduce: str
-) -> TextEncoder:
+) -> EncoderChoice:
+    """The text encoder the options name (built by the caller)."""
     from offline.encode.choice import EncoderChoice
     from offline.encode.choice import EncoderName as Encoders
 
     if reduce not in ("truncate", "project"):
         raise typer.BadParameter("--reduce must be truncate or project")
-    choice = EncoderChoice(Encoders(name.value), dim, seed, model_dir, reduce)  # type: ignore[arg-type]
-    return choice.build()
+    return EncoderChoice(Encoders(name.value), dim, seed, model_dir, reduce)  # type: ignore[arg-type]
 
 
 def knowledge(
@@ -135,7 +143,9 @@ def encode(
     from offline.knowledge.runner import read_records
 
     found = read_records(records)
-    vectors, info = encode_records(found, _encoder(encoder, dim, seed, model_dir, reduce))
+    vectors, info = encode_records(
+        found, encoder_choice(encoder, dim, seed, model_dir, reduce).build()
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         out,
@@ -158,23 +168,34 @@ def build(
     model_dir: ModelDirOpt = None,
     reduce: ReduceOpt = "truncate",
     epochs: Annotated[int, typer.Option(min=1)] = 2,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the data, the encoder and the run.")] = 0,
+    threads: ThreadsOpt = None,
     click_threshold: Annotated[float, typer.Option(help="Ratings at or above: a click.")] = 4.0,
     negatives: Annotated[int, typer.Option(min=0, help="Sampled non-clicks per click.")] = 4,
     split_quantile: Annotated[float, typer.Option(help="Time split quantile.")] = 0.8,
     work: Annotated[
-        Path, typer.Option(help="Folder for data, cache, records, run.")
+        Path, typer.Option(help="Folder for data, cache, records, run, user snapshot.")
     ] = DEFAULT_WORK,
     bundles: Annotated[Path, typer.Option(help="Root folder of the bundles.")] = Path("bundles"),
     activate: Annotated[bool, typer.Option(help="Point bundles/CURRENT at it.")] = True,
+    store: Annotated[StoreKind, typer.Option(help="Where to publish users.")] = (
+        StoreKind.embedded
+    ),
+    users_path: Annotated[
+        Path | None, typer.Option(help="Embedded snapshot (default <work>/users.npz).")
+    ] = None,
+    redis_url: Annotated[str, typer.Option(envvar="REASEQ_REDIS_URL")] = "redis://127.0.0.1:6379/0",
+    redis_cluster: Annotated[
+        bool, typer.Option(envvar="REASEQ_REDIS_CLUSTER", help="The URL names a cluster node.")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = False,
 ) -> None:
-    """Data -> knowledge -> encode -> train -> export: a bundle from any supported dataset."""
-    from model_export.parity import check_parity
-    from model_export.pipeline import encode_knowledge, export_run, train_run
+    """Data -> knowledge -> encode -> train -> export -> publish users: a bundle from any
+    supported dataset, served by the printed `reaseq serve` line."""
+    from model_export.build import BuildSpec, UserPublishing, UserStore
+    from model_export.build import build as build_bundle
     from model_export.train import TrainConfig
     from offline.knowledge.runner import BackendKind as Backends
-    from offline.knowledge.runner import describe_catalogue, write_records
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -183,25 +204,25 @@ def build(
         kind, source, size=size, seed=seed, click_threshold=click_threshold,
         negatives=negatives, split_quantile=split_quantile,
     )  # fmt: skip
-    dataset.save(work / "data")
-    records, report = describe_catalogue(
-        dataset.catalogue, Backends(backend.value), work / "knowledge.sqlite", progress=progress
+    spec = BuildSpec(
+        work=work,
+        bundles=bundles,
+        encoder=encoder_choice(encoder, dim, seed, model_dir, reduce).build(),
+        train=TrainConfig(epochs=epochs, seed=seed, threads=threads, progress=progress),
+        backend=Backends(backend.value),
+        users=UserPublishing(UserStore(store.value), users_path, redis_url, redis_cluster),
+        activate=activate,
+        progress=progress,
     )
-    write_records(records, work / "knowledge.jsonl")
-    typer.echo(f"knowledge: {report.summary()}")
-    semantic = encode_knowledge(
-        records, dataset.catalogue, _encoder(encoder, dim, seed, model_dir, reduce)
-    )
-    run = train_run(
-        dataset, TrainConfig(epochs=epochs, seed=seed, progress=progress), semantic=semantic
-    )
-    run.save(work / "model")
-    path = export_run(run, dataset, bundles)
-    typer.echo(f"parity (max abs score difference): {check_parity(path):.2e}")
-    if activate:
-        (bundles / CURRENT_FILE).write_text(path.name + "\n")
-    typer.echo(json.dumps({name: m.model_dump() for name, m in run.metrics.items()}, indent=2))
-    typer.echo(str(path))
+    built = build_bundle(dataset, spec)
+    typer.echo(f"knowledge: {built.knowledge_summary}")
+    typer.echo(f"parity (max abs score difference): {built.parity:.2e}")
+    metrics = {name: m.model_dump() for name, m in built.run.metrics.items()}
+    typer.echo(json.dumps(metrics, indent=2))
+    where = built.users_snapshot or redis_url
+    typer.echo(f"users: {built.users} -> {where}")
+    typer.echo(str(built.bundle))
+    typer.echo(f"serve: {built.serve_command()}")
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,18 @@ import typer
 from cli import knowledge as _knowledge_commands
 from cli import openapi as _openapi_commands
 from cli.gbr import gbr_app
+from cli.knowledge import (
+    DimOpt,
+    EncoderName,
+    EncoderOpt,
+    ModelDirOpt,
+    ReduceOpt,
+    StoreKind,
+    ThreadsOpt,
+    encoder_choice,
+)
+from service.contracts.bundle_root import CURRENT_FILE, record_user_snapshot
+from service.contracts.bundle_root import activate as make_current
 
 if TYPE_CHECKING:
     from offline.data.canonical import Dataset
@@ -31,7 +43,6 @@ app = typer.Typer(
 
 DEFAULT_BUNDLES = Path("bundles")
 DEFAULT_DEMO_DIR = Path("var/demo")
-CURRENT_FILE = "CURRENT"
 HOUR = 3600
 DEFAULT_EPOCHS = 2  # the training default; enough for the demo data to converge
 DEMO_GENERATED = 16  # K of the demo bundle: generated behaviours per user
@@ -42,11 +53,6 @@ class Size(StrEnum):
     small = "small"
     demo = "demo"
     large = "large"
-
-
-class StoreKind(StrEnum):
-    embedded = "embedded"
-    redis = "redis"
 
 
 BundlesOpt = Annotated[Path, typer.Option(help="Root folder of the bundles.")]
@@ -89,16 +95,42 @@ def train(
     data: Annotated[Path, typer.Option(help="Dataset folder.")] = DEFAULT_DEMO_DIR / "data",
     out: Annotated[Path, typer.Option(help="Run folder to write.")] = DEFAULT_DEMO_DIR / "model",
     epochs: Annotated[int, typer.Option(min=1)] = DEFAULT_EPOCHS,
-    seed: SeedOpt = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the training run and the encoder.")] = 0,
+    threads: ThreadsOpt = None,
+    knowledge: Annotated[
+        Path | None,
+        typer.Option(
+            help="Knowledge records to encode (a build's <work>/knowledge.jsonl); default: the "
+            "offline tables' records of the catalogue."
+        ),
+    ] = None,
+    encoder: EncoderOpt = EncoderName.tfidf_svd,
+    dim: DimOpt = 32,
+    model_dir: ModelDirOpt = None,
+    reduce: ReduceOpt = "truncate",
 ) -> None:
-    """Train the ranker and its ID-only baseline; evaluate both and random on the time split."""
-    from model_export.pipeline import train_run
+    """Train the ranker and its ID-only baseline; evaluate both and random on the time split.
+
+    To retrain a build's ranker, pass its records and the encoder options it was built with."""
+    from model_export.pipeline import encode_items, encode_knowledge, train_run
     from model_export.train import TrainConfig
     from offline.data.canonical import Dataset
+    from offline.knowledge.runner import read_records
 
     _logging()
-    run = train_run(Dataset.load(data), TrainConfig(epochs=epochs, seed=seed))
+    dataset = Dataset.load(data)
+    choice = encoder_choice(encoder, dim, seed, model_dir, reduce)
+    semantic = (
+        encode_items(dataset.catalogue, encoder=choice)
+        if knowledge is None
+        else encode_knowledge(read_records(knowledge), dataset.catalogue, choice.build())
+    )
+    run = train_run(
+        dataset, TrainConfig(epochs=epochs, seed=seed, threads=threads), semantic=semantic
+    )
     run.save(out)
+    encoded = f"{run.encoder.name} {run.encoder.version}, {run.encoder.dim} dims"
+    typer.echo(f"text encoder: {encoded}", err=True)
     typer.echo(json.dumps({k: v.model_dump() for k, v in run.metrics.items()}, indent=2))
 
 
@@ -120,7 +152,7 @@ def export(
     path = export_run(TrainingRun.load(model), Dataset.load(data), bundles, version=version)
     typer.echo(f"parity (max abs score difference): {check_parity(path):.2e}")
     if activate:
-        (bundles / CURRENT_FILE).write_text(path.name + "\n")
+        make_current(path)
     typer.echo(str(path))
 
 
@@ -155,8 +187,9 @@ def publish(
         ),
     ] = False,
 ) -> None:
-    """Publish users' sequences (and, for Redis, the bundle's item vectors under its version,
-    then flip the active version; with --gc-grace-s, older versions' keys then expire)."""
+    """Publish users' sequences: to an embedded snapshot the bundle root then names for the bundle
+    (served by default with it), or to Redis with the bundle's item vectors under its version,
+    then flip the active version (with --gc-grace-s, older versions' keys then expire)."""
     from offline.data.canonical import Dataset
     from offline.publish.sequences import latest_sequences
     from offline.publish.stores import publish_embedded, publish_redis
@@ -166,7 +199,9 @@ def publish(
     max_len = read_manifest(bundle_dir).max_lengths.sequence
     sequences = latest_sequences(Dataset.load(data), max_len)
     if store is StoreKind.embedded:
-        typer.echo(f"{len(sequences)} users -> {publish_embedded(sequences, users_path)}")
+        snapshot = publish_embedded(sequences, users_path)
+        record_user_snapshot(bundle_dir, snapshot)
+        typer.echo(f"{len(sequences)} users -> {snapshot} (named by {bundle_dir.name})")
     else:
         counts = publish_redis(
             sequences,
@@ -240,13 +275,15 @@ def demo(
     path = export_run(run, dataset, bundles)
     typer.echo(f"parity (max abs score difference): {check_parity(path):.2e}")
     max_len = run.ranker.config.max_seq_len
-    publish_embedded(latest_sequences(dataset, max_len), out / "users.npz")
+    record_user_snapshot(
+        path, publish_embedded(latest_sequences(dataset, max_len), out / "users.npz")
+    )
     if generator is not None:
         summary = _demo_nearline(generator, dataset, setup.generation, path, out)
         typer.echo(
             f"generated behaviours: {summary['blocks_written']} users ({summary['gbr_version']})"
         )
-    (bundles / CURRENT_FILE).write_text(path.name + "\n")
+    make_current(path)
     for name in (*DEMO_VARIANTS, "random"):
         if name in run.metrics:
             m = run.metrics[name]

@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
+from loadtest.service_process import ServiceDidNotStart, free_port, serving_process
+from offline.data.canonical import Dataset
 from offline.knowledge.runner import read_records
 from service.app import create_app
 from service.bundle import LoadedBundle
+from service.contracts.bundle_root import recorded_user_snapshot
 from service.contracts.manifest import read_manifest
 from service.settings import Settings
 from tests.e2e.conftest import run_reaseq
 from tests.offline.loaders.fixtures import write_recbole
 
 
+@dataclass(frozen=True)
+class Build:
+    bundles: Path
+    work: Path
+    output: str
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
     root = tmp_path_factory.mktemp("build")
     source = write_recbole(root / "recbole", n_users=40, n_items=60, n=400)
     bundles, work = root / "bundles", root / "work"
@@ -36,11 +50,18 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         str(bundles),
         "--work",
         str(work),
+        "--threads",
+        "1",
     )
     assert "knowledge: " in out and "0 fallbacks" in out
     parity = float(out.split("parity (max abs score difference):")[1].split()[0])
     assert parity <= 1e-4
-    return bundles, work
+    return Build(bundles, work, out)
+
+
+@pytest.fixture(scope="module")
+def built(build: Build) -> tuple[Path, Path]:
+    return build.bundles, build.work
 
 
 def test_the_bundle_loads_and_records_the_encoder(built: tuple[Path, Path]) -> None:
@@ -106,3 +127,51 @@ def test_a_rebuild_reuses_the_knowledge_cache(built: tuple[Path, Path], tmp_path
     with np.load(tmp_path / "vectors.npz") as saved:
         assert saved["vectors"].shape[0] == report["items"]
         assert json.loads(str(saved["encoder"]))["name"] == "tfidf-svd"
+
+
+def _serve_environment(output: str) -> dict[str, str]:
+    """The variables of the ``serve: VAR=value ... reaseq serve`` line the build printed."""
+    line = next(line for line in output.splitlines() if line.startswith("serve: "))
+    words = shlex.split(line.removeprefix("serve: "))
+    assert words[-2:] == ["reaseq", "serve"], line
+    return dict(word.split("=", 1) for word in words[:-2])
+
+
+def test_the_printed_serve_line_serves_the_datasets_users(
+    build: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = _serve_environment(build.output)
+    assert set(env) == {"REASEQ_BUNDLE_ROOT"}  # the bundle root names the user snapshot
+    bundle_dir = build.bundles / (build.bundles / "CURRENT").read_text().strip()
+    assert recorded_user_snapshot(bundle_dir).resolve() == (build.work / "users.npz").resolve()
+    dataset = Dataset.load(build.work / "data")
+    behaviours = dataset.behaviours
+    user = int(np.bincount(behaviours.user_idx).argmax())
+    items = dataset.catalogue.item_ids[behaviours.item_idx[behaviours.user_idx == user]]
+    body = {"user_id": str(dataset.user_ids[user]), "candidates": list(dict.fromkeys(items))[:5]}
+
+    monkeypatch.delenv("REASEQ_EMBEDDED_USERS_PATH", raising=False)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "cli.main", "serve", "--port", str(port)]
+    log = tmp_path / "service.log"
+    try:
+        with serving_process(command, env, log, url, deadline_s=60):
+            response = httpx.post(f"{url}/v1/rank", json=body, timeout=30)
+    except ServiceDidNotStart as error:
+        pytest.fail(f"{error}:\n{log.read_text()[-4000:]}")
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["degraded"] == []
+    assert sorted(item["item_id"] for item in answer["items"]) == sorted(body["candidates"])
+
+
+def test_train_reuses_the_builds_knowledge_and_encoder(build: Build, tmp_path: Path) -> None:
+    out = run_reaseq(
+        "train", "--data", str(build.work / "data"), "--out", str(tmp_path / "model"),
+        "--knowledge", str(build.work / "knowledge.jsonl"), "--dim", "8",
+        "--epochs", "1", "--threads", "1",
+    )  # fmt: skip
+    retrained = json.loads((tmp_path / "model" / "text_encoder.json").read_text())
+    assert retrained == json.loads((build.work / "model" / "text_encoder.json").read_text())
+    assert json.loads(out)["model"]["examples"] > 0

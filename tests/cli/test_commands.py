@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from service.contracts.bundle_root import recorded_user_snapshot
 from service.contracts.manifest import read_manifest, verify_files
 from service.stores.snapshot import UserSnapshot
 from tests.e2e.conftest import run_reaseq
@@ -34,6 +35,7 @@ def test_data_train_export_publish(tmp_path: Path) -> None:
     run_reaseq(
         "publish", "--data", str(data), "--bundles", str(bundles), "--users-path", str(users)
     )
+    assert recorded_user_snapshot(bundle_dir).resolve() == users.resolve()  # served with it
     snapshot = UserSnapshot.load(users)
     assert snapshot.users == 150
     sequences = [snapshot.sequence(f"u{n}") for n in range(150)]
