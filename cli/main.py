@@ -17,6 +17,7 @@ import typer
 
 from cli import knowledge as _knowledge_commands
 from cli import openapi as _openapi_commands
+from cli import results_real as _results_real_commands
 from cli.gbr import gbr_app
 from cli.knowledge import (
     DimOpt,
@@ -359,6 +360,7 @@ def example_request(host: str = "127.0.0.1", port: int = 8000) -> None:
 
 _knowledge_commands.register(app)
 _openapi_commands.register(app)
+_results_real_commands.register(app)
 app.add_typer(gbr_app, name="gbr")
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Save and load a trained ranker: ``state_dict`` weights plus the JSON that rebuilds the module.
 
 Weights go through ``torch.save`` of plain tensors and load with ``weights_only=True``, so a
-checkpoint never executes code when read. The semantic vectors and the ``has_id`` mask are
-buffers of the model, so a checkpoint alone rebuilds the exact fused item table.
+checkpoint never executes code when read. The semantic vectors, the ``has_id`` mask and (gated
+fusion) the items' training counts are buffers of the model, so a checkpoint alone rebuilds the
+exact fused item table.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def save_ranker(trained: TrainedRanker, directory: Path, name: str = "ranker") -
         "shape": asdict(trained.shape),
         "train_seconds": trained.train_seconds,
         "final_loss": trained.final_loss,
+        "best_epoch": trained.best_epoch,
+        "validation_gauc": trained.validation_gauc,
     }
     (directory / f"{name}{CONFIG_SUFFIX}").write_text(json.dumps(info, indent=2))
 
@@ -49,4 +52,6 @@ def load_ranker(directory: Path, name: str = "ranker") -> TrainedRanker:
         shape=shape,
         train_seconds=float(info["train_seconds"]),
         final_loss=float(info["final_loss"]),
+        best_epoch=info.get("best_epoch"),
+        validation_gauc=info.get("validation_gauc"),
     )

@@ -1,8 +1,9 @@
 """Training examples from canonical logs: one example per request (page view).
 
 An example holds the user's last ``max_seq_len`` behaviours strictly before the request time,
-with their event ids and time-gap buckets computed by :mod:`service.features` (the functions the
-service uses online), the request's impressed items with their click labels and, when a generator
+with their event ids and time-gap buckets computed by
+:func:`service.features.behaviour_features` (the function the service calls online, with the
+request's ``as_of``), the request's impressed items with their click labels and, when a generator
 has produced them, the user's K generated ("beyond-log") behaviours for that request. Everything
 is built with array operations so the demo dataset is ready in well under a second.
 """
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor
 
 from offline.data.canonical import Dataset
-from service.features import time_gap_buckets
+from service.features import behaviour_features
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -111,7 +112,12 @@ class RankingBatch:
     candidate_mask: Tensor  # [B, C] float32
 
 
-def batch_logits(model: torch.nn.Module, batch: RankingBatch, id_dropout: float = 0.0) -> Tensor:
+def batch_logits(
+    model: torch.nn.Module,
+    batch: RankingBatch,
+    id_dropout: float = 0.0,
+    dropout_max_count: int | None = None,
+) -> Tensor:
     """The ranker's logits ``[B, C]`` for a collated batch (training and evaluation alike)."""
     logits: Tensor = model(
         batch.candidate_items,
@@ -122,6 +128,7 @@ def batch_logits(model: torch.nn.Module, batch: RankingBatch, id_dropout: float 
         batch.sequence_mask,
         batch.generated_mask,
         id_dropout=id_dropout,
+        dropout_max_count=dropout_max_count,
     )
     return logits
 
@@ -164,8 +171,9 @@ def _histories(
         return empty, empty, empty, mask
     rows = np.where(mask, rows, 0)
     items = np.where(mask, beh.item_idx[order][rows], 0).astype(np.int64)
-    events = np.where(mask, beh.event[order][rows], 0).astype(np.int64)
-    gaps = np.where(mask, time_gap_buckets(request_ts[:, None], beh_ts[rows]), 0)
+    features = behaviour_features(request_ts[:, None], beh_ts[rows], beh.event[order][rows])
+    events = np.where(mask, features.events, 0).astype(np.int64)
+    gaps = np.where(mask, features.gaps, 0)
     return items, events, gaps.astype(np.int64), mask
 
 
@@ -216,22 +224,43 @@ def build_examples(
     )
 
 
+def test_start(dataset: Dataset) -> int:
+    """Where evaluation starts: ``test_ts`` when the dataset has a validation period."""
+    return dataset.split_ts if dataset.test_ts is None else dataset.test_ts
+
+
 def time_split(
     dataset: Dataset, max_seq_len: int, generated: GeneratedBlocksLog | None = None
 ) -> tuple[RankingExamples, RankingExamples]:
-    """Train on requests before ``split_ts``, evaluate on the rest (with full prior histories)."""
+    """Train on requests before ``split_ts``, evaluate on those from :func:`test_start` on
+    (with full prior histories); a validation period between the two is in neither."""
     examples = build_examples(dataset, max_seq_len, generated)
     train = examples.ts < dataset.split_ts
-    return examples.subset(train), examples.subset(~train)
+    return examples.subset(train), examples.subset(examples.ts >= test_start(dataset))
+
+
+def validation_examples(
+    dataset: Dataset, max_seq_len: int, generated: GeneratedBlocksLog | None = None
+) -> RankingExamples | None:
+    """Requests of the validation period ``[split_ts, test_ts)``; ``None`` without one."""
+    if dataset.test_ts is None:
+        return None
+    examples = build_examples(dataset, max_seq_len, generated)
+    return examples.subset((examples.ts >= dataset.split_ts) & (examples.ts < dataset.test_ts))
+
+
+def item_training_counts(dataset: Dataset) -> npt.NDArray[np.int64]:
+    """Per item, its impressions and behaviours before the split time (0: no trainable ID)."""
+    beh, imp = dataset.behaviours, dataset.impressions
+    n = len(dataset.catalogue)
+    return np.bincount(beh.item_idx[beh.ts < dataset.split_ts], minlength=n) + np.bincount(
+        imp.item_idx[imp.ts < dataset.split_ts], minlength=n
+    )
 
 
 def items_seen_in_training(dataset: Dataset) -> npt.NDArray[np.bool_]:
     """Items with a trainable ID: behaved on or impressed before the split time."""
-    seen = np.zeros(len(dataset.catalogue), dtype=bool)
-    beh, imp = dataset.behaviours, dataset.impressions
-    seen[beh.item_idx[beh.ts < dataset.split_ts]] = True
-    seen[imp.item_idx[imp.ts < dataset.split_ts]] = True
-    return seen
+    return item_training_counts(dataset) > 0
 
 
 def _generated_tensors(items: Ints) -> tuple[Tensor, Tensor]:

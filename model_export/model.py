@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -28,29 +29,66 @@ class RankerShape:
     hidden_dim: int = 128
     use_semantic: bool = True
     use_ids: bool = True
+    #: How ID and knowledge vectors combine: ``sum`` (ID + projected knowledge) or ``gate``
+    #: (per-dimension weights on each, learned per bucket of the item's training count).
+    fusion: Literal["sum", "gate"] = "sum"
+    #: Causal self-attention layers over the behaviour sequence before its keys and values
+    #: (0 = the light encoder: each behaviour on its own).
+    user_layers: int = 0
 
     def __post_init__(self) -> None:
         if self.item_dim % self.heads:
             raise ValueError(f"item_dim {self.item_dim} is not a multiple of heads {self.heads}")
         if not (self.use_semantic or self.use_ids):
             raise ValueError("the model needs ID embeddings, semantic vectors or both")
+        if self.fusion not in ("sum", "gate"):
+            raise ValueError(f"fusion must be 'sum' or 'gate', not {self.fusion!r}")
+        if self.user_layers < 0:
+            raise ValueError("user_layers must be >= 0")
+
+    @property
+    def gated(self) -> bool:
+        """Whether the gates are used: only when both signals are there to weigh."""
+        return self.fusion == "gate" and self.use_ids and self.use_semantic
+
+
+#: Buckets of an item's training count the gates are learned per: 0 for an item without a
+#: trained ID (cold, or its ID dropped in training), then one per power of two of its count.
+COUNT_BUCKETS = 12
+
+
+def count_buckets(counts: Tensor) -> Tensor:
+    """Bucket of each training count: 0 for none, ``1 + floor(log2(count))`` capped."""
+    counts = counts.float()
+    buckets = 1 + torch.floor(torch.log2(counts.clamp_min(1.0))).long()
+    return torch.where(counts > 0, buckets.clamp_max(COUNT_BUCKETS - 1), torch.zeros_like(buckets))
 
 
 class ItemRepresentation(nn.Module):
     """Fuses an item's ID embedding with a projection of its semantic (knowledge) vector.
 
-    ``has_id`` marks items that appeared in training logs; the others have an untrained ID
-    embedding, so they fall back to the semantic part alone. ID dropout during training teaches
-    the semantic path to carry an item on its own, which is what a cold item gets at serving.
+    ``item_counts`` holds each item's occurrences in the training logs; an item without any has
+    an untrained ID embedding, so it falls back to the semantic part alone. ID dropout during
+    training teaches the semantic path to carry an item on its own, which is what a cold item
+    gets at serving.
+
+    With ``fusion="gate"`` each part is weighted per dimension by a gate learned per bucket of
+    the item's training count, so the ranker can lean on the ID embedding where an item has
+    history and on knowledge where it has little; a dropped ID counts as bucket 0, the cold
+    items' bucket, which is how that bucket's gates learn anything at all. The gates are folded
+    into the fused table, so serving sees one vector per item either way.
     """
 
     semantic_vectors: Tensor
     semantic_mean: Tensor
     semantic_std: Tensor
     has_id: Tensor
+    item_count: Tensor
+    count_bucket: Tensor
 
-    def __init__(self, shape: RankerShape, semantic_vectors: Tensor, has_id: Tensor) -> None:
+    def __init__(self, shape: RankerShape, semantic_vectors: Tensor, item_counts: Tensor) -> None:
         super().__init__()
+        self.gated = shape.gated
         self.use_ids = shape.use_ids
         self.use_semantic = shape.use_semantic
         self.id_embedding = nn.Embedding(shape.n_items, shape.item_dim)
@@ -63,21 +101,45 @@ class ItemRepresentation(nn.Module):
         self.register_buffer("semantic_vectors", semantic.clone())
         self.register_buffer("semantic_mean", semantic.mean(dim=0))
         self.register_buffer("semantic_std", semantic.std(dim=0).clamp_min(1e-6))
-        self.register_buffer("has_id", has_id.float().clone())
+        self.register_buffer("has_id", (item_counts > 0).float().clone())
+        if self.gated:
+            self.register_buffer("item_count", item_counts.float().clone())
+            self.register_buffer("count_bucket", count_buckets(item_counts))
+            # Start near today's sum: the ID part fully on, knowledge at half weight.
+            self.id_gate = nn.Parameter(torch.full((COUNT_BUCKETS, shape.item_dim), 3.0))
+            self.semantic_gate = nn.Parameter(torch.zeros(COUNT_BUCKETS, shape.item_dim))
 
-    def forward(self, item_idx: Tensor, id_dropout: float = 0.0) -> Tensor:
-        """Fused vectors ``[..., d]`` for item indices of any shape."""
+    def forward(
+        self, item_idx: Tensor, id_dropout: float = 0.0, dropout_max_count: int | None = None
+    ) -> Tensor:
+        """Fused vectors ``[..., d]`` for item indices of any shape.
+
+        In training, ``id_dropout`` hides an item's ID embedding with that probability, only for
+        items seen at most ``dropout_max_count`` times in training when that is set: rare items
+        stand in for cold ones without blurring every well-known item.
+        """
         fused = torch.zeros(
             (*item_idx.shape, self.id_embedding.embedding_dim), device=item_idx.device
         )
+        keep = self.has_id[item_idx]
+        if self.use_ids and id_dropout > 0.0 and self.training:
+            drop = torch.rand_like(keep) < id_dropout
+            if dropout_max_count is not None and self.gated:
+                drop &= self.item_count[item_idx] <= dropout_max_count
+            keep = keep * (~drop).float()
         if self.use_ids:
-            keep = self.has_id[item_idx]
-            if id_dropout > 0.0 and self.training:
-                keep = keep * (torch.rand_like(keep) >= id_dropout).float()
-            fused = fused + self.id_embedding(item_idx) * keep.unsqueeze(-1)
+            id_part = self.id_embedding(item_idx) * keep.unsqueeze(-1)
+            if self.gated:
+                bucket = self.count_bucket[item_idx] * keep.long()
+                id_part = id_part * torch.sigmoid(self.id_gate[bucket])
+            fused = fused + id_part
         if self.use_semantic:
             semantic = (self.semantic_vectors[item_idx] - self.semantic_mean) / self.semantic_std
-            fused = fused + self.semantic_projection(semantic)
+            projected = self.semantic_projection(semantic)
+            if self.gated:
+                bucket = self.count_bucket[item_idx] * keep.long()
+                projected = projected * torch.sigmoid(self.semantic_gate[bucket])
+            fused = fused + projected
         return fused
 
     def table(self) -> Tensor:
@@ -86,14 +148,51 @@ class ItemRepresentation(nn.Module):
         return self.forward(rows)
 
 
+class CausalSelfAttention(nn.Module):
+    """One pre-norm transformer block in which each behaviour sees itself and the ones before.
+
+    Sequences are left-aligned with padding after the last behaviour, so causality alone keeps
+    padding out of every real position: the graph needs no mask input, and a sequence scores
+    the same padded or not. Time-gap embeddings in the input stand in for positions.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm_attention = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.norm_ffn = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, length, dim = x.shape
+        head_dim = dim // self.heads
+        q, k, v = self.qkv(self.norm_attention(x)).chunk(3, dim=-1)
+        q = q.reshape(batch, length, self.heads, head_dim).transpose(1, 2)
+        k = k.reshape(batch, length, self.heads, head_dim).transpose(1, 2)
+        v = v.reshape(batch, length, self.heads, head_dim).transpose(1, 2)
+        logits = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(head_dim))
+        positions = torch.arange(length, device=x.device)
+        future = positions[None, :] > positions[:, None]
+        logits = logits.masked_fill(future, -1e9)
+        mixed = torch.matmul(torch.softmax(logits, dim=-1), v).transpose(1, 2)
+        x = x + self.dropout(self.out(mixed.reshape(batch, length, dim)))
+        return x + self.dropout(self.ffn(self.norm_ffn(x)))
+
+
 class UserEncoder(nn.Module):
     """Keys and values for the real behaviour sequence and the generated behaviour block.
 
-    Per-user work: serving may cache its outputs across requests of the same user.
+    With ``layers`` > 0 the real behaviours first pass through causal self-attention (a
+    SASRec-style sequence encoder), so each key and value carries the behaviours before it.
+    Per-user work either way: serving caches its outputs across requests of the same user.
     """
 
-    def __init__(self, item_dim: int) -> None:
+    def __init__(self, item_dim: int, layers: int = 0, heads: int = 4) -> None:
         super().__init__()
+        self.layers = nn.ModuleList(CausalSelfAttention(item_dim, heads) for _ in range(layers))
         self.event_embedding = nn.Embedding(EVENT_VOCAB_SIZE, item_dim, padding_idx=PADDING_EVENT)
         self.gap_embedding = nn.Embedding(TIME_GAP_BUCKETS, item_dim)
         for table in (self.event_embedding, self.gap_embedding):
@@ -115,6 +214,8 @@ class UserEncoder(nn.Module):
         self, sequence: Tensor, events: Tensor, gaps: Tensor, generated: Tensor
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         real = sequence + self.event_embedding(events) + self.gap_embedding(gaps)
+        for layer in self.layers:
+            real = layer(real)
         beyond_log = generated + self.generated_type
         return (
             self.real_keys(real),
@@ -191,11 +292,11 @@ class Scorer(nn.Module):
 class RankingModel(nn.Module):
     """The whole ranker; :meth:`forward` takes item indices, the export wrappers take vectors."""
 
-    def __init__(self, shape: RankerShape, semantic_vectors: Tensor, has_id: Tensor) -> None:
+    def __init__(self, shape: RankerShape, semantic_vectors: Tensor, item_counts: Tensor) -> None:
         super().__init__()
         self.shape = shape
-        self.items = ItemRepresentation(shape, semantic_vectors, has_id)
-        self.user_encoder = UserEncoder(shape.item_dim)
+        self.items = ItemRepresentation(shape, semantic_vectors, item_counts)
+        self.user_encoder = UserEncoder(shape.item_dim, shape.user_layers, shape.heads)
         self.candidate_encoder = CandidateEncoder(shape.item_dim)
         self.scorer = Scorer(shape.item_dim, shape.hidden_dim)
 
@@ -227,18 +328,20 @@ class RankingModel(nn.Module):
         sequence_mask: Tensor,
         generated_mask: Tensor,
         id_dropout: float = 0.0,
+        dropout_max_count: int | None = None,
     ) -> Tensor:
         """Logits ``[B, C]`` for item indices, generated behaviours included.
 
         Generated items go through the same item representation as real ones, so at serving the
         bundle's fused table rows for them are exactly the vectors this model was trained on.
         """
+        drop = (id_dropout, dropout_max_count)
         return self.score_vectors(
-            self.items(candidate_items, id_dropout),
-            self.items(sequence_items, id_dropout),
+            self.items(candidate_items, *drop),
+            self.items(sequence_items, *drop),
             events,
             gaps,
-            self.items(generated_items, id_dropout),
+            self.items(generated_items, *drop),
             sequence_mask,
             generated_mask,
         )

@@ -399,7 +399,27 @@ def write_results(spec: ResultsSpec, docs_dir: Path) -> dict[str, Any]:
         "generator_runs": [run.generator for run in seed_runs],
     }
     docs_dir.mkdir(parents=True, exist_ok=True)
-    (docs_dir / "results.json").write_text(json.dumps(document, indent=2) + "\n")
+    results, markdown_path = docs_dir / "results.json", docs_dir / "RESULTS.md"
+    # The real-data section and key belong to `reaseq results-real`: kept as they are.
+    if results.exists():
+        previous = json.loads(results.read_text())
+        if "real_data" in previous:
+            document["real_data"] = previous["real_data"]
+    results.write_text(json.dumps(document, indent=2) + "\n")
     markdown = render_markdown(spec, summary, context, gains, table, generator)
-    (docs_dir / "RESULTS.md").write_text(markdown)
+    if markdown_path.exists():
+        markdown = keep_section(markdown_path.read_text(), markdown)
+    markdown_path.write_text(markdown)
     return document
+
+
+#: The markers of the real-data section (written by model_export.real_report).
+REAL_DATA_START, REAL_DATA_END = "<!-- real-data:start -->", "<!-- real-data:end -->"
+
+
+def keep_section(old: str, new: str) -> str:
+    """``new`` with the real-data section of ``old`` appended, when ``old`` has one."""
+    if REAL_DATA_START not in old or REAL_DATA_END not in old:
+        return new
+    section = old[old.index(REAL_DATA_START) : old.index(REAL_DATA_END) + len(REAL_DATA_END)]
+    return new.rstrip("\n") + "\n\n" + section + "\n"

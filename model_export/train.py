@@ -1,7 +1,13 @@
-"""Train the ranker on the training side of a dataset's time split."""
+"""Train the ranker on the training side of a dataset's time split.
+
+When the dataset has a validation period (``test_ts``), every epoch ends with the GAUC of the
+validation requests, and the weights of the best epoch are kept (early stopping): the test
+period is never looked at.
+"""
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
@@ -14,11 +20,14 @@ from tqdm import tqdm
 from model_export.dataset import (
     GeneratedBlocksLog,
     RankingBatch,
+    RankingExamples,
     batch_logits,
     batches,
-    items_seen_in_training,
+    item_training_counts,
     time_split,
+    validation_examples,
 )
+from model_export.metrics import gauc
 from model_export.model import RankerShape, RankingModel
 from offline.data.canonical import Dataset
 
@@ -27,6 +36,7 @@ from offline.data.canonical import Dataset
 class TrainConfig:
     """Everything that decides a training run; saved next to the checkpoint."""
 
+    #: Epochs, or the most epochs when a validation period stops training early.
     epochs: int = 2
     batch_size: int = 256
     lr: float = 3e-3
@@ -38,8 +48,17 @@ class TrainConfig:
     #: Probability of hiding an item's ID embedding per occurrence, so the semantic path learns
     #: to represent an item alone (as it must for a cold item). Ignored without semantic vectors.
     id_dropout: float = 0.2
+    #: With gated fusion: hide only the IDs of items seen at most this often in training
+    #: (``None``: any item).
+    dropout_max_count: int | None = None
     use_semantic: bool = True
     use_ids: bool = True
+    #: ``sum`` or ``gate``; see :class:`~model_export.model.ItemRepresentation`.
+    fusion: str = "sum"
+    #: Causal self-attention layers of the user encoder (0 = the light encoder).
+    user_layers: int = 0
+    #: Epochs without a better validation GAUC before training stops (with a validation period).
+    patience: int = 2
     #: Generated behaviours per request the ranker is trained with (K; 0 = none). It must match
     #: the width of the generated log given to :func:`train`; the bundle's manifest records it.
     generated: int = 0
@@ -59,6 +78,9 @@ class TrainedRanker:
     shape: RankerShape
     train_seconds: float
     final_loss: float
+    #: The epoch whose weights were kept (1-based) and its validation GAUC, when validated.
+    best_epoch: int | None = None
+    validation_gauc: float | None = None
 
 
 def masked_bce(logits: torch.Tensor, batch: RankingBatch) -> torch.Tensor:
@@ -70,20 +92,25 @@ def masked_bce(logits: torch.Tensor, batch: RankingBatch) -> torch.Tensor:
 def build_model(
     config: TrainConfig,
     semantic_vectors: npt.NDArray[np.float32],
-    has_id: npt.NDArray[np.bool_],
+    item_counts: npt.NDArray[np.int64],
 ) -> RankingModel:
-    """An untrained model shaped by ``config`` for this catalogue."""
+    """An untrained model shaped by ``config`` for this catalogue (``item_counts``: training
+    occurrences per item, 0 for an item without a trainable ID)."""
     shape = RankerShape(
-        n_items=len(has_id),
+        n_items=len(item_counts),
         semantic_dim=int(semantic_vectors.shape[1]),
         item_dim=config.item_dim,
         heads=config.heads,
         hidden_dim=config.hidden_dim,
         use_semantic=config.use_semantic,
         use_ids=config.use_ids,
+        fusion=config.fusion,  # type: ignore[arg-type]
+        user_layers=config.user_layers,
     )
     return RankingModel(
-        shape, torch.from_numpy(np.asarray(semantic_vectors)), torch.from_numpy(has_id)
+        shape,
+        torch.from_numpy(np.asarray(semantic_vectors)),
+        torch.from_numpy(np.asarray(item_counts, dtype=np.int64)),
     )
 
 
@@ -127,16 +154,18 @@ def _fit(
     train_examples, _ = time_split(dataset, config.max_seq_len, generated)
     if len(train_examples) == 0:
         raise ValueError("no training requests before split_ts")
-    model = build_model(config, semantic_vectors, items_seen_in_training(dataset))
+    validation = validation_examples(dataset, config.max_seq_len, generated)
+    model = build_model(config, semantic_vectors, item_training_counts(dataset))
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     id_dropout = config.id_dropout if config.use_semantic else 0.0
     steps = config.epochs * -(-len(train_examples) // config.batch_size)
-    model.train()
     loss_value = float("nan")
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     with tqdm(total=steps, desc="train", unit="batch", disable=not config.progress) as bar:
-        for _ in range(config.epochs):
+        for epoch in range(1, config.epochs + 1):
+            model.train()
             for batch in batches(train_examples, config.batch_size, rng):
-                logits = batch_logits(model, batch, id_dropout)
+                logits = batch_logits(model, batch, id_dropout, config.dropout_max_count)
                 loss = masked_bce(logits, batch)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
@@ -144,6 +173,15 @@ def _fit(
                 loss_value = float(loss.detach())
                 bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
                 bar.update()
+            if validation is None or len(validation) == 0:
+                continue
+            score = validation_gauc(model, validation)
+            if best is None or score > best[0]:
+                best = (score, epoch, copy.deepcopy(model.state_dict()))
+            elif epoch - best[1] >= config.patience:
+                break
+    if best is not None:
+        model.load_state_dict(best[2])
     model.eval()
     return TrainedRanker(
         model=model,
@@ -151,4 +189,24 @@ def _fit(
         shape=model.shape,
         train_seconds=time.perf_counter() - started,
         final_loss=loss_value,
+        best_epoch=None if best is None else best[1],
+        validation_gauc=None if best is None else best[0],
     )
+
+
+def validation_gauc(
+    model: RankingModel, examples: RankingExamples, batch_size: int = 1024
+) -> float:
+    """GAUC of ``model`` on ``examples`` (the early-stopping criterion)."""
+    model.eval()
+    scores = np.zeros(examples.candidate_items.shape, dtype=np.float64)
+    first = 0
+    with torch.inference_mode():
+        for batch in batches(examples, batch_size):
+            logits = batch_logits(model, batch)
+            rows, width = logits.shape
+            scores[first : first + rows, :width] = logits.double().numpy()
+            first += rows
+    mask = examples.candidate_mask
+    users = np.broadcast_to(examples.user_idx[:, None], mask.shape)[mask]
+    return gauc(examples.labels[mask], scores[mask], users)

@@ -8,7 +8,7 @@ Behaviour event ids follow :mod:`service.features` (1 = click, 2 = cart, 3 = pur
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Self
 
@@ -32,8 +32,9 @@ class _Table:
 
     @classmethod
     def load(cls, path: Path) -> Self:
+        """Columns added after a file was written (those with a default) load as their default."""
         with np.load(path, allow_pickle=False) as data:
-            return cls(**{f.name: data[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+            return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data.files})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,19 @@ class Catalogue(_Table):
     styles: Strings
     audiences: Strings
     launch_ts: Ints  # when the item became available (Unix seconds)
+    #: Free-text keywords, comma-separated (e.g. user tags known before the split); "" if none.
+    keywords: Strings = field(default_factory=lambda: np.array([], dtype=str))
+    #: Free-text description (e.g. a release year, a product blurb); "" if none.
+    descriptions: Strings = field(default_factory=lambda: np.array([], dtype=str))
+
+    def __post_init__(self) -> None:
+        # Catalogues written before the free-text columns existed (or formats without them)
+        # get one empty string per item.
+        for name in ("keywords", "descriptions"):
+            if len(getattr(self, name)) != len(self.item_ids):
+                if len(getattr(self, name)):
+                    raise ValueError(f"{name} has {len(getattr(self, name))} rows, not {len(self)}")
+                object.__setattr__(self, name, np.full(len(self.item_ids), "", dtype="<U1"))
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,9 @@ class Dataset:
     behaviours: Behaviours
     split_ts: int
     meta: dict[str, Any]
+    #: Start of the test period; requests in ``[split_ts, test_ts)`` are validation. ``None``:
+    #: no validation period, everything from ``split_ts`` on is evaluation.
+    test_ts: int | None = None
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -91,7 +108,9 @@ class Dataset:
         self.impressions.save(directory / "impressions.npz")
         self.behaviours.save(directory / "behaviours.npz")
         (directory / "dataset.json").write_text(
-            json.dumps({"split_ts": self.split_ts, "meta": self.meta}, indent=2)
+            json.dumps(
+                {"split_ts": self.split_ts, "test_ts": self.test_ts, "meta": self.meta}, indent=2
+            )
         )
 
     @classmethod
@@ -104,4 +123,5 @@ class Dataset:
             behaviours=Behaviours.load(directory / "behaviours.npz"),
             split_ts=int(info["split_ts"]),
             meta=info["meta"],
+            test_ts=None if info.get("test_ts") is None else int(info["test_ts"]),
         )

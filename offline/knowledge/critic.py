@@ -84,9 +84,38 @@ def guard(answer: CriticAnswer, facts: ItemFacts) -> CriticAnswer:
     return answer.model_copy(update=fixes | {"confidence": confidence, "conflicts": conflicts})
 
 
+def stated_text(facts: ItemFacts) -> dict[str, Any]:
+    """The catalogue's free text, copied into every record as stated (no agent rewrites it)."""
+    return {
+        "title": facts.title,
+        "keywords": split_keywords(facts.keywords),
+        "description": facts.description,
+    }
+
+
+#: The catalogue's free text, copied into records as stated; blank ones get no confidence.
+FREE_TEXT_FIELDS = ("title", "keywords", "description")
+
+
+def split_keywords(keywords: str) -> list[str]:
+    return [word.strip() for word in keywords.split(",") if word.strip()]
+
+
 def to_record(answer: CriticAnswer, facts: ItemFacts, backend: str) -> ItemKnowledge:
-    """The record that gets encoded: the critic's fields, without its reasoning."""
+    """The record that gets encoded: the critic's fields, without its reasoning, and the
+    catalogue's free text."""
     fields = answer.model_dump(exclude={"reasoning", "conflicts"})
+    confidence = dict(fields.pop("confidence"))
+    if not facts.priced:
+        confidence["price_band"] = 0.0
+    for name, value in stated_text(facts).items():
+        if value:
+            confidence[name] = METADATA_CONFIDENCE
     return ItemKnowledge(
-        schema_version=KNOWLEDGE_SCHEMA_VERSION, item_id=facts.item_id, backend=backend, **fields
+        schema_version=KNOWLEDGE_SCHEMA_VERSION,
+        item_id=facts.item_id,
+        backend=backend,
+        confidence=confidence,
+        **fields,
+        **stated_text(facts),
     )

@@ -31,6 +31,10 @@ class ItemFacts(BaseModel):
     material: str
     style: str
     audience: str
+    keywords: str = ""
+    description: str = ""
+    #: Whether the catalogue states a price (the band of an item without one is a default).
+    priced: bool = True
 
     def content_hash(self) -> str:
         content = self.model_dump(exclude={"item_id"})
@@ -57,6 +61,8 @@ def catalogue_facts(catalogue: Catalogue) -> list[ItemFacts]:
         catalogue.materials.tolist(),
         catalogue.styles.tolist(),
         catalogue.audiences.tolist(),
+        catalogue.keywords.tolist(),
+        catalogue.descriptions.tolist(),
         strict=True,
     )
     return [
@@ -70,6 +76,12 @@ def catalogue_facts(catalogue: Catalogue) -> list[ItemFacts]:
             material=material,
             style=style,
             audience=audience,
+            keywords=keywords,
+            description=description,
+            priced=price > 0,
         )
-        for item_id, title, path, brand, price, band, material, style, audience in rows
-    ]
+        for (
+            item_id, title, path, brand, price, band, material, style, audience, keywords,
+            description,
+        ) in rows
+    ]  # fmt: skip

@@ -28,7 +28,7 @@ from offline.knowledge.agents import (
     ScenarioAnswer,
 )
 from offline.knowledge.backend import KnowledgeBackend
-from offline.knowledge.critic import STATED_FIELDS, review
+from offline.knowledge.critic import FREE_TEXT_FIELDS, STATED_FIELDS, review, split_keywords
 from offline.knowledge.facts import ItemFacts
 from offline.knowledge.schema import KNOWLEDGE_SCHEMA_VERSION, ItemKnowledge
 from offline.knowledge.tables import (
@@ -96,15 +96,17 @@ class OfflineKnowledgeBackend(KnowledgeBackend, AgentBackend):
             raise ValueError(f"price bands must lie in 0..{len(PRICE_BANDS) - 1}")
         paths, path_index = np.unique(catalogue.category_paths, return_inverse=True)
         categories = [category_knowledge(split_path(str(path)) or ("unknown",)) for path in paths]
-        # Which free-text metadata fields each item fills in, as a bit mask: a blank field gets
+        # Which metadata fields each item fills in, as a bit mask: a blank field gets
         # confidence 0, so one shared dict per (category path, mask) serves every item.
         filled = np.zeros(len(catalogue), dtype=np.int64)
-        for bit, name in enumerate(STATED_FIELDS):
-            filled |= (np.char.str_len(getattr(catalogue, name + "s")) > 0).astype(np.int64) << bit
-        keys = path_index.reshape(-1) * (1 << len(STATED_FIELDS)) + filled
+        for bit, column in enumerate(_FLAG_COLUMNS):
+            values = getattr(catalogue, column)
+            present = values > 0 if column == "prices" else np.char.str_len(values) > 0
+            filled |= present.astype(np.int64) << bit
+        keys = path_index.reshape(-1) * (1 << len(_FLAG_COLUMNS)) + filled
         shared: dict[int, dict[str, Any]] = {}
         for key in np.unique(keys).tolist():
-            path, mask = divmod(key, 1 << len(STATED_FIELDS))
+            path, mask = divmod(key, 1 << len(_FLAG_COLUMNS))
             shared[key] = self._shared_fields(categories[path], mask)
         # Records are built without re-validation: every value is a catalogue string or comes
         # from a checked table, and validating a million records would dominate the run time.
@@ -115,9 +117,12 @@ class OfflineKnowledgeBackend(KnowledgeBackend, AgentBackend):
         ]
 
     def _shared_fields(self, category: CategoryKnowledge, filled: int) -> dict[str, Any]:
-        confidence = {"category_path": METADATA_CONFIDENCE, "price_band": METADATA_CONFIDENCE}
-        for bit, name in enumerate(STATED_FIELDS):
-            confidence[name] = METADATA_CONFIDENCE if filled >> bit & 1 else 0.0
+        confidence = {"category_path": METADATA_CONFIDENCE}
+        for bit, name in enumerate(_FLAG_FIELDS):
+            if filled >> bit & 1:
+                confidence[name] = METADATA_CONFIDENCE
+            elif name not in FREE_TEXT_FIELDS:  # free text left blank is simply not stated
+                confidence[name] = 0.0
         confidence |= dict.fromkeys(REASONED_FIELDS, category.confidence)
         return {
             "schema_version": KNOWLEDGE_SCHEMA_VERSION,
@@ -126,6 +131,13 @@ class OfflineKnowledgeBackend(KnowledgeBackend, AgentBackend):
             "confidence": confidence,
             "backend": self.identity,
         }
+
+
+#: Catalogue columns whose presence sets a field's confidence, and the fields they fill.
+_FLAG_COLUMNS = (
+    *(name + "s" for name in STATED_FIELDS), "titles", "keywords", "descriptions", "prices",
+)  # fmt: skip
+_FLAG_FIELDS = (*STATED_FIELDS, "title", "keywords", "description", "price_band")
 
 
 def _why(tables: CategoryKnowledge, what: str) -> str:
@@ -144,6 +156,9 @@ def _metadata_rows(catalogue: Catalogue) -> list[dict[str, Any]]:
         "style": catalogue.styles.tolist(),
         "audience": catalogue.audiences.tolist(),
         "price_band": bands,
+        "title": catalogue.titles.tolist(),
+        "keywords": [split_keywords(words) for words in catalogue.keywords.tolist()],
+        "description": catalogue.descriptions.tolist(),
     }
     keys = list(columns)
     return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]

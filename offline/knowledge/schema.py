@@ -5,8 +5,9 @@ deterministic tables, a team of LLM agents) must write records that the encoder 
 already understand, and a reader must be able to tell an old record from a new one.
 
 Version 2 added the scenario fields (``occasions``, ``needs``) and the directed relation fields
-(``bought_before``, ``bought_after``). Version 1 records still validate: the new fields default to
-empty, which the text encoder leaves out.
+(``bought_before``, ``bought_after``). Version 3 added what the catalogue states in free text: the
+``title``, ``keywords`` (e.g. user tags) and a ``description``. Older records still validate: the
+new fields default to empty, which the text encoder leaves out.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-KNOWLEDGE_SCHEMA_VERSION: Final = 2
+KNOWLEDGE_SCHEMA_VERSION: Final = 3
 
 #: Price band names, cheapest first; the catalogue's band id indexes them.
 PriceBand = Literal["budget", "value", "mid-range", "premium", "luxury"]
 
 #: Fields a backend may attach a confidence to.
 KnowledgeField = Literal[
-    "category_path", "brand", "material", "style", "price_band", "audience",
+    "category_path", "title", "keywords", "description",
+    "brand", "material", "style", "price_band", "audience",
     "use_cases", "occasions", "seasons", "needs", "complements", "substitutes",
     "bought_before", "bought_after",
 ]  # fmt: skip
@@ -33,9 +35,12 @@ class ItemKnowledge(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1, 2] = KNOWLEDGE_SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3] = KNOWLEDGE_SCHEMA_VERSION
     item_id: str = Field(min_length=1)
     category_path: list[str] = Field(description="Department first, leaf kind last.")
+    title: str = ""
+    keywords: list[str] = Field(default_factory=list, description="Catalogue keywords, tags.")
+    description: str = Field(default="", description="The catalogue's free-text description.")
     brand: str = ""
     material: str = ""
     style: str = ""

@@ -74,7 +74,7 @@ def test_the_bundle_loads_and_records_the_encoder(built: tuple[Path, Path]) -> N
     assert {"model", "id_only", "random"} <= set(manifest.metrics)
     records = read_records(work / "knowledge.jsonl")
     assert len(records) == manifest.item_table.rows == len(bundle.items.ids)
-    assert records[0].schema_version == 2 and records[0].category_path[0] == "Catalogue"
+    assert records[0].schema_version == 3 and records[0].category_path[0] == "Catalogue"
 
 
 @pytest.mark.anyio

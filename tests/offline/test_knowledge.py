@@ -115,7 +115,7 @@ def test_schema_is_strict() -> None:
     with pytest.raises(ValidationError):
         ItemKnowledge.model_validate(valid | {"colour": "red"})
     with pytest.raises(ValidationError):
-        ItemKnowledge.model_validate(valid | {"schema_version": 3})
+        ItemKnowledge.model_validate(valid | {"schema_version": 4})
     old = ItemKnowledge.model_validate(valid | {"schema_version": 1})
     assert old.occasions == [] and old.bought_after == []
     with pytest.raises(TypeError):

@@ -7,8 +7,10 @@ format:
 * **Clicks.** An explicit rating at or above ``click_threshold`` is a click; a lower rating is
   an observed non-click (shown, looked at, not liked). Implicit logs have clicks only.
 * **Requests.** Each click (and each observed non-click) is one request at its timestamp. A click's
-  request also gets ``negatives_per_positive`` sampled non-clicks: items already live at that
-  time (first seen at or before it), drawn in proportion to their number of interactions, seeded.
+  request also gets ``negatives_per_positive`` sampled non-clicks: items the user never
+  interacts with in the whole log (not before, not after: an item the user rates later is no
+  honest non-click), drawn in proportion to their interactions *before* the request (popularity
+  known at that time; an item nobody had touched yet cannot be drawn), seeded.
 * **Behaviours.** Clicks, carts and purchases become the user's behaviour sequence (event ids of
   :mod:`service.features`).
 * **Catalogue.** Items keep the metadata the format has; fields it lacks get fills (see
@@ -16,7 +18,11 @@ format:
   are left out: nothing could train or evaluate them.
 * **IDs.** The original IDs are kept, prefixed: user ``u<original>``, item ``i<original>``, so they
   are valid service IDs and map back to the source by dropping one character.
-* **Split.** ``split_ts`` is the ``split_quantile`` quantile of the interaction timestamps.
+* **Split.** ``split_ts`` is the ``split_quantile`` quantile of the interaction timestamps; with
+  ``test_quantile``, ``test_ts`` is that quantile and the period between the two is validation
+  (model selection, early stopping), the period after ``test_ts`` the test.
+* **Item text.** Keywords with a timestamp (user tags) are kept only when written before
+  ``split_ts``: a tag written in the evaluation period is part of its future.
 """
 
 from __future__ import annotations
@@ -44,10 +50,14 @@ class LoaderConfig:
     negatives_per_positive: int = 4
     split_quantile: float = 0.8
     seed: int = 0
+    #: Start of the test period as a quantile of time (``None``: no validation period).
+    test_quantile: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.split_quantile < 1:
             raise ValueError("split_quantile must lie in (0, 1)")
+        if self.test_quantile is not None and not self.split_quantile < self.test_quantile < 1:
+            raise ValueError("test_quantile must lie between split_quantile and 1")
         if self.negatives_per_positive < 0:
             raise ValueError("negatives_per_positive must be >= 0")
 
@@ -63,6 +73,9 @@ class ItemFields:
     material: str = ""
     style: str = ""
     audience: str = ""
+    description: str = ""
+    #: Free-text keywords with the time each was written (user tags); see the module docstring.
+    keywords: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -103,8 +116,22 @@ def _price_bands(
     return bands
 
 
+def _keywords(fields: ItemFields, before_ts: int) -> str:
+    """Distinct keywords written before ``before_ts``, most used first, comma-separated."""
+    counts: dict[str, int] = {}
+    for word, ts in fields.keywords:
+        word = " ".join(word.lower().split())
+        if word and ts < before_ts:
+            counts[word] = counts.get(word, 0) + 1
+    return ", ".join(sorted(counts, key=lambda w: (-counts[w], w)))
+
+
 def _catalogue(
-    item_ids: list[str], meta: dict[str, ItemFields], launch: npt.NDArray[np.int64], department: str
+    item_ids: list[str],
+    meta: dict[str, ItemFields],
+    launch: npt.NDArray[np.int64],
+    department: str,
+    split_ts: int,
 ) -> Catalogue:
     fields = [meta.get(item, ItemFields()) for item in item_ids]
     paths = np.array([f.category_path or f"{department}>Other" for f in fields])
@@ -121,34 +148,52 @@ def _catalogue(
         styles=np.array([f.style for f in fields]),
         audiences=np.array([f.audience for f in fields]),
         launch_ts=launch,
+        keywords=np.array([_keywords(f, split_ts) for f in fields] or [""])[: len(fields)],
+        descriptions=np.array([f.description for f in fields] or [""])[: len(fields)],
     )
 
 
 def sample_negatives(
-    positive_item: npt.NDArray[np.int64],
-    ts: npt.NDArray[np.int64],
-    launch: npt.NDArray[np.int64],
-    weight: npt.NDArray[np.float64],
+    request_user: npt.NDArray[np.int64],
+    request_ts: npt.NDArray[np.int64],
+    log_user: npt.NDArray[np.int64],
+    log_item: npt.NDArray[np.int64],
+    log_ts: npt.NDArray[np.int64],
     k: int,
     rng: np.random.Generator,
+    *,
+    engaged: npt.NDArray[np.int64] | None = None,
+    n_items: int | None = None,
 ) -> npt.NDArray[np.int64]:
-    """``[requests, k]`` items live at each time, weighted; -1 where none could be drawn."""
-    order = np.argsort(launch, kind="stable")
-    cdf = np.cumsum(weight[order])
-    live = np.searchsorted(launch[order], ts, side="right")  # >= 1: the positive is live
-    picks = np.full((len(ts), k), -1, dtype=np.int64)
-    redo = np.ones(picks.shape, dtype=bool)
+    """``[requests, k]`` distinct items per request, -1 where none could be drawn.
+
+    Each is drawn in proportion to its interactions strictly before the request time, the
+    popularity known then: a uniform pick among the earlier interactions of the log, which are a
+    prefix of the log sorted by time. Items the request's user interacts with at any time are
+    redrawn, so no sampled non-click is an item that user rates. ``engaged`` (sorted keys
+    ``user * n_items + item``) overrides which pairs count as interactions.
+    """
+    order = np.argsort(log_ts, kind="stable")
+    items_by_time, sorted_ts = log_item[order], log_ts[order]
+    earlier = np.searchsorted(sorted_ts, request_ts, side="left")
+    n_items = n_items or int(log_item.max(initial=0)) + 1
+    if engaged is None:
+        engaged = np.unique(log_user * n_items + log_item)
+    picks = np.full((len(request_ts), k), -1, dtype=np.int64)
+    redo = np.broadcast_to((earlier > 0)[:, None], picks.shape).copy()
     for _ in range(_REDRAW_ROUNDS):
         rows = np.nonzero(redo)[0]
         if len(rows) == 0:
             break
-        u = rng.random(len(rows)) * cdf[live[rows] - 1]
-        picks[redo] = order[np.minimum(np.searchsorted(cdf, u, side="right"), len(order) - 1)]
-        redo = picks == positive_item[:, None]
+        drawn = (rng.random(len(rows)) * earlier[rows]).astype(np.int64)
+        picks[redo] = items_by_time[drawn]
+        keys = request_user[:, None] * n_items + picks
+        spot = np.minimum(np.searchsorted(engaged, keys), len(engaged) - 1)
+        redo = (engaged[spot] == keys) & (picks >= 0)
         ranked = np.sort(picks, axis=1)
-        duplicate_rows = (ranked[:, 1:] == ranked[:, :-1]).any(axis=1)
+        duplicate_rows = ((ranked[:, 1:] == ranked[:, :-1]) & (ranked[:, 1:] >= 0)).any(axis=1)
         redo[duplicate_rows] |= _later_repeats(picks[duplicate_rows])
-    picks[redo] = -1  # still colliding: fewer live items than the page needs
+    picks[redo] = -1  # still colliding: too few items the user has not touched
     return picks
 
 
@@ -176,12 +221,11 @@ def assemble_dataset(
     labels, events = np.asarray(log.labels, np.int8), np.asarray(log.events, np.int8)
     launch = np.full(len(item_ids), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(launch, item_idx, ts)
-    weight = np.bincount(item_idx, minlength=len(item_ids)).astype(np.float64)
 
     rng = np.random.default_rng(config.seed)
     req = np.flatnonzero(np.asarray(log.requests, dtype=bool))
     k = config.negatives_per_positive
-    negatives = sample_negatives(item_idx[req], ts[req], launch, weight, k, rng)
+    negatives = sample_negatives(user_idx[req], ts[req], user_idx, item_idx, ts, k, rng)
     negatives[labels[req] == 0] = -1  # observed non-clicks stand alone
     slots = np.hstack([item_idx[req][:, None], negatives])
     shown = slots >= 0
@@ -204,6 +248,11 @@ def assemble_dataset(
         event=events[order],
     )
     split_ts = int(np.quantile(ts, config.split_quantile, method="lower"))
+    test_ts = (
+        None
+        if config.test_quantile is None
+        else int(np.quantile(ts, config.test_quantile, method="lower"))
+    )
     meta_info: dict[str, Any] = {
         "source": source,
         "id_mapping": {"users": f"{USER_PREFIX}<original>", "items": f"{ITEM_PREFIX}<original>"},
@@ -211,6 +260,8 @@ def assemble_dataset(
             "click_threshold": config.click_threshold,
             "negatives_per_positive": k,
             "split_quantile": config.split_quantile,
+            "test_quantile": config.test_quantile,
+            "negatives": "never-engaged items, by popularity before the request",
             "seed": config.seed,
         },
         "interactions": len(log),
@@ -220,10 +271,11 @@ def assemble_dataset(
         "behaviours": len(behaviours),
     }
     return Dataset(
-        catalogue=_catalogue(item_ids.tolist(), meta, launch, department),
+        catalogue=_catalogue(item_ids.tolist(), meta, launch, department, split_ts),
         user_ids=np.char.add(USER_PREFIX, user_ids.astype(str)),
         impressions=impressions,
         behaviours=behaviours,
         split_ts=split_ts,
+        test_ts=test_ts,
         meta=meta_info,
     )

@@ -78,7 +78,7 @@ def _item_fields(row: dict[str, str], department: str) -> ItemFields:
     category = next((row[k] for k in _CATEGORY_FIELDS if row.get(k, "").strip()), "")
     classes = [c.replace("_", " ").strip() for c in category.replace(",", " ").split()]
     if classes:
-        fields.category_path = f"{department}>{classes[0].title()}"
+        fields.category_path = f"{department}>{classes[0][:1].upper()}{classes[0][1:]}"
         fields.style = ", ".join(c.lower() for c in classes[1:])
     fields.brand = row.get("brand", "").strip()
     try:
