@@ -50,6 +50,28 @@ def write_movielens(directory: Path) -> Path:
     return directory
 
 
+def write_movielens_csv(
+    directory: Path, n_users: int = 30, n_items: int = 40, n: int = 600, seed: int = 3
+) -> Path:
+    """MovieLens latest layout: ratings.csv, movies.csv (quoted titles) and tags.csv."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = interactions(n_users, n_items, n, seed)
+    ratings = ["userId,movieId,rating,timestamp"]
+    ratings += [f"{u + 1},{i + 1},{r - 0.5 if r > 1 else r:.1f},{t}" for u, i, r, t in rows]
+    (directory / "ratings.csv").write_text("\n".join(ratings) + "\n")
+    movies = ["movieId,title,genres"]
+    for i in range(n_items):
+        genres = f"{GENRES[i % 5]}|{GENRES[(i + 2) % 5]}" if i % 7 else "(no genres listed)"
+        movies.append(f'{i + 1},"Film {i}, The ({1990 + i % 20})",{genres}')
+    (directory / "movies.csv").write_text("\n".join(movies) + "\n")
+    tags = ["userId,movieId,tag,timestamp"]
+    for i in range(0, n_items, 3):
+        tags.append(f"1,{i + 1},{GENRES[i % 5].lower()} classic,{T0 + 86_400}")
+        tags.append(f"2,{i + 1},written late,{T0 + 59 * 86_400}")
+    (directory / "tags.csv").write_text("\n".join(tags) + "\n")
+    return directory
+
+
 def write_taobao(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     kinds = ("pv", "pv", "pv", "cart", "fav", "buy")

@@ -1,0 +1,75 @@
+"""The real-data benchmark end to end on a tiny MovieLens-format folder (nothing downloaded)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from model_export.dataset import time_split
+from model_export.real_data import FULL, FULL_CANDIDATES, POPULARITY, RealDataSpec
+from model_export.real_report import END, START, write_real_results
+from model_export.sampled_ranking import hit_rate_ndcg, popularity_scores, sampled_candidates
+from offline.data.loaders import LoaderConfig, load_dataset
+from tests.offline.loaders.fixtures import write_movielens_csv
+
+
+def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path) -> None:
+    source = write_movielens_csv(tmp_path / "ml", n_users=40, n_items=50, n=1200)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "RESULTS.md").write_text("# Offline results\n\nsynthetic tables\n")
+    (docs / "results.json").write_text(json.dumps({"summary": {"kept": True}}))
+    spec = RealDataSpec(source=source, seeds=(0, 1), sampled_items=20)
+    spec = replace(spec, ranker=replace(spec.ranker, epochs=2, batch_size=64, max_seq_len=10))
+    written = write_real_results(spec, docs)
+    markdown = (docs / "RESULTS.md").read_text()
+    assert markdown.startswith("# Offline results\n\nsynthetic tables")
+    assert markdown.count(START) == 1 and markdown.count(END) == 1
+    for label in ("popularity", "ID only", "knowledge only", "**full**", "HR@10", "cold items"):
+        assert label in markdown
+    document = json.loads((docs / "results.json").read_text())
+    assert document["summary"] == {"kept": True} and "real_data" in document
+    table = written["summary"]["table"]
+    assert set(table) >= {POPULARITY, FULL, "id_only", "knowledge_only"}
+    for run in written["runs"]:
+        assert run["full_is"] in FULL_CANDIDATES
+        assert run["rows"][FULL] == run["rows"][run["full_is"]]
+    # Rerunning replaces the section instead of adding a second one.
+    write_real_results(replace(spec, seeds=(0,)), docs)
+    assert (docs / "RESULTS.md").read_text().count(START) == 1
+
+
+def test_sampled_lists_are_honest_and_the_metrics_count_ties_half(tmp_path: Path) -> None:
+    config = LoaderConfig(split_quantile=0.7, test_quantile=0.85)
+    dataset = load_dataset("movielens", write_movielens_csv(tmp_path / "ml"), config)
+    _, test = time_split(dataset, 10)
+    lists = sampled_candidates(dataset, test, 15, seed=0)
+    assert len(lists) > 0 and (lists.labels[:, 0] == 1).all() and lists.labels[:, 1:].sum() == 0
+    touched = set(
+        zip(
+            dataset.impressions.user_idx.tolist(),
+            dataset.impressions.item_idx.tolist(),
+            strict=True,
+        )
+    ) | set(
+        zip(dataset.behaviours.user_idx.tolist(), dataset.behaviours.item_idx.tolist(), strict=True)
+    )
+    for user, items, mask in zip(
+        lists.user_idx, lists.candidate_items, lists.candidate_mask, strict=True
+    ):
+        assert not any((int(user), int(item)) in touched for item in items[1:][mask[1:]])
+    # A constant score ranks the clicked item in the middle of its list: random, not perfect.
+    constant = hit_rate_ndcg(np.zeros(lists.candidate_items.shape), lists)
+    width = lists.candidate_mask.sum(axis=1)
+    expected = float(np.mean((width - 1) * 0.5 < 10))
+    assert constant.hr == expected
+    perfect = np.where(np.arange(lists.candidate_items.shape[1]) == 0, 1.0, 0.0)[None, :]
+    assert hit_rate_ndcg(np.repeat(perfect, len(lists), axis=0), lists).hr == 1.0
+    # Popularity counts only behaviours strictly before each request.
+    counts = popularity_scores(dataset, lists.candidate_items, lists.ts)
+    row, column = 0, 0
+    item, ts = lists.candidate_items[row, column], lists.ts[row]
+    assert counts[row, column] == int(((beh.item_idx == item) & (beh.ts < ts)).sum())
