@@ -48,18 +48,11 @@ def test_sampled_lists_are_honest_and_the_metrics_count_ties_half(tmp_path: Path
     _, test = time_split(dataset, 10)
     lists = sampled_candidates(dataset, test, 15, seed=0)
     assert len(lists) > 0 and (lists.labels[:, 0] == 1).all() and lists.labels[:, 1:].sum() == 0
-    touched = set(
-        zip(
-            dataset.impressions.user_idx.tolist(),
-            dataset.impressions.item_idx.tolist(),
-            strict=True,
-        )
-    ) | set(
-        zip(dataset.behaviours.user_idx.tolist(), dataset.behaviours.item_idx.tolist(), strict=True)
-    )
-    for user, items, mask in zip(
-        lists.user_idx, lists.candidate_items, lists.candidate_mask, strict=True
-    ):
+    imp, beh = dataset.impressions, dataset.behaviours
+    touched = set(zip(imp.user_idx.tolist(), imp.item_idx.tolist(), strict=True))
+    touched |= set(zip(beh.user_idx.tolist(), beh.item_idx.tolist(), strict=True))
+    rows = zip(lists.user_idx, lists.candidate_items, lists.candidate_mask, strict=True)
+    for user, items, mask in rows:
         assert not any((int(user), int(item)) in touched for item in items[1:][mask[1:]])
     # A constant score ranks the clicked item in the middle of its list: random, not perfect.
     constant = hit_rate_ndcg(np.zeros(lists.candidate_items.shape), lists)
