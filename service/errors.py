@@ -50,6 +50,12 @@ class NoPreviousBundle(BundleRejected):
     code = "no_previous_bundle"
 
 
+class SchemaViolation(ServiceError):
+    """The body or a parameter breaks the API schema: ``detail`` lists the field errors."""
+
+    code = "schema_violation"
+
+
 class InvalidRankRequest(ServiceError):
     """The request is well-formed JSON but breaks a limit or a rule of the service."""
 
@@ -152,6 +158,7 @@ HTTP_STATUS: dict[type[ServiceError], int] = {
     TooManyCandidates: status.HTTP_413_CONTENT_TOO_LARGE,
     TooManyEvents: status.HTTP_413_CONTENT_TOO_LARGE,
     InvalidRankRequest: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    SchemaViolation: status.HTTP_422_UNPROCESSABLE_CONTENT,
     StoreError: status.HTTP_503_SERVICE_UNAVAILABLE,
     ServiceNotReady: status.HTTP_503_SERVICE_UNAVAILABLE,
     DeadlineExceeded: status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -173,6 +180,14 @@ def http_status(error: ServiceError) -> int:
     return status.HTTP_500_INTERNAL_SERVER_ERROR
 
 
+class SafeJSONResponse(JSONResponse):
+    """A JSON answer that renders whatever it is given: error bodies echo the caller's input,
+    which may hold text UTF-8 cannot encode, non-finite floats or deep nesting."""
+
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(_json_safe(content))
+
+
 def error_response(error: ServiceError) -> JSONResponse:
     """The ``{"detail", "code"}`` answer of a domain error, with the headers its status needs."""
     headers: dict[str, str] = {}
@@ -180,7 +195,7 @@ def error_response(error: ServiceError) -> JSONResponse:
         headers["WWW-Authenticate"] = "ApiKey"
     if isinstance(error, Overloaded):
         headers["Retry-After"] = str(error.retry_after_s)
-    return JSONResponse(
+    return SafeJSONResponse(
         {"detail": error.message, "code": error.code},
         status_code=http_status(error),
         headers=headers or None,
@@ -193,14 +208,22 @@ async def _service_error_response(_: Request, error: Exception) -> JSONResponse:
 
 
 _INT64_MAX = 2**63 - 1
+#: Deeper parts of an echoed input are elided (orjson refuses to nest beyond 255 levels).
+_MAX_ECHO_DEPTH = 32
+_ELIDED = "…"
 
 
-def _json_safe(value: object) -> object:
-    """Echoed inputs as JSON can carry them: inf, nan and huge integers become strings."""
+def _json_safe(value: object, depth: int = 0) -> object:
+    """Echoed inputs as JSON can carry them: lone surrogates (``"\\ud800"`` in the body) become
+    their escape, inf, nan and huge integers strings, and nesting past a depth is elided."""
+    if isinstance(value, str):
+        return _text(value)
+    if depth >= _MAX_ECHO_DEPTH and isinstance(value, dict | list | tuple):
+        return _ELIDED
     if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
+        return {_text(str(key)): _json_safe(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
+        return [_json_safe(item, depth + 1) for item in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _INT64_MAX:
@@ -208,12 +231,23 @@ def _json_safe(value: object) -> object:
     return value
 
 
+def _text(value: str) -> str:
+    """``value`` as valid UTF-8 text: a lone surrogate becomes its ``\\udXXX`` escape."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 async def _validation_error_response(_: Request, error: Exception) -> Response:
-    """FastAPI's 422 body, rendered so that echoed inputs (``1e999``, ``10**30``) never 500."""
+    """FastAPI's field errors as a 422 ``{detail, code}``, rendered so that echoed inputs
+    (``1e999``, ``10**30``, ``"\\ud800"``, a list nested 600 deep) never 500."""
     assert isinstance(error, RequestValidationError)
-    body = orjson.dumps({"detail": _json_safe(jsonable_encoder(error.errors()))})
-    return Response(
-        body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json"
+    detail = jsonable_encoder(_json_safe(error.errors()))
+    return SafeJSONResponse(
+        {"detail": detail, "code": SchemaViolation.code},
+        status_code=http_status(SchemaViolation("")),
     )
 
 
@@ -228,7 +262,7 @@ async def _http_error_response(request: Request, error: Exception) -> Response:
     except ValueError:
         phrase = f"http {error.status_code}"
     code = phrase.lower().replace(" ", "_").replace("-", "_")
-    return JSONResponse(
+    return SafeJSONResponse(
         {"detail": str(error.detail), "code": code},
         status_code=error.status_code,
         headers=error.headers,

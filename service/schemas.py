@@ -152,6 +152,7 @@ class FieldError(BaseModel):
 
 class SchemaErrorResponse(BaseModel):
     detail: list[FieldError]
+    code: Literal["schema_violation"]
 
 
 #: The 400 of a route with a body that cannot be decoded as text.
