@@ -42,9 +42,12 @@ def type_of(schema: dict[str, Any]) -> str:
 
 
 def constraints(schema: dict[str, Any]) -> str:
+    """The bounds of a field (of its non-null option, for ``X or null``) and its default."""
     keys = ("minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "minItems")
-    found = [f"{key} {schema[key]}" for key in keys if key in schema]
+    options = [schema, *schema.get("anyOf", [])]
+    found = [f"{key} {option[key]}" for option in options for key in keys if key in option]
     found += [f"maxItems {schema['maxItems']}"] if "maxItems" in schema else []
+    found += ["unique items"] if schema.get("uniqueItems") else []
     if "default" in schema:
         found.append(f"default `{json.dumps(schema['default'])}`")
     return ", ".join(found)

@@ -2,7 +2,8 @@
 
 The schema (``service/schemas.py``) holds fixed ceilings so that the OpenAPI document does not
 depend on the environment. ``REASEQ_MAX_ID_LENGTH``, ``REASEQ_ID_PATTERN`` and
-``REASEQ_MAX_TIMEOUT_MS`` may only narrow them; :class:`RequestLimits` checks those narrower
+``REASEQ_MAX_TIMEOUT_MS`` (and ``REASEQ_MAX_CANDIDATES``, which the pipeline checks) may only
+narrow them; :class:`RequestLimits` checks those narrower
 limits after the schema has passed a request, and costs nothing when they are left at the ceiling.
 """
 
@@ -20,6 +21,8 @@ MAX_ID_LENGTH = 256
 PRINTABLE_ID = r"^[^\x00-\x1f\x7f]+$"
 #: Largest ``timeout_ms`` the schema accepts.
 MAX_TIMEOUT_MS = 60_000
+#: Ceiling of ``REASEQ_MAX_CANDIDATES``, and so of ``top_k``, the schema states.
+MAX_CANDIDATES = 10_000
 #: How much of a rejected ID an error message quotes.
 _QUOTED_CHARACTERS = 40
 

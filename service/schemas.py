@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service.features import EVENT_TYPES
-from service.limits import MAX_ID_LENGTH, MAX_TIMEOUT_MS, PRINTABLE_ID
+from service.limits import MAX_CANDIDATES, MAX_ID_LENGTH, MAX_TIMEOUT_MS, PRINTABLE_ID
 from service.ranking.result import Degradation
 
 #: 2100-01-01 in Unix seconds: a larger ``ts`` is a unit mistake (ms or µs), not a time.
@@ -34,20 +34,35 @@ class _Body(BaseModel):
 class RecentEvent(_Body):
     item_id: ItemId
     event: EventName
-    ts: int = Field(ge=0, le=MAX_TIMESTAMP, description="Unix seconds.")
+    # Strict numbers, here and below: ``false`` or ``"3"`` is a caller's bug, not a value.
+    ts: int = Field(strict=True, ge=0, le=MAX_TIMESTAMP, description="Unix seconds.")
 
 
 class RankRequest(_Body):
     user_id: UserId
-    candidates: list[ItemId] = Field(description="Item IDs to score, without duplicates.")
-    top_k: int | None = Field(default=None, ge=1, description="How many to return; all if null.")
+    candidates: list[ItemId] = Field(
+        description="Item IDs to score, without duplicates (422 duplicate_candidates); at most "
+        "REASEQ_MAX_CANDIDATES (413 too_many_candidates).",
+        json_schema_extra={"uniqueItems": True},
+    )
+    top_k: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_CANDIDATES,
+        description=f"How many to return; all if null. At most REASEQ_MAX_CANDIDATES "
+        f"(default 2000, never over {MAX_CANDIDATES}; 422 invalid_top_k).",
+    )
     recent_events: list[RecentEvent] = Field(
         default_factory=list, description="Behaviours newer than the store's, any order."
     )
     context: dict[str, str] | None = Field(default=None, max_length=64)
-    explain: bool = Field(default=False, description="Add the most-attended behaviours per item.")
+    explain: bool = Field(
+        default=False, strict=True, description="Add the most-attended behaviours per item."
+    )
     timeout_ms: int | None = Field(
         default=None,
+        strict=True,
         ge=1,
         le=MAX_TIMEOUT_MS,
         description="Budget of the request (default REASEQ_DEFAULT_TIMEOUT_MS): the store "

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from service.api_keys import ApiKeys, KeyFileError, ServiceKeys, read_key_file, split_keys
 from service.contracts.bundle_root import CURRENT_FILE, recorded_user_snapshot
 from service.errors import BundleNotFoundError
-from service.limits import MAX_ID_LENGTH, MAX_TIMEOUT_MS, RequestLimits
+from service.limits import MAX_CANDIDATES, MAX_ID_LENGTH, MAX_TIMEOUT_MS, RequestLimits
 from service.stores.config import (
     DEMO_USERS_PATH,
     EmbeddedStoreConfig,
@@ -82,7 +82,12 @@ class Settings(BaseSettings):
         "served bundle (named by <bundle_root>/<version>.users, which `reaseq build`, `demo` "
         "and `publish` write), else var/demo/users.npz.",
     )
-    max_candidates: int = Field(default=2000, ge=1, description="Most candidates per request.")
+    max_candidates: int = Field(
+        default=2000,
+        ge=1,
+        le=MAX_CANDIDATES,
+        description=f"Most candidates per request (and largest top_k); at most {MAX_CANDIDATES}.",
+    )
     max_recent_events: int = Field(default=256, ge=0, description="Most recent_events per request.")
     default_top_k: int | None = Field(
         default=None, ge=1, description="top_k when a request omits it; unset = return all."

@@ -124,3 +124,63 @@ async def test_unicode_ids_are_fine(api: httpx.AsyncClient) -> None:
 async def test_wrong_method_and_route(api: httpx.AsyncClient) -> None:
     assert (await api.get("/v1/rank")).status_code == 405
     assert (await api.post("/v1/ranks", json={})).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"explain": 0},
+        {"explain": "true"},
+        {"top_k": True},
+        {"top_k": "3"},
+        {"top_k": 3.0},
+        {"timeout_ms": True},
+        {"timeout_ms": "50"},
+        {"recent_events": [{**EVENT, "ts": False}]},
+        {"recent_events": [{**EVENT, "ts": "1764000000"}]},
+        {"as_of": "1764000000"},
+    ],
+)
+async def test_no_lax_coercion(api: httpx.AsyncClient, field: dict[str, object]) -> None:
+    """A boolean or a string where the schema says a number (and the reverse) is a caller's
+    bug: answered 422, not guessed."""
+    response = await _post(api, {"user_id": "u1", "candidates": ["i1"], **field})
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "schema_violation"
+    assert response.json()["detail"][0]["loc"][1] == next(iter(field))
+
+
+async def test_strict_fields_take_their_own_types(api: httpx.AsyncClient) -> None:
+    body = {
+        "user_id": "u1",
+        "candidates": ["i1", "i2"],
+        "explain": True,
+        "top_k": 1,
+        "timeout_ms": 5000,
+        "recent_events": [EVENT],
+        "as_of": 1_764_000_001,
+    }
+    response = await _post(api, body)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["items"]) == 1
+
+
+def test_the_schema_states_the_rules_the_service_enforces() -> None:
+    from cli.openapi import openapi_schema
+    from service.limits import MAX_CANDIDATES
+
+    request = openapi_schema()["components"]["schemas"]["RankRequest"]["properties"]
+    top_k = next(s for s in request["top_k"]["anyOf"] if s.get("type") == "integer")
+    assert (top_k["minimum"], top_k["maximum"]) == (1, MAX_CANDIDATES)
+    assert request["candidates"]["uniqueItems"] is True
+
+
+def test_max_candidates_is_bounded_by_the_schema_ceiling() -> None:
+    from pydantic import ValidationError
+
+    from service.limits import MAX_CANDIDATES
+    from service.settings import Settings
+
+    assert Settings(max_candidates=MAX_CANDIDATES).max_candidates == MAX_CANDIDATES
+    with pytest.raises(ValidationError, match="max_candidates"):
+        Settings(max_candidates=MAX_CANDIDATES + 1)
