@@ -105,9 +105,9 @@ class ItemRepresentation(nn.Module):
         if self.gated:
             self.register_buffer("item_count", item_counts.float().clone())
             self.register_buffer("count_bucket", count_buckets(item_counts))
-            # Start near today's sum: the ID part fully on, knowledge at half weight.
+            # Start at the sum (both parts nearly fully on); training learns where to lean.
             self.id_gate = nn.Parameter(torch.full((COUNT_BUCKETS, shape.item_dim), 3.0))
-            self.semantic_gate = nn.Parameter(torch.zeros(COUNT_BUCKETS, shape.item_dim))
+            self.semantic_gate = nn.Parameter(torch.full((COUNT_BUCKETS, shape.item_dim), 3.0))
 
     def forward(
         self, item_idx: Tensor, id_dropout: float = 0.0, dropout_max_count: int | None = None
