@@ -24,6 +24,9 @@ def results_real(
     ],
     seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (0..n-1).")] = 3,
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping).")] = 5,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Seeds run at once, one process (one thread) each.")
+    ] = 1,
     docs: Annotated[Path, typer.Option(help="Folder of RESULTS.md and results.json.")] = Path(
         "docs"
     ),
@@ -42,7 +45,7 @@ def results_real(
         raise typer.Exit(2)
     spec = RealDataSpec(source=source, seeds=tuple(range(seeds)))
     spec = replace(spec, ranker=replace(spec.ranker, epochs=epochs))
-    document = write_real_results(spec, docs)
+    document = write_real_results(spec, docs, jobs)
     typer.echo(json.dumps(document["summary"]["gains_over_id_only"].get("full", {}), indent=2))
 
 
