@@ -109,6 +109,8 @@ class Overloaded(ServiceError):
 
 
 class StoreError(ServiceError):
+    """The store failed in another way: an error reply, an answer that cannot be read."""
+
     code = "store_error"
 
 
@@ -119,15 +121,22 @@ class StoreTimeout(StoreError):
 
 
 class StoreUnavailable(StoreError):
-    """The store cannot be reached or answered garbage."""
+    """The store cannot be reached: the connection is refused or reset, its host is unknown."""
 
     code = "store_unavailable"
 
 
 class StoreCircuitOpen(StoreUnavailable):
-    """The store failed repeatedly: calls fail fast, without touching the network, for a while."""
+    """The store failed repeatedly: calls fail fast, without touching the network, for a while.
+
+    ``opened_by`` is the failure that opened the circuit (a timeout, an unreachable store), so
+    that callers can report the cause rather than the breaker."""
 
     code = "store_circuit_open"
+
+    def __init__(self, message: str, opened_by: StoreError | None = None) -> None:
+        super().__init__(message)
+        self.opened_by = opened_by
 
 
 class ServiceNotReady(ServiceError):

@@ -188,7 +188,8 @@ class ServiceMetrics:
     def _store_families(self) -> None:
         self.store_requests = Counter(
             "reaseq_store_requests_total",
-            "Store fetches by backend and result: hit (user known), miss, timeout, error.",
+            "Store fetches by backend and result: hit (user known), miss, timeout, unavailable "
+            "(not reached), error (an error reply).",
             ["store", "result"],
             registry=self.registry,
         )

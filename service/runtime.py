@@ -115,16 +115,17 @@ class ServiceRuntime:
     async def _unready_reason(self) -> str | None:
         # The store is not part of readiness: without it the service still answers, degraded,
         # from the bundle alone, and a shared store's outage would otherwise take every replica
-        # out of service at once. Its state is reported beside (store_reachable).
+        # out of service at once. Its state is reported beside (store_reachable, store_error).
         if not self.warmed:
             return "bundle not warmed up"
         return None
 
-    async def store_reachable(self) -> bool:
-        """Whether the store answers a ping now (an open circuit breaker answers no at once)."""
-        reachable = await self.store.ping()
-        self.metrics.store_up.labels(store=self.settings.store).set(1 if reachable else 0)
-        return reachable
+    async def store_error(self) -> StoreError | None:
+        """None when the store answers a ping now, else why not (an open circuit breaker
+        answers at once)."""
+        error = await self.store.check()
+        self.metrics.store_up.labels(store=self.settings.store).set(0 if error else 1)
+        return error
 
     async def close(self) -> None:
         self.metrics.ready.set(0)

@@ -196,3 +196,9 @@ class ReadinessResponse(BaseModel):
         default=None,
         description="Whether the store answers now; when not, answers are degraded, not refused.",
     )
+    store_error: ErrorResponse | None = Field(
+        default=None,
+        description="Why the store does not answer, when it does not: store_unavailable (not "
+        "reached: check REASEQ_REDIS_URL and the server), store_timeout, store_circuit_open, "
+        "store_error.",
+    )

@@ -42,8 +42,11 @@ class FetchOutcome(StrEnum):
     """The store answered but knows nothing of the user."""
     TIMEOUT = "timeout"
     """No answer within the store's or the request's budget."""
+    UNAVAILABLE = "unavailable"
+    """The store could not be reached (refused connection, unknown host), or its circuit is
+    open after such failures."""
     ERROR = "error"
-    """Unreachable, or answered garbage."""
+    """The store answered with an error, or the fetch failed in an unexpected way."""
 
 
 class RankingObserver(Protocol):

@@ -14,7 +14,10 @@ from service.bundle import LoadedBundle
 from service.errors import (
     DuplicateCandidates,
     InvalidTopK,
+    StoreCircuitOpen,
+    StoreError,
     StoreTimeout,
+    StoreUnavailable,
     TooManyCandidates,
     TooManyEvents,
 )
@@ -33,6 +36,23 @@ from service.ranking.user_cache import UserKey, UserStateCache, behaviours_finge
 from service.stores.base import FetchQuery, FetchResult, RankingStore, UserSequence
 
 _NAMED_DUPLICATES = 10
+#: How a failed fetch is counted and reported, by the cause of the store's error (first match).
+_STORE_FAILURES = (
+    (StoreTimeout, FetchOutcome.TIMEOUT, Degradation.STORE_TIMEOUT),
+    (StoreUnavailable, FetchOutcome.UNAVAILABLE, Degradation.STORE_UNAVAILABLE),
+    (StoreError, FetchOutcome.ERROR, Degradation.STORE_ERROR),
+)
+
+
+def store_failure(error: StoreError) -> tuple[FetchOutcome, Degradation]:
+    """The outcome and the degradation of a fetch that failed with ``error``; an open circuit
+    counts as the failure that opened it."""
+    if isinstance(error, StoreCircuitOpen) and error.opened_by is not None:
+        error = error.opened_by
+    for kind, outcome, reason in _STORE_FAILURES:
+        if isinstance(error, kind):
+            return outcome, reason
+    raise AssertionError(f"unclassified store error {type(error).__name__}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +183,8 @@ class RankingPipeline:
     async def _fetch(
         self, query: RankQuery, deadline: float | None
     ) -> tuple[FetchResult, list[Degradation]]:
-        """Fetch from the store within what is left of the budget; on a timeout, fall back to
-        the bundle's item table alone."""
+        """Fetch from the store within what is left of the budget; when the store is slow,
+        unreachable or failing, fall back to the bundle's item table alone."""
         fetch_query = FetchQuery(query.user_id, query.candidates, query.recent_events.item_ids)
         with self._observer.stage(Stage.FETCH):
             try:
@@ -173,9 +193,13 @@ class RankingPipeline:
                 else:
                     async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                         fetched = await self.store.fetch(fetch_query)
-            except (StoreTimeout, TimeoutError):
+            except TimeoutError:
                 self._observer.fetched(FetchOutcome.TIMEOUT, None)
                 return self._table_only(fetch_query), [Degradation.STORE_TIMEOUT]
+            except StoreError as error:
+                outcome, reason = store_failure(error)
+                self._observer.fetched(outcome, None)
+                return self._table_only(fetch_query), [reason]
             except Exception:
                 self._observer.fetched(FetchOutcome.ERROR, None)
                 raise

@@ -12,6 +12,11 @@ class Degradation(StrEnum):
 
     STORE_TIMEOUT = "store_timeout"
     """The store did not answer in time: scored from the bundle's item table only."""
+    STORE_UNAVAILABLE = "store_unavailable"
+    """The store cannot be reached (refused connection, unknown host: check REASEQ_REDIS_URL
+    and the server): scored from the bundle's item table only."""
+    STORE_ERROR = "store_error"
+    """The store answered with an error: scored from the bundle's item table only."""
     UNKNOWN_USER = "unknown_user"
     """No stored sequence and no usable recent events: scored from candidates (and generated
     behaviours) only."""

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from service.runtime import MetricsDep, ServiceRuntime
-from service.schemas import ReadinessResponse
+from service.schemas import ErrorResponse, ReadinessResponse
 
 router = APIRouter(tags=["operations"])
 
@@ -27,17 +27,21 @@ async def readyz(request: Request) -> JSONResponse:
 
     The store does not decide readiness: while it is down the service answers degraded from the
     bundle, which beats no answer, and a shared store's outage must not take every replica out
-    of service. ``store_reachable`` says whether it answers now."""
+    of service. ``store_reachable`` says whether it answers now, and ``store_error`` why not."""
     runtime: ServiceRuntime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         return _not_ready("the bundle is not loaded yet")
     reason = await runtime.unready_reason()
     if reason is not None:
         return _not_ready(reason)
+    store_error = await runtime.store_error()
     ready = ReadinessResponse(
         status="ready",
         bundle_version=runtime.bundle.version,
-        store_reachable=await runtime.store_reachable(),
+        store_reachable=store_error is None,
+        store_error=None
+        if store_error is None
+        else ErrorResponse(detail=store_error.message, code=store_error.code),
     )
     return JSONResponse(ready.model_dump(exclude_none=True))
 
@@ -57,6 +61,6 @@ async def metrics(request: Request, service_metrics: MetricsDep) -> Response:
     runtime: ServiceRuntime | None = getattr(request.app.state, "runtime", None)
     if runtime is not None:
         await runtime.unready_reason()
-        await runtime.store_reachable()
+        await runtime.store_error()
     body, content_type = service_metrics.exposition()
     return Response(body, media_type=content_type)

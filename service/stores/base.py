@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from service.errors import StoreError, StoreUnavailable
+
 if TYPE_CHECKING:
     from service.stores.breaker import CircuitBreaker
     from service.stores.event_log import AppendResult, NewEvents
@@ -113,13 +115,18 @@ class RankingStore(ABC):
     async def fetch(self, query: FetchQuery) -> FetchResult:
         """Everything for one request, in one round trip.
 
-        Raises ``StoreTimeout`` when the store gives no answer within its budget: slow,
-        unreachable or behind an open circuit (the cause is chained), so that the caller can
-        serve degraded from the bundle alone."""
+        Raises, so that the caller can serve degraded from the bundle alone, by cause:
+        ``StoreTimeout`` when the store gives no answer within its budget, ``StoreUnavailable``
+        when it cannot be reached (``StoreCircuitOpen``, behind an open circuit, names the
+        failure that opened it), ``StoreError`` when it fails otherwise (an error reply)."""
 
     @abstractmethod
     async def ping(self) -> bool:
         """Whether the store answers."""
+
+    async def check(self) -> StoreError | None:
+        """None when the store answers now; else the error that says why it does not."""
+        return None if await self.ping() else StoreUnavailable("the store does not answer")
 
     @abstractmethod
     async def append_events(self, user_id: str, events: NewEvents) -> AppendResult:

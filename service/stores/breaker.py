@@ -60,6 +60,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probing = False
+        self._last_failure: StoreError | None = None
         self._listeners: list[TransitionListener] = []
 
     @property
@@ -78,8 +79,8 @@ class CircuitBreaker:
         probe = self._admit()
         try:
             result = await operation()
-        except StoreError:
-            self._failed()
+        except StoreError as error:
+            self._failed(error)
             raise
         except BaseException:
             if probe:
@@ -97,13 +98,17 @@ class CircuitBreaker:
             self._probing = True
             return True
         retry_s = max(self.policy.cool_down_s - (self._clock() - self._opened_at), 0.0)
+        cause = f" (last: {self._last_failure.message})" if self._last_failure else ""
         raise StoreCircuitOpen(
             f"{self.name} is not called: its circuit opened after "
-            f"{self.policy.failure_threshold} failures in a row; next probe in {retry_s:.1f} s"
+            f"{self.policy.failure_threshold} failures in a row{cause}; next probe in "
+            f"{retry_s:.1f} s",
+            opened_by=self._last_failure,
         )
 
-    def _failed(self) -> None:
+    def _failed(self, error: StoreError) -> None:
         self._probing = False
+        self._last_failure = error
         if self._state is BreakerState.HALF_OPEN:
             self._open()
             return
@@ -115,6 +120,7 @@ class CircuitBreaker:
     def _succeeded(self) -> None:
         self._probing = False
         self._failures = 0
+        self._last_failure = None
         if self._state is not BreakerState.CLOSED:
             self._move(BreakerState.CLOSED)
 

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -55,6 +56,9 @@ RedisClient = aioredis.Redis | AsyncRedisCluster
 #: What a Redis call raises when the server is slow, gone, or refuses (cluster topology
 #: errors are not RedisErrors).
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
+#: Of those, the ones that say the server was not reached: a refused or reset connection, an
+#: unknown host, a cluster without a reachable node.
+UNREACHABLE_ERRORS = (RedisConnectionError, RedisClusterException, OSError)
 
 _SEQ_FIELDS = [keys.SEQ_ITEMS, keys.SEQ_EVENTS, keys.SEQ_TIMESTAMPS]
 _GEN_FIELDS = [keys.GEN_VECTORS, keys.GEN_ITEMS, keys.GEN_VERSION]
@@ -126,11 +130,7 @@ class RedisStore(RankingStore):
         return self._breaker
 
     async def fetch(self, query: FetchQuery) -> FetchResult:
-        try:
-            return await self._breaker.call(lambda: self._fetch(query))
-        except StoreUnavailable as error:
-            # No answer is served like a late one: degraded, from the bundle alone.
-            raise StoreTimeout(error.message) from error
+        return await self._breaker.call(lambda: self._fetch(query))
 
     async def _fetch(self, query: FetchQuery) -> FetchResult:
         item_ids = [*query.candidate_ids, *query.event_item_ids]
@@ -194,7 +194,9 @@ class RedisStore(RankingStore):
 
     @asynccontextmanager
     async def _deadline(self, timeout_s: float, doing: str) -> AsyncIterator[None]:
-        """Bound the block by ``timeout_s``; Redis failures become the store's domain errors."""
+        """Bound the block by ``timeout_s``; Redis failures become the store's domain errors, by
+        cause: slow (``StoreTimeout``), not reached (``StoreUnavailable``), or other
+        (``StoreError``: an error reply)."""
         try:
             async with asyncio.timeout(timeout_s):
                 yield
@@ -202,8 +204,10 @@ class RedisStore(RankingStore):
             raise StoreTimeout(
                 f"redis did not answer within {timeout_s * 1000:.0f} ms while {doing}"
             ) from error
+        except UNREACHABLE_ERRORS as error:
+            raise StoreUnavailable(f"redis is unreachable while {doing}: {error}") from error
         except REDIS_ERRORS as error:
-            raise StoreUnavailable(f"redis is unavailable while {doing}: {error}") from error
+            raise StoreError(f"redis answered an error while {doing}: {error}") from error
 
     async def _sequence_vectors(
         self, sequence: UserSequence | None, raw: bytes | None
@@ -247,10 +251,14 @@ class RedisStore(RankingStore):
 
     async def ping(self) -> bool:
         """Whether the store answers; an open breaker answers False without asking it."""
+        return await self.check() is None
+
+    async def check(self) -> StoreError | None:
         try:
-            return await self._breaker.call(self._ping)
-        except StoreError:
-            return False
+            await self._breaker.call(self._ping)
+        except StoreError as error:
+            return error
+        return None
 
     async def _ping(self) -> bool:
         async with self._deadline(max(self._timeout_s, 1.0), "answering a ping"):

@@ -122,9 +122,9 @@ async def test_redis_store_results_hit_miss_timeout(
     assert paused.json()["degraded"][0] == "store_timeout"
     results = {
         r: value(text, "reaseq_store_requests_total", store="redis", result=r)
-        for r in ("hit", "miss", "timeout", "error")
+        for r in ("hit", "miss", "timeout", "unavailable", "error")
     }
-    assert results == {"hit": 1, "miss": 1, "timeout": 1, "error": 0}
+    assert results == {"hit": 1, "miss": 1, "timeout": 1, "unavailable": 0, "error": 0}
     assert value(text, "reaseq_degraded_total", reason="store_timeout") == 1
     lookups = value(
         text, "reaseq_store_lookups_total", store="redis", record="user_sequence", result="hit"
@@ -136,10 +136,13 @@ async def test_unreachable_redis_degrades_and_stays_ready(serving: Serving) -> N
     async with serving(store="redis", redis_url=DEAD_REDIS, redis_timeout_ms=100) as client:
         response = await _rank(client, user_id="u1", candidates=["i1"])
         text = await _metrics(client)
-    # No answer from the store is served like a late one: degraded, from the bundle alone.
+    # Served degraded, from the bundle alone, and counted under its cause, not as a slow store.
     assert response.status_code == 200
-    assert value(text, "reaseq_store_requests_total", store="redis", result="timeout") == 1
+    assert response.json()["degraded"] == ["store_unavailable"]
+    assert value(text, "reaseq_store_requests_total", store="redis", result="unavailable") == 1
+    assert value(text, "reaseq_store_requests_total", store="redis", result="timeout") == 0
     assert value(text, "reaseq_store_requests_total", store="redis", result="error") == 0
+    assert value(text, "reaseq_degraded_total", reason="store_unavailable") == 1
     assert value(text, "reaseq_requests_total", route="/v1/rank", status="200") == 1
     assert value(text, "reaseq_ready") == 1
     assert value(text, "reaseq_store_up", store="redis") == 0

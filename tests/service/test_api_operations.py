@@ -62,7 +62,7 @@ async def test_dead_redis_stays_ready_and_ranks_degraded(serving: Serving) -> No
             "/v1/admin/users/u1/events", json=events, headers={"X-API-Key": ADMIN_KEY}
         )
     assert response.status_code == 200
-    assert response.json()["degraded"] == ["store_timeout"]
+    assert response.json()["degraded"] == ["store_unavailable"]
     assert append.status_code == 503
     assert append.json()["code"] == "store_unavailable"
     assert "appending events" in append.json()["detail"]

@@ -58,9 +58,10 @@ async def test_opens_after_consecutive_failures_and_fails_fast(breaker: CircuitB
     store.failure = StoreUnavailable("refused")
     await _fail(breaker, store, 2)
     assert breaker.state is BreakerState.OPEN
-    with pytest.raises(StoreCircuitOpen, match=r"next probe in 5\.0 s"):
+    with pytest.raises(StoreCircuitOpen, match=r"\(last: refused\); next probe in 5\.0 s") as open_:
         await breaker.call(store.read)
     assert store.calls == 3  # the open breaker did not call the store
+    assert open_.value.opened_by is store.failure  # callers report the cause, not the breaker
 
 
 async def test_a_success_resets_the_count(breaker: CircuitBreaker) -> None:
