@@ -42,6 +42,22 @@ class StoreKind(StrEnum):
     redis = "redis"
 
 
+class Size(StrEnum):
+    """The synthetic generator's presets (offline.data.synthetic.SyntheticConfig.preset)."""
+
+    tiny = "tiny"
+    small = "small"
+    demo = "demo"
+    large = "large"
+
+
+class Reduction(StrEnum):
+    """How an encoder wider than --dim is brought to it."""
+
+    truncate = "truncate"
+    project = "project"
+
+
 class SourceFormat(StrEnum):
     synthetic = "synthetic"
     recbole = "recbole"
@@ -52,7 +68,7 @@ class SourceFormat(StrEnum):
 
 FormatOpt = Annotated[SourceFormat, typer.Option("--format", help="Dataset format.")]
 SourceOpt = Annotated[Path | None, typer.Option(help="Folder with the dataset's files.")]
-SizeOpt = Annotated[str, typer.Option(help="Synthetic preset (tiny, small, demo, large).")]
+SizeOpt = Annotated[Size, typer.Option(help="Synthetic preset.")]
 BackendOpt = Annotated[BackendKind, typer.Option(help="Who answers the agents' prompts.")]
 CacheOpt = Annotated[Path, typer.Option(help="SQLite cache of agent answers.")]
 EncoderOpt = Annotated[EncoderName, typer.Option(help="Text encoder.")]
@@ -60,7 +76,7 @@ DimOpt = Annotated[int, typer.Option(min=1, help="Width of the semantic vectors.
 ModelDirOpt = Annotated[
     Path | None, typer.Option(help="Local model folder (sentence-transformers).")
 ]
-ReduceOpt = Annotated[str, typer.Option(help="truncate or project to the width.")]
+ReduceOpt = Annotated[Reduction, typer.Option(help="Truncate or project to the width.")]
 ThreadsOpt = Annotated[
     int | None, typer.Option(min=1, help="Torch threads while training (default: one per core).")
 ]
@@ -70,7 +86,7 @@ def load_source(
     kind: SourceFormat,
     source: Path | None,
     *,
-    size: str = "tiny",
+    size: Size = Size.tiny,
     seed: int = 0,
     click_threshold: float = 4.0,
     negatives: int = 4,
@@ -80,7 +96,7 @@ def load_source(
     if kind is SourceFormat.synthetic:
         from offline.data.synthetic import SyntheticConfig, generate
 
-        return generate(SyntheticConfig.preset(size, seed=seed))
+        return generate(SyntheticConfig.preset(size.value, seed=seed))
     if source is None:
         raise typer.BadParameter(f"--source is required for --format {kind.value}")
     from offline.data.loaders import LoaderConfig, load_dataset
@@ -90,22 +106,35 @@ def load_source(
 
 
 def encoder_choice(
-    name: EncoderName, dim: int, seed: int, model_dir: Path | None, reduce: str
+    name: EncoderName, dim: int, seed: int, model_dir: Path | None, reduce: Reduction
 ) -> EncoderChoice:
     """The text encoder the options name (built by the caller)."""
     from offline.encode.choice import EncoderChoice
     from offline.encode.choice import EncoderName as Encoders
 
-    if reduce not in ("truncate", "project"):
-        raise typer.BadParameter("--reduce must be truncate or project")
-    return EncoderChoice(Encoders(name.value), dim, seed, model_dir, reduce)  # type: ignore[arg-type]
+    return EncoderChoice(Encoders(name.value), dim, seed, model_dir, reduce.value)
+
+
+def redis_url_option(url: str) -> str:
+    """Check ``--redis-url`` before any work is done (a bare host:port is the usual mistake)."""
+    from service.stores.config import check_redis_url
+
+    try:
+        return check_redis_url(url)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+RedisUrlOpt = Annotated[
+    str, typer.Option(envvar="REASEQ_REDIS_URL", callback=redis_url_option, help="Redis URL.")
+]
 
 
 def knowledge(
     data: Annotated[Path | None, typer.Option(help="Canonical dataset folder.")] = None,
     kind: FormatOpt = SourceFormat.synthetic,
     source: SourceOpt = None,
-    size: SizeOpt = "tiny",
+    size: SizeOpt = Size.tiny,
     backend: BackendOpt = BackendKind.offline,
     cache: CacheOpt = DEFAULT_WORK / "knowledge.sqlite",
     out: Annotated[Path, typer.Option(help="Records, JSON Lines.")] = DEFAULT_WORK
@@ -132,7 +161,7 @@ def encode(
     encoder: EncoderOpt = EncoderName.tfidf_svd,
     dim: DimOpt = 32,
     model_dir: ModelDirOpt = None,
-    reduce: ReduceOpt = "truncate",
+    reduce: ReduceOpt = Reduction.truncate,
     seed: int = 0,
     out: Annotated[Path, typer.Option(help="Vectors file (.npz).")] = DEFAULT_WORK / "vectors.npz",
 ) -> None:
@@ -161,12 +190,12 @@ def encode(
 def build(
     kind: FormatOpt = SourceFormat.synthetic,
     source: SourceOpt = None,
-    size: SizeOpt = "tiny",
+    size: SizeOpt = Size.tiny,
     backend: BackendOpt = BackendKind.offline,
     encoder: EncoderOpt = EncoderName.tfidf_svd,
     dim: DimOpt = 32,
     model_dir: ModelDirOpt = None,
-    reduce: ReduceOpt = "truncate",
+    reduce: ReduceOpt = Reduction.truncate,
     epochs: Annotated[int, typer.Option(min=1)] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the data, the encoder and the run.")] = 0,
     threads: ThreadsOpt = None,
@@ -184,7 +213,7 @@ def build(
     users_path: Annotated[
         Path | None, typer.Option(help="Embedded snapshot (default <work>/users.npz).")
     ] = None,
-    redis_url: Annotated[str, typer.Option(envvar="REASEQ_REDIS_URL")] = "redis://127.0.0.1:6379/0",
+    redis_url: RedisUrlOpt = "redis://127.0.0.1:6379/0",
     redis_cluster: Annotated[
         bool, typer.Option(envvar="REASEQ_REDIS_CLUSTER", help="The URL names a cluster node.")
     ] = False,

@@ -1,7 +1,8 @@
 """The ``reaseq`` command: a thin layer over offline/, model_export/ and service/.
 
 Heavy modules (NumPy, PyTorch, onnxruntime) are imported inside each command, so ``reaseq serve``
-never loads PyTorch and can set thread limits before NumPy starts.
+never loads PyTorch and can set thread limits before NumPy starts. A mistake (a wrong path, URL or
+setting) ends any command with one line that says what to fix (:mod:`cli.errors`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,13 +18,17 @@ import typer
 from cli import knowledge as _knowledge_commands
 from cli import openapi as _openapi_commands
 from cli import results_real as _results_real_commands
+from cli.errors import DEBUG_VARIABLE, ReaseqApp, enable_debug
 from cli.gbr import gbr_app
 from cli.knowledge import (
     DimOpt,
     EncoderName,
     EncoderOpt,
     ModelDirOpt,
+    RedisUrlOpt,
     ReduceOpt,
+    Reduction,
+    Size,
     StoreKind,
     ThreadsOpt,
     encoder_choice,
@@ -36,10 +40,12 @@ if TYPE_CHECKING:
     from offline.data.canonical import Dataset
     from offline.gbr import GBRModel, GenerationConfig
 
-app = typer.Typer(
+app = ReaseqApp(
     help="ReaSeq ranking service: synthetic data, training, ONNX bundles, publishing, serving.",
     no_args_is_help=True,
     add_completion=False,
+    # A mistake is one line (cli.errors); a bug keeps the plain traceback, not a 100-line panel.
+    pretty_exceptions_enable=False,
 )
 
 DEFAULT_BUNDLES = Path("bundles")
@@ -49,15 +55,23 @@ DEFAULT_EPOCHS = 2  # the training default; enough for the demo data to converge
 DEMO_GENERATED = 16  # K of the demo bundle: generated behaviours per user
 
 
-class Size(StrEnum):
-    tiny = "tiny"
-    small = "small"
-    demo = "demo"
-    large = "large"
-
-
 BundlesOpt = Annotated[Path, typer.Option(help="Root folder of the bundles.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the data and the training run.")]
+
+
+@app.callback()
+def options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar=DEBUG_VARIABLE,
+            help="Show the traceback of a mistake (a wrong path, URL or setting) instead of "
+            "one line.",
+        ),
+    ] = False,
+) -> None:
+    enable_debug(debug)
 
 
 def _logging() -> None:
@@ -108,7 +122,7 @@ def train(
     encoder: EncoderOpt = EncoderName.tfidf_svd,
     dim: DimOpt = 32,
     model_dir: ModelDirOpt = None,
-    reduce: ReduceOpt = "truncate",
+    reduce: ReduceOpt = Reduction.truncate,
 ) -> None:
     """Train the ranker and its ID-only baseline; evaluate both and random on the time split.
 
@@ -163,7 +177,7 @@ def publish(
     bundles: BundlesOpt = DEFAULT_BUNDLES,
     version: Annotated[str | None, typer.Option(help="Bundle (default: CURRENT).")] = None,
     store: Annotated[StoreKind, typer.Option(help="Where to publish.")] = StoreKind.embedded,
-    redis_url: Annotated[str, typer.Option(envvar="REASEQ_REDIS_URL")] = "redis://127.0.0.1:6379/0",
+    redis_url: RedisUrlOpt = "redis://127.0.0.1:6379/0",
     redis_cluster: Annotated[
         bool, typer.Option(envvar="REASEQ_REDIS_CLUSTER", help="The URL names a cluster node.")
     ] = False,
@@ -325,7 +339,12 @@ def serve(
     from service.settings import Settings
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    run_service(Settings(**overrides))  # type: ignore[arg-type]
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    if settings.store != "redis" or settings.bundle_version is not None:
+        # No bundle is a mistake to name now, not a traceback from the server's start-up; with
+        # Redis the active version may come from the store, which only the service reads.
+        settings.resolve_bundle_dir()
+    run_service(settings)
 
 
 @app.command()

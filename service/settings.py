@@ -19,6 +19,7 @@ from service.stores.config import (
     DEMO_USERS_PATH,
     EmbeddedStoreConfig,
     RedisStoreConfig,
+    RedisUrl,
     StoreConfig,
 )
 
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
     store: Literal["embedded", "redis"] = Field(
         default="embedded", description="Where user data and item vectors come from."
     )
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0")
+    redis_url: RedisUrl = Field(default="redis://127.0.0.1:6379/0")
     redis_timeout_ms: int = Field(
         default=50, ge=1, le=60_000, description="Budget of one store round trip."
     )

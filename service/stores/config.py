@@ -5,12 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from redis.connection import parse_url
 
 from service.stores.event_log import DEFAULT_ID_WINDOW
 
 #: The user snapshot ``reaseq demo`` writes, served when nothing names another.
 DEMO_USERS_PATH = Path("var/demo/users.npz")
+REDIS_URL_FORM = "redis://[:password@]host[:port][/db] (or rediss://…, unix:///path)"
+
+
+def check_redis_url(url: str) -> str:
+    """``url`` if the Redis client can connect by it; else a ``ValueError`` that shows the form
+    (a bare ``host:port`` is the usual mistake)."""
+    if "://" not in url:
+        raise ValueError(f"not a Redis URL: expected {REDIS_URL_FORM}")
+    try:
+        parse_url(url)
+    except ValueError as error:
+        raise ValueError(f"not a Redis URL ({error}); expected {REDIS_URL_FORM}") from None
+    return url
+
+
+#: A Redis URL, checked when the configuration is read rather than at the first connection.
+RedisUrl = Annotated[str, AfterValidator(check_redis_url)]
 
 
 class EmbeddedStoreConfig(BaseModel):
@@ -37,7 +55,7 @@ class RedisStoreConfig(BaseModel):
     type: Literal["redis"] = "redis"
     """Discriminator of the backend."""
 
-    url: str = "redis://127.0.0.1:6379/0"
+    url: RedisUrl = "redis://127.0.0.1:6379/0"
     """redis:// or rediss:// URL of the server (with ``cluster``: of any node, database 0)."""
 
     cluster: bool = False
