@@ -187,6 +187,16 @@ def encode(
     )
 
 
+class Fusion(StrEnum):
+    sum = "sum"
+    gate = "gate"
+
+
+#: With gated fusion, IDs are dropped in training only for items seen at most this often (the
+#: setting `reaseq results-real` measures).
+GATED_DROPOUT_MAX_COUNT = 10
+
+
 def build(
     kind: FormatOpt = SourceFormat.synthetic,
     source: SourceOpt = None,
@@ -199,6 +209,12 @@ def build(
     epochs: Annotated[int, typer.Option(min=1)] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the data, the encoder and the run.")] = 0,
     threads: ThreadsOpt = None,
+    fusion: Annotated[
+        Fusion, typer.Option(help="How ID and knowledge vectors combine (gate: per count bucket).")
+    ] = Fusion.sum,
+    user_layers: Annotated[
+        int, typer.Option(min=0, max=4, help="Self-attention layers of the user encoder.")
+    ] = 0,
     click_threshold: Annotated[float, typer.Option(help="Ratings at or above: a click.")] = 4.0,
     negatives: Annotated[int, typer.Option(min=0, help="Sampled non-clicks per click.")] = 4,
     split_quantile: Annotated[float, typer.Option(help="Time split quantile.")] = 0.8,
@@ -237,7 +253,15 @@ def build(
         work=work,
         bundles=bundles,
         encoder=encoder_choice(encoder, dim, seed, model_dir, reduce).build(),
-        train=TrainConfig(epochs=epochs, seed=seed, threads=threads, progress=progress),
+        train=TrainConfig(
+            epochs=epochs,
+            seed=seed,
+            threads=threads,
+            progress=progress,
+            fusion=fusion.value,
+            dropout_max_count=GATED_DROPOUT_MAX_COUNT if fusion is Fusion.gate else None,
+            user_layers=user_layers,
+        ),
         backend=Backends(backend.value),
         users=UserPublishing(UserStore(store.value), users_path, redis_url, redis_cluster),
         activate=activate,
