@@ -19,14 +19,21 @@ from typing import Any
 
 import typer
 
-try:  # Typer 0.22+ carries its own copy of click, with its own exception classes.
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-except ImportError:  # pragma: no cover - an older Typer on click
-    from click.exceptions import (  # type: ignore[assignment]
-        ClickException,
-        NoArgsIsHelpError,
-        UsageError,
-    )
+# Click's exception classes as Typer raises them (newer Typer carries its own copy of click),
+# found from a class Typer exports.
+_CLICK_CLASSES = {cls.__name__: cls for cls in typer.BadParameter.__mro__}
+ClickException: Any = _CLICK_CLASSES["ClickException"]
+UsageError: Any = _CLICK_CLASSES["UsageError"]
+
+
+class _NeverRaised(Exception):
+    pass
+
+
+#: Raised for a group called without a command (click 8.2+): its message is the help text.
+NoArgsIsHelpError: Any = getattr(
+    sys.modules[UsageError.__module__], "NoArgsIsHelpError", _NeverRaised
+)
 
 DEBUG_VARIABLE = "REASEQ_DEBUG"
 #: The exit status of a mistake the caller can fix (the status click gives a usage error).
@@ -86,7 +93,7 @@ def error_surface() -> Iterator[None]:
         raise SystemExit(MISTAKE_EXIT) from None
 
 
-def _click_message(error: ClickException) -> str:
+def _click_message(error: Any) -> str:
     """Click's message of a bad option, with where to read about it."""
     message = error.format_message().replace("Value error, ", "")
     context = getattr(error, "ctx", None)

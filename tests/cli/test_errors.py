@@ -36,7 +36,7 @@ def reaseq(*args: str, cwd: Path, **env: str) -> Answer:
         [*REASEQ, *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a loaded machine: the first run of a module pays for cold imports
         cwd=cwd,
         env={**base, "PYTHONPATH": str(REPOSITORY), **env},
     )
