@@ -260,19 +260,32 @@ async def _validation_error_response(_: Request, error: Exception) -> Response:
     )
 
 
+#: What the framework itself answers, before a route runs: an unreadable body, an unknown route,
+#: a method the route does not take.
+FRAMEWORK_STATUSES = (
+    status.HTTP_400_BAD_REQUEST,
+    status.HTTP_404_NOT_FOUND,
+    status.HTTP_405_METHOD_NOT_ALLOWED,
+)
+
+
+def framework_code(status_code: int) -> str:
+    """The ``code`` of a framework error: its status named, ``bad_request``, ``not_found``."""
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:
+        phrase = f"http {status_code}"
+    return phrase.lower().replace(" ", "_").replace("-", "_")
+
+
 async def _http_error_response(request: Request, error: Exception) -> Response:
     """Framework errors (an unreadable body, an unknown route) in the same ``{detail, code}``
     shape as the domain's, the code named after the status: ``bad_request``, ``not_found``."""
     assert isinstance(error, HTTPException)
     if error.status_code < status.HTTP_400_BAD_REQUEST:
         return await http_exception_handler(request, error)
-    try:
-        phrase = HTTPStatus(error.status_code).phrase
-    except ValueError:
-        phrase = f"http {error.status_code}"
-    code = phrase.lower().replace(" ", "_").replace("-", "_")
     return SafeJSONResponse(
-        {"detail": str(error.detail), "code": code},
+        {"detail": str(error.detail), "code": framework_code(error.status_code)},
         status_code=error.status_code,
         headers=error.headers,
     )
