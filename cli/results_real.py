@@ -17,16 +17,19 @@ DATASET_HINT = (
 
 def results_real(
     source: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             exists=True, file_okay=False, dir_okay=True, help=f"Dataset folder: {DATASET_HINT}."
         ),
-    ],
+    ] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (0..n-1).")] = 3,
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping).")] = 5,
     jobs: Annotated[
         int, typer.Option(min=1, help="Seeds run at once, one process (one thread) each.")
     ] = 1,
+    render_only: Annotated[
+        bool, typer.Option(help="Re-render the section from results.json, without training.")
+    ] = False,
     docs: Annotated[Path, typer.Option(help="Folder of RESULTS.md and results.json.")] = Path(
         "docs"
     ),
@@ -37,8 +40,15 @@ def results_real(
     from dataclasses import replace
 
     from model_export.real_data import RealDataSpec
-    from model_export.real_report import write_real_results
+    from model_export.real_report import rerender, write_real_results
 
+    if render_only:
+        recorded = rerender(docs)
+        typer.echo(json.dumps(recorded["summary"]["gains_over_id_only"].get("full", {}), indent=2))
+        return
+    if source is None:
+        typer.echo(f"error: --source is required: {DATASET_HINT}")
+        raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not (source / "ratings.csv").is_file() and not (source / "ratings.dat").is_file():
         typer.echo(f"error: {source} has no ratings.csv or ratings.dat; expected {DATASET_HINT}")

@@ -31,6 +31,8 @@ from model_export.real_data import (
     run_seed,
 )
 from model_export.report import REAL_DATA_END, REAL_DATA_START, machine_description
+from model_export.train import TrainConfig
+from offline.data.loaders import LoaderConfig
 
 COMMAND = "reaseq results-real --source <ml-latest-small folder>"
 START, END = REAL_DATA_START, REAL_DATA_END
@@ -59,6 +61,11 @@ def _value(row: dict[str, Any], part: str, metric: str) -> float:
     return float(found[metric] if isinstance(found, dict) else getattr(found, metric))
 
 
+def _sampled(row: dict[str, Any]) -> dict[str, float]:
+    found = row["sampled"]
+    return dict(found) if isinstance(found, dict) else found.as_dict()
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean ± std per row, part and metric; per-seed gains over ID only; slice sizes."""
     names = [name for name, _ in ROWS if all(name in run["rows"] for run in runs)]
@@ -70,7 +77,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 values = [_value(run["rows"][name], part, metric) for run in runs]
                 table[name][f"{part}/{metric}"] = _stats(values)
         for metric in ("hr@10", "ndcg@10", "requests"):
-            values = [run["rows"][name]["sampled"].as_dict()[metric] for run in runs]
+            values = [_sampled(run["rows"][name])[metric] for run in runs]
             table[name][f"sampled/{metric}"] = _stats(values)
     gains: dict[str, Any] = {}
     for name in names:
@@ -87,8 +94,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 gains[name][f"{part}/{metric}"] = _stats(values)
         for metric in ("hr@10", "ndcg@10"):
             values = [
-                run["rows"][name]["sampled"].as_dict()[metric]
-                - run["rows"][ID_ONLY]["sampled"].as_dict()[metric]
+                _sampled(run["rows"][name])[metric] - _sampled(run["rows"][ID_ONLY])[metric]
                 for run in runs
             ]
             gains[name][f"sampled/{metric}"] = _stats(values)
@@ -174,6 +180,18 @@ def _findings(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"- HR@10: full {hr[FULL]:.4f}, ID only {hr[ID_ONLY]:.4f}, popularity "
             f"{hr[POPULARITY]:.4f}."
+        )
+    means = {
+        name: statistics.fmean(run["validation_gauc"][name] for run in runs)
+        for name in FULL_CANDIDATES
+        if all(name in run["validation_gauc"] for run in runs)
+    }
+    if means:
+        best = max(means, key=lambda name: means[name])
+        lines.append(
+            "- Mean validation GAUC of the candidates: "
+            + ", ".join(f"{name} {value:.4f}" for name, value in means.items())
+            + f"; one configuration for every seed, chosen on validation, would be {best}."
         )
     chosen = [run["full_is"] for run in runs]
     lines.append(
@@ -277,6 +295,36 @@ def run_seeds(spec: RealDataSpec, jobs: int = 1) -> list[dict[str, Any]]:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         return list(pool.map(run_seed, [single] * len(spec.seeds), spec.seeds))
+
+
+def spec_from_dict(data: dict[str, Any]) -> RealDataSpec:
+    """The spec recorded in ``results.json`` (what :func:`rerender` needs)."""
+    return RealDataSpec(
+        source=Path(str(data["source"])),
+        format=data["format"],
+        seeds=tuple(data["seeds"]),
+        loader=LoaderConfig(**data["loader"]),
+        ranker=TrainConfig(**data["ranker"]),
+        semantic_dim=data["semantic_dim"],
+        sampled_items=data["sampled_items"],
+        variants=tuple(data["variants"]),
+    )
+
+
+def rerender(docs_dir: Path) -> dict[str, Any]:
+    """The section again from the runs recorded in ``results.json``, without training (after
+    a change of the report's wording or tables)."""
+    document = json.loads((docs_dir / "results.json").read_text())
+    recorded = document["real_data"]
+    spec, runs = spec_from_dict(recorded["spec"]), recorded["runs"]
+    recorded["summary"] = summarise(runs)
+    context = {key: recorded[key] for key in ("command", "machine", "generated_at", "seconds")}
+    markdown = docs_dir / "RESULTS.md"
+    markdown.write_text(
+        splice(markdown.read_text(), render(spec, recorded["summary"], runs, context))
+    )
+    (docs_dir / "results.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return recorded
 
 
 def write_real_results(spec: RealDataSpec, docs_dir: Path, jobs: int = 1) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from model_export.dataset import time_split
 from model_export.real_data import FULL, FULL_CANDIDATES, POPULARITY, RealDataSpec
-from model_export.real_report import END, START, write_real_results
+from model_export.real_report import END, START, rerender, write_real_results
 from model_export.sampled_ranking import hit_rate_ndcg, popularity_scores, sampled_candidates
 from offline.data.loaders import LoaderConfig, load_dataset
 from tests.offline.loaders.fixtures import write_movielens_csv
@@ -37,6 +37,10 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
     for run in written["runs"]:
         assert run["full_is"] in FULL_CANDIDATES
         assert run["rows"][FULL] == run["rows"][run["full_is"]]
+    # Re-rendering from results.json alone gives the same section.
+    before = (docs / "RESULTS.md").read_text()
+    rerender(docs)
+    assert (docs / "RESULTS.md").read_text() == before
     # Rerunning replaces the section instead of adding a second one.
     write_real_results(replace(spec, seeds=(0,)), docs)
     assert (docs / "RESULTS.md").read_text().count(START) == 1
