@@ -5,7 +5,7 @@ synthetic preset (their weights do not change the cost), exports both, and times
 ``user_encoder`` graph in onnxruntime (one thread, sequential: the service's settings) for one
 user at several sequence lengths. The user encoder runs once per user and bundle; the per-user
 cache serves later pages of the same user without it, so this is the cost of a cache miss.
-Prints a Markdown table with the machine it ran on.
+Writes ``docs/USER_ENCODER.md`` (and prints it): a Markdown table with the machine it ran on.
 """
 
 from __future__ import annotations
@@ -71,19 +71,38 @@ def _median_ms(bundle: Path, length: int, repeats: int) -> float:
 def main(
     layers: Annotated[int, typer.Option(min=1, help="Self-attention layers to compare.")] = 1,
     repeats: Annotated[int, typer.Option(min=10)] = 200,
+    out: Annotated[Path, typer.Option(help="Markdown file to write.")] = Path(
+        "docs/USER_ENCODER.md"
+    ),
 ) -> None:
+    from datetime import UTC, datetime
+
     from model_export.report import machine_description
 
+    lines = [
+        "# User encoder cost",
+        "",
+        f"_Regenerate with `python -m bench.user_encoder`; measured on {machine_description()}, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC._",
+        "",
+        "Time of the bundle's `user_encoder` graph for one user (onnxruntime, one thread, "
+        f"sequential), median of {repeats} calls: what a per-user cache miss costs. The light "
+        "encoder projects each behaviour on its own; the self-attention one first runs causal "
+        "self-attention over the sequence, quadratic in its length.",
+        "",
+        f"| behaviours | light (ms) | {layers} self-attention layer(s) (ms) |",
+        "| --- | --- | --- |",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         light = _bundle(0, Path(tmp) / "light")
         attention = _bundle(layers, Path(tmp) / "attention")
-        typer.echo(f"User encoder per cache miss, median of {repeats}; {machine_description()}.")
-        typer.echo("")
-        typer.echo(f"| behaviours | light (ms) | {layers} self-attention layer(s) (ms) |")
-        typer.echo("| --- | --- | --- |")
         for length in LENGTHS:
             cells = [_median_ms(bundle, length, repeats) for bundle in (light, attention)]
-            typer.echo(f"| {length} + {GENERATED} | {cells[0]:.3f} | {cells[1]:.3f} |")
+            lines.append(f"| {length} + {GENERATED} | {cells[0]:.3f} | {cells[1]:.3f} |")
+    text = "\n".join(lines) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    typer.echo(text)
 
 
 if __name__ == "__main__":
