@@ -165,9 +165,12 @@ def _fault_notes(
     notes = []
     outage = by_name.get("redis_outage")
     if outage:
+        # The reasons as measured: an unreachable store and a slow one read differently.
+        reasons = [r for r in outage.get("degraded_by_reason", {}) if r.startswith("store_")]
+        named = ", ".join(f"`{r}`" for r in reasons) or "by the store"
         notes.append(
             f"**redis_outage**: Redis SIGKILLed, restarted {outage['down_s']} s later from its "
-            "append-only file. Rank requests were answered degraded (`store_timeout`, from the "
+            f"append-only file. Rank requests were answered degraded ({named}, from the "
             "bundle's item table) while the circuit breaker was open; event writes got 503 and "
             "were sent again."
         )
