@@ -153,7 +153,8 @@ def render_generator(
         provenance,
         "",
         f"Users per second generating K behaviours in S steps, {cost_users} users per cell "
-        "(first seed), one process on this machine's CPU cores (PyTorch's default threads):",
+        f"(first seed), one process on this machine's CPU cores ({_threads()} PyTorch "
+        "intra-op threads; `OMP_NUM_THREADS` sets them):",
         "",
         *cost_lines(gbr),
         "",
@@ -194,3 +195,10 @@ SECONDARY_FINDINGS = [
     "share many times over, at some cost in beyond-log recall, since clicks after the split "
     "follow the same exposure. The ranker's ablation uses plain GBR blocks.",
 ]
+
+
+def _threads() -> int:
+    """PyTorch's intra-op threads in this process (the ones the cost grid was timed with)."""
+    import torch
+
+    return int(torch.get_num_threads())
