@@ -58,14 +58,16 @@ EXPOSE 8089
 ENTRYPOINT ["locust"]
 
 # --- gpu: CUDA runtime with cuDNN, onnxruntime-gpu (the `gpu` extra), PyTorch and Triton for the
-# attention kernels. Ubuntu's Python lives in a virtual environment (PEP 668).
+# attention kernels; scores on the device path (REASEQ_DEVICE=cuda: item table and cached user
+# keys/values on the GPU, graphs on ONNX Runtime's CUDA provider, attention in one Triton launch
+# per batch). Ubuntu's Python lives in a virtual environment (PEP 668).
 FROM ${CUDA_IMAGE} AS gpu
 ARG TORCH_SPEC="torch>=2.4,<3"
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
     VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH \
     REASEQ_HOST=0.0.0.0 REASEQ_PORT=8000 \
-    REASEQ_BUNDLE_ROOT=/bundles
+    REASEQ_BUNDLE_ROOT=/bundles REASEQ_DEVICE=cuda
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/* \

@@ -23,7 +23,7 @@ LOADTEST_REPORT ?= var/loadtest
 LOADTEST_GATE_P99_MS ?= 250
 LOADTEST_GATE_FAILURE_RATIO ?= 0.01
 
-.PHONY: setup run demo serve test test-all lint results clean loadtest bench chaos
+.PHONY: setup run demo serve test test-all lint results clean loadtest bench chaos gpu-check
 
 setup: $(STAMP)
 
@@ -61,6 +61,17 @@ BENCH_ARGS ?=
 bench: setup
 	@test -f var/demo/model/ranker.pt || $(BIN)/reaseq demo
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# On a machine with a CUDA GPU, in under 8 minutes: the device path's parity tests on the GPU, the
+# kernels' benchmark (docs/KERNELS.md, docs/kernels.json) and the device path's serving benchmark
+# at W1 and W2 (docs/DEVICE_SERVING.md, docs/device_serving.json). It installs nothing, so it runs
+# without a package registry: the venv must already hold the kernels and dev extras with a CUDA
+# build of PyTorch (onnxruntime-gpu optional). GPU_CHECK_ARGS=--dry-run: its CPU-safe parts at
+# tiny sizes, on any machine.
+GPU_CHECK_ARGS ?=
+gpu-check:
+	@test -x $(BIN)/python || { echo "gpu-check: no $(VENV); create it first (make setup)"; exit 2; }
+	$(BIN)/python -m bench.gpu_check $(GPU_CHECK_ARGS)
 
 # Regenerates docs/RESULTS.md and docs/results.json (offline evaluation, several seeds).
 results: setup

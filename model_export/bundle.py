@@ -1,4 +1,5 @@
-"""Write an immutable serving bundle: ONNX graphs, the fused item table and the manifest.
+"""Write an immutable serving bundle: ONNX graphs, the module weights beside them, the fused item
+table and the manifest.
 
 Everything is written into a hidden staging directory next to the destination and renamed into
 place in one step, so a reader never sees a half-written bundle and a bundle never changes after
@@ -18,6 +19,7 @@ import numpy.typing as npt
 import torch
 
 from model_export.export import export_graphs
+from model_export.module_weights import write_module_weights
 from model_export.train import TrainedRanker
 from offline.data.canonical import Dataset
 from service.contracts.manifest import (
@@ -137,6 +139,7 @@ def _write_contents(
     version: str | None,
 ) -> BundleManifest:
     graphs = export_graphs(trained.model, staging)
+    module_weights = write_module_weights(trained.model, staging)
     table = fused_item_table(trained)
     has_id = trained.model.items.has_id.numpy() > 0
     np.save(staging / ITEM_IDS_FILE, np.asarray(dataset.catalogue.item_ids, dtype=np.str_))
@@ -148,7 +151,10 @@ def _write_contents(
         version=version or default_version(files, now),
         created_at=now,
         dimensions=ModelDimensions(
-            item_dim=shape.item_dim, heads=shape.heads, semantic_dim=shape.semantic_dim
+            item_dim=shape.item_dim,
+            heads=shape.heads,
+            semantic_dim=shape.semantic_dim,
+            user_layers=shape.user_layers,
         ),
         max_lengths=MaxLengths(sequence=config.max_seq_len, generated=config.generated),
         features=FeatureSchema(event_types=list(EVENT_TYPES), time_gap_buckets=TIME_GAP_BUCKETS),
@@ -162,6 +168,7 @@ def _write_contents(
         ),
         text_encoder=encoder_info,
         generator=generator,
+        module_weights=module_weights,
         metrics=metrics,
         files=files,
     )

@@ -1,9 +1,13 @@
-"""Parity between PyTorch, the exported full graph and the split graphs chained with the kernel.
+"""Parity between PyTorch, the exported full graph and the serving scorers.
 
-Serving runs ``user_encoder`` -> ``candidate_encoder`` -> target attention (the NumPy reference
-on CPU, Triton on GPU) -> ``scorer``, or the ``full`` graph in one go. All of these must score a
-request the same as the trained PyTorch model, on awkward shapes too: one candidate, an empty
-generated block (one masked slot), a user with no history.
+Serving runs ``user_encoder`` -> ``candidate_encoder`` -> target attention -> ``scorer``, or the
+``full`` graph in one go. The split path is checked through the serving code itself: the host
+scorer (:class:`service.ranking.scoring.GraphRunner`, attention on ``onnx_cpu``) and, when the
+bundle carries module weights, the device path (:class:`service.device.runner.DeviceRunner` on
+PyTorch's CPU tensors, its graphs rebuilt from those weights, as on a GPU without
+onnxruntime-gpu). All of these must score a request the same as the trained PyTorch model, on
+awkward shapes too: one candidate, an empty generated block (one masked slot), a user with no
+history, several users in one batch.
 """
 
 from __future__ import annotations
@@ -13,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 import torch
 
-from kernels.target_attention import target_attention
 from model_export.export import FullGraph
 from model_export.train import TrainedRanker
+from service.bundle import LoadedBundle
 from service.contracts import graphs as g
-from service.contracts.manifest import read_manifest
 from service.features import EVENT_VOCAB_SIZE, TIME_GAP_BUCKETS
+from service.ranking.behaviours import BehaviourBlock
+from service.ranking.scoring import GraphRunner, ScoringRequest, ScoringRunner
 
 Feeds = dict[str, npt.NDArray[np.generic]]
 
@@ -78,20 +82,15 @@ def random_feeds(shape: ParityShape, item_dim: int, rng: np.random.Generator) ->
 
 
 class BundleGraphs:
-    """onnxruntime sessions over a bundle's graphs (CPU provider)."""
+    """A bundle as the service loads it (CPU provider), and its scorers."""
 
     def __init__(self, bundle_dir: Path) -> None:
-        manifest = read_manifest(bundle_dir)
+        self.bundle = LoadedBundle.load(bundle_dir)
+        manifest = self.bundle.manifest
         self.heads = manifest.dimensions.heads
         self.item_dim = manifest.dimensions.item_dim
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.sessions = {
-            name: ort.InferenceSession(
-                str(bundle_dir / file), options, providers=["CPUExecutionProvider"]
-            )
-            for name, file in manifest.graphs.items()
-        }
+        self.sessions = self.bundle.sessions
+        self.has_module_weights = manifest.module_weights is not None
 
     def run(self, name: str, feeds: Feeds) -> list[npt.NDArray[np.float32]]:
         session = self.sessions[name]
@@ -102,19 +101,48 @@ class BundleGraphs:
         return self.run(g.FULL, feeds)[0]
 
     def chained(self, feeds: Feeds) -> npt.NDArray[np.float32]:
-        """The split serving path: encoders, NumPy target attention per pool, scorer."""
-        real_k, real_v, gen_k, gen_v = self.run(g.USER_ENCODER, feeds)
-        real_q, gen_q = self.run(g.CANDIDATE_ENCODER, feeds)
-        real_mask = np.asarray(feeds[g.SEQUENCE_MASK], dtype=np.float32)
-        gen_mask = np.asarray(feeds[g.GENERATED_MASK], dtype=np.float32)
-        real_pooled, _ = target_attention(real_q, real_k, real_v, real_mask, self.heads)
-        gen_pooled, _ = target_attention(gen_q, gen_k, gen_v, gen_mask, self.heads)
-        scorer_feeds = {
-            g.CANDIDATE_VECTORS: feeds[g.CANDIDATE_VECTORS],
-            g.REAL_POOLED: real_pooled,
-            g.GENERATED_POOLED: gen_pooled,
-        }
-        return self.run(g.SCORER, scorer_feeds)[0]
+        """The split path as the CPU service serves it: the padded batch's requests in one
+        batch through the host scorer."""
+        return _scores(GraphRunner(self.bundle), feeds)
+
+    def device(self, feeds: Feeds) -> npt.NDArray[np.float32]:
+        """The device path on PyTorch's CPU tensors, its graphs rebuilt from the bundle's module
+        weights and PyTorch's attention (the Triton kernel is checked against that elsewhere)."""
+        from kernels.target_attention import AttentionBackend
+        from service.device.context import device_context
+        from service.device.graphs import TorchGraphs
+        from service.device.modules import load_modules
+        from service.device.runner import DeviceRunner
+
+        context = device_context("cpu")
+        modules = load_modules(self.bundle.directory, self.bundle.manifest, context.device)
+        runner = DeviceRunner(self.bundle, context, TorchGraphs(modules), AttentionBackend.TORCH)
+        return _scores(runner, feeds)
+
+
+def _scores(runner: ScoringRunner, feeds: Feeds) -> npt.NDArray[np.float32]:
+    """Scores ``[B, C]`` of the padded batch ``feeds``, scored as ``B`` requests in one batch."""
+    requests = []
+    real_length = feeds[g.SEQUENCE_MASK].shape[1]
+    generated_length = feeds[g.GENERATED_MASK].shape[1]
+    for b in range(len(feeds[g.CANDIDATE_VECTORS])):
+        real = BehaviourBlock(
+            item_ids=[""] * real_length,
+            vectors=np.asarray(feeds[g.SEQUENCE_VECTORS][b], np.float32),
+            mask=np.asarray(feeds[g.SEQUENCE_MASK][b], np.float32),
+            events=np.asarray(feeds[g.SEQUENCE_EVENTS][b], np.int64),
+            gaps=np.asarray(feeds[g.SEQUENCE_GAPS][b], np.int64),
+        )
+        generated = BehaviourBlock(
+            item_ids=[""] * generated_length,
+            vectors=np.asarray(feeds[g.GENERATED_VECTORS][b], np.float32),
+            mask=np.asarray(feeds[g.GENERATED_MASK][b], np.float32),
+            events=np.zeros(generated_length, np.int64),
+            gaps=np.zeros(generated_length, np.int64),
+        )
+        candidates = np.asarray(feeds[g.CANDIDATE_VECTORS][b], np.float32)
+        requests.append(ScoringRequest(candidates, real, generated))
+    return np.stack([result.scores for result in runner.score_batch(requests)])
 
 
 def torch_scores(trained: TrainedRanker, feeds: Feeds) -> npt.NDArray[np.float32]:
@@ -129,10 +157,14 @@ def parity_report(
     shapes: tuple[ParityShape, ...] = DEFAULT_SHAPES,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Largest absolute score difference per comparison, over all ``shapes``."""
+    """Largest absolute score difference per comparison, over all ``shapes``: the full graph
+    against the host scorer (``full_vs_chained``), the device path (``full_vs_device``, when
+    the bundle has module weights) and the trained model (``torch_vs_full``, when given)."""
     graphs = BundleGraphs(bundle_dir)
     rng = np.random.default_rng(seed)
     worst = {"full_vs_chained": 0.0}
+    if graphs.has_module_weights:
+        worst["full_vs_device"] = 0.0
     if trained is not None:
         worst["torch_vs_full"] = 0.0
     for shape in shapes:
@@ -141,6 +173,8 @@ def parity_report(
         if full.shape != (shape.batch, shape.candidates) or not np.isfinite(full).all():
             raise AssertionError(f"full graph gave {full.shape} scores, some not finite: {shape}")
         diffs = {"full_vs_chained": np.abs(full - graphs.chained(feeds)).max()}
+        if graphs.has_module_weights:
+            diffs["full_vs_device"] = np.abs(full - graphs.device(feeds)).max()
         if trained is not None:
             diffs["torch_vs_full"] = np.abs(full - torch_scores(trained, feeds)).max()
         for name, diff in diffs.items():

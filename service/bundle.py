@@ -1,4 +1,9 @@
-"""A loaded bundle: verified manifest, onnxruntime sessions and the memory-mapped item table."""
+"""A loaded bundle: verified manifest, onnxruntime sessions and the memory-mapped item table.
+
+The sessions run on the execution providers the service was configured with
+(``service.device.plan``): the CPU provider on the CPU path; ONNX Runtime's CUDA provider, on the
+stream the device path computes on, where ``onnxruntime-gpu`` is installed.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +30,9 @@ log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
+#: An onnxruntime execution provider: its name, or its name and options.
+Provider: TypeAlias = str | tuple[str, dict[str, str]]
+CPU_PROVIDERS: tuple[Provider, ...] = ("CPUExecutionProvider",)
 
 #: Inputs each graph may declare and outputs it must produce (service.contracts.graphs).
 _SIGNATURES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -124,8 +133,14 @@ class LoadedBundle:
         return self.manifest.version
 
     @classmethod
-    def load(cls, bundle_dir: Path, intra_op_threads: int = 1) -> LoadedBundle:
-        """Read and verify a bundle; raises :class:`BundleIntegrityError` when it is unsound."""
+    def load(
+        cls,
+        bundle_dir: Path,
+        intra_op_threads: int = 1,
+        providers: Sequence[Provider] = CPU_PROVIDERS,
+    ) -> LoadedBundle:
+        """Read and verify a bundle, its sessions on ``providers`` (in order of preference);
+        raises :class:`BundleIntegrityError` when it is unsound."""
         manifest = read_manifest(bundle_dir)
         _check_listed(manifest)
         verify_files(bundle_dir, manifest)
@@ -134,7 +149,7 @@ class LoadedBundle:
             name: ort.InferenceSession(
                 str(bundle_dir / manifest.graphs[name]),
                 sess_options=options,
-                providers=["CPUExecutionProvider"],
+                providers=list(providers),
             )
             for name in graphs.GRAPH_NAMES
         }
@@ -187,6 +202,8 @@ def _check_listed(manifest: BundleManifest) -> None:
         )
     table = manifest.item_table
     needed = [*manifest.graphs.values(), table.ids_file, table.vectors_file]
+    if manifest.module_weights is not None:
+        needed.append(manifest.module_weights.file)
     unlisted = [name for name in needed if name not in manifest.files]
     if unlisted:
         raise BundleIntegrityError(

@@ -180,9 +180,7 @@ class BundleLifecycle:
         settings = self._parts.settings
         bundle_dir = _bundle_dir(settings.bundle_root, version)
         try:
-            bundle = await asyncio.to_thread(
-                LoadedBundle.load, bundle_dir, settings.onnx_intra_op_threads
-            )
+            bundle = await asyncio.to_thread(self._parts.load, bundle_dir)
             await asyncio.to_thread(bundle.warm_up)
         except BundleIntegrityError as error:
             raise BundleCorrupt(str(error)) from error

@@ -1,8 +1,9 @@
-"""GPU memory of the devices the served graphs run on, read from NVML at scrape time.
+"""GPU memory of the devices the service computes on, read from NVML at scrape time.
 
-Only registered when an onnxruntime session actually runs on CUDA: a CPU deployment exports no
-GPU series at all, rather than zeros that would read as "a GPU with nothing on it". NVML reports
-the whole device (every process on it), which is what decides whether the next bundle fits.
+Only registered when something actually runs on CUDA (an onnxruntime session on the CUDA
+provider, or the device path's tensors and kernels): a CPU deployment exports no GPU series at
+all, rather than zeros that would read as "a GPU with nothing on it". NVML reports the whole
+device (every process on it), which is what decides whether the next bundle fits.
 NVML comes from ``nvidia-ml-py`` (the ``gpu`` extra); without it the metric is skipped with a
 warning, since serving must not fail over a missing gauge.
 """
@@ -59,9 +60,12 @@ class GpuMemoryCollector(Collector):
         yield total
 
 
-def gpu_memory_collector(sessions: Iterable[Any]) -> GpuMemoryCollector | None:
-    """A collector for the CUDA devices in use, or None on CPU or without NVML."""
-    devices = cuda_devices(sessions)
+def gpu_memory_collector(
+    sessions: Iterable[Any], also: Iterable[int] = ()
+) -> GpuMemoryCollector | None:
+    """A collector for the CUDA devices in use (those of ``sessions``, and the devices
+    ``also`` names), or None on CPU or without NVML."""
+    devices = sorted(set(cuda_devices(sessions)) | set(also))
     if not devices:
         return None
     try:

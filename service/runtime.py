@@ -14,6 +14,7 @@ from service.bundle_lifecycle import VERSION_PATTERN, BundleLifecycle
 from service.bundle_pointer import ActiveVersionPointer
 from service.bundle_watch import ActiveVersionWatcher
 from service.contracts.manifest import BundleIntegrityError
+from service.device.plan import plan_scoring
 from service.errors import BundleNotFoundError, ServiceNotReady, StoreError
 from service.gpu_memory import gpu_memory_collector
 from service.metrics import ServiceMetrics
@@ -73,22 +74,31 @@ class ServiceRuntime:
             and settings.bundle_watch_interval_s > 0
             and settings.bundle_version is None
         )
-        try:
-            pointed = await _pointed_version(pointer) if follows else None
-            bundle = await _load_bundle(settings, metrics, pointed)
-        except BaseException:
-            if pointer is not None:
-                await pointer.close()
-            raise
-        collector = gpu_memory_collector(bundle.sessions.values())
-        if collector is not None:
-            metrics.add_collector(collector)
         observer = ServiceObserver(metrics, tracer or NoTracer(), settings.store)
         cache = UserStateCache(
             int(settings.user_cache_mb * 2**20), on_resize=metrics.user_cache_bytes.set
         )
-        parts = ServingParts(settings, observer, cache)
+        try:
+            plan = await asyncio.to_thread(plan_scoring, settings)
+            log.info("scoring on the %s", plan.describe())
+            parts = ServingParts(settings, plan, observer, cache)
+            pointed = await _pointed_version(pointer) if follows else None
+            bundle = await _load_bundle(parts, metrics, pointed)
+        except BaseException:
+            if pointer is not None:
+                await pointer.close()
+            raise
+        collector = gpu_memory_collector(bundle.sessions.values(), plan.cuda_devices)
+        if collector is not None:
+            metrics.add_collector(collector)
         served = serve_bundle(bundle, parts)
+        try:
+            await asyncio.to_thread(served.batcher.runner.warm_up)
+        except BaseException:
+            await served.close()
+            if pointer is not None:
+                await pointer.close()
+            raise
 
         def observe(new: ServedBundle) -> None:
             observe_breaker(new.store, metrics, settings.store)
@@ -147,17 +157,15 @@ async def _pointed_version(pointer: ActiveVersionPointer | None) -> str | None:
         return None
 
 
-async def _pointed_bundle(settings: Settings, version: str) -> LoadedBundle | None:
+async def _pointed_bundle(parts: ServingParts, version: str) -> LoadedBundle | None:
     """The bundle the store's active version names, when it is here and sound; a replica
     (re)started after an activation then serves what the others serve."""
-    bundle_dir = settings.bundle_root / version
+    bundle_dir = parts.settings.bundle_root / version
     if not VERSION_PATTERN.fullmatch(version) or not bundle_dir.is_dir():
         log.warning("active bundle %s is not under %s: serving CURRENT", version, bundle_dir.parent)
         return None
     try:
-        bundle = await asyncio.to_thread(
-            LoadedBundle.load, bundle_dir, settings.onnx_intra_op_threads
-        )
+        bundle = await asyncio.to_thread(parts.load, bundle_dir)
         await asyncio.to_thread(bundle.warm_up)
     except Exception as error:
         log.warning("active bundle %s cannot be served (%s): serving CURRENT", version, error)
@@ -166,20 +174,18 @@ async def _pointed_bundle(settings: Settings, version: str) -> LoadedBundle | No
 
 
 async def _load_bundle(
-    settings: Settings, metrics: ServiceMetrics, pointed: str | None = None
+    parts: ServingParts, metrics: ServiceMetrics, pointed: str | None = None
 ) -> LoadedBundle:
     """Resolve, load, verify and warm the bundle (the store's active version when ``pointed``
     names a sound one here), counting the outcome by result."""
     if pointed is not None:
-        bundle = await _pointed_bundle(settings, pointed)
+        bundle = await _pointed_bundle(parts, pointed)
         if bundle is not None:
             metrics.bundle_loads.labels(result="success").inc()
             return bundle
     try:
-        bundle_dir = settings.resolve_bundle_dir()
-        bundle = await asyncio.to_thread(
-            LoadedBundle.load, bundle_dir, settings.onnx_intra_op_threads
-        )
+        bundle_dir = parts.settings.resolve_bundle_dir()
+        bundle = await asyncio.to_thread(parts.load, bundle_dir)
         await asyncio.to_thread(bundle.warm_up)
     except BundleNotFoundError:
         metrics.bundle_loads.labels(result="not_found").inc()

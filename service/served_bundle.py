@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from service.bundle import LoadedBundle
+from service.device.plan import ScoringPlan, open_runner
 from service.ranking import (
-    GraphRunner,
     Ranking,
     RankingLimits,
     RankingObserver,
@@ -37,12 +38,21 @@ _DRAIN_POLL_S = 0.01
 
 @dataclass(frozen=True)
 class ServingParts:
-    """What every served bundle shares: settings, the ranking observer, the per-user cache
-    (keyed by bundle version, so it is safe across bundles)."""
+    """What every served bundle shares: settings, the scoring plan (host or device path), the
+    ranking observer, the per-user cache (keyed by bundle version, so it is safe across
+    bundles)."""
 
     settings: Settings
+    plan: ScoringPlan
     observer: RankingObserver
     cache: UserStateCache
+
+    def load(self, bundle_dir: Path) -> LoadedBundle:
+        """Read and verify a bundle, its sessions on the plan's onnxruntime providers (blocks:
+        call it off the event loop)."""
+        return LoadedBundle.load(
+            bundle_dir, self.settings.onnx_intra_op_threads, self.plan.providers
+        )
 
     def limits(self) -> RankingLimits:
         settings = self.settings
@@ -113,13 +123,7 @@ def serve_bundle(bundle: LoadedBundle, parts: ServingParts) -> ServedBundle:
     snapshot of other dimensions)."""
     settings = parts.settings
     store = open_store(settings.store_config(bundle.directory), bundle)
-    runner = GraphRunner(
-        bundle,
-        settings.graph_mode,
-        observer=parts.observer,
-        cache=parts.cache,
-        attention_threads=settings.attention_threads,
-    )
+    runner = open_runner(bundle, parts.plan, settings, parts.observer, parts.cache)
     batcher = MicroBatcher(
         runner,
         BatchingConfig(

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.api_keys import ApiKeys, KeyFileError, ServiceKeys, read_key_file, split_keys
@@ -95,11 +95,38 @@ class Settings(BaseSettings):
     )
     graph_mode: Literal["split", "full"] = Field(
         default="split",
-        description="split: encoders, CPU attention kernel, scorer, micro-batched; full: the "
-        "single full graph per request.",
+        description="split: encoders, attention kernel, scorer, micro-batched; full: the "
+        "single full graph per request (host path only).",
     )
     onnx_intra_op_threads: int = Field(
         default=1, ge=0, description="onnxruntime intra-op threads per graph; 0 = its default."
+    )
+    device: Literal["cpu", "cuda"] = Field(
+        default="cpu",
+        description="Where batches are scored. cpu: onnxruntime on the host. cuda: the device "
+        "path (item table and cached user keys/values on the GPU, the graphs on ONNX Runtime's "
+        "CUDA provider, or in PyTorch from the bundle's weights without onnxruntime-gpu, "
+        "attention in Triton); needs the gpu image.",
+    )
+    device_index: int = Field(default=0, ge=0, description="The GPU of REASEQ_DEVICE=cuda.")
+    attention_backend: Literal["auto", "onnx_cpu", "numpy", "torch", "triton"] = Field(
+        default="auto",
+        description="Target attention. onnx_cpu, numpy: the host path (REASEQ_DEVICE=cpu); "
+        "torch, triton: the device path on REASEQ_DEVICE (with cpu: PyTorch tensors on the "
+        "CPU, Triton only under TRITON_INTERPRET=1, for tests); auto: onnx_cpu on cpu, triton "
+        "on cuda.",
+    )
+    device_graphs: Literal["auto", "onnxruntime", "torch"] = Field(
+        default="auto",
+        description="On the device path, what runs the encoders and the scorer: onnxruntime "
+        "(IOBinding on the device's buffers) or torch (the bundle's module weights); auto: "
+        "onnxruntime when its first provider is the device's, else torch.",
+    )
+    onnx_providers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="onnxruntime execution providers in order of preference, comma-separated; "
+        "empty: CPUExecutionProvider on cpu, CUDAExecutionProvider then CPUExecutionProvider "
+        "on cuda. One this onnxruntime build lacks is skipped, with a warning.",
     )
     default_timeout_ms: int | None = Field(
         default=2000,
@@ -237,12 +264,31 @@ class Settings(BaseSettings):
                 raise ValueError(f"not a regular expression: {error}") from error
         return pattern
 
-    @field_validator("cors_allow_origins", mode="before")
+    @field_validator("cors_allow_origins", "onnx_providers", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _device_fits(self) -> Settings:
+        if self.device == "cuda" and self.attention_backend in ("onnx_cpu", "numpy"):
+            raise ValueError(
+                f"REASEQ_ATTENTION_BACKEND={self.attention_backend} runs on the host: with "
+                "REASEQ_DEVICE=cuda choose triton, torch or auto"
+            )
+        if self.on_device and self.graph_mode == "full":
+            raise ValueError(
+                "REASEQ_GRAPH_MODE=full runs the one full graph on the host path only: use split "
+                "with REASEQ_DEVICE=cuda or a torch/triton attention backend"
+            )
+        return self
+
+    @property
+    def on_device(self) -> bool:
+        """Whether batches are scored on the device path (tensors), not the host path."""
+        return self.device == "cuda" or self.attention_backend in ("torch", "triton")
 
     def secret_values(self) -> list[str]:
         """Values that must never reach a log line: every API key, from settings and files."""

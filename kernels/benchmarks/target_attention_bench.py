@@ -1,8 +1,9 @@
 """Benchmark of jagged target attention on a GPU: the Triton kernel against PyTorch SDPA on the
 same work padded to the longest request, and against a naive per-request PyTorch loop.
 
-    python -m kernels.benchmarks.target_attention_bench            # full sweep on a CUDA GPU
-    python -m kernels.benchmarks.target_attention_bench --smoke    # tiny shapes (CPU interpreter)
+    python -m kernels.benchmarks.target_attention_bench                    # full sweep, CUDA GPU
+    python -m kernels.benchmarks.target_attention_bench --sweep standard   # W1/W2 shapes only
+    python -m kernels.benchmarks.target_attention_bench --smoke            # tiny, CPU interpreter
 
 Times are medians of ``triton.testing.do_bench`` on CUDA (a wall-clock median elsewhere).
 Achieved FLOP/s and bytes/s are set against the roofline measured in the same run (a large
@@ -72,6 +73,18 @@ def full_sweep() -> list[Workload]:
         (1, 8, 64), (100, 500, 2000), (16, 256, 1000, 2000), (16, 64), tuple(DTYPES)
     )
     return [Workload(r, c, s, 32 if s >= 1000 else 16, hd, dt) for r, c, s, hd, dt in grid]
+
+
+def standard_sweep() -> list[Workload]:
+    """The standard workloads' attention (W1: 500 candidates over 256 + 16 behaviours, W2: 2000
+    over 1000 + 32; d = 64 over 4 heads) in batches of 1, 8 and 64 requests: what
+    ``make gpu-check`` measures in its time budget."""
+    shapes = ((500, 256, 16), (2000, 1000, 32))
+    grid = itertools.product((1, 8, 64), shapes, tuple(DTYPES))
+    return [Workload(r, c, s, g, 16, dt) for r, (c, s, g), dt in grid]
+
+
+SWEEPS = {"full": full_sweep, "standard": standard_sweep}
 
 
 def smoke_sweep() -> list[Workload]:
@@ -228,12 +241,13 @@ def measure(
     )  # fmt: skip
 
 
-def render(device_name: str, roofline: Roofline, results: list[Measurement]) -> str:
+def render(command: str, device_name: str, roofline: Roofline, results: list[Measurement]) -> str:
     peaks = ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s" for k, v in roofline.flops_per_s.items())
     lines = [
         "# Target-attention kernels",
         "",
-        f"Regenerate with `{COMMAND}` on the GPU; it also writes `docs/kernels.json`.",
+        f"Regenerate with `{command}` on the GPU (`make gpu-check` runs it); it also writes "
+        "`docs/kernels.json`.",
         "",
         f"Device: **{device_name}**. Measured roofline: {peaks}; copy bandwidth "
         f"{roofline.bytes_per_s / 1e12:.2f} TB/s. Heads {HEADS}; jagged batches (each request's "
@@ -262,8 +276,11 @@ def main(
     out: Annotated[Path, typer.Option(help="Folder for KERNELS.md and kernels.json.")] = Path(
         "docs"
     ),
+    sweep: Annotated[str, typer.Option(help="full, or standard (the W1/W2 shapes).")] = "full",
     seed: int = 0,
 ) -> None:
+    if sweep not in SWEEPS:
+        raise typer.BadParameter(f"--sweep is one of {sorted(SWEEPS)}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type != "cuda" and not smoke:
         raise typer.BadParameter("the full sweep needs a CUDA GPU; use --smoke on CPU")
@@ -271,18 +288,18 @@ def main(
     roofline = measure_roofline(device, 4096 if device.type == "cuda" else 128)
     rng = np.random.default_rng(seed)
     results = [
-        measure(w, roofline, device, rng) for w in (smoke_sweep() if smoke else full_sweep())
+        measure(w, roofline, device, rng) for w in (smoke_sweep() if smoke else SWEEPS[sweep]())
     ]
     out.mkdir(parents=True, exist_ok=True)
     document = {
-        "command": COMMAND + (" --smoke" if smoke else ""),
+        "command": COMMAND + (" --smoke" if smoke else f" --sweep {sweep}"),
         "device": name,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "roofline": asdict(roofline),
         "results": [asdict(m) for m in results],
     }
     (out / "kernels.json").write_text(json.dumps(document, indent=2) + "\n")
-    (out / "KERNELS.md").write_text(render(name, roofline, results))
+    (out / "KERNELS.md").write_text(render(str(document["command"]), name, roofline, results))
     typer.echo(f"{len(results)} workloads on {name} -> {out}")
 
 

@@ -1,7 +1,10 @@
-"""Jagged multi-head target attention: references, Triton kernels and a dispatcher."""
+"""Jagged multi-head target attention: references, the CPU serving kernels, the Triton kernels and
+the dispatcher that is the one way in (:func:`jagged_target_attention`, :func:`host_attention`)."""
 
 from kernels.target_attention.dispatch import (
     AttentionBackend,
+    default_backend,
+    host_attention,
     jagged_target_attention,
     target_attention,
 )
@@ -11,6 +14,8 @@ __all__ = [
     "AttentionBackend",
     "AttentionPool",
     "PooledAttention",
+    "default_backend",
+    "host_attention",
     "jagged_target_attention",
     "offsets_from_lengths",
     "target_attention",

@@ -1,31 +1,42 @@
-"""Target attention for one request on the CPU: what the serving path runs between the graphs.
+"""Target attention for one request on the host: what the CPU serving path runs between its graphs.
 
 The same op as :func:`kernels.target_attention.reference.target_attention` for one request with
-no padding. Two implementations share one interface (:class:`CpuAttention`):
+no padding. Two implementations share one interface (:class:`CpuAttention`), chosen through the
+dispatcher (:class:`kernels.target_attention.AttentionBackend`):
 
-- :class:`OnnxAttention` (the default): a three-node onnxruntime graph (MatMul, Softmax, MatMul,
-  with the head layout done in the graph), built at start-up. onnxruntime's fused softmax is the
-  point: its exponential is several times faster than NumPy's, and the exponential is most of
-  the work (about 3x faster than the NumPy version at 500 candidates x 272 behaviours and at
-  2000 x 1032 on this machine's cores).
-- :func:`attend` on NumPy, used where the ``onnx`` package is missing.
+- :class:`OnnxAttention` (``onnx_cpu``, the CPU serving default): a three-node onnxruntime graph
+  (MatMul, Softmax, MatMul, with the head layout done in the graph), built at start-up.
+  onnxruntime's fused softmax is the point: its exponential is several times faster than
+  NumPy's, and the exponential is most of the work.
+- :func:`attend` on NumPy (``numpy``), used where the ``onnx`` package is missing.
 
 Both take keys and values laid out head-major once per user (:class:`HeadMajorBehaviours`), so
 a cached user pays the transposes once; a jagged request has no padding, so there is no mask;
 an empty pool pools to zeros. The NumPy version also folds ``1/sqrt(head_dim)`` into the
 queries, divides the pooled values ``[C, hd]`` instead of the weights ``[C, L]``, and goes
 through the candidates in chunks whose logits fit in a core's L2 cache. Both release the GIL in
-their heavy steps, so several scoring threads run in parallel.
+their heavy steps, so several scoring threads run in parallel. :func:`jagged_target_attention`
+runs either over a packed jagged batch, request by request (the dispatcher's ``onnx_cpu``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from kernels.target_attention.jagged import (
+    AttentionPool,
+    Offsets,
+    PooledAttention,
+    check_jagged,
+    weight_offsets,
+)
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -205,11 +216,47 @@ def attention_graph(heads: int, head_dim: int, weights: bool) -> bytes:
     return bytes(model.SerializeToString())
 
 
+@lru_cache(maxsize=16)
 def cpu_attention(heads: int, head_dim: int) -> CpuAttention:
     """The fastest CPU implementation available: onnxruntime when the ``onnx`` package is there
-    to build its graph, else NumPy (said once in the log)."""
+    to build its graph, else NumPy (said once in the log). One per shape and process: the
+    sessions are stateless and safe to share between threads and bundles."""
     try:
         return OnnxAttention(heads, head_dim)
     except ImportError as error:
         log.warning("target attention on NumPy (%s): install onnx for the faster path", error)
         return NumpyAttention()
+
+
+def jagged_target_attention(
+    candidate_offsets: Offsets,
+    pools: list[AttentionPool[FloatArray]],
+    heads: int,
+    return_weights: bool = False,
+    implementation: Callable[[int, int], CpuAttention] = cpu_attention,
+) -> list[PooledAttention[FloatArray]]:
+    """The jagged op on the host, request by request through ``implementation(heads,
+    head_dim)``; packed as :class:`PooledAttention` like every other backend."""
+    check_jagged(candidate_offsets, pools)
+    results = []
+    for pool in pools:
+        total, dim = pool.queries.shape
+        attention = implementation(heads, dim // heads)
+        pooled = np.zeros((total, dim), np.float32)
+        blocks: list[FloatArray] = []
+        for r in range(len(candidate_offsets) - 1):
+            rows = slice(int(candidate_offsets[r]), int(candidate_offsets[r + 1]))
+            kv = slice(int(pool.offsets[r]), int(pool.offsets[r + 1]))
+            if rows.stop == rows.start:
+                continue
+            behaviours = HeadMajorBehaviours.from_rows(pool.keys[kv], pool.values[kv], heads)
+            pooled[rows], weights = attention(pool.queries[rows], behaviours, return_weights)
+            if weights is not None:
+                blocks.append(weights.reshape(-1))
+        if not return_weights:
+            results.append(PooledAttention(pooled))
+            continue
+        packed = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+        offsets = weight_offsets(candidate_offsets, pool.offsets)
+        results.append(PooledAttention(pooled, packed, offsets))
+    return results

@@ -191,6 +191,11 @@ def jagged_target_attention(
             f"the Triton kernel needs a power-of-two head dim >= {MIN_HEAD_DIM}, got {head_dim}"
         )
     device, dtype = first.device, first.dtype
+    if device.type != "cuda" and not interpreting():
+        raise ValueError(
+            f"the Triton kernel takes CUDA tensors (or CPU ones under TRITON_INTERPRET=1), "
+            f"not {device.type} tensors"
+        )
     requests = len(candidate_offsets) - 1
     queries = torch.stack([pool.queries for pool in pools]).contiguous()
     keys = torch.cat([pool.keys for pool in pools]).contiguous()

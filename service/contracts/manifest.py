@@ -1,8 +1,10 @@
 """The bundle manifest: the one place where the exporter and the service agree.
 
 A bundle is a directory ``bundles/<version>/`` holding ``manifest.json``, the ONNX graphs named
-in :mod:`service.contracts.graphs`, and the item table (``item_ids.npy`` with the ID of each row,
-``item_vectors.npy`` with the fused vectors). Every file is listed with its sha256; a bundle is
+in :mod:`service.contracts.graphs`, the item table (``item_ids.npy`` with the ID of each row,
+``item_vectors.npy`` with the fused vectors) and, from the exporter of this version on, the
+weights of the encoders and the scorer (:class:`ModuleWeights`) for serving them in PyTorch on a
+device that onnxruntime has no provider for. Every file is listed with its sha256; a bundle is
 immutable once written.
 """
 
@@ -27,6 +29,12 @@ class ModelDimensions(_Strict):
     item_dim: int = Field(gt=0, description="Width d of a fused item vector.")
     heads: int = Field(gt=0, description="Attention heads; item_dim is a multiple of it.")
     semantic_dim: int = Field(ge=0, description="Width of the semantic (knowledge) vectors.")
+    user_layers: int = Field(
+        default=0,
+        ge=0,
+        description="Causal self-attention layers of the user encoder. With any, a user's "
+        "behaviours are encoded in their own row of a batch, never packed with another user's.",
+    )
 
     @property
     def head_dim(self) -> int:
@@ -64,6 +72,16 @@ class GeneratorInfo(_Strict):
     checkpoint: str | None = Field(default=None, description="Checkpoint file in the bundle.")
 
 
+class ModuleWeights(_Strict):
+    """The weights of the user encoder, the candidate encoder and the scorer: an .npz file of
+    float32 arrays named `<graph>.<parameter>` (the names of `graphs` and of the trained modules'
+    parameters). Serving rebuilds the three modules in PyTorch from them where onnxruntime cannot
+    run the graphs on the device."""
+
+    file: str = Field(description="The .npz file in the bundle.")
+    hidden_dim: int = Field(gt=0, description="Width of the scorer's first hidden layer.")
+
+
 class EvaluationMetrics(_Strict):
     auc: float
     gauc: float
@@ -87,6 +105,11 @@ class BundleManifest(_Strict):
     item_table: ItemTable
     text_encoder: TextEncoderInfo | None = None
     generator: GeneratorInfo | None = None
+    module_weights: ModuleWeights | None = Field(
+        default=None,
+        description="Weights for serving the graphs in PyTorch; absent in bundles "
+        "written before they were exported.",
+    )
     metrics: dict[str, EvaluationMetrics] = Field(
         default_factory=dict, description="Offline evaluation by model name (time split)."
     )

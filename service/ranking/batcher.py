@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from service.errors import DeadlineExceeded
 from service.ranking.observer import NO_OBSERVER, RankingObserver
-from service.ranking.scoring import GraphRunner, ScoreResult, ScoringRequest
+from service.ranking.scoring import ScoreResult, ScoringRequest, ScoringRunner
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,11 @@ class _Queued:
 
 
 class MicroBatcher:
-    """Gathers concurrent :class:`ScoringRequest` into batches for a :class:`GraphRunner`."""
+    """Gathers concurrent :class:`ScoringRequest` into batches for a :class:`ScoringRunner`."""
 
     def __init__(
         self,
-        runner: GraphRunner,
+        runner: ScoringRunner,
         config: BatchingConfig = BatchingConfig(),
         observer: RankingObserver = NO_OBSERVER,
     ) -> None:

@@ -172,7 +172,13 @@ class RankingPipeline:
     ) -> ScoreResult:
         """Score in the micro-batcher, with the user's encoded behaviours from the cache when
         they were computed from exactly these behaviours under this bundle."""
-        request = ScoringRequest(fetched.candidate_vectors, real, generated, query.explain)
+        request = ScoringRequest(
+            fetched.candidate_vectors,
+            real,
+            generated,
+            query.explain,
+            candidate_ids=query.candidates,
+        )
         if self._cache.enabled:
             request.user_key = UserKey(query.user_id, self.bundle.version)
             request.fingerprint = behaviours_fingerprint(real, generated)

@@ -1,9 +1,15 @@
-"""Run the bundle's graphs on a batch of requests: split (encoders, attention, scorer) or full.
+"""Run the bundle's graphs on a batch of requests on the host: split (encoders, attention,
+scorer) or full. The device path (``service.device.runner``) scores the same requests with the
+same results behind the same :class:`ScoringRunner` interface.
 
-Split mode packs the batch jaggedly. The user encoder, the candidate encoder and the scorer work
-row by row (a behaviour, a candidate), so every request's rows go through each graph in one call
-with batch dimension 1 and no padding; only the attention runs per request, over that request's
-own behaviours. Users found in the :class:`UserStateCache` skip the user encoder.
+Split mode packs the batch jaggedly. The candidate encoder and the scorer work row by row (a
+candidate), so every request's rows go through each graph in one call with batch dimension 1 and
+no padding; the attention runs per request, over that request's own behaviours, in the host
+backend of the dispatcher (``onnx_cpu`` or ``numpy``). The user encoder is packed the same way
+when it too works behaviour by behaviour; with self-attention layers (``user_layers`` in the
+manifest) each user gets their own row of a padded batch instead, padding after the behaviours,
+which causal attention never lets reach them. Users found in the :class:`UserStateCache` skip the
+user encoder.
 
 Full mode runs the single full graph request by request (its batch axis would need padding).
 """
@@ -15,11 +21,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from kernels.target_attention.cpu import HeadMajorBehaviours, cpu_attention
+from kernels.target_attention import AttentionBackend, host_attention
+from kernels.target_attention.cpu import HeadMajorBehaviours
 from kernels.target_attention.jagged import offsets_from_lengths
 from service.bundle import LoadedBundle
 from service.contracts import graphs
@@ -46,6 +53,8 @@ class ScoringRequest:
 
     ``encoded`` is the user's cached encoder output when the cache had it; otherwise the batch
     encodes ``real`` and ``generated`` and caches the result under ``user_key``.
+    ``candidate_ids`` lets a runner that holds the bundle's item table read the vectors of the
+    candidates the table knows there instead of ``candidates`` (the same vectors).
     """
 
     candidates: FloatArray  # [C, d]
@@ -54,15 +63,33 @@ class ScoringRequest:
     explain: bool = False
     user_key: UserKey | None = None
     fingerprint: bytes = b""
-    encoded: EncodedUser | None = None
+    encoded: EncodedUser[Any] | None = None
+    candidate_ids: Sequence[str] | None = None
 
     @property
     def size(self) -> int:
         return int(self.candidates.shape[0])
 
 
+class ScoringRunner(Protocol):
+    """What the micro-batcher drives: :class:`GraphRunner` on the host, or the device path's
+    ``service.device.runner.DeviceRunner``; both score a request alike."""
+
+    @property
+    def bundle(self) -> LoadedBundle: ...
+
+    def score_batch(self, requests: Sequence[ScoringRequest]) -> list[ScoreResult]:
+        """Scores per request, in order (attention weights for those that explain)."""
+
+    def warm_up(self) -> None:
+        """Pay one-time costs (compilation, first allocations) before the first request."""
+
+    def close(self) -> None:
+        """Release threads and device memory; the runner is not used again."""
+
+
 class GraphRunner:
-    """Scores batches of :class:`ScoringRequest` with the bundle's graphs."""
+    """Scores batches of :class:`ScoringRequest` with the bundle's graphs on the host."""
 
     def __init__(
         self,
@@ -71,13 +98,15 @@ class GraphRunner:
         observer: RankingObserver = NO_OBSERVER,
         cache: UserStateCache | None = None,
         attention_threads: int = 1,
+        backend: AttentionBackend = AttentionBackend.ONNX_CPU,
     ) -> None:
         self._bundle = bundle
         self._mode = mode
         self._observer = observer
         self._cache = cache or UserStateCache(0)
         self._heads = bundle.manifest.dimensions.heads
-        self._attend = cpu_attention(self._heads, bundle.items.dim // self._heads)
+        self._own_rows = bundle.manifest.dimensions.user_layers > 0
+        self._attend = host_attention(backend, self._heads, bundle.items.dim // self._heads)
         self._attention_threads = attention_threads
         self._pool = (
             ThreadPoolExecutor(attention_threads - 1, thread_name_prefix="attention")
@@ -88,6 +117,9 @@ class GraphRunner:
     @property
     def bundle(self) -> LoadedBundle:
         return self._bundle
+
+    def warm_up(self) -> None:
+        """Nothing to do: the bundle warmed its graphs up when it was loaded."""
 
     def close(self) -> None:
         """Stop the attention threads (a swapped-out bundle's runner is closed with it)."""
@@ -203,7 +235,7 @@ class GraphRunner:
             if part_weights.shape[1] == found.shape[1]:
                 found[rows] = part_weights
             else:  # weights of the behaviours only: padding slots keep 0
-                found[rows, _valid_rows(blocks[r])] = part_weights
+                found[rows, valid_rows(blocks[r])] = part_weights
 
         if self._pool is None or len(parts) == 1:
             for r, part in parts:
@@ -238,37 +270,17 @@ class GraphRunner:
         edges = np.linspace(start, stop, threads + 1).astype(int)
         return [slice(int(a), int(b)) for a, b in pairwise(edges)]
 
-    def _encode_users(self, requests: Sequence[ScoringRequest]) -> list[EncodedUser]:
+    def _encode_users(
+        self, requests: Sequence[ScoringRequest]
+    ) -> list[EncodedUser[HeadMajorBehaviours]]:
         """Every request's encoded user: from the cache, or all misses in one encoder call."""
         misses = [r for r in requests if r.encoded is None]
         if misses:
-            real_rows = [_valid_rows(r.real) for r in misses]
-            generated_rows = [_valid_rows(r.generated) for r in misses]
-            out = self._bundle.run(
-                graphs.USER_ENCODER,
-                {
-                    graphs.SEQUENCE_VECTORS: _packed(
-                        [r.real.vectors[rows] for r, rows in zip(misses, real_rows, strict=True)]
-                    ),
-                    graphs.SEQUENCE_EVENTS: _packed(
-                        [r.real.events[rows] for r, rows in zip(misses, real_rows, strict=True)]
-                    ),
-                    graphs.SEQUENCE_GAPS: _packed(
-                        [r.real.gaps[rows] for r, rows in zip(misses, real_rows, strict=True)]
-                    ),
-                    graphs.GENERATED_VECTORS: _packed(
-                        [
-                            r.generated.vectors[rows]
-                            for r, rows in zip(misses, generated_rows, strict=True)
-                        ]
-                    ),
-                },
-            )
-            real_offsets = offsets_from_lengths([len(rows) for rows in real_rows])
-            generated_offsets = offsets_from_lengths([len(rows) for rows in generated_rows])
-            for m, request in enumerate(misses):
-                real = slice(int(real_offsets[m]), int(real_offsets[m + 1]))
-                generated = slice(int(generated_offsets[m]), int(generated_offsets[m + 1]))
+            batch = UserEncoderBatch.of(misses, own_rows=self._own_rows)
+            out = self._bundle.run(graphs.USER_ENCODER, batch.feeds)
+            for request, real, generated in zip(
+                misses, batch.real_at, batch.generated_at, strict=True
+            ):
                 request.encoded = EncodedUser(
                     request.fingerprint,
                     self._head_major(out, graphs.REAL_KEYS, graphs.REAL_VALUES, real),
@@ -281,23 +293,76 @@ class GraphRunner:
         return [r.encoded for r in requests if r.encoded is not None]
 
     def _head_major(
-        self, out: dict[str, np.ndarray], keys: str, values: str, rows: slice
+        self, out: dict[str, np.ndarray], keys: str, values: str, at: tuple[int, slice]
     ) -> HeadMajorBehaviours:
-        return HeadMajorBehaviours.from_rows(out[keys][0, rows], out[values][0, rows], self._heads)
+        return HeadMajorBehaviours.from_rows(out[keys][at], out[values][at], self._heads)
 
 
-def _valid_rows(block: BehaviourBlock) -> np.ndarray:
+@dataclass(frozen=True, slots=True)
+class UserEncoderBatch:
+    """The user encoder's inputs for several users, and where each user's rows sit in its
+    outputs: ``(batch row, behaviour slice)`` per user and pool."""
+
+    feeds: dict[str, np.ndarray]
+    real_at: list[tuple[int, slice]]
+    generated_at: list[tuple[int, slice]]
+
+    @classmethod
+    def of(cls, requests: Sequence[ScoringRequest], own_rows: bool) -> UserEncoderBatch:
+        """Packed along the behaviour axis under batch dimension 1, or, with ``own_rows``, one
+        padded row per user. Either way every axis has at least one slot: the graph contract
+        pads an empty block to one masked slot, whose output is never read."""
+        real_rows = [valid_rows(r.real) for r in requests]
+        generated_rows = [valid_rows(r.generated) for r in requests]
+        stack = _padded if own_rows else _packed
+        feeds = {
+            graphs.SEQUENCE_VECTORS: stack(
+                [r.real.vectors[rows] for r, rows in zip(requests, real_rows, strict=True)]
+            ),
+            graphs.SEQUENCE_EVENTS: stack(
+                [r.real.events[rows] for r, rows in zip(requests, real_rows, strict=True)]
+            ),
+            graphs.SEQUENCE_GAPS: stack(
+                [r.real.gaps[rows] for r, rows in zip(requests, real_rows, strict=True)]
+            ),
+            graphs.GENERATED_VECTORS: stack(
+                [
+                    r.generated.vectors[rows]
+                    for r, rows in zip(requests, generated_rows, strict=True)
+                ]
+            ),
+        }
+        return cls(feeds, _located(real_rows, own_rows), _located(generated_rows, own_rows))
+
+
+def _located(rows: list[np.ndarray], own_rows: bool) -> list[tuple[int, slice]]:
+    if own_rows:
+        return [(b, slice(0, len(user))) for b, user in enumerate(rows)]
+    offsets = offsets_from_lengths([len(user) for user in rows])
+    return [(0, slice(int(a), int(b))) for a, b in pairwise(offsets)]
+
+
+def valid_rows(block: BehaviourBlock) -> np.ndarray:
     """Rows of a block that are behaviours, not padding."""
     return np.flatnonzero(block.mask > 0)
 
 
 def _packed(blocks: list[np.ndarray]) -> np.ndarray:
-    """Blocks stacked along the behaviour axis under batch dimension 1 (at least one row: the
-    graph contract pads an empty block to one masked slot; the padding row is never read)."""
+    """Blocks stacked along the behaviour axis under batch dimension 1."""
     packed = np.concatenate(blocks)
     if len(packed) == 0:
         packed = np.zeros((1, *packed.shape[1:]), packed.dtype)
     return packed[None]
+
+
+def _padded(blocks: list[np.ndarray]) -> np.ndarray:
+    """One row per block, zero-padded after its behaviours to the longest (at least one slot)."""
+    longest = max(1, max(len(block) for block in blocks))
+    first = blocks[0]
+    padded = np.zeros((len(blocks), longest, *first.shape[1:]), first.dtype)
+    for row, block in enumerate(blocks):
+        padded[row, : len(block)] = block
+    return padded
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,9 @@ both cuts the sequence and moves the reference of its gaps), and the IDs and
 generator version of the generated block. Item vectors are immutable within a bundle version,
 so the IDs stand for them. A stale entry can never be served: it simply misses and is replaced.
 
-Bounded by bytes, least recently used first out; safe to share between scoring threads.
+Bounded by bytes, least recently used first out; safe to share between scoring threads. The
+entries are whatever the runner attends over: head-major NumPy arrays on the host path, tensors
+in device memory on the device path (counted against the same budget).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
-from kernels.target_attention.cpu import HeadMajorBehaviours
 from service.ranking.behaviours import BehaviourBlock
 
 _SEPARATOR = b"\x1f"
@@ -33,13 +35,28 @@ class UserKey:
     bundle_version: str
 
 
+class EncodedPool(Protocol):
+    """One behaviour pool's keys and values as a runner keeps them."""
+
+    @property
+    def length(self) -> int:
+        """Behaviours in the pool."""
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the keys and values take."""
+
+
+Pool = TypeVar("Pool", bound=EncodedPool)
+
+
 @dataclass(frozen=True, slots=True)
-class EncodedUser:
+class EncodedUser(Generic[Pool]):
     """What the user encoder computed for one set of behaviours, ready for attention."""
 
     fingerprint: bytes
-    real: HeadMajorBehaviours
-    generated: HeadMajorBehaviours
+    real: Pool
+    generated: Pool
 
     @property
     def nbytes(self) -> int:
@@ -71,7 +88,7 @@ class UserStateCache:
     def __init__(self, capacity_bytes: int, on_resize: Callable[[int], None] | None = None) -> None:
         self.capacity_bytes = capacity_bytes
         self._on_resize = on_resize
-        self._entries: OrderedDict[UserKey, EncodedUser] = OrderedDict()
+        self._entries: OrderedDict[UserKey, EncodedUser[Any]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -79,7 +96,7 @@ class UserStateCache:
     def enabled(self) -> bool:
         return self.capacity_bytes > 0
 
-    def get(self, key: UserKey, fingerprint: bytes) -> EncodedUser | None:
+    def get(self, key: UserKey, fingerprint: bytes) -> EncodedUser[Any] | None:
         """The entry for ``key`` when it was computed from the same behaviours, else None."""
         with self._lock:
             entry = self._entries.get(key)
@@ -88,7 +105,7 @@ class UserStateCache:
             self._entries.move_to_end(key)
             return entry
 
-    def put(self, key: UserKey, entry: EncodedUser) -> None:
+    def put(self, key: UserKey, entry: EncodedUser[Any]) -> None:
         """Keep ``entry`` (replacing the user's older one); entries too large are not kept."""
         if entry.nbytes > self.capacity_bytes:
             return

@@ -105,6 +105,8 @@ def test_cpu_is_the_default_target_and_production_targets_stay_lean() -> None:
     assert '"$1[cpu]"' in " ".join(found["cpu"].all("RUN"))
     assert '"$1[gpu]"' in " ".join(found["gpu"].all("RUN"))
     assert "TORCH_SPEC" in " ".join(found["gpu"].all("RUN"))
+    assert found["gpu"].env()["REASEQ_DEVICE"] == "cuda", "the GPU image scores on its GPU"
+    assert "REASEQ_DEVICE" not in found["cpu"].env()
 
 
 def test_the_build_context_leaves_out_environments_bundles_and_history() -> None:

@@ -227,6 +227,7 @@ def test_the_cpu_overlay() -> None:
     container = ranker(resources)
     assert container["image"] == "registry.example.com/reaseq:0.1.0-cpu"
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
+    assert config_of(resources).get("REASEQ_DEVICE", "cpu") == "cpu"
     assert one(resources, "HorizontalPodAutoscaler")["spec"]["minReplicas"] >= 2
     assert config_of(resources)["REASEQ_REDIS_URL"] == "redis://redis.example.internal:6379/0"
 
@@ -237,6 +238,7 @@ def test_the_gpu_overlay() -> None:
     assert container["image"] == "registry.example.com/reaseq:0.1.0-gpu"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert container["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    assert config_of(resources)["REASEQ_DEVICE"] == "cuda", "a GPU pod computes on its GPU"
     # The patch merged into the base container instead of replacing it.
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["startupProbe"]["failureThreshold"] == 150

@@ -99,6 +99,11 @@ def _onnx(heads: int, head_dim: int) -> OnnxAttention:
 def test_onnxruntime_is_the_default_and_numpy_the_fallback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    cpu_attention.cache_clear()  # one implementation per shape and process: start afresh
     assert isinstance(cpu_attention(4, 16), OnnxAttention)
+    cpu_attention.cache_clear()
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if the onnx package were missing
-    assert isinstance(cpu_attention(4, 16), NumpyAttention)
+    try:
+        assert isinstance(cpu_attention(4, 16), NumpyAttention)
+    finally:
+        cpu_attention.cache_clear()

@@ -22,6 +22,8 @@ from kernels.target_attention import (
 from kernels.target_attention.jagged import top_weights
 
 torch = pytest.importorskip("torch")
+#: Tensors go to the GPU when there is one (the Triton kernel then runs compiled, not interpreted).
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,9 @@ def jagged_cases(draw: st.DrawFn, max_requests: int = 4, max_len: int = 40) -> J
 def as_torch(pools: list[AttentionPool[np.ndarray]], dtype: object) -> list[AttentionPool[object]]:
     return [
         AttentionPool(
-            torch.from_numpy(p.queries).to(dtype),
-            torch.from_numpy(p.keys).to(dtype),
-            torch.from_numpy(p.values).to(dtype),
+            torch.from_numpy(p.queries).to(DEVICE, dtype),
+            torch.from_numpy(p.keys).to(DEVICE, dtype),
+            torch.from_numpy(p.values).to(DEVICE, dtype),
             p.offsets,
         )
         for p in pools
@@ -80,14 +82,14 @@ def as_torch(pools: list[AttentionPool[np.ndarray]], dtype: object) -> list[Atte
 
 
 def numpy_of(x: object) -> np.ndarray:
-    return x.float().numpy() if hasattr(x, "numpy") else np.asarray(x)  # type: ignore[union-attr]
+    return x.float().cpu().numpy() if hasattr(x, "numpy") else np.asarray(x)  # type: ignore[union-attr]
 
 
 def check_against_numpy(case: JaggedCase, backend: AttentionBackend, dtype: object, tol: float):
     """The shared body: ``backend`` on ``dtype`` inputs matches the float32 NumPy reference."""
     offsets, pools = case.arrays()
     expected = jagged_target_attention(offsets, pools, case.heads, True, AttentionBackend.NUMPY)
-    inputs = pools if backend is AttentionBackend.NUMPY else as_torch(pools, dtype)
+    inputs = pools if backend.on_host else as_torch(pools, dtype)
     found = jagged_target_attention(offsets, inputs, case.heads, True, backend)
     for want, got in zip(expected, found, strict=True):
         np.testing.assert_allclose(numpy_of(got.pooled), want.pooled, atol=tol, rtol=tol)
@@ -119,7 +121,13 @@ def test_jagged_numpy_matches_padded_reference(case: JaggedCase) -> None:
 @settings(max_examples=40, deadline=None)
 @given(jagged_cases())
 def test_pytorch_reference_matches_numpy(case: JaggedCase) -> None:
-    check_against_numpy(case, AttentionBackend.PYTORCH, torch.float32, 1e-5)
+    check_against_numpy(case, AttentionBackend.TORCH, torch.float32, 1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(jagged_cases())
+def test_the_cpu_serving_backend_matches_numpy(case: JaggedCase) -> None:
+    check_against_numpy(case, AttentionBackend.ONNX_CPU, None, 1e-5)
 
 
 TRITON_TOLERANCE = {"float32": 1e-5, "float16": 3e-3, "bfloat16": 3e-2}

@@ -103,3 +103,20 @@ def test_existing_version_is_never_overwritten(
     with pytest.raises(FileExistsError):
         export_bundle(trained, dataset, semantic, None, {}, bundle_dir.parent, bundle_dir.name)
     assert not [p for p in bundle_dir.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_module_weights_are_listed_and_rebuild_the_serving_modules(
+    bundle_dir: Path, trained: TrainedRanker
+) -> None:
+    import torch
+
+    from service.device.modules import load_modules
+
+    manifest = read_manifest(bundle_dir)
+    assert manifest.module_weights is not None
+    assert manifest.module_weights.file in manifest.files
+    assert manifest.module_weights.hidden_dim == trained.shape.hidden_dim
+    assert manifest.dimensions.user_layers == trained.shape.user_layers
+    modules = load_modules(bundle_dir, manifest, torch.device("cpu"))  # strict: every parameter
+    served = modules.candidate_encoder.real_queries.weight
+    torch.testing.assert_close(served, trained.model.candidate_encoder.real_queries.weight)

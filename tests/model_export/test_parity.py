@@ -1,4 +1,4 @@
-"""PyTorch, the full ONNX graph and the split graphs chained with the kernel score alike."""
+"""PyTorch, the full ONNX graph and the serving scorers (host and device path) score alike."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ TOLERANCE = 1e-4
 
 def test_all_paths_agree_on_default_shapes(bundle_dir: Path, trained: TrainedRanker) -> None:
     report = parity_report(bundle_dir, trained)
-    assert set(report) == {"full_vs_chained", "torch_vs_full"}
+    assert set(report) == {"full_vs_chained", "full_vs_device", "torch_vs_full"}
     assert max(report.values()) <= TOLERANCE, report
 
 

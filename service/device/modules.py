@@ -1,0 +1,162 @@
+"""The user encoder, the candidate encoder and the scorer in PyTorch, rebuilt from a bundle's
+module weights (:class:`service.contracts.manifest.ModuleWeights`).
+
+What the device path runs where onnxruntime has no provider for the device. Each module mirrors,
+parameter for parameter and step for step, the trained module of the same name in
+``model_export.model`` (the serving side may not import training code): strict loading refuses
+weights of another layout, and the export's parity check (``model_export.parity``) scores this
+path against the graphs, so the two cannot drift apart unnoticed. Inference only: no dropout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from service.contracts import graphs as g
+from service.contracts.manifest import BundleManifest
+from service.features import EVENT_VOCAB_SIZE, PADDING_EVENT, TIME_GAP_BUCKETS
+
+
+class CausalSelfAttention(nn.Module):
+    """A pre-norm transformer block; each behaviour sees itself and the ones before it."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm_attention = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.norm_ffn = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, length, dim = x.shape
+        head_dim = dim // self.heads
+        q, k, v = self.qkv(self.norm_attention(x)).chunk(3, dim=-1)
+        q = q.reshape(batch, length, self.heads, head_dim).transpose(1, 2)
+        k = k.reshape(batch, length, self.heads, head_dim).transpose(1, 2)
+        v = v.reshape(batch, length, self.heads, head_dim).transpose(1, 2)
+        logits = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(head_dim))
+        positions = torch.arange(length, device=x.device)
+        future = positions[None, :] > positions[:, None]
+        logits = logits.masked_fill(future, -1e9)
+        mixed = torch.matmul(torch.softmax(logits, dim=-1), v).transpose(1, 2)
+        x = x + self.out(mixed.reshape(batch, length, dim))
+        return x + self.ffn(self.norm_ffn(x))
+
+
+class UserEncoder(nn.Module):
+    """Behaviours -> keys and values of the real sequence and of the generated block."""
+
+    def __init__(self, item_dim: int, layers: int, heads: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(CausalSelfAttention(item_dim, heads) for _ in range(layers))
+        self.event_embedding = nn.Embedding(EVENT_VOCAB_SIZE, item_dim, padding_idx=PADDING_EVENT)
+        self.gap_embedding = nn.Embedding(TIME_GAP_BUCKETS, item_dim)
+        self.real_keys = nn.Linear(item_dim, item_dim)
+        self.real_values = nn.Linear(item_dim, item_dim)
+        self.generated_type = nn.Parameter(torch.zeros(item_dim))
+        self.generated_keys = nn.Linear(item_dim, item_dim)
+        self.generated_values = nn.Linear(item_dim, item_dim)
+
+    def forward(
+        self, sequence: Tensor, events: Tensor, gaps: Tensor, generated: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        real = sequence + self.event_embedding(events) + self.gap_embedding(gaps)
+        for layer in self.layers:
+            real = layer(real)
+        beyond_log = generated + self.generated_type
+        return (
+            self.real_keys(real),
+            self.real_values(real),
+            self.generated_keys(beyond_log),
+            self.generated_values(beyond_log),
+        )
+
+
+class CandidateEncoder(nn.Module):
+    """Candidates -> one query per candidate for each behaviour pool."""
+
+    def __init__(self, item_dim: int) -> None:
+        super().__init__()
+        self.real_queries = nn.Linear(item_dim, item_dim)
+        self.generated_queries = nn.Linear(item_dim, item_dim)
+
+    def forward(self, candidates: Tensor) -> tuple[Tensor, Tensor]:
+        return self.real_queries(candidates), self.generated_queries(candidates)
+
+
+class Scorer(nn.Module):
+    """Candidates and pooled interests -> click probabilities (the scorer graph: the tower, then
+    a sigmoid)."""
+
+    def __init__(self, item_dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.tower = nn.Sequential(
+            nn.Linear(5 * item_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, hidden_dim // 2),
+            nn.ReLU(),
+            nn.Linear(hidden_dim // 2, 1),
+        )
+
+    def forward(self, candidates: Tensor, real_pooled: Tensor, generated_pooled: Tensor) -> Tensor:
+        features = torch.cat(
+            [
+                candidates,
+                real_pooled,
+                generated_pooled,
+                candidates * real_pooled,
+                candidates * generated_pooled,
+            ],
+            dim=-1,
+        )
+        return torch.sigmoid(self.tower(features).squeeze(-1))
+
+
+@dataclass(frozen=True)
+class BundleModules:
+    user_encoder: UserEncoder
+    candidate_encoder: CandidateEncoder
+    scorer: Scorer
+
+
+class MissingModuleWeights(ValueError):
+    """The bundle carries no module weights (it was exported before they were)."""
+
+
+def load_modules(bundle_dir: Path, manifest: BundleManifest, device: torch.device) -> BundleModules:
+    """The three modules on ``device``, in eval mode, from the bundle's (verified) weights."""
+    weights = manifest.module_weights
+    if weights is None:
+        raise MissingModuleWeights(
+            f"bundle {manifest.version} has no module weights for serving its graphs in PyTorch: "
+            "export it again with this version, or install onnxruntime-gpu"
+        )
+    dims = manifest.dimensions
+    modules = BundleModules(
+        UserEncoder(dims.item_dim, dims.user_layers, dims.heads),
+        CandidateEncoder(dims.item_dim),
+        Scorer(dims.item_dim, weights.hidden_dim),
+    )
+    with np.load(bundle_dir / weights.file, allow_pickle=False) as arrays:
+        for graph, module in (
+            (g.USER_ENCODER, modules.user_encoder),
+            (g.CANDIDATE_ENCODER, modules.candidate_encoder),
+            (g.SCORER, modules.scorer),
+        ):
+            prefix = f"{graph}."
+            state = {
+                name.removeprefix(prefix): torch.from_numpy(np.asarray(arrays[name], np.float32))
+                for name in arrays.files
+                if name.startswith(prefix)
+            }
+            module.load_state_dict(state, strict=True)
+            module.to(device).eval()
+    return modules
