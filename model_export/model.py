@@ -244,7 +244,8 @@ def target_attention(
 
     Mirrors :func:`kernels.target_attention.reference.target_attention` step by step (the same
     scale, the same large negative fill, the same guard on an all-padding row) so the split graphs
-    chained with the NumPy kernel score like the model that was trained.
+    chained with whichever attention backend serves (onnxruntime on CPU, Triton on a GPU) score
+    like the model that was trained.
     """
     batch, candidates, dim = queries.shape
     length = keys.shape[1]
