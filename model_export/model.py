@@ -15,7 +15,12 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from service.features import EVENT_VOCAB_SIZE, PADDING_EVENT, TIME_GAP_BUCKETS
+# The user encoder, candidate encoder and scorer tower are the serving side's own modules (one
+# definition for training, export and the device path); this module adds the item side.
+from service.device.modules import CandidateEncoder, ScoreTower, UserEncoder
+
+#: Dropout inside the self-attention blocks of the user encoder, in training only.
+USER_ENCODER_DROPOUT = 0.1
 
 
 @dataclass(frozen=True)
@@ -148,95 +153,6 @@ class ItemRepresentation(nn.Module):
         return self.forward(rows)
 
 
-class CausalSelfAttention(nn.Module):
-    """One pre-norm transformer block in which each behaviour sees itself and the ones before.
-
-    Sequences are left-aligned with padding after the last behaviour, so causality alone keeps
-    padding out of every real position: the graph needs no mask input, and a sequence scores
-    the same padded or not. Time-gap embeddings in the input stand in for positions.
-    """
-
-    def __init__(self, dim: int, heads: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.heads = heads
-        self.norm_attention = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
-        self.norm_ffn = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        batch, length, dim = x.shape
-        head_dim = dim // self.heads
-        q, k, v = self.qkv(self.norm_attention(x)).chunk(3, dim=-1)
-        q = q.reshape(batch, length, self.heads, head_dim).transpose(1, 2)
-        k = k.reshape(batch, length, self.heads, head_dim).transpose(1, 2)
-        v = v.reshape(batch, length, self.heads, head_dim).transpose(1, 2)
-        logits = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(head_dim))
-        positions = torch.arange(length, device=x.device)
-        future = positions[None, :] > positions[:, None]
-        logits = logits.masked_fill(future, -1e9)
-        mixed = torch.matmul(torch.softmax(logits, dim=-1), v).transpose(1, 2)
-        x = x + self.dropout(self.out(mixed.reshape(batch, length, dim)))
-        return x + self.dropout(self.ffn(self.norm_ffn(x)))
-
-
-class UserEncoder(nn.Module):
-    """Keys and values for the real behaviour sequence and the generated behaviour block.
-
-    With ``layers`` > 0 the real behaviours first pass through causal self-attention (a
-    SASRec-style sequence encoder), so each key and value carries the behaviours before it.
-    Per-user work either way: serving caches its outputs across requests of the same user.
-    """
-
-    def __init__(self, item_dim: int, layers: int = 0, heads: int = 4) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(CausalSelfAttention(item_dim, heads) for _ in range(layers))
-        self.event_embedding = nn.Embedding(EVENT_VOCAB_SIZE, item_dim, padding_idx=PADDING_EVENT)
-        self.gap_embedding = nn.Embedding(TIME_GAP_BUCKETS, item_dim)
-        for table in (self.event_embedding, self.gap_embedding):
-            nn.init.normal_(table.weight, std=0.05)
-        with torch.no_grad():
-            self.event_embedding.weight[PADDING_EVENT].zero_()
-        self.real_keys = nn.Linear(item_dim, item_dim)
-        self.real_values = nn.Linear(item_dim, item_dim)
-        # Generated behaviours carry no event or time; a learned type vector marks them instead.
-        self.generated_type = nn.Parameter(torch.zeros(item_dim))
-        self.generated_keys = nn.Linear(item_dim, item_dim)
-        self.generated_values = nn.Linear(item_dim, item_dim)
-        # Zero values pool to zeros: until a ranker is trained with generated blocks, whatever a
-        # caller feeds there cannot move its scores. Training with blocks learns them as usual.
-        nn.init.zeros_(self.generated_values.weight)
-        nn.init.zeros_(self.generated_values.bias)
-
-    def forward(
-        self, sequence: Tensor, events: Tensor, gaps: Tensor, generated: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        real = sequence + self.event_embedding(events) + self.gap_embedding(gaps)
-        for layer in self.layers:
-            real = layer(real)
-        beyond_log = generated + self.generated_type
-        return (
-            self.real_keys(real),
-            self.real_values(real),
-            self.generated_keys(beyond_log),
-            self.generated_values(beyond_log),
-        )
-
-
-class CandidateEncoder(nn.Module):
-    """One query per candidate for each behaviour pool."""
-
-    def __init__(self, item_dim: int) -> None:
-        super().__init__()
-        self.real_queries = nn.Linear(item_dim, item_dim)
-        self.generated_queries = nn.Linear(item_dim, item_dim)
-
-    def forward(self, candidates: Tensor) -> tuple[Tensor, Tensor]:
-        return self.real_queries(candidates), self.generated_queries(candidates)
-
-
 def target_attention(
     queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor, heads: int
 ) -> Tensor:
@@ -263,33 +179,6 @@ def target_attention(
     return pooled.reshape(batch, candidates, dim)
 
 
-class Scorer(nn.Module):
-    """MLP tower over the candidate, both pooled interests and their interactions -> logit."""
-
-    def __init__(self, item_dim: int, hidden_dim: int) -> None:
-        super().__init__()
-        self.tower = nn.Sequential(
-            nn.Linear(5 * item_dim, hidden_dim),
-            nn.ReLU(),
-            nn.Linear(hidden_dim, hidden_dim // 2),
-            nn.ReLU(),
-            nn.Linear(hidden_dim // 2, 1),
-        )
-
-    def forward(self, candidates: Tensor, real_pooled: Tensor, generated_pooled: Tensor) -> Tensor:
-        features = torch.cat(
-            [
-                candidates,
-                real_pooled,
-                generated_pooled,
-                candidates * real_pooled,
-                candidates * generated_pooled,
-            ],
-            dim=-1,
-        )
-        return self.tower(features).squeeze(-1)
-
-
 class RankingModel(nn.Module):
     """The whole ranker; :meth:`forward` takes item indices, the export wrappers take vectors."""
 
@@ -297,9 +186,11 @@ class RankingModel(nn.Module):
         super().__init__()
         self.shape = shape
         self.items = ItemRepresentation(shape, semantic_vectors, item_counts)
-        self.user_encoder = UserEncoder(shape.item_dim, shape.user_layers, shape.heads)
+        self.user_encoder = UserEncoder(
+            shape.item_dim, shape.user_layers, shape.heads, dropout=USER_ENCODER_DROPOUT
+        )
         self.candidate_encoder = CandidateEncoder(shape.item_dim)
-        self.scorer = Scorer(shape.item_dim, shape.hidden_dim)
+        self.scorer = ScoreTower(shape.item_dim, shape.hidden_dim)
 
     def score_vectors(
         self,

@@ -1,11 +1,11 @@
 """The user encoder, the candidate encoder and the scorer in PyTorch, rebuilt from a bundle's
 module weights (:class:`service.contracts.manifest.ModuleWeights`).
 
-What the device path runs where onnxruntime has no provider for the device. Each module mirrors,
-parameter for parameter and step for step, the trained module of the same name in
-``model_export.model`` (the serving side may not import training code): strict loading refuses
-weights of another layout, and the export's parity check (``model_export.parity``) scores this
-path against the graphs, so the two cannot drift apart unnoticed. Inference only: no dropout.
+What the device path runs where onnxruntime has no provider for the device. These are the very
+modules the ranker trains (``model_export.model`` imports them: the serving side owns them and may
+not import training code), so there is one definition of each; strict loading refuses weights of
+another layout, and the export's parity check (``model_export.parity``) scores this path against
+the graphs. Dropout is 0 unless training asks for it.
 """
 
 from __future__ import annotations
@@ -24,9 +24,14 @@ from service.features import EVENT_VOCAB_SIZE, PADDING_EVENT, TIME_GAP_BUCKETS
 
 
 class CausalSelfAttention(nn.Module):
-    """A pre-norm transformer block; each behaviour sees itself and the ones before it."""
+    """One pre-norm transformer block in which each behaviour sees itself and the ones before.
 
-    def __init__(self, dim: int, heads: int) -> None:
+    Sequences are left-aligned with padding after the last behaviour, so causality alone keeps
+    padding out of every real position: the graph needs no mask input, and a sequence scores
+    the same padded or not. Time-gap embeddings in the input stand in for positions.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.heads = heads
         self.norm_attention = nn.LayerNorm(dim)
@@ -34,6 +39,7 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.norm_ffn = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         batch, length, dim = x.shape
@@ -47,23 +53,41 @@ class CausalSelfAttention(nn.Module):
         future = positions[None, :] > positions[:, None]
         logits = logits.masked_fill(future, -1e9)
         mixed = torch.matmul(torch.softmax(logits, dim=-1), v).transpose(1, 2)
-        x = x + self.out(mixed.reshape(batch, length, dim))
-        return x + self.ffn(self.norm_ffn(x))
+        x = x + self.dropout(self.out(mixed.reshape(batch, length, dim)))
+        return x + self.dropout(self.ffn(self.norm_ffn(x)))
 
 
 class UserEncoder(nn.Module):
-    """Behaviours -> keys and values of the real sequence and of the generated block."""
+    """Keys and values for the real behaviour sequence and the generated behaviour block.
 
-    def __init__(self, item_dim: int, layers: int, heads: int) -> None:
+    With ``layers`` > 0 the real behaviours first pass through causal self-attention (a
+    SASRec-style sequence encoder), so each key and value carries the behaviours before it.
+    Per-user work either way: serving caches its outputs across requests of the same user.
+    """
+
+    def __init__(
+        self, item_dim: int, layers: int = 0, heads: int = 4, dropout: float = 0.0
+    ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(CausalSelfAttention(item_dim, heads) for _ in range(layers))
+        self.layers = nn.ModuleList(
+            CausalSelfAttention(item_dim, heads, dropout) for _ in range(layers)
+        )
         self.event_embedding = nn.Embedding(EVENT_VOCAB_SIZE, item_dim, padding_idx=PADDING_EVENT)
         self.gap_embedding = nn.Embedding(TIME_GAP_BUCKETS, item_dim)
+        for table in (self.event_embedding, self.gap_embedding):
+            nn.init.normal_(table.weight, std=0.05)
+        with torch.no_grad():
+            self.event_embedding.weight[PADDING_EVENT].zero_()
         self.real_keys = nn.Linear(item_dim, item_dim)
         self.real_values = nn.Linear(item_dim, item_dim)
+        # Generated behaviours carry no event or time; a learned type vector marks them instead.
         self.generated_type = nn.Parameter(torch.zeros(item_dim))
         self.generated_keys = nn.Linear(item_dim, item_dim)
         self.generated_values = nn.Linear(item_dim, item_dim)
+        # Zero values pool to zeros: until a ranker is trained with generated blocks, whatever a
+        # caller feeds there cannot move its scores. Training with blocks learns them as usual.
+        nn.init.zeros_(self.generated_values.weight)
+        nn.init.zeros_(self.generated_values.bias)
 
     def forward(
         self, sequence: Tensor, events: Tensor, gaps: Tensor, generated: Tensor
@@ -92,9 +116,9 @@ class CandidateEncoder(nn.Module):
         return self.real_queries(candidates), self.generated_queries(candidates)
 
 
-class Scorer(nn.Module):
-    """Candidates and pooled interests -> click probabilities (the scorer graph: the tower, then
-    a sigmoid)."""
+class ScoreTower(nn.Module):
+    """MLP tower over the candidate, both pooled interests and their interactions -> logit
+    (what training optimises)."""
 
     def __init__(self, item_dim: int, hidden_dim: int) -> None:
         super().__init__()
@@ -117,7 +141,15 @@ class Scorer(nn.Module):
             ],
             dim=-1,
         )
-        return torch.sigmoid(self.tower(features).squeeze(-1))
+        return self.tower(features).squeeze(-1)
+
+
+class Scorer(ScoreTower):
+    """Candidates and pooled interests -> click probabilities (the scorer graph: the tower, then
+    a sigmoid)."""
+
+    def forward(self, candidates: Tensor, real_pooled: Tensor, generated_pooled: Tensor) -> Tensor:
+        return torch.sigmoid(super().forward(candidates, real_pooled, generated_pooled))
 
 
 @dataclass(frozen=True)
