@@ -30,7 +30,7 @@ import numpy as np
 
 from service.bundle import LoadedBundle
 from service.bundle_pointer import ActiveVersionPointer
-from service.contracts.manifest import BundleIntegrityError
+from service.contracts.manifest import BundleIntegrityError, confined_bundle_dir
 from service.errors import (
     BundleCorrupt,
     BundleIncompatible,
@@ -250,7 +250,10 @@ def _bundle_dir(root: Path, version: str) -> Path:
         raise BundleNotFoundError(
             f"bundle {version} not found under the bundle root: copy bundles/{version}/ there first"
         )
-    return bundle_dir
+    try:
+        return confined_bundle_dir(root, version)
+    except BundleIntegrityError as error:
+        raise BundleCorrupt(str(error)) from error
 
 
 def probe_items(bundle: LoadedBundle, count: int = PROBE_ITEMS) -> list[str]:

@@ -13,7 +13,7 @@ from service.bundle import LoadedBundle
 from service.bundle_lifecycle import VERSION_PATTERN, BundleLifecycle
 from service.bundle_pointer import ActiveVersionPointer
 from service.bundle_watch import ActiveVersionWatcher
-from service.contracts.manifest import BundleIntegrityError
+from service.contracts.manifest import BundleIntegrityError, confined_bundle_dir
 from service.device.plan import plan_scoring
 from service.errors import BundleNotFoundError, ServiceNotReady, StoreError
 from service.gpu_memory import gpu_memory_collector
@@ -165,6 +165,7 @@ async def _pointed_bundle(parts: ServingParts, version: str) -> LoadedBundle | N
         log.warning("active bundle %s is not under %s: serving CURRENT", version, bundle_dir.parent)
         return None
     try:
+        bundle_dir = confined_bundle_dir(parts.settings.bundle_root, version)
         bundle = await asyncio.to_thread(parts.load, bundle_dir)
         await asyncio.to_thread(bundle.warm_up)
     except Exception as error:

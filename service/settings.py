@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.api_keys import ApiKeys, KeyFileError, ServiceKeys, read_key_file, split_keys
 from service.contracts.bundle_root import CURRENT_FILE, recorded_user_snapshot
+from service.contracts.manifest import confined_bundle_dir
 from service.errors import BundleNotFoundError
 from service.limits import MAX_CANDIDATES, MAX_ID_LENGTH, MAX_TIMEOUT_MS, RequestLimits
 from service.stores.config import (
@@ -335,7 +336,7 @@ class Settings(BaseSettings):
         bundle_dir = self.bundle_root / version
         if not bundle_dir.is_dir():
             raise BundleNotFoundError(f"bundle {version!r} not found under {self.bundle_root}")
-        return bundle_dir
+        return confined_bundle_dir(self.bundle_root, version)
 
     def store_config(self, bundle_dir: Path | None = None) -> StoreConfig:
         """The configuration of the chosen store backend for the bundle in ``bundle_dir``."""

@@ -6,6 +6,11 @@ in :mod:`service.contracts.graphs`, the item table (``item_ids.npy`` with the ID
 weights of the encoders and the scorer (:class:`ModuleWeights`) for serving them in PyTorch on a
 device that onnxruntime has no provider for. Every file is listed with its sha256; a bundle is
 immutable once written.
+
+A bundle is confined to its folder: every file name in a manifest is a plain name (no folder, no
+``..``, not absolute), the version folder may not be a link, and a listed file may not be a link
+either, so a manifest cannot make the service load a graph or a table from anywhere else. Errors
+name the bundle and the file, never a digest or a path of the machine.
 """
 
 from __future__ import annotations
@@ -13,12 +18,16 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 MANIFEST_FILE = "manifest.json"
 SCHEMA_VERSION = 1
+
+
+#: A file of a bundle: a plain name in the bundle's folder.
+BundleFileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
 
 
 class _Strict(BaseModel):
@@ -52,8 +61,10 @@ class FeatureSchema(_Strict):
 
 
 class ItemTable(_Strict):
-    ids_file: str = Field(description="NumPy array of item ID strings, one per row.")
-    vectors_file: str = Field(description="NumPy array [rows, item_dim] of fused vectors.")
+    ids_file: BundleFileName = Field(description="NumPy array of item ID strings, one per row.")
+    vectors_file: BundleFileName = Field(
+        description="NumPy array [rows, item_dim] of fused vectors."
+    )
     dtype: Literal["float16", "float32"]
     rows: int = Field(ge=0)
     default_vector: list[float] = Field(
@@ -69,7 +80,9 @@ class TextEncoderInfo(_Strict):
 
 class GeneratorInfo(_Strict):
     version: str = Field(description="GBR model version the ranker was trained with.")
-    checkpoint: str | None = Field(default=None, description="Checkpoint file in the bundle.")
+    checkpoint: BundleFileName | None = Field(
+        default=None, description="Checkpoint file in the bundle."
+    )
 
 
 class ModuleWeights(_Strict):
@@ -78,7 +91,7 @@ class ModuleWeights(_Strict):
     parameters). Serving rebuilds the three modules in PyTorch from them where onnxruntime cannot
     run the graphs on the device."""
 
-    file: str = Field(description="The .npz file in the bundle.")
+    file: BundleFileName = Field(description="The .npz file in the bundle.")
     hidden_dim: int = Field(gt=0, description="Width of the scorer's first hidden layer.")
 
 
@@ -101,7 +114,7 @@ class BundleManifest(_Strict):
     dimensions: ModelDimensions
     max_lengths: MaxLengths
     features: FeatureSchema
-    graphs: dict[str, str] = Field(description="Graph name -> ONNX file in the bundle.")
+    graphs: dict[str, BundleFileName] = Field(description="Graph name -> ONNX file in the bundle.")
     item_table: ItemTable
     text_encoder: TextEncoderInfo | None = None
     generator: GeneratorInfo | None = None
@@ -113,7 +126,7 @@ class BundleManifest(_Strict):
     metrics: dict[str, EvaluationMetrics] = Field(
         default_factory=dict, description="Offline evaluation by model name (time split)."
     )
-    files: dict[str, FileDigest] = Field(default_factory=dict)
+    files: dict[BundleFileName, FileDigest] = Field(default_factory=dict)
 
 
 class BundleIntegrityError(Exception):
@@ -129,18 +142,47 @@ def file_digest(path: Path) -> FileDigest:
 
 
 def read_manifest(bundle_dir: Path) -> BundleManifest:
-    return BundleManifest.model_validate_json((bundle_dir / MANIFEST_FILE).read_text())
+    """The manifest of the bundle in ``bundle_dir``; a missing, linked or unreadable one is a
+    :class:`BundleIntegrityError` naming the folder only."""
+    path = bundle_dir / MANIFEST_FILE
+    if bundle_dir.is_symlink() or path.is_symlink():
+        raise BundleIntegrityError(f"bundle {bundle_dir.name}: a link, not a bundle folder")
+    if not path.is_file():
+        raise BundleIntegrityError(f"bundle {bundle_dir.name}: no {MANIFEST_FILE}")
+    try:
+        return BundleManifest.model_validate_json(path.read_text())
+    except ValidationError as error:
+        # Say where, not what: the offending values stay in the file, out of HTTP answers.
+        where = ", ".join(dict.fromkeys(str(e["loc"][0]) for e in error.errors() if e["loc"]))
+        raise BundleIntegrityError(
+            f"bundle {bundle_dir.name}: {MANIFEST_FILE} is not a valid manifest (at {where}); "
+            "file names must be plain names in the bundle folder"
+        ) from None
+
+
+def confined_bundle_dir(root: Path, version: str) -> Path:
+    """``root/version`` when it is a real folder directly under ``root`` (not a link, not
+    elsewhere once resolved); else :class:`BundleIntegrityError`."""
+    bundle_dir = root / version
+    if bundle_dir.is_symlink() or bundle_dir.resolve().parent != root.resolve():
+        raise BundleIntegrityError(
+            f"bundle {version}: the version folder must be a folder in the bundle root, not a link"
+        )
+    return bundle_dir
 
 
 def verify_files(bundle_dir: Path, manifest: BundleManifest) -> None:
-    """Raise :class:`BundleIntegrityError` unless every listed file matches its sha256."""
+    """Raise :class:`BundleIntegrityError` unless every listed file is a plain file of the
+    bundle's own folder that matches its sha256."""
+    folder = bundle_dir.resolve()
     for name, expected in manifest.files.items():
         path = bundle_dir / name
+        if path.is_symlink() or path.resolve().parent != folder:
+            raise BundleIntegrityError(f"bundle {manifest.version}: file {name} is a link")
         if not path.is_file():
             raise BundleIntegrityError(f"bundle {manifest.version}: file {name} is missing")
-        actual = file_digest(path)
-        if actual != expected:
+        if file_digest(path) != expected:
             raise BundleIntegrityError(
-                f"bundle {manifest.version}: {name} has sha256 {actual.sha256}, "
-                f"manifest says {expected.sha256}"
+                f"bundle {manifest.version}: file {name} does not match its checksum in the "
+                "manifest (changed or truncated after export)"
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -43,6 +44,20 @@ def versions_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(root / "test-2", graphless)
     _rename(graphless, "test-graphless")
     (graphless / "scorer.onnx").unlink()
+    # Bundles that reach outside their folder: a version folder that is a link elsewhere, and
+    # manifests naming files by a relative path out of the folder or by an absolute path.
+    outside = tmp_path_factory.mktemp("elsewhere") / "test-linked"
+    shutil.copytree(root / "test-2", outside)
+    _rename(outside, "test-linked")
+    (root / "test-linked").symlink_to(outside, target_is_directory=True)
+    for version, name in (
+        ("test-escape", "../test-1/scorer.onnx"),
+        ("test-absolute", str((root / "test-1" / "scorer.onnx").resolve())),
+    ):
+        shutil.copytree(root / "test-2", root / version)
+        _rename(root / version, version)
+        manifest = root / version / "manifest.json"
+        manifest.write_text(manifest.read_text().replace('"scorer.onnx"', f'"{name}"'))
     return root
 
 
@@ -135,7 +150,10 @@ def test_swap_under_load_answers_every_request(service: ServiceProcess) -> None:
 @pytest.mark.parametrize(
     ("version", "status", "code", "says"),
     [
-        ("test-flipped", 409, "bundle_corrupt", "item_vectors.npy has sha256"),
+        ("test-flipped", 409, "bundle_corrupt", "item_vectors.npy does not match its checksum"),
+        ("test-linked", 409, "bundle_corrupt", "not a link"),
+        ("test-escape", 409, "bundle_corrupt", "plain names in the bundle folder"),
+        ("test-absolute", 409, "bundle_corrupt", "plain names in the bundle folder"),
         ("test-graphless", 409, "bundle_corrupt", "scorer.onnx is missing"),
         ("test-wide", 409, "bundle_incompatible", "d=16"),
         ("test-9", 404, "bundle_not_found", "bundle test-9 not found"),
@@ -148,6 +166,9 @@ def test_a_bad_bundle_is_refused_and_the_old_one_keeps_serving(
     assert refused.status_code == status, refused.text
     assert refused.json()["code"] == code
     assert says in refused.json()["detail"]
+    # No digest and no path of the machine in the answer.
+    detail = refused.json()["detail"]
+    assert "sha256" not in detail and not re.search(r"(^|[\s(])/", detail)
     ranked = httpx.post(f"{service.url}/v1/rank", json=RANK, timeout=10)
     assert ranked.status_code == 200
     assert ranked.json()["bundle_version"] == "test-1"
