@@ -63,6 +63,24 @@ def movie_fields(title: str, genres: str) -> ItemFields:
     )
 
 
+def _add_rating(
+    log: Interactions,
+    config: LoaderConfig,
+    where: tuple[Path, int],
+    user: str,
+    movie: str,
+    rating: str,
+    stamp: str,
+) -> None:
+    """One rating as a click (at or above the threshold) or an observed non-click."""
+    try:
+        label = int(float(rating) >= config.click_threshold)
+        ts = int(stamp)
+    except ValueError:
+        raise MalformedDataError(*where, "rating and timestamp must be numbers") from None
+    log.add(user, movie, ts, label=label, event=CLICK if label else NO_BEHAVIOUR)
+
+
 def load_movielens(directory: Path, config: LoaderConfig) -> Dataset:
     """The 1M layout when ``ratings.dat`` is there, else the CSV layout of latest(-small)."""
     if not (directory / "ratings.dat").is_file() and (directory / "ratings.csv").is_file():
@@ -70,15 +88,7 @@ def load_movielens(directory: Path, config: LoaderConfig) -> Dataset:
     ratings = directory / "ratings.dat"
     log = Interactions()
     for number, line in numbered_lines(ratings, ENCODING):
-        user, movie, rating, stamp = _fields(ratings, number, line, 4)
-        try:
-            label = int(float(rating) >= config.click_threshold)
-            ts = int(stamp)
-        except ValueError:
-            raise MalformedDataError(
-                ratings, number, "rating and timestamp must be numbers"
-            ) from None
-        log.add(user, movie, ts, label=label, event=CLICK if label else NO_BEHAVIOUR)
+        _add_rating(log, config, (ratings, number), *_fields(ratings, number, line, 4))
     meta: dict[str, ItemFields] = {}
     movies = directory / "movies.dat"
     if movies.is_file():
@@ -112,17 +122,8 @@ def _csv_rows(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
 def load_movielens_csv(directory: Path, config: LoaderConfig) -> Dataset:
     ratings = directory / "ratings.csv"
     log = Interactions()
-    for number, (user, movie, rating, stamp) in _csv_rows(
-        ratings, ["userId", "movieId", "rating", "timestamp"]
-    ):
-        try:
-            label = int(float(rating) >= config.click_threshold)
-            ts = int(stamp)
-        except ValueError:
-            raise MalformedDataError(
-                ratings, number, "rating and timestamp must be numbers"
-            ) from None
-        log.add(user, movie, ts, label=label, event=CLICK if label else NO_BEHAVIOUR)
+    for number, fields in _csv_rows(ratings, ["userId", "movieId", "rating", "timestamp"]):
+        _add_rating(log, config, (ratings, number), *fields)
     meta: dict[str, ItemFields] = {}
     movies = directory / "movies.csv"
     if movies.is_file():
