@@ -192,11 +192,6 @@ class Fusion(StrEnum):
     gate = "gate"
 
 
-#: With gated fusion, IDs are dropped in training only for items seen at most this often (the
-#: setting `reaseq results-real` measures).
-GATED_DROPOUT_MAX_COUNT = 10
-
-
 def build(
     kind: FormatOpt = SourceFormat.synthetic,
     source: SourceOpt = None,
@@ -239,7 +234,7 @@ def build(
     supported dataset, served by the printed `reaseq serve` line."""
     from model_export.build import BuildSpec, UserPublishing, UserStore
     from model_export.build import build as build_bundle
-    from model_export.train import TrainConfig
+    from model_export.train import GATED_DROPOUT_MAX_COUNT, TrainConfig
     from offline.knowledge.runner import BackendKind as Backends
 
     logging.basicConfig(

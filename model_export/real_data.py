@@ -42,7 +42,7 @@ from model_export.sampled_ranking import (
     popularity_scores,
     sampled_candidates,
 )
-from model_export.train import TrainConfig, TrainedRanker, train
+from model_export.train import GATED_DROPOUT_MAX_COUNT, TrainConfig, TrainedRanker, train
 from offline.data.canonical import Dataset
 from offline.data.loaders import LoaderConfig, load_dataset
 from offline.encode import EncoderChoice
@@ -58,8 +58,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     ID_ONLY: {"use_semantic": False},
     KNOWLEDGE_ONLY: {"use_ids": False},
     SUM: {"fusion": "sum"},
-    GATE: {"fusion": "gate", "dropout_max_count": 10},
-    GATE_SELF_ATTENTION: {"fusion": "gate", "dropout_max_count": 10, "user_layers": 1},
+    GATE: {"fusion": "gate", "dropout_max_count": GATED_DROPOUT_MAX_COUNT},
+    GATE_SELF_ATTENTION: {
+        "fusion": "gate",
+        "dropout_max_count": GATED_DROPOUT_MAX_COUNT,
+        "user_layers": 1,
+    },
 }
 #: The candidates ``full`` is chosen from, by validation GAUC.
 FULL_CANDIDATES = (SUM, GATE, GATE_SELF_ATTENTION)

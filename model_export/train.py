@@ -31,6 +31,10 @@ from model_export.metrics import gauc
 from model_export.model import RankerShape, RankingModel
 from offline.data.canonical import Dataset
 
+#: With gated fusion, IDs are dropped in training only for items seen at most this often: the
+#: setting ``reaseq results-real`` measures and ``reaseq build --fusion gate`` uses.
+GATED_DROPOUT_MAX_COUNT = 10
+
 
 @dataclass(frozen=True)
 class TrainConfig:

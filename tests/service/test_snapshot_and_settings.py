@@ -66,11 +66,11 @@ def test_the_user_snapshot_is_the_one_set_else_the_bundles_else_the_demos(
     bundle_dir.mkdir(parents=True)
     assert Settings().users_snapshot(bundle_dir) == DEMO_USERS_PATH
     assert Settings().users_snapshot(None) == DEMO_USERS_PATH
-    record_user_snapshot(bundle_dir, tmp_path / "work" / "users.npz")
-    assert (tmp_path / "bundles" / "v1.users").read_text() == "../work/users.npz\n"
+    record_user_snapshot(bundle_dir, tmp_path / "build" / "users.npz")
+    assert (tmp_path / "bundles" / "v1.users").read_text() == "../build/users.npz\n"
     recorded = Settings().store_config(bundle_dir)
     assert isinstance(recorded, EmbeddedStoreConfig)
-    assert recorded.users_path.resolve() == (tmp_path / "work" / "users.npz").resolve()
+    assert recorded.users_path.resolve() == (tmp_path / "build" / "users.npz").resolve()
     assert Settings().users_snapshot(tmp_path / "bundles" / "v2") == DEMO_USERS_PATH
     chosen = Settings(embedded_users_path=tmp_path / "mine.npz")
     assert chosen.users_snapshot(bundle_dir) == tmp_path / "mine.npz"
