@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from model_export.checkpoint import load_ranker
-from service.features import time_gap_buckets
+from service.contracts.features import time_gap_buckets
 from service.stores.snapshot import UserSnapshot
 
 

@@ -32,7 +32,7 @@ import typer
 from bench.model_bundle import GENERATOR, Exporter, RandomRanker, write_random_bundle
 from bench.workloads import W1, W2, Workload
 from service.contracts.manifest import read_manifest
-from service.metrics import ServiceMetrics
+from service.observability.metrics import ServiceMetrics
 from service.ranking import RankQuery
 from service.runtime import ServiceRuntime
 from service.settings import Settings
@@ -151,7 +151,7 @@ async def closed_loop(
                 top_k=TOP_K,
             )
             started = time.perf_counter()
-            await runtime.pipeline.rank(query)
+            await runtime.served.rank(query)
             latencies.append(time.perf_counter() - started)
 
     await asyncio.gather(*(client(n) for n in range(clients)))
@@ -187,8 +187,9 @@ async def run(
     hidden_dim: int,
     peak: float,
 ) -> list[Result]:
-    runtime = await ServiceRuntime.start(settings, ServiceMetrics())
+    runtime = await ServiceRuntime.load(settings, ServiceMetrics())
     try:
+        await runtime.warm_up()
         catalogue = runtime.bundle.items.ids.tolist()
         item_dim = runtime.bundle.items.dim
         results = []

@@ -19,7 +19,7 @@ from bench.workloads import Workload
 from model_export.bundle import export_bundle
 from model_export.pipeline import TrainingRun
 from offline.data.canonical import Dataset
-from service.bundle import load_item_table
+from service.bundles.loaded import load_item_table
 from service.contracts.manifest import GeneratorInfo, read_manifest
 from service.stores.snapshot import GeneratedBlocks, write_user_snapshot
 

@@ -22,6 +22,7 @@ from model_export.bundle import ITEM_IDS_FILE, ITEM_VECTORS_FILE
 from model_export.export import OPSET, export_graphs, graph_specs
 from model_export.model import RankerShape, RankingModel
 from model_export.module_weights import write_module_weights
+from service.contracts.features import EVENT_TYPES, TIME_GAP_BUCKETS
 from service.contracts.manifest import (
     MANIFEST_FILE,
     BundleManifest,
@@ -32,7 +33,6 @@ from service.contracts.manifest import (
     ModelDimensions,
     file_digest,
 )
-from service.features import EVENT_TYPES, TIME_GAP_BUCKETS
 
 Exporter = Literal["dynamo", "torchscript"]
 GENERATOR = GeneratorInfo(version="random-ranker")

@@ -163,7 +163,7 @@ def generate(
     from offline.data.canonical import Dataset
     from offline.gbr.checkpoint import GBRModel
     from offline.gbr.nearline import run_nearline
-    from service.bundle import load_item_table
+    from service.bundles.loaded import load_item_table
     from service.contracts.manifest import read_manifest
 
     bundle_dir = bundles / (version or (bundles / CURRENT_FILE).read_text().strip())

@@ -311,7 +311,7 @@ def _demo_nearline(
 ) -> dict[str, object]:
     """Every user's block, in the bundle's fused item vectors, into the embedded snapshot."""
     from offline.gbr import run_nearline
-    from service.bundle import load_item_table
+    from service.bundles.loaded import load_item_table
     from service.contracts.manifest import read_manifest
 
     return run_nearline(

@@ -3,7 +3,7 @@
 Client-side percentiles include the load generator's own delays (on a small machine Locust
 competes with the service for the CPU); the server's histograms do not. Quantiles are estimated
 from bucket deltas the way PromQL's ``histogram_quantile`` does (linear within a bucket), so
-they are only as fine as the buckets: see ``service.metrics.LATENCY_BUCKETS_S``.
+they are only as fine as the buckets: see ``service.observability.metrics.LATENCY_BUCKETS_S``.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from model_export.export import export_graphs
 from model_export.module_weights import write_module_weights
 from model_export.train import TrainedRanker
 from offline.data.canonical import Dataset
+from service.contracts.features import EVENT_TYPES, TIME_GAP_BUCKETS
 from service.contracts.manifest import (
     MANIFEST_FILE,
     BundleManifest,
@@ -35,7 +36,6 @@ from service.contracts.manifest import (
     TextEncoderInfo,
     file_digest,
 )
-from service.features import EVENT_TYPES, TIME_GAP_BUCKETS
 
 ITEM_IDS_FILE = "item_ids.npy"
 ITEM_VECTORS_FILE = "item_vectors.npy"

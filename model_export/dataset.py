@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from offline.data.canonical import Dataset
-from service.features import behaviour_features
+from service.contracts.features import behaviour_features
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]

@@ -21,9 +21,9 @@ import torch
 
 from model_export.export import FullGraph
 from model_export.train import TrainedRanker
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.contracts import graphs as g
-from service.features import EVENT_VOCAB_SIZE, TIME_GAP_BUCKETS
+from service.contracts.features import EVENT_VOCAB_SIZE, TIME_GAP_BUCKETS
 from service.ranking.behaviours import BehaviourBlock
 from service.ranking.scoring import GraphRunner, ScoringRequest, ScoringRunner
 

@@ -12,17 +12,23 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api_keys import KeyFileError
 from service.contracts.manifest import BundleIntegrityError
-from service.errors import BundleNotFoundError, install_error_handlers
-from service.guards import install_guards
-from service.logs import logging_config
-from service.metrics import ServiceMetrics, clear_multiprocess_dir
-from service.middleware import ObservabilityMiddleware
+from service.errors import BundleNotFoundError
+from service.http.api_keys import KeyFileError
+from service.http.errors import install_error_handlers
+from service.http.guards import install_guards
+from service.http.middleware import ObservabilityMiddleware
+from service.observability.logs import logging_config
+from service.observability.metrics import ServiceMetrics, clear_multiprocess_dir
+from service.observability.tracing import (
+    StageTracer,
+    TracingUnavailable,
+    check_tracing_available,
+    load_tracer,
+)
 from service.routes import ROUTERS
 from service.runtime import ServiceRuntime
 from service.settings import Settings, get_settings
-from service.tracing import StageTracer, TracingUnavailable, check_tracing_available, load_tracer
 
 log = logging.getLogger("service")
 
@@ -36,11 +42,18 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("starting", extra={"settings": settings.model_dump(mode="json")})
         try:
-            runtime = await ServiceRuntime.start(settings, metrics, tracer)
+            runtime = await ServiceRuntime.load(settings, metrics, tracer)
         except (BundleIntegrityError, BundleNotFoundError) as error:
             log.error("refusing to start: %s", error)
             raise
+        # Readiness answers "not warmed up" from here until the warm-up has finished.
         app.state.runtime = runtime
+        try:
+            await runtime.warm_up()
+        except BaseException:
+            app.state.runtime = None
+            await runtime.close()
+            raise
         # What start-up built (bundle, snapshot, tables) lives as long as the process: keep it
         # out of the cyclic collector's generations, so collections stay short under load.
         gc.collect()

@@ -1,29 +1,26 @@
-"""What the app holds while it serves: the bundle, the store, the pipeline, the metrics."""
+"""What the app holds while it serves: the served bundle (its store and pipeline), the metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends, Request
-
-from service.bundle import LoadedBundle
-from service.bundle_lifecycle import VERSION_PATTERN, BundleLifecycle
-from service.bundle_pointer import ActiveVersionPointer
-from service.bundle_watch import ActiveVersionWatcher
+from service.bundles.active_version import ActiveVersionPointer
+from service.bundles.lifecycle import VERSION_PATTERN, BundleLifecycle
+from service.bundles.loaded import LoadedBundle
+from service.bundles.served import ServedBundle, ServingParts, serve_bundle
+from service.bundles.watch import ActiveVersionWatcher
 from service.contracts.manifest import BundleIntegrityError, confined_bundle_dir
 from service.device.plan import plan_scoring
-from service.errors import BundleNotFoundError, ServiceNotReady, StoreError
-from service.gpu_memory import gpu_memory_collector
-from service.metrics import ServiceMetrics
-from service.observer import ServiceObserver, observe_breaker
+from service.errors import BundleNotFoundError, StoreError
+from service.observability.gpu_memory import gpu_memory_collector
+from service.observability.metrics import ServiceMetrics
+from service.observability.ranking import ServiceObserver, observe_breaker
+from service.observability.tracing import NoTracer, StageTracer
 from service.ranking.user_cache import UserStateCache
-from service.served_bundle import ServedBundle, ServingParts, serve_bundle
 from service.settings import Settings
 from service.stores import RankingStore, RedisStoreConfig
-from service.tracing import NoTracer, StageTracer
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +29,8 @@ log = logging.getLogger(__name__)
 class ServiceRuntime:
     """The service's state: the served bundle (behind its lifecycle), metrics and observer.
 
-    ``bundle``, ``store`` and ``pipeline`` are those of the bundle served now; a request reads
-    ``pipeline`` once and finishes on that bundle even if another is activated meanwhile.
+    ``served``, ``bundle`` and ``store`` are those of the bundle served now; a request reads
+    ``served`` once and finishes on that bundle even if another is activated meanwhile.
     """
 
     settings: Settings
@@ -41,7 +38,10 @@ class ServiceRuntime:
     metrics: ServiceMetrics
     observer: ServiceObserver
     pointer: ActiveVersionPointer | None = None
+    #: Whether a watcher follows the active version in the store once warmed up.
+    follows: bool = False
     watcher: ActiveVersionWatcher | None = None
+    #: False until :meth:`warm_up` has finished: readiness reports the bundle not warmed up.
     warmed: bool = False
 
     @property
@@ -56,17 +56,14 @@ class ServiceRuntime:
     def store(self) -> RankingStore:
         return self.lifecycle.served.store
 
-    @property
-    def pipeline(self) -> ServedBundle:
-        """What ranks a request: the served bundle, counting the requests it holds."""
-        return self.lifecycle.served
-
     @classmethod
-    async def start(
+    async def load(
         cls, settings: Settings, metrics: ServiceMetrics, tracer: StageTracer | None = None
     ) -> ServiceRuntime:
-        """Load, verify and warm the bundle, open the store; with Redis, follow the active
-        bundle version it names (unless ``REASEQ_BUNDLE_VERSION`` pins one)."""
+        """Load and verify the bundle, open the store, start the scoring threads; with Redis,
+        take the active bundle version it names (unless ``REASEQ_BUNDLE_VERSION`` pins one).
+
+        The runtime is not warmed yet: readiness says so until :meth:`warm_up` has run."""
         config = settings.store_config()
         pointer = ActiveVersionPointer(config) if isinstance(config, RedisStoreConfig) else None
         follows = (
@@ -91,29 +88,29 @@ class ServiceRuntime:
         collector = gpu_memory_collector(bundle.sessions.values(), plan.cuda_devices)
         if collector is not None:
             metrics.add_collector(collector)
-        served = serve_bundle(bundle, parts)
-        try:
-            await asyncio.to_thread(served.batcher.runner.warm_up)
-        except BaseException:
-            await served.close()
-            if pointer is not None:
-                await pointer.close()
-            raise
 
         def observe(new: ServedBundle) -> None:
             observe_breaker(new.store, metrics, settings.store)
 
-        observe(served)
+        served = serve_bundle(bundle, parts)
         lifecycle = BundleLifecycle(served, parts, metrics, on_swap=observe, pointer=pointer)
-        watcher = None
-        if follows:
-            assert pointer is not None
-            watcher = ActiveVersionWatcher(pointer, lifecycle, settings.bundle_watch_interval_s)
-            watcher.start()
-        metrics.bundle_served(bundle.version)
-        metrics.ready.set(1)
-        log.info("serving bundle %s with the %s store", bundle.version, settings.store)
-        return cls(settings, lifecycle, metrics, observer, pointer, watcher, warmed=True)
+        return cls(settings, lifecycle, metrics, observer, pointer, follows=follows)
+
+    async def warm_up(self) -> None:
+        """Pay the scoring path's one-time costs, then follow the store's active version (with
+        Redis) and report ready."""
+        await asyncio.to_thread(self.served.batcher.runner.warm_up)
+        observe_breaker(self.store, self.metrics, self.settings.store)
+        if self.follows:
+            assert self.pointer is not None
+            self.watcher = ActiveVersionWatcher(
+                self.pointer, self.lifecycle, self.settings.bundle_watch_interval_s
+            )
+            self.watcher.start()
+        self.metrics.bundle_served(self.bundle.version)
+        self.warmed = True
+        self.metrics.ready.set(1)
+        log.info("serving bundle %s with the %s store", self.bundle.version, self.settings.store)
 
     async def unready_reason(self) -> str | None:
         """Why the service should not take traffic, or None when it should (kept in the
@@ -199,18 +196,3 @@ async def _load_bundle(
         raise
     metrics.bundle_loads.labels(result="success").inc()
     return bundle
-
-
-async def get_runtime(request: Request) -> ServiceRuntime:
-    runtime = getattr(request.app.state, "runtime", None)
-    if runtime is None:
-        raise ServiceNotReady("the service is starting: no bundle loaded yet")
-    return runtime  # type: ignore[no-any-return]
-
-
-async def get_metrics(request: Request) -> ServiceMetrics:
-    return request.app.state.metrics  # type: ignore[no-any-return]
-
-
-RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
-MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]

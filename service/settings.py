@@ -11,11 +11,11 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.api_keys import ApiKeys, KeyFileError, ServiceKeys, read_key_file, split_keys
 from service.contracts.bundle_root import CURRENT_FILE, recorded_user_snapshot
 from service.contracts.manifest import confined_bundle_dir
 from service.errors import BundleNotFoundError
-from service.limits import MAX_CANDIDATES, MAX_ID_LENGTH, MAX_TIMEOUT_MS, RequestLimits
+from service.http.api_keys import ApiKeys, KeyFileError, ServiceKeys, read_key_file, split_keys
+from service.ranking.limits import MAX_CANDIDATES, MAX_ID_LENGTH, MAX_TIMEOUT_MS, RequestLimits
 from service.stores.config import (
     DEMO_USERS_PATH,
     EmbeddedStoreConfig,
@@ -307,16 +307,22 @@ class Settings(BaseSettings):
         return [s for s in secrets if s]
 
     def request_limits(self) -> RequestLimits:
-        """The limits on IDs and timeouts, past what the API schema enforces."""
+        """The limits a request is checked against, past what the API schema enforces, and the
+        defaults it takes."""
         pattern = re.compile(self.id_pattern) if self.id_pattern is not None else None
         return RequestLimits(
+            max_candidates=self.max_candidates,
+            max_recent_events=self.max_recent_events,
             max_id_length=self.max_id_length,
             id_pattern=pattern,
             max_timeout_ms=self.max_timeout_ms,
+            default_top_k=self.default_top_k,
+            default_timeout_ms=self.default_timeout_ms,
         )
 
     def service_keys(self) -> ServiceKeys:
-        """The API keys; raises :class:`service.api_keys.KeyFileError` for an unreadable file."""
+        """The API keys; raises :class:`service.http.api_keys.KeyFileError` for an unreadable
+        file."""
         return ServiceKeys(
             rank=ApiKeys(split_keys(self.api_keys), self.api_keys_file),
             admin=ApiKeys(split_keys(self.admin_api_key), self.admin_api_keys_file),

@@ -2,7 +2,7 @@
 
 Columnar NumPy arrays, saved as one ``.npz`` per table in a dataset directory (no pickles).
 Rows of ``Impressions`` and ``Behaviours`` index ``Catalogue.item_ids`` and ``Dataset.user_ids``.
-Behaviour event ids follow :mod:`service.features` (1 = click, 2 = cart, 3 = purchase).
+Behaviour event ids follow :mod:`service.contracts.features` (1 = click, 2 = cart, 3 = purchase).
 """
 
 from __future__ import annotations

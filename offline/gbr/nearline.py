@@ -27,7 +27,7 @@ from offline.data.canonical import Dataset
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.generate import GeneratedItems, GenerationConfig, generate_for_users
 from offline.gbr.sequences import behaviour_sequences
-from service.bundle import ItemTable
+from service.bundles.loaded import ItemTable
 from service.stores.base import GeneratedBehaviours
 from service.stores.redis_writer import RedisWriter
 from service.stores.snapshot import GeneratedBlocks, write_user_snapshot

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from offline.publish.retention import expire_old_versions
 from offline.publish.sequences import UserSequences
-from service.bundle import ItemTable, load_item_table
+from service.bundles.loaded import ItemTable, load_item_table
 from service.contracts.manifest import read_manifest
 from service.stores.base import UserSequence
 from service.stores.embedded import write_user_snapshot

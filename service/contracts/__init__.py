@@ -1,2 +1,2 @@
 """Contracts the serving side owns and the offline writers import: bundle manifest, graph
-signatures, Redis key layout."""
+signatures, feature schema, Redis key layout, and the pointer files of a bundle root."""

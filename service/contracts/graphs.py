@@ -18,7 +18,7 @@ GRAPH_NAMES: Final = (USER_ENCODER, CANDIDATE_ENCODER, SCORER, FULL)
 
 # user_encoder
 SEQUENCE_VECTORS: Final = "sequence_vectors"  # [B, L, d] float32
-SEQUENCE_EVENTS: Final = "sequence_events"  # [B, L] int64, ids from service.features
+SEQUENCE_EVENTS: Final = "sequence_events"  # [B, L] int64, ids from service.contracts.features
 SEQUENCE_GAPS: Final = "sequence_gaps"  # [B, L] int64, time-gap buckets
 GENERATED_VECTORS: Final = "generated_vectors"  # [B, K, d] float32
 REAL_KEYS: Final = "real_keys"  # [B, L, d]

@@ -18,7 +18,7 @@ import onnxruntime as ort
 import torch
 from torch import Tensor
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.contracts import graphs as g
 from service.device.context import DeviceContext
 from service.device.modules import BundleModules

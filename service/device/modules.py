@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from service.contracts import graphs as g
+from service.contracts.features import EVENT_VOCAB_SIZE, PADDING_EVENT, TIME_GAP_BUCKETS
 from service.contracts.manifest import BundleManifest
-from service.features import EVENT_VOCAB_SIZE, PADDING_EVENT, TIME_GAP_BUCKETS
 
 
 class CausalSelfAttention(nn.Module):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 import onnxruntime as ort
 
 from kernels.target_attention import AttentionBackend, default_backend
-from service.bundle import LoadedBundle, Provider
+from service.bundles.loaded import LoadedBundle, Provider
 from service.ranking.observer import NO_OBSERVER, RankingObserver
 from service.ranking.scoring import GraphRunner, ScoringRunner
 from service.ranking.user_cache import UserStateCache

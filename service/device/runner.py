@@ -31,7 +31,7 @@ from kernels.target_attention import (
     jagged_target_attention,
     offsets_from_lengths,
 )
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.contracts import graphs as g
 from service.device.context import DeviceContext, device_context
 from service.device.graphs import DeviceGraphs, OrtGraphs, TorchGraphs

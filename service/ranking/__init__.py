@@ -1,7 +1,8 @@
 """Ranking: behaviour assembly, graph execution, top-k and explanations."""
 
+from service.ranking.limits import RequestLimits
 from service.ranking.observer import NO_OBSERVER, FetchOutcome, RankingObserver, Stage
-from service.ranking.pipeline import RankingLimits, RankingPipeline, RankQuery
+from service.ranking.pipeline import RankingPipeline, RankQuery
 from service.ranking.result import Degradation, Ranking
 from service.ranking.scoring import GraphMode, GraphRunner
 
@@ -13,8 +14,8 @@ __all__ = [
     "GraphRunner",
     "RankQuery",
     "Ranking",
-    "RankingLimits",
     "RankingObserver",
     "RankingPipeline",
+    "RequestLimits",
     "Stage",
 ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from service.features import PADDING_EVENT, behaviour_features
+from service.contracts.features import PADDING_EVENT, behaviour_features
 from service.stores.base import FetchResult, FloatArray, GeneratedBehaviours, UserSequence
 
 IntArray = npt.NDArray[np.int64]

@@ -1,8 +1,8 @@
 """What the ranking pipeline reports while it runs: stage times, store outcomes, the scoring queue.
 
 The pipeline only calls this interface; the service plugs in Prometheus metrics and tracing
-(``service.observer``), and code that builds a pipeline without them (tests, tools) gets the
-no-op :data:`NO_OBSERVER`. So ranking code never imports a metrics library.
+(``service.observability.ranking``), and code that builds a pipeline without them (tests, tools)
+gets the no-op :data:`NO_OBSERVER`. So ranking code never imports a metrics library.
 """
 
 from __future__ import annotations

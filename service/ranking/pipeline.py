@@ -1,26 +1,21 @@
-"""The ranking pipeline: validate, fetch in one round trip, assemble behaviours, score, top-k."""
+"""The ranking pipeline: fetch in one round trip, assemble behaviours, score, top-k.
+
+It ranks a request the route has checked against the request limits
+(:meth:`service.ranking.limits.RequestLimits.check_rank`); it takes the defaults of ``top_k`` and
+``timeout_ms`` from those limits.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.bundle import LoadedBundle
-from service.errors import (
-    DuplicateCandidates,
-    InvalidTopK,
-    StoreCircuitOpen,
-    StoreError,
-    StoreTimeout,
-    StoreUnavailable,
-    TooManyCandidates,
-    TooManyEvents,
-)
+from service.bundles.loaded import LoadedBundle
+from service.errors import StoreCircuitOpen, StoreError, StoreTimeout, StoreUnavailable
 from service.ranking.batcher import MicroBatcher
 from service.ranking.behaviours import (
     BehaviourBlock,
@@ -29,13 +24,13 @@ from service.ranking.behaviours import (
     real_behaviours,
 )
 from service.ranking.explain import explain
+from service.ranking.limits import RequestLimits
 from service.ranking.observer import NO_OBSERVER, FetchOutcome, RankingObserver, Stage
 from service.ranking.result import Degradation, Ranking, ScoredItem, Timings
 from service.ranking.scoring import ScoreResult, ScoringRequest
 from service.ranking.user_cache import UserKey, UserStateCache, behaviours_fingerprint
 from service.stores.base import FetchQuery, FetchResult, RankingStore, UserSequence
 
-_NAMED_DUPLICATES = 10
 #: How a failed fetch is counted and reported, by the cause of the store's error (first match).
 _STORE_FAILURES = (
     (StoreTimeout, FetchOutcome.TIMEOUT, Degradation.STORE_TIMEOUT),
@@ -56,16 +51,8 @@ def store_failure(error: StoreError) -> tuple[FetchOutcome, Degradation]:
 
 
 @dataclass(frozen=True, slots=True)
-class RankingLimits:
-    max_candidates: int = 2000
-    max_recent_events: int = 256
-    default_top_k: int | None = None
-    default_timeout_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class RankQuery:
-    """A validated-by-schema rank request in domain terms."""
+    """A rank request in domain terms, checked against the schema and the request limits."""
 
     request_id: str
     user_id: str
@@ -90,7 +77,7 @@ class RankingPipeline:
         bundle: LoadedBundle,
         store: RankingStore,
         batcher: MicroBatcher,
-        limits: RankingLimits,
+        limits: RequestLimits,
         clock: Callable[[], float] = time.time,
         observer: RankingObserver = NO_OBSERVER,
         cache: UserStateCache | None = None,
@@ -103,36 +90,10 @@ class RankingPipeline:
         self._observer = observer
         self._cache = cache or UserStateCache(0)
 
-    def validate(self, query: RankQuery) -> None:
-        """Raise an ``InvalidRankRequest`` naming the limit or rule the query breaks."""
-        limits = self._limits
-        if len(query.candidates) > limits.max_candidates:
-            raise TooManyCandidates(
-                f"{len(query.candidates)} candidates; at most {limits.max_candidates} per request"
-            )
-        if len(query.recent_events) > limits.max_recent_events:
-            raise TooManyEvents(
-                f"{len(query.recent_events)} recent_events; at most {limits.max_recent_events}"
-            )
-        if query.top_k is not None and query.top_k > limits.max_candidates:
-            raise InvalidTopK(f"top_k {query.top_k} exceeds the {limits.max_candidates} limit")
-        if len(set(query.candidates)) != len(query.candidates):
-            counts = Counter(query.candidates)
-            repeated = [item for item, n in counts.items() if n > 1]
-            raise DuplicateCandidates(
-                f"duplicate candidate IDs: {repeated[:_NAMED_DUPLICATES]}"
-                + (
-                    f" and {len(repeated) - _NAMED_DUPLICATES} more"
-                    if len(repeated) > _NAMED_DUPLICATES
-                    else ""
-                )
-            )
-
     async def rank(self, query: RankQuery) -> Ranking:
         started = time.perf_counter()
         timeout_ms = query.timeout_ms or self._limits.default_timeout_ms
         deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
-        self.validate(query)
         if not query.candidates:
             return self._ranking(query, [], [], Timings(0.0, 0.0, _elapsed_ms(started)), None)
         fetched, degraded = await self._fetch(query, deadline)

@@ -28,7 +28,7 @@ import numpy as np
 from kernels.target_attention import AttentionBackend, host_attention
 from kernels.target_attention.cpu import HeadMajorBehaviours
 from kernels.target_attention.jagged import offsets_from_lengths
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.contracts import graphs
 from service.ranking.behaviours import BehaviourBlock
 from service.ranking.observer import NO_OBSERVER, RankingObserver, Stage

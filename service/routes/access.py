@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Header, Request
 
-from service.api_keys import ServiceKeys
 from service.errors import AdminDisabled, AdminUnauthorized, Unauthorized
+from service.http.api_keys import ServiceKeys
 
 RANK_KEY_HEADER = Header(
     description="API key; required only where the deployment sets REASEQ_API_KEYS or "

@@ -6,13 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from service.bundle_lifecycle import Activation, ActivationTrigger
-from service.bundle_schemas import ActivateBundleRequest, BundleActivationResponse
-from service.routes.access import require_admin_key
-from service.routes.events import events_to_new_events
-from service.routes.limits import RequestLimitsDep
-from service.runtime import RuntimeDep
-from service.schemas import (
+from service.bundles.lifecycle import Activation, ActivationTrigger
+from service.bundles.schemas import ActivateBundleRequest, BundleActivationResponse
+from service.http.schemas import (
     BODY_TIMEOUT_RESPONSE,
     INVALID_REQUEST_RESPONSE,
     UNREADABLE_BODY_RESPONSE,
@@ -21,6 +17,9 @@ from service.schemas import (
     ErrorResponse,
     UserId,
 )
+from service.routes.access import require_admin_key
+from service.routes.deps import RequestLimitsDep, RuntimeDep
+from service.routes.events import events_to_new_events
 
 router = APIRouter(
     prefix="/v1/admin",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.bundle_schemas import ServedBundleManifest
-from service.runtime import RuntimeDep
+from service.bundles.schemas import ServedBundleManifest
+from service.routes.deps import RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["bundle"])
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.features import event_type_id
-from service.schemas import AppendedEvent, RecentEvent
+from service.contracts.features import event_type_id
+from service.http.schemas import AppendedEvent, RecentEvent
 from service.stores.base import UserSequence
 from service.stores.event_log import NewEvents
 

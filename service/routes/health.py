@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from service.runtime import MetricsDep, ServiceRuntime
-from service.schemas import ErrorResponse, ReadinessResponse
+from service.http.schemas import ErrorResponse, ReadinessResponse
+from service.routes.deps import MetricsDep
+from service.runtime import ServiceRuntime
 
 router = APIRouter(tags=["operations"])
 

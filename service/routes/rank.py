@@ -5,13 +5,7 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Depends, Response
 
-from service.logs import current_request_id
-from service.ranking import RankQuery, Stage
-from service.routes.access import require_rank_key
-from service.routes.events import events_to_sequence
-from service.routes.limits import RequestLimitsDep
-from service.runtime import MetricsDep, RuntimeDep
-from service.schemas import (
+from service.http.schemas import (
     BODY_TIMEOUT_RESPONSE,
     INVALID_REQUEST_RESPONSE,
     UNREADABLE_BODY_RESPONSE,
@@ -19,6 +13,11 @@ from service.schemas import (
     RankRequest,
     RankResponse,
 )
+from service.observability.logs import current_request_id
+from service.ranking import RankQuery, Stage
+from service.routes.access import require_rank_key
+from service.routes.deps import MetricsDep, RequestLimitsDep, RuntimeDep
+from service.routes.events import events_to_sequence
 
 router = APIRouter(prefix="/v1", tags=["rank"])
 
@@ -69,10 +68,6 @@ async def rank(
     (up to 128 printable ASCII characters), else a fresh one; the response echoes it as
     ``X-Request-ID`` and every log line of the request carries it.
     """
-    limits.check_ids("user_id", [body.user_id])
-    limits.check_ids("candidates", body.candidates)
-    limits.check_ids("recent_events.item_id", (event.item_id for event in body.recent_events))
-    limits.check_timeout(body.timeout_ms)
     query = RankQuery(
         request_id=current_request_id.get(),
         user_id=body.user_id,
@@ -83,7 +78,8 @@ async def rank(
         timeout_ms=body.timeout_ms,
         as_of=body.as_of,
     )
-    ranking = await runtime.pipeline.rank(query)
+    limits.check_rank(query)
+    ranking = await runtime.served.rank(query)
     metrics.candidates.observe(len(body.candidates))
     for reason in ranking.degraded:
         metrics.degraded.labels(reason=reason.value).inc()

@@ -16,7 +16,7 @@ from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig, StoreCo
 from service.stores.event_log import AppendResult, NewEvents
 
 if TYPE_CHECKING:
-    from service.bundle import LoadedBundle
+    from service.bundles.loaded import LoadedBundle
 
 __all__ = [
     "AppendResult",

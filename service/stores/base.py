@@ -31,7 +31,8 @@ class FetchQuery:
 
 @dataclass(frozen=True, slots=True)
 class UserSequence:
-    """A user's behaviours, oldest first: item IDs, event-type ids (service.features), Unix s."""
+    """A user's behaviours, oldest first: item IDs, event-type ids
+    (:mod:`service.contracts.features`), Unix seconds."""
 
     item_ids: list[str]
     events: npt.NDArray[np.uint8]

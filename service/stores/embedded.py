@@ -10,7 +10,7 @@ import logging
 import threading
 from typing import ClassVar
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.stores.base import (
     FetchQuery,
     FetchResult,

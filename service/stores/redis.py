@@ -31,7 +31,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.contracts import keys
 from service.errors import StoreError, StoreTimeout, StoreUnavailable
 from service.stores.base import (

@@ -4,7 +4,7 @@ Format (``format_version`` 1), users in any order, each user's behaviours oldest
 
 - ``user_ids`` [U] str, ``offsets`` [U+1] int64: user ``u``'s behaviours are rows
   ``offsets[u]:offsets[u+1]`` of ``items`` [N] str, ``events`` [N] uint8 (event-type ids of
-  :mod:`service.features`) and ``ts`` [N] int64 (Unix seconds);
+  :mod:`service.contracts.features`) and ``ts`` [N] int64 (Unix seconds);
 - optional generated behaviours: ``gen_user_ids`` [G] str, ``gen_offsets`` [G+1] int64,
   ``gen_items`` [M] str, ``gen_vectors`` [M, d] float16, ``gen_version`` 0-d str (GBR version).
 

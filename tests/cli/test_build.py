@@ -16,7 +16,7 @@ from loadtest.service_process import ServiceDidNotStart, free_port, serving_proc
 from offline.data.canonical import Dataset
 from offline.knowledge.runner import read_records
 from service.app import create_app
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.contracts.bundle_root import recorded_user_snapshot
 from service.contracts.manifest import read_manifest
 from service.settings import Settings

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from tests.e2e.conftest import start_service  # noqa: F401
 from tests.service.bundle_fixture import build_bundle
 from tests.service.user_fixture import demo_users, write_embedded

@@ -13,13 +13,13 @@ from model_export.bundle import export_bundle, fused_item_table
 from model_export.train import TrainedRanker
 from offline.data.canonical import Dataset
 from service.contracts import graphs as g
+from service.contracts.features import EVENT_TYPES, TIME_GAP_BUCKETS
 from service.contracts.manifest import (
     MANIFEST_FILE,
     BundleIntegrityError,
     read_manifest,
     verify_files,
 )
-from service.features import EVENT_TYPES, TIME_GAP_BUCKETS
 from tests.model_export.conftest import TEST_ENCODER
 
 

@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from model_export.dataset import batches, build_examples, items_seen_in_training, time_split
 from offline.data.canonical import Behaviours, Dataset
-from service.features import time_gap_buckets
+from service.contracts.features import time_gap_buckets
 
 
 def test_histories_hold_only_events_before_the_request(

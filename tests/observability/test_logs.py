@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.logs import JsonFormatter, SecretRedactor, redact_url_passwords
+from service.observability.logs import JsonFormatter, SecretRedactor, redact_url_passwords
 from tests.service.conftest import ADMIN_KEY, Serving
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ import httpx
 import pytest
 import redis
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from tests.observability.exposition import names, value
 from tests.service.conftest import Serving
 from tests.service.user_fixture import DemoUsers, write_redis

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from loadtest.service_process import free_port, wait_ready
-from service.metrics import worker_pids
+from service.observability.metrics import worker_pids
 from tests.observability.exposition import samples, value
 
 RANK_200 = {"route": "/v1/rank", "status": "200"}

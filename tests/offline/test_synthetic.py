@@ -16,7 +16,7 @@ from offline.data.synthetic import (
     SyntheticConfig,
     generate,
 )
-from service.features import EVENT_TYPES, event_type_id
+from service.contracts.features import EVENT_TYPES, event_type_id
 
 Generated = tuple[Dataset, GroundTruth]
 

@@ -16,6 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from service.contracts import graphs
+from service.contracts.features import EVENT_TYPES, TIME_GAP_BUCKETS
 from service.contracts.manifest import (
     MANIFEST_FILE,
     BundleManifest,
@@ -26,7 +27,6 @@ from service.contracts.manifest import (
     ModelDimensions,
     file_digest,
 )
-from service.features import EVENT_TYPES, TIME_GAP_BUCKETS
 
 OPSET = 18
 FLOAT, INT64 = TensorProto.FLOAT, TensorProto.INT64

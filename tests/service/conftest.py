@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.settings import Settings
 from service.stores.base import RankingStore
 from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig

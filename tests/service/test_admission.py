@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from service.admission import AdmissionControl, AdmissionLimits, Shed, ShedReason
-from service.metrics import ServiceMetrics
+from service.http.admission import AdmissionControl, AdmissionLimits, Shed, ShedReason
+from service.observability.metrics import ServiceMetrics
 
 pytestmark = pytest.mark.anyio
 

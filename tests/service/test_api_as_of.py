@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from service.schemas import MAX_TIMESTAMP
+from service.http.schemas import MAX_TIMESTAMP
 from tests.observability.exposition import value
 from tests.service.conftest import Serving
 from tests.service.user_fixture import NOW

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from service import api_keys
-from service.api_keys import ApiKeys, KeyFileError, read_key_file
 from service.app import create_app
+from service.http import api_keys
+from service.http.api_keys import ApiKeys, KeyFileError, read_key_file
 from service.settings import Settings
 from tests.service.conftest import ADMIN_KEY, Serving
 

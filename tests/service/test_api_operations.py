@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -13,6 +15,7 @@ import redis
 from service.app import create_app
 from service.contracts.manifest import BundleIntegrityError
 from service.errors import BundleNotFoundError
+from service.ranking.scoring import GraphRunner
 from service.settings import Settings
 from tests.service.conftest import ADMIN_KEY, Serving
 from tests.service.user_fixture import NOW
@@ -29,6 +32,39 @@ async def test_livez_readyz_bundle(client: httpx.AsyncClient) -> None:
     manifest = (await client.get("/v1/bundle")).json()
     assert manifest["version"] == "test-1"
     assert manifest["dimensions"]["item_dim"] == 8
+
+
+async def test_readiness_reports_warming_until_the_warm_up_finishes(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warming, finish = threading.Event(), threading.Event()
+
+    def slow_warm_up(_: GraphRunner) -> None:
+        warming.set()
+        finish.wait(timeout=30)
+
+    monkeypatch.setattr(GraphRunner, "warm_up", slow_warm_up)
+    app = create_app(make_settings())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://rank") as client:
+        lifespan = app.router.lifespan_context(app)
+        starting = asyncio.create_task(lifespan.__aenter__())
+        try:
+            assert await asyncio.to_thread(warming.wait, 30)
+            during = await client.get("/readyz")
+            ranked = await client.post("/v1/rank", json={"user_id": "u1", "candidates": ["i1"]})
+            gauge = (await client.get("/metrics")).text
+        finally:
+            finish.set()
+            await starting
+        after = await client.get("/readyz")
+        await lifespan.__aexit__(None, None, None)
+    assert during.status_code == 503
+    assert during.json()["status"] == "not_ready"
+    assert during.json()["reason"] == "bundle not warmed up"
+    assert ranked.status_code == 503 and ranked.json()["code"] == "not_ready"
+    assert "reaseq_ready 0.0" in gauge
+    assert after.status_code == 200 and after.json()["status"] == "ready"
 
 
 async def test_docs(serving: Serving) -> None:

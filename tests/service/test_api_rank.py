@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from service.schemas import RankResponse
+from service.http.schemas import RankResponse
 from tests.service.conftest import Serving
 from tests.service.user_fixture import NOW
 

@@ -167,7 +167,7 @@ async def test_strict_fields_take_their_own_types(api: httpx.AsyncClient) -> Non
 
 def test_the_schema_states_the_rules_the_service_enforces() -> None:
     from cli.openapi import openapi_schema
-    from service.limits import MAX_CANDIDATES
+    from service.ranking.limits import MAX_CANDIDATES
 
     request = openapi_schema()["components"]["schemas"]["RankRequest"]["properties"]
     top_k = next(s for s in request["top_k"]["anyOf"] if s.get("type") == "integer")
@@ -178,7 +178,7 @@ def test_the_schema_states_the_rules_the_service_enforces() -> None:
 def test_max_candidates_is_bounded_by_the_schema_ceiling() -> None:
     from pydantic import ValidationError
 
-    from service.limits import MAX_CANDIDATES
+    from service.ranking.limits import MAX_CANDIDATES
     from service.settings import Settings
 
     assert Settings(max_candidates=MAX_CANDIDATES).max_candidates == MAX_CANDIDATES

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.errors import DeadlineExceeded
 from service.ranking.batcher import BatchingConfig, MicroBatcher
 from service.ranking.behaviours import BehaviourBlock

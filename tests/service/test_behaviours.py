@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.features import (
+from service.contracts.features import (
     TIME_GAP_BUCKETS,
     BehaviourFeatures,
     behaviour_features,

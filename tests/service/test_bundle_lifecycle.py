@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import redis
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.contracts import keys
 from service.stores.redis_writer import RedisWriter
 from tests.service.bundle_fixture import build_bundle

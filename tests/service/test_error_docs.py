@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cli.errors import DEBUG_VARIABLE, MISTAKE_EXIT
-from service.errors import FRAMEWORK_STATUSES, ServiceError, framework_code, http_status
+from service.errors import ServiceError
+from service.http.errors import FRAMEWORK_STATUSES, framework_code, http_status
 from service.ranking.result import Degradation
 
 OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "OPERATIONS.md"

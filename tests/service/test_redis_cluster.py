@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.contracts import keys
 from tests.redis_nodes import LocalCluster, RedisProcess, wait_until
 from tests.service.conftest import ADMIN_KEY, Serving

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
 
 from loadtest.service_process import free_port
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.contracts import keys
 from service.errors import StoreCircuitOpen, StoreError, StoreTimeout, StoreUnavailable
 from service.stores.base import FetchQuery, UserSequence

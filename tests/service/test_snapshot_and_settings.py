@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.contracts.bundle_root import record_user_snapshot
 from service.contracts.manifest import BundleIntegrityError, file_digest
 from service.errors import BundleNotFoundError

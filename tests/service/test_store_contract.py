@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.stores.base import FetchQuery, RankingStore, StoreCapabilities, UserSequence
 from service.stores.event_log import AppendResult, NewEvents
 from tests.service.conftest import CONTRACT_STORES

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from loadtest.service_process import free_port
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.contracts import keys
 from service.errors import StoreError, StoreTimeout, StoreUnavailable
 from service.stores.base import FetchQuery

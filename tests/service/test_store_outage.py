@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from loadtest.service_process import free_port
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from tests.redis_nodes import RedisProcess
 from tests.service.conftest import ADMIN_KEY, Serving
 from tests.service.user_fixture import NOW, DemoUsers, write_redis

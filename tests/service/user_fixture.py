@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.stores.base import GeneratedBehaviours, UserSequence
 from service.stores.embedded import GeneratedBlocks, write_user_snapshot
 from service.stores.redis_writer import RedisWriter

@@ -12,7 +12,7 @@ format:
   honest non-click), drawn in proportion to their interactions *before* the request (popularity
   known at that time; an item nobody had touched yet cannot be drawn), seeded.
 * **Behaviours.** Clicks, carts and purchases become the user's behaviour sequence (event ids of
-  :mod:`service.features`).
+  :mod:`service.contracts.features`).
 * **Catalogue.** Items keep the metadata the format has; fields it lacks get fills (see
   :class:`ItemFields`). An item's launch time is its first interaction. Items never interacted with
   are left out: nothing could train or evaluate them.

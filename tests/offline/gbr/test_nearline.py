@@ -16,7 +16,7 @@ from offline.gbr.generate import GenerationConfig
 from offline.gbr.nearline import GenerationState, run_nearline
 from offline.publish.sequences import latest_sequences
 from offline.publish.stores import publish_embedded
-from service.bundle import ItemTable
+from service.bundles.loaded import ItemTable
 from service.contracts import keys
 from service.stores.snapshot import UserSnapshot
 

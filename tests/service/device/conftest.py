@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 
 if shutil.which("nvidia-smi") is None:
     os.environ.setdefault("TRITON_INTERPRET", "1")

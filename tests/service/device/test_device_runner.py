@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.ranking.behaviours import BehaviourBlock
 from service.ranking.scoring import GraphRunner, ScoreResult, ScoringRequest
 from service.ranking.user_cache import UserKey, UserStateCache, behaviours_fingerprint

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from kernels.target_attention import AttentionBackend
 from service.app import create_app
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.device.plan import DeviceUnavailable, open_runner, plan_scoring
 from service.ranking.scoring import GraphRunner
 from service.settings import Settings
@@ -94,7 +94,7 @@ def test_the_host_path_never_imports_pytorch(bundle: LoadedBundle) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from service.bundle import LoadedBundle\n"
+        "from service.bundles.loaded import LoadedBundle\n"
         "from service.device.plan import open_runner, plan_scoring\n"
         "from service.settings import Settings\n"
         "settings = Settings()\n"

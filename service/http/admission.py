@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import Overloaded, error_response
-from service.middleware import label_route
+from service.errors import Overloaded
+from service.http.errors import error_response
+from service.http.middleware import label_route
 
 
 class ShedReason(enum.StrEnum):

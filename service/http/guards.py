@@ -2,8 +2,8 @@
 
 Middleware runs outermost first: CORS (so a browser can read even a 413 or a 429), then
 admission to ``/v1/rank`` (before the body is read, so shedding is cheap), then the body limit.
-API keys and the limits on IDs and timeouts are checked by route dependencies, which read what
-this installs on ``app.state``.
+API keys and the request limits are checked by the routes, with what this installs on
+``app.state``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from service.admission import AdmissionControl, AdmissionLimits, AdmissionMiddleware
-from service.body_limit import RequestBodyLimit
-from service.metrics import ServiceMetrics
+from service.http.admission import AdmissionControl, AdmissionLimits, AdmissionMiddleware
+from service.http.body_limit import RequestBodyLimit
+from service.observability.metrics import ServiceMetrics
 from service.settings import Settings
 
 #: The routes whose requests wait for admission; health, metrics and admin never do.
@@ -27,7 +27,7 @@ def install_guards(app: FastAPI, settings: Settings, metrics: ServiceMetrics) ->
     """Add the guards to ``app``; call before the observability middleware, which must wrap
     them to count and log what they refuse.
 
-    Raises :class:`service.api_keys.KeyFileError` when a configured key file cannot be read.
+    Raises :class:`service.http.api_keys.KeyFileError` when a configured key file cannot be read.
     """
     app.state.api_keys = settings.service_keys()
     app.state.request_limits = settings.request_limits()

@@ -11,7 +11,7 @@ served bundle as it was and is answered with a domain error that says why.
 Activations run one at a time. The previous version is remembered for a rollback (which loads
 and verifies it again, like any activation). With the Redis store, an activation asked for by an
 operator (admin, rollback) is also recorded as the active version there before the swap, so
-that the other workers follow it (:mod:`service.bundle_watch`); if it cannot be recorded, nothing
+that the other workers follow it (:mod:`service.bundles.watch`); if it cannot be recorded, nothing
 is swapped.
 """
 
@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from service.bundle import LoadedBundle
-from service.bundle_pointer import ActiveVersionPointer
+from service.bundles.active_version import ActiveVersionPointer
+from service.bundles.loaded import LoadedBundle
+from service.bundles.served import ServedBundle, ServingParts, serve_bundle
 from service.contracts.manifest import BundleIntegrityError, confined_bundle_dir
 from service.errors import (
     BundleCorrupt,
@@ -40,9 +41,8 @@ from service.errors import (
     StoreError,
     StoreUnavailable,
 )
-from service.metrics import ServiceMetrics
+from service.observability.metrics import ServiceMetrics
 from service.ranking import RankQuery
-from service.served_bundle import ServedBundle, ServingParts, serve_bundle
 from service.stores import FetchQuery
 
 log = logging.getLogger(__name__)

@@ -6,10 +6,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from service.metrics import ServiceMetrics
+from service.observability.metrics import ServiceMetrics
+from service.observability.tracing import StageTracer
 from service.ranking.observer import FetchOutcome, Stage
 from service.stores.base import FetchResult, RankingStore
-from service.tracing import StageTracer
 
 
 class ServiceObserver:

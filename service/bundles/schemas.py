@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from service.bundle_lifecycle import VERSION_PATTERN
+from service.bundles.lifecycle import VERSION_PATTERN
 from service.contracts.manifest import BundleManifest
 
 BundleVersion = Annotated[str, StringConstraints(pattern=VERSION_PATTERN.pattern)]

@@ -17,15 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service.bundle import LoadedBundle
+from service.bundles.loaded import LoadedBundle
 from service.device.plan import ScoringPlan, open_runner
-from service.ranking import (
-    Ranking,
-    RankingLimits,
-    RankingObserver,
-    RankingPipeline,
-    RankQuery,
-)
+from service.ranking import Ranking, RankingObserver, RankingPipeline, RankQuery
 from service.ranking.batcher import BatchingConfig, MicroBatcher
 from service.ranking.user_cache import UserStateCache
 from service.settings import Settings
@@ -52,15 +46,6 @@ class ServingParts:
         call it off the event loop)."""
         return LoadedBundle.load(
             bundle_dir, self.settings.onnx_intra_op_threads, self.plan.providers
-        )
-
-    def limits(self) -> RankingLimits:
-        settings = self.settings
-        return RankingLimits(
-            max_candidates=settings.max_candidates,
-            max_recent_events=settings.max_recent_events,
-            default_top_k=settings.default_top_k,
-            default_timeout_ms=settings.default_timeout_ms,
         )
 
 
@@ -138,7 +123,7 @@ def serve_bundle(bundle: LoadedBundle, parts: ServingParts) -> ServedBundle:
         bundle,
         store,
         batcher,
-        parts.limits(),
+        settings.request_limits(),
         observer=parts.observer,
         cache=parts.cache,
     )

@@ -6,14 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from service.features import EVENT_TYPES
-from service.limits import MAX_CANDIDATES, MAX_ID_LENGTH, MAX_TIMEOUT_MS, PRINTABLE_ID
+from service.contracts.features import EVENT_TYPES
+from service.ranking.limits import MAX_CANDIDATES, MAX_ID_LENGTH, MAX_TIMEOUT_MS, PRINTABLE_ID
 from service.ranking.result import Degradation
 
 #: 2100-01-01 in Unix seconds: a larger ``ts`` is a unit mistake (ms or µs), not a time.
 MAX_TIMESTAMP = 4_102_444_800
 
-# The ceilings; a deployment may narrow them (service/limits.py).
+# The ceilings; a deployment may narrow them (service/ranking/limits.py).
 UserId = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=PRINTABLE_ID)
 ]

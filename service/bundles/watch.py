@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import logging
 
-from service.bundle_lifecycle import ActivationTrigger, BundleLifecycle
-from service.bundle_pointer import ActiveVersionPointer
+from service.bundles.active_version import ActiveVersionPointer
+from service.bundles.lifecycle import ActivationTrigger, BundleLifecycle
 from service.errors import BundleNotFoundError, ServiceError, StoreError
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,9 @@ from collections.abc import Collection
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import BodyReadTimeout, BodyTooLarge, ServiceError, error_response
-from service.middleware import label_route
+from service.errors import BodyReadTimeout, BodyTooLarge, ServiceError
+from service.http.errors import error_response
+from service.http.middleware import label_route
 
 #: Methods whose requests this service never reads a body from.
 _BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.logs import current_request_id, request_id_from
-from service.metrics import ServiceMetrics
-from service.tracing import StageTracer
+from service.observability.logs import current_request_id, request_id_from
+from service.observability.metrics import ServiceMetrics
+from service.observability.tracing import StageTracer
 
 access_log = logging.getLogger("service.access")
 log = logging.getLogger(__name__)
