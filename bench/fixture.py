@@ -20,6 +20,7 @@ from model_export.bundle import export_bundle
 from model_export.pipeline import TrainingRun
 from offline.data.canonical import Dataset
 from service.bundles.loaded import load_item_table
+from service.contracts.bundle_root import write_current
 from service.contracts.manifest import GeneratorInfo, read_manifest
 from service.stores.snapshot import GeneratedBlocks, write_user_snapshot
 
@@ -89,7 +90,7 @@ def _export(fixture: BenchFixture, data_dir: Path, workloads: list[Workload]) ->
         BENCH_VERSION,
         generator=_GENERATOR,
     )
-    (fixture.bundles / "CURRENT").write_text(BENCH_VERSION)
+    write_current(fixture.bundles, BENCH_VERSION)
 
 
 def _write_users_and_requests(

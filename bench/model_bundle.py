@@ -22,6 +22,7 @@ from model_export.bundle import ITEM_IDS_FILE, ITEM_VECTORS_FILE
 from model_export.export import OPSET, export_graphs, graph_specs
 from model_export.model import RankerShape, RankingModel
 from model_export.module_weights import write_module_weights
+from service.contracts.bundle_root import write_current
 from service.contracts.features import EVENT_TYPES, TIME_GAP_BUCKETS
 from service.contracts.manifest import (
     MANIFEST_FILE,
@@ -116,7 +117,7 @@ def write_random_bundle(
         files=files,
     )
     (bundle_dir / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
-    (root / "CURRENT").write_text(version + "\n")
+    write_current(root, version)
     return bundle_dir
 
 

@@ -10,7 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-CURRENT_FILE = "CURRENT"
+from service.contracts.bundle_root import current_pointer, read_current, write_current
+
 REASEQ = [sys.executable, "-m", "cli.main"]
 
 
@@ -29,9 +30,9 @@ def reaseq(*args: str) -> None:
 
 def prepare(root: Path, demo_bundles: Path, demo_dir: Path) -> ChaosBundles:
     """Build the demo when missing, then the chaos root (reused by later runs)."""
-    if not (demo_bundles / CURRENT_FILE).is_file() or not (demo_dir / "model").is_dir():
+    if not current_pointer(demo_bundles).is_file() or not (demo_dir / "model").is_dir():
         reaseq("demo", "--bundles", str(demo_bundles), "--out", str(demo_dir))
-    first = (demo_bundles / CURRENT_FILE).read_text().strip()
+    first = read_current(demo_bundles)
     second, corrupt = f"{first}-b", f"{first}-b-corrupt"
     root.mkdir(parents=True, exist_ok=True)
     if not (root / first).is_dir():
@@ -45,7 +46,7 @@ def prepare(root: Path, demo_bundles: Path, demo_dir: Path) -> ChaosBundles:
     shutil.copytree(root / second, root / corrupt)
     _restamp(root / corrupt, corrupt)
     _flip_last_byte(root / corrupt / "item_vectors.npy")
-    (root / CURRENT_FILE).write_text(first + "\n")
+    write_current(root, first)
     return ChaosBundles(root, first, second, corrupt)
 
 

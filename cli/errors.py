@@ -19,6 +19,8 @@ from typing import Any
 
 import typer
 
+from service.contracts.bundle_root import CURRENT_FILE
+
 # Click's exception classes as Typer raises them (newer Typer carries its own copy of click),
 # found from a class Typer exports.
 _CLICK_CLASSES = {cls.__name__: cls for cls in typer.BadParameter.__mro__}
@@ -187,7 +189,7 @@ def _missing_path(error: BaseException) -> list[str] | None:
     if error.filename is None:
         return [str(error)]
     path = error.filename
-    if os.path.basename(str(path)) == "CURRENT":
+    if os.path.basename(str(path)) == CURRENT_FILE:
         return [f"no bundle: {path} does not exist; {BUNDLE_HINT}"]
     return [f"{path}: {error.strerror.lower() if error.strerror else 'not found'}"]
 

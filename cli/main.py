@@ -33,8 +33,8 @@ from cli.knowledge import (
     ThreadsOpt,
     encoder_choice,
 )
-from service.contracts.bundle_root import CURRENT_FILE, record_user_snapshot
 from service.contracts.bundle_root import activate as make_current
+from service.contracts.bundle_root import current_bundle_dir, record_user_snapshot
 
 if TYPE_CHECKING:
     from offline.data.canonical import Dataset
@@ -210,7 +210,7 @@ def publish(
     from offline.publish.stores import publish_embedded, publish_redis
     from service.contracts.manifest import read_manifest
 
-    bundle_dir = bundles / (version or (bundles / CURRENT_FILE).read_text().strip())
+    bundle_dir = bundles / version if version else current_bundle_dir(bundles)
     max_len = read_manifest(bundle_dir).max_lengths.sequence
     sequences = latest_sequences(Dataset.load(data), max_len)
     if store is StoreKind.embedded:

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from service.contracts.bundle_root import current_bundle_dir
+
 EVENT_NAMES = ("click", "cart", "purchase")
-CURRENT_FILE = "CURRENT"
 ITEM_IDS_FILE = "item_ids.npy"
 
 
@@ -68,11 +69,6 @@ class TrafficConfig:
     top_k: int | None = 100
 
 
-def bundle_dir(bundle_root: Path) -> Path:
-    """The bundle ``bundle_root/CURRENT`` names."""
-    return bundle_root / (bundle_root / CURRENT_FILE).read_text().strip()
-
-
 def load_user_ids(config: TrafficConfig) -> np.ndarray:
     if config.users_path is not None and config.users_path.is_file():
         with np.load(config.users_path, allow_pickle=False) as snapshot:
@@ -98,7 +94,9 @@ class Traffic:
 
     @classmethod
     def load(cls, config: TrafficConfig) -> Traffic:
-        item_ids = np.load(bundle_dir(config.bundle_root) / ITEM_IDS_FILE, allow_pickle=False)
+        item_ids = np.load(
+            current_bundle_dir(config.bundle_root) / ITEM_IDS_FILE, allow_pickle=False
+        )
         return cls(config, np.asarray(item_ids), load_user_ids(config))
 
     def user(self, rng: np.random.Generator) -> str:

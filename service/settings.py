@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.contracts.bundle_root import CURRENT_FILE, recorded_user_snapshot
+from service.contracts.bundle_root import current_pointer, read_current, recorded_user_snapshot
 from service.contracts.manifest import confined_bundle_dir
 from service.errors import BundleNotFoundError
 from service.http.api_keys import ApiKeys, KeyFileError, ServiceKeys, read_key_file, split_keys
@@ -332,13 +332,13 @@ class Settings(BaseSettings):
         """The directory of the bundle to serve."""
         version = self.bundle_version
         if version is None:
-            current = self.bundle_root / CURRENT_FILE
+            current = current_pointer(self.bundle_root)
             if not current.is_file():
                 raise BundleNotFoundError(
                     "no bundle version: set REASEQ_BUNDLE_VERSION or write the version to "
                     f"{current}"
                 )
-            version = current.read_text().strip()
+            version = read_current(self.bundle_root)
         bundle_dir = self.bundle_root / version
         if not bundle_dir.is_dir():
             raise BundleNotFoundError(f"bundle {version!r} not found under {self.bundle_root}")

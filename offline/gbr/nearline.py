@@ -30,7 +30,7 @@ from offline.gbr.sequences import behaviour_sequences
 from service.bundles.loaded import ItemTable
 from service.stores.base import GeneratedBehaviours
 from service.stores.redis_writer import RedisWriter
-from service.stores.snapshot import GeneratedBlocks, write_user_snapshot
+from service.stores.snapshot import GeneratedBlocks, UserSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -197,28 +197,22 @@ def write_embedded(generated: GeneratedUsers, users_path: Path) -> int:
     not regenerated are kept when they came from the same GBR version; returns the block count."""
     if not users_path.is_file():
         raise FileNotFoundError(f"{users_path}: publish the users' sequences before their blocks")
-    with np.load(users_path, allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files}
+    snapshot = UserSnapshot.load(users_path)
     blocks = {user: (ids, vectors) for user, ids, vectors in _rows(generated)}
-    if "gen_user_ids" in arrays and str(arrays["gen_version"]) == generated.gbr_version:
-        offsets = arrays["gen_offsets"]
-        for row, user in enumerate(arrays["gen_user_ids"].tolist()):
+    kept = snapshot.generated_blocks
+    if kept is not None and kept.version == generated.gbr_version:
+        for row, user in enumerate(kept.user_ids.tolist()):
             if user not in blocks:
-                part = slice(int(offsets[row]), int(offsets[row + 1]))
-                blocks[user] = (arrays["gen_items"][part].tolist(), arrays["gen_vectors"][part])
+                part = slice(int(kept.offsets[row]), int(kept.offsets[row + 1]))
+                blocks[user] = (kept.items[part].tolist(), kept.vectors[part])
     users = sorted(blocks)
     dim = generated.vectors.shape[-1]
     counts = [len(blocks[user][0]) for user in users]
     items = [item for user in users for item in blocks[user][0]]
     vectors = [np.asarray(blocks[user][1], np.float32).reshape(-1, dim) for user in users]
-    write_user_snapshot(
+    snapshot.write_with_generated(
         users_path,
-        arrays["user_ids"],
-        arrays["offsets"],
-        arrays["items"],
-        arrays["events"],
-        arrays["ts"],
-        generated=GeneratedBlocks(
+        GeneratedBlocks(
             user_ids=np.asarray(users, np.str_),
             offsets=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
             items=np.asarray(items, np.str_),

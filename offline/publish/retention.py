@@ -21,24 +21,11 @@ from service.contracts import keys
 
 log = logging.getLogger(__name__)
 
-_ITEM_PREFIX = keys.item_vector_key("", "")[: -len(":")]  # "reaseq:item:"
-_SEQVEC_MARK = keys.user_sequence_vectors_key("", "").rsplit("}", 1)[1]  # ":seqvec:"
 _NO_EXPIRY = -1
 
 
-def key_version(key: str) -> str | None:
-    """The bundle version a per-version key belongs to; None for the other keys."""
-    if key.startswith(_ITEM_PREFIX):
-        version, separator, _item = key[len(_ITEM_PREFIX) :].partition(":")
-        return version if separator else None
-    if key.startswith(f"{keys.PREFIX}:user:") and _SEQVEC_MARK in key:
-        return key.rsplit(_SEQVEC_MARK, 1)[1]
-    return None
-
-
 def _versioned_keys(client: redis.Redis | RedisCluster, batch: int) -> Iterator[str]:
-    patterns = (f"{_ITEM_PREFIX}*", keys.user_sequence_vectors_key("*", "*").replace("{*}", "*"))
-    for pattern in patterns:
+    for pattern in keys.VERSIONED_KEY_PATTERNS:
         for raw in client.scan_iter(match=pattern, count=batch):
             yield raw.decode() if isinstance(raw, bytes) else str(raw)
 
@@ -51,7 +38,7 @@ def expire_old_versions(
     expired: Counter[str] = Counter()
     pending: list[tuple[str, str]] = []
     for key in _versioned_keys(client, batch):
-        version = key_version(key)
+        version = keys.key_bundle_version(key)
         if version is None or version in keep:
             continue
         pending.append((key, version))

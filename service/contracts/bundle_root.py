@@ -1,6 +1,9 @@
-"""The pointer files of a bundle root, beside the immutable bundle folders.
+"""The pointer files of a bundle root, beside the immutable bundle folders; every reader and
+writer of them goes through this module.
 
-* ``CURRENT`` names the version to serve when ``REASEQ_BUNDLE_VERSION`` does not.
+* ``CURRENT`` names the version to serve when ``REASEQ_BUNDLE_VERSION`` does not: one line,
+  the version (a folder of the root). Exporters write it (:func:`activate`, :func:`write_current`);
+  the service, the CLI, the load test and the chaos run read it (:func:`read_current`).
 * ``<version>.users`` names the embedded user snapshot published with that bundle (the users'
   sequences of the dataset it was trained on), so the embedded store serves the users that go
   with the bundle. ``reaseq build`` writes it; the service reads it when
@@ -18,11 +21,31 @@ CURRENT_FILE = "CURRENT"
 USERS_POINTER_SUFFIX = ".users"
 
 
+def current_pointer(root: Path) -> Path:
+    """The ``CURRENT`` file of the bundle root ``root``."""
+    return root / CURRENT_FILE
+
+
+def read_current(root: Path) -> str:
+    """The version the root's ``CURRENT`` names; raises ``FileNotFoundError`` when it has none."""
+    return current_pointer(root).read_text().strip()
+
+
+def current_bundle_dir(root: Path) -> Path:
+    """The folder of the version the root's ``CURRENT`` names (not checked to exist)."""
+    return root / read_current(root)
+
+
+def write_current(root: Path, version: str) -> Path:
+    """Point the root's ``CURRENT`` at ``version``; returns the pointer file."""
+    pointer = current_pointer(root)
+    pointer.write_text(version + "\n")
+    return pointer
+
+
 def activate(bundle_dir: Path) -> Path:
     """Point the root's ``CURRENT`` at ``bundle_dir``; returns the pointer file."""
-    current = bundle_dir.parent / CURRENT_FILE
-    current.write_text(bundle_dir.name + "\n")
-    return current
+    return write_current(bundle_dir.parent, bundle_dir.name)
 
 
 def users_pointer(bundle_dir: Path) -> Path:

@@ -48,8 +48,15 @@ GEN_VERSION: Final = "gbr_version"
 GEN_CREATED_AT: Final = "created_at"
 
 
+_ITEM_KEYS: Final = f"{PREFIX}:item:"
+_USER_KEYS: Final = f"{PREFIX}:user:"
+_SEQUENCE_VECTORS_MARK: Final = ":seqvec:"
+#: SCAN patterns of every key written per bundle version: item vectors, sequence-vector copies.
+VERSIONED_KEY_PATTERNS: Final = (f"{_ITEM_KEYS}*", f"{_USER_KEYS}*{_SEQUENCE_VECTORS_MARK}*")
+
+
 def item_vector_key(bundle_version: str, item_id: str) -> str:
-    return f"{PREFIX}:item:{bundle_version}:{item_id}"
+    return f"{_ITEM_KEYS}{bundle_version}:{item_id}"
 
 
 def user_sequence_key(user_id: str) -> str:
@@ -57,7 +64,18 @@ def user_sequence_key(user_id: str) -> str:
 
 
 def user_sequence_vectors_key(user_id: str, bundle_version: str) -> str:
-    return f"{PREFIX}:user:{{{user_id}}}:seqvec:{bundle_version}"
+    return f"{_USER_KEYS}{{{user_id}}}{_SEQUENCE_VECTORS_MARK}{bundle_version}"
+
+
+def key_bundle_version(key: str) -> str | None:
+    """The bundle version a per-version key (item vector, sequence-vector copy) belongs to; None
+    for every other key. A version holds no ``:``, so an item ID may."""
+    if key.startswith(_ITEM_KEYS):
+        version, separator, _item = key[len(_ITEM_KEYS) :].partition(":")
+        return version if separator else None
+    if key.startswith(_USER_KEYS) and _SEQUENCE_VECTORS_MARK in key:
+        return key.rsplit(_SEQUENCE_VECTORS_MARK, 1)[1]
+    return None
 
 
 def generated_behaviours_key(user_id: str) -> str:

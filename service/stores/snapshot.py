@@ -8,7 +8,9 @@ Format (``format_version`` 1), users in any order, each user's behaviours oldest
 - optional generated behaviours: ``gen_user_ids`` [G] str, ``gen_offsets`` [G+1] int64,
   ``gen_items`` [M] str, ``gen_vectors`` [M, d] float16, ``gen_version`` 0-d str (GBR version).
 
-The offline publisher writes it with :func:`write_user_snapshot`; the embedded store reads it.
+The offline publisher writes it with :func:`write_user_snapshot`; the embedded store reads it with
+:meth:`UserSnapshot.load`, and the nearline job replaces its generated behaviours with
+:meth:`UserSnapshot.write_with_generated`.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class UserSnapshot:
     """Read side of the snapshot: a user's sequence and generated behaviours by ID."""
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self._user_ids = arrays["user_ids"]
         self._items = arrays["items"]
         self._events = arrays["events"]
         self._ts = arrays["ts"]
@@ -130,9 +133,27 @@ class UserSnapshot:
             )
         return cls(arrays)
 
+    def write_with_generated(self, path: Path, generated: GeneratedBlocks) -> None:
+        """Write this snapshot to ``path``: its sequences as they are, ``generated`` as its
+        generated behaviours (in place of any it holds)."""
+        write_user_snapshot(
+            path,
+            self._user_ids,
+            self._offsets,
+            self._items,
+            self._events,
+            self._ts,
+            generated=generated,
+        )
+
     @property
     def users(self) -> int:
         return len(self._rows)
+
+    @property
+    def generated_blocks(self) -> GeneratedBlocks | None:
+        """Every user's generated behaviours, as stored; None when the snapshot has none."""
+        return self._gen
 
     def generated_dim(self) -> int | None:
         return None if self._gen is None else int(self._gen.vectors.shape[1])

@@ -17,7 +17,7 @@ from offline.data.canonical import Dataset
 from offline.knowledge.runner import read_records
 from service.app import create_app
 from service.bundles.loaded import LoadedBundle
-from service.contracts.bundle_root import recorded_user_snapshot
+from service.contracts.bundle_root import current_bundle_dir, read_current, recorded_user_snapshot
 from service.contracts.manifest import read_manifest
 from service.settings import Settings
 from tests.e2e.conftest import run_reaseq
@@ -66,7 +66,7 @@ def built(build: Build) -> tuple[Path, Path]:
 
 def test_the_bundle_loads_and_records_the_encoder(built: tuple[Path, Path]) -> None:
     bundles, work = built
-    version = (bundles / "CURRENT").read_text().strip()
+    version = read_current(bundles)
     bundle = LoadedBundle.load(bundles / version)
     manifest = read_manifest(bundles / version)
     assert manifest.text_encoder is not None and manifest.text_encoder.name == "tfidf-svd"
@@ -142,7 +142,7 @@ def test_the_printed_serve_line_serves_the_datasets_users(
 ) -> None:
     env = _serve_environment(build.output)
     assert set(env) == {"REASEQ_BUNDLE_ROOT"}  # the bundle root names the user snapshot
-    bundle_dir = build.bundles / (build.bundles / "CURRENT").read_text().strip()
+    bundle_dir = current_bundle_dir(build.bundles)
     assert recorded_user_snapshot(bundle_dir).resolve() == (build.work / "users.npz").resolve()
     dataset = Dataset.load(build.work / "data")
     behaviours = dataset.behaviours

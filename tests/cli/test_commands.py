@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.contracts.bundle_root import recorded_user_snapshot
+from service.contracts.bundle_root import read_current, recorded_user_snapshot
 from service.contracts.manifest import read_manifest, verify_files
 from service.stores.snapshot import UserSnapshot
 from tests.e2e.conftest import run_reaseq
@@ -24,7 +24,7 @@ def test_data_train_export_publish(tmp_path: Path) -> None:
     assert {"model", "id_only", "random"} <= set(metrics)
 
     out = run_reaseq("export", "--model", str(run), "--data", str(data), "--bundles", str(bundles))
-    version = (bundles / "CURRENT").read_text().strip()
+    version = read_current(bundles)
     bundle_dir = bundles / version
     manifest = read_manifest(bundle_dir)
     verify_files(bundle_dir, manifest)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from loadtest.service_process import free_port, wait_ready
+from service.contracts.bundle_root import write_current
 from tests.service.bundle_fixture import build_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +125,7 @@ def test_the_build_context_leaves_out_environments_bundles_and_history() -> None
 def bundle_root(tmp_path: Path) -> Path:
     root = tmp_path / "bundles"
     build_bundle(root, version="test-1")
-    (root / "CURRENT").write_text("test-1\n")
+    write_current(root, "test-1")
     return root
 
 

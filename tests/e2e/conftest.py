@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from loadtest.service_process import ServiceDidNotStart, free_port, serving_process
+from service.contracts.bundle_root import read_current
 
 REASEQ = [sys.executable, "-m", "cli.main"]
 
@@ -26,7 +27,7 @@ class DemoBuild:
 
     @property
     def version(self) -> str:
-        return (self.bundles / "CURRENT").read_text().strip()
+        return read_current(self.bundles)
 
 
 def run_reaseq(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> str:

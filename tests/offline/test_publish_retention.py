@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from offline.publish.retention import key_version
 from offline.publish.sequences import UserSequences
 from offline.publish.stores import publish_redis
 from service.contracts import keys
+from service.contracts.keys import key_bundle_version as key_version
 from tests.service.bundle_fixture import build_bundle
 
 GRACE_S = 600

@@ -16,6 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from service.contracts import graphs
+from service.contracts.bundle_root import write_current
 from service.contracts.features import EVENT_TYPES, TIME_GAP_BUCKETS
 from service.contracts.manifest import (
     MANIFEST_FILE,
@@ -216,5 +217,5 @@ def build_bundle(
         files={name: file_digest(bundle_dir / name) for name in files},
     )
     (bundle_dir / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
-    (root / "CURRENT").write_text(version + "\n")
+    write_current(root, version)
     return bundle_dir
