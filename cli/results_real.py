@@ -33,14 +33,21 @@ def results_real(
     docs: Annotated[Path, typer.Option(help="Folder of RESULTS.md and results.json.")] = Path(
         "docs"
     ),
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Train only this variant (repeatable) and merge it into the runs recorded in "
+            "results.json (same seeds and data); the recorded rows stay as measured."
+        ),
+    ] = None,
 ) -> None:
     """Regenerate the real-data section of docs/RESULTS.md and results.json: popularity, ID
     only, knowledge only and the fused rankers on a public log, time split with validation,
     honest negatives, 3 seeds."""
     from dataclasses import replace
 
-    from model_export.real_data import RealDataSpec
-    from model_export.real_report import rerender, write_real_results
+    from model_export.real_data import VARIANTS, RealDataSpec
+    from model_export.real_report import add_variants, rerender, write_real_results
 
     if render_only:
         recorded = rerender(docs)
@@ -53,6 +60,17 @@ def results_real(
     if not (source / "ratings.csv").is_file() and not (source / "ratings.dat").is_file():
         typer.echo(f"error: {source} has no ratings.csv or ratings.dat; expected {DATASET_HINT}")
         raise typer.Exit(2)
+    if variant:
+        unknown = sorted(set(variant) - set(VARIANTS))
+        if unknown:
+            typer.echo(f"error: unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+            raise typer.Exit(2)
+        if not (docs / "results.json").is_file():
+            typer.echo(f"error: {docs / 'results.json'} not found; run without --variant first")
+            raise typer.Exit(2)
+        recorded = add_variants(source, tuple(variant), docs, jobs)
+        typer.echo(json.dumps(recorded["summary"].get("gbr_gain", {}), indent=2))
+        return
     spec = RealDataSpec(source=source, seeds=tuple(range(seeds)))
     spec = replace(spec, ranker=replace(spec.ranker, epochs=epochs))
     document = write_real_results(spec, docs, jobs)

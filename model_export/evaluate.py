@@ -5,6 +5,7 @@ The metric functions live in :mod:`model_export.metrics` (re-exported here).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,9 +138,13 @@ def evaluate_with_slices(
     dataset: Dataset,
     name: str,
     generated: GeneratedBlocksLog | None = None,
+    extra_slices: Callable[[Predictions], dict[str, npt.NDArray[np.bool_]]] | None = None,
 ) -> dict[str, EvaluationMetrics]:
-    """``{name: overall, f"{name}/<slice>": ...}`` from one prediction pass."""
+    """``{name: overall, f"{name}/<slice>": ...}`` from one prediction pass; ``extra_slices``
+    names more slices of the predictions (e.g. from a synthetic world's hidden truth)."""
     found = eval_predictions(trained, dataset, generated)
     overall = metrics(found.labels, found.probabilities, found.users)
     slices = slice_metrics(trained, found)
+    for key, rows in (extra_slices(found) if extra_slices else {}).items():
+        slices[key] = metrics(found.labels[rows], found.probabilities[rows], found.users[rows])
     return {name: overall} | {f"{name}/{key}": value for key, value in slices.items()}

@@ -32,6 +32,7 @@ from offline.gbr import (
     train_gbr,
     train_user_folds,
 )
+from offline.gbr.beyond import item_groups
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,11 @@ def generated_log(
     """One block per request of :func:`example_requests`, from the request's past only."""
     started = time.perf_counter()
     users, ts = example_requests(dataset)
+    groups = item_groups(dataset.catalogue) if setup.generation.beyond_slots else None
     items, _ = generated_blocks_for_examples(
-        model, dataset, users, ts, setup.k, generation=setup.generation, stride=setup.stride
-    )
+        model, dataset, users, ts, setup.k, generation=setup.generation, stride=setup.stride,
+        groups=groups,
+    )  # fmt: skip
     log.info(
         "generated %d request blocks (K=%d) in %.1f s",
         len(items),

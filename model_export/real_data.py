@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from model_export.dataset import time_split
+from model_export.dataset import GeneratedBlocksLog, time_split
 from model_export.evaluate import (
     SPARSE_USER_HISTORY,
     eval_predictions,
@@ -36,6 +36,7 @@ from model_export.evaluate import (
     predict,
     slice_metrics,
 )
+from model_export.generated_log import GeneratorSetup, generated_log
 from model_export.pipeline import encode_knowledge
 from model_export.sampled_ranking import (
     hit_rate_ndcg,
@@ -46,6 +47,9 @@ from model_export.train import GATED_DROPOUT_MAX_COUNT, TrainConfig, TrainedRank
 from offline.data.canonical import Dataset
 from offline.data.loaders import LoaderConfig, load_dataset
 from offline.encode import EncoderChoice
+from offline.gbr import GBRModel, GenerationConfig, evaluate_generator, train_gbr
+from offline.gbr.beyond import item_groups
+from offline.gbr.world_corpus import WorldCorpus, knowledge_walks
 from offline.knowledge import OfflineKnowledgeBackend
 from offline.knowledge.text import knowledge_text
 
@@ -53,6 +57,8 @@ log = logging.getLogger(__name__)
 
 POPULARITY, ID_ONLY, KNOWLEDGE_ONLY = "popularity", "id_only", "knowledge_only"
 SUM, GATE, GATE_SELF_ATTENTION, FULL = "sum", "gate", "gate_self_attention", "full"
+#: Gated fusion attending over the world generator's blocks (generated behaviours).
+GATE_GBR = "gate_gbr"
 #: Trained rows and the settings each changes from the spec's ranker config.
 VARIANTS: dict[str, dict[str, Any]] = {
     ID_ONLY: {"use_semantic": False},
@@ -64,9 +70,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "dropout_max_count": GATED_DROPOUT_MAX_COUNT,
         "user_layers": 1,
     },
+    GATE_GBR: {"fusion": "gate", "dropout_max_count": GATED_DROPOUT_MAX_COUNT},
 }
+#: Variants that attend over generated blocks.
+GBR_VARIANTS = frozenset({GATE_GBR})
 #: The candidates ``full`` is chosen from, by validation GAUC.
-FULL_CANDIDATES = (SUM, GATE, GATE_SELF_ATTENTION)
+FULL_CANDIDATES = (SUM, GATE, GATE_SELF_ATTENTION, GATE_GBR)
 SLICES = ("cold_items", "sparse_users")
 
 
@@ -84,6 +93,13 @@ class RealDataSpec:
     semantic_dim: int = 32
     sampled_items: int = 99
     variants: tuple[str, ...] = tuple(VARIANTS)
+    #: The generator behind the GBR variant: trained before the split time on the logs after a
+    #: world corpus of knowledge walks (genres, tags) over the items known by then.
+    generator: GeneratorSetup = field(
+        default_factory=lambda: GeneratorSetup(generation=GenerationConfig(beyond_slots=4))
+    )
+    walks: int = 2000
+    walk_length: int = 12
 
 
 @dataclass
@@ -118,11 +134,17 @@ def knowledge_vectors(dataset: Dataset, spec: RealDataSpec) -> tuple[np.ndarray,
     return semantic.vectors, stats
 
 
-def _scores(dataset: Dataset, trained: TrainedRanker, spec: RealDataSpec, seed: int) -> dict:
-    found = eval_predictions(trained, dataset)
+def _scores(
+    dataset: Dataset,
+    trained: TrainedRanker,
+    spec: RealDataSpec,
+    seed: int,
+    generated: GeneratedBlocksLog | None = None,
+) -> dict[str, Any]:
+    found = eval_predictions(trained, dataset, generated)
     row: dict[str, Any] = {"overall": metrics(found.labels, found.probabilities, found.users)}
     row |= slice_metrics(trained, found)
-    _, test = time_split(dataset, trained.config.max_seq_len)
+    _, test = time_split(dataset, trained.config.max_seq_len, generated)
     candidates = sampled_candidates(dataset, test, spec.sampled_items, seed)
     row["sampled"] = hit_rate_ndcg(predict(trained, candidates), candidates)
     return row
@@ -166,21 +188,66 @@ def choose_full(runs: list[dict[str, Any]]) -> str:
     return chosen
 
 
+def world_generator(
+    dataset: Dataset, vectors: np.ndarray, spec: RealDataSpec, seed: int
+) -> tuple[GBRModel, WorldCorpus]:
+    """The generator for the GBR variant: knowledge walks over the items seen before the split,
+    then the logs before it."""
+    records = OfflineKnowledgeBackend().describe(dataset.catalogue)
+    beh = dataset.behaviours
+    known = np.zeros(len(dataset.catalogue), bool)
+    known[beh.item_idx[beh.ts < dataset.split_ts]] = True
+    walks = knowledge_walks(records, spec.walks, spec.walk_length, seed, known)
+    corpus = WorldCorpus.of({"knowledge walks": walks})
+    train_config = replace(spec.generator.train, seed=seed)
+    model = train_gbr(dataset, vectors, train_config, until_ts=dataset.split_ts, corpus=corpus)
+    return model, corpus
+
+
+def generator_row(
+    dataset: Dataset, model: GBRModel, corpus: WorldCorpus, spec: RealDataSpec, seed: int
+) -> dict[str, Any]:
+    """Beyond-log recall of the world generator against co-occurrence and popularity."""
+    generation = replace(spec.generator.generation, seed=seed)
+    greedy = replace(generation, beyond_slots=0)
+    report = evaluate_generator(
+        model, dataset, generation=greedy, cost_grid=(), cost_users=0,
+        others={"gbr_world": model}, others_generation=generation,
+        groups=item_groups(dataset.catalogue),
+    )  # fmt: skip
+    return {
+        "recall": report["recall"],
+        "hit_rate": report["hit_rate"],
+        "users": report["users"],
+        "k": report["k"],
+        "world_corpus": {"version": corpus.version, "sources": corpus.sources},
+    }
+
+
 def run_seed(spec: RealDataSpec, seed: int) -> dict[str, Any]:
-    """Every row of one seed (``full`` is set across seeds by :func:`choose_full`) and the
-    knowledge statistics."""
+    """Every row of one seed (``full`` is set across seeds by :func:`choose_full`), the
+    knowledge statistics and, with a GBR variant, the generator's beyond-log recall."""
     dataset = load(spec, seed)
     vectors, stats = knowledge_vectors(dataset, spec)
     rows: dict[str, Any] = {}
     validation: dict[str, float] = {}
     epochs: dict[str, int | None] = {}
     has_id: np.ndarray | None = None
+    generated: GeneratedBlocksLog | None = None
+    generator: dict[str, Any] | None = None
+    if GBR_VARIANTS & set(spec.variants):
+        model, corpus = world_generator(dataset, vectors, spec, seed)
+        generated = generated_log(model, dataset, spec.generator)
+        generator = generator_row(dataset, model, corpus, spec, seed)
     for name in spec.variants:
         started = time.perf_counter()
+        blocks = generated if name in GBR_VARIANTS else None
         config = replace(spec.ranker, seed=seed, **VARIANTS[name])
-        trained = train(dataset, vectors, config)
+        if blocks is not None:
+            config = replace(config, generated=blocks.k)
+        trained = train(dataset, vectors, config, blocks)
         has_id = trained.model.items.has_id.numpy() > 0
-        rows[name] = _scores(dataset, trained, spec, seed)
+        rows[name] = _scores(dataset, trained, spec, seed, blocks)
         validation[name] = float(trained.validation_gauc or 0.0)
         epochs[name] = trained.best_epoch
         log.info(
@@ -195,6 +262,7 @@ def run_seed(spec: RealDataSpec, seed: int) -> dict[str, Any]:
         "rows": rows,
         "validation_gauc": validation,
         "best_epoch": epochs,
+        "generator": generator,
         "knowledge": stats.__dict__,
         "dataset": {
             "source": dataset.meta.get("source"),

@@ -22,6 +22,7 @@ from model_export.real_data import (
     FULL,
     FULL_CANDIDATES,
     GATE,
+    GATE_GBR,
     GATE_SELF_ATTENTION,
     ID_ONLY,
     KNOWLEDGE_ONLY,
@@ -46,6 +47,7 @@ ROWS = (
     (SUM, "ID + knowledge, sum fusion"),
     (GATE, "ID + knowledge, gated fusion"),
     (GATE_SELF_ATTENTION, "ID + knowledge, gated, self-attention user encoder"),
+    (GATE_GBR, "ID + knowledge, gated, + world GBR blocks"),
     (FULL, "**full** (the ID + knowledge configuration best on mean validation GAUC)"),
 )
 PARTS = (("overall", "overall"), ("cold_items", "cold items"), ("sparse_users", "sparse users"))
@@ -99,7 +101,57 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 for run in runs
             ]
             gains[name][f"sampled/{metric}"] = _stats(values)
-    return {"table": table, "gains_over_id_only": gains}
+    summary = {"table": table, "gains_over_id_only": gains}
+    if GATE_GBR in names and GATE in names:
+        summary["gbr_gain"] = {
+            f"{part}/{metric}": _stats(
+                [
+                    _value(run["rows"][GATE_GBR], part, metric)
+                    - _value(run["rows"][GATE], part, metric)
+                    for run in runs
+                ]
+            )
+            for part, _ in PARTS
+            for metric in ("auc", "gauc")
+        }
+    generators = [run.get("generator") for run in runs]
+    if all(generators):
+        summary["generator"] = {
+            figure: {
+                method: _stats([g[figure][method] for g in generators if g])
+                for method in generators[0][figure]  # type: ignore[index]
+            }
+            for figure in ("recall", "hit_rate")
+        }
+    return summary
+
+
+def _gbr_lines(summary: dict[str, Any]) -> list[str]:
+    """What the generated behaviours add on real data, read off the figures."""
+    lines = []
+    gain = summary.get("gbr_gain")
+    if gain:
+        parts = ", ".join(
+            f"{label} {gain[f'{part}/gauc']['mean']:+.4f} ± {gain[f'{part}/gauc']['std']:.4f}"
+            for part, label in PARTS
+        )
+        lines.append(f"- World GBR blocks − gated knowledge ranker, GAUC: {parts}.")
+    generator = summary.get("generator")
+    if generator:
+        recall = generator["recall"]
+        names = {"gbr_world": "world generator (blocks as the ranker gets them)",
+                 "gbr": "world generator, greedy", "cooccurrence": "co-occurrence",
+                 "popularity": "popularity", "semantic_nn": "semantic neighbours"}  # fmt: skip
+        lines.append(
+            "- Beyond-log recall@16 (new clicks after the split): "
+            + ", ".join(
+                f"{label} {recall[name]['mean']:.4f} ± {recall[name]['std']:.4f}"
+                for name, label in names.items()
+                if name in recall
+            )
+            + "."
+        )
+    return lines
 
 
 def _cell(stats: dict[str, float], signed: bool = False) -> str:
@@ -252,6 +304,7 @@ def render(spec: RealDataSpec, summary: dict[str, Any], runs: list[dict[str, Any
         "### Read off the figures",
         "",
         *_findings(summary, runs),
+        *_gbr_lines(summary),
         END,
     ]
     return "\n".join(lines) + "\n"
@@ -290,7 +343,6 @@ def run_seeds(spec: RealDataSpec, jobs: int = 1) -> list[dict[str, Any]]:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             runs = list(pool.map(run_seed, [single] * len(spec.seeds), spec.seeds))
-    choose_full(runs)
     return runs
 
 
@@ -329,6 +381,7 @@ def write_real_results(spec: RealDataSpec, docs_dir: Path, jobs: int = 1) -> dic
     """Run every seed; write the section of ``RESULTS.md`` and ``results.json["real_data"]``."""
     started = time.perf_counter()
     runs = run_seeds(spec, jobs)
+    choose_full(runs)
     summary = summarise(runs)
     context = {
         "command": COMMAND,
@@ -347,3 +400,40 @@ def write_real_results(spec: RealDataSpec, docs_dir: Path, jobs: int = 1) -> dic
                                        "runs": _jsonable(runs)}  # fmt: skip
     results.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return document["real_data"]
+
+
+def add_variants(
+    source: Path, variants: tuple[str, ...], docs_dir: Path, jobs: int = 1
+) -> dict[str, Any]:
+    """Train only ``variants`` on the recorded spec's seeds and data (``source``), merge their
+    rows into the runs recorded in ``results.json`` (replacing rows of the same name), choose
+    ``full`` again on validation and rewrite the section. The recorded rows stay as measured."""
+    started = time.perf_counter()
+    document = json.loads((docs_dir / "results.json").read_text())
+    recorded = document["real_data"]
+    spec = replace(spec_from_dict(recorded["spec"]), source=source)
+    new_runs = _jsonable(run_seeds(replace(spec, variants=variants), jobs))
+    runs = recorded["runs"]
+    for run, new in zip(runs, new_runs, strict=True):
+        if run["seed"] != new["seed"]:
+            raise ValueError("recorded runs and new runs are not the same seeds")
+        run["rows"] |= {name: new["rows"][name] for name in variants}
+        run["validation_gauc"] |= new["validation_gauc"]
+        run["best_epoch"] |= new["best_epoch"]
+        if new.get("generator"):
+            run["generator"] = new["generator"]
+    choose_full(runs)
+    every = tuple(dict.fromkeys((*recorded["spec"]["variants"], *variants)))
+    recorded["spec"] = recorded["spec"] | {"variants": list(every)}
+    recorded["seconds"] = recorded["seconds"] + time.perf_counter() - started
+    recorded["generated_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    recorded["added_variants"] = list(variants)
+    recorded["summary"] = summarise(runs)
+    context = {key: recorded[key] for key in ("command", "machine", "generated_at", "seconds")}
+    markdown = docs_dir / "RESULTS.md"
+    full_spec = replace(spec, variants=every)
+    markdown.write_text(
+        splice(markdown.read_text(), render(full_spec, recorded["summary"], runs, context))
+    )
+    (docs_dir / "results.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return recorded

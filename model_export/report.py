@@ -22,29 +22,51 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from model_export import ablation as ablation_rows
 from model_export import gbr_report
-from model_export.evaluate import SPARSE_USER_HISTORY
+from model_export.ablation import FULL_PLAIN, ORACLE
+from model_export.evaluate import SPARSE_USER_HISTORY, evaluate_with_slices, random_baseline
 from model_export.generated_log import GeneratorSetup, generated_log, train_split_generator
 from model_export.pipeline import (
-    ABLATION_VARIANTS,
     FULL,
     ID_GBR,
     ID_ONLY,
     MODEL,
     RANDOM,
+    VARIANTS,
+    SemanticVectors,
     encode_items,
-    train_run,
+    train_variant,
 )
 from model_export.train import TrainConfig
-from offline.data.synthetic import SyntheticConfig, generate_with_truth
-from offline.gbr import GBRModel, evaluate_generator
+from model_export.world_ablation import (
+    EXPLORATION,
+    WorldSetup,
+    exploration_slice,
+    oracle_log,
+    world_corpus,
+)
+from offline.data.canonical import Dataset
+from offline.data.synthetic import GroundTruth, SyntheticConfig, generate_with_truth
+from offline.gbr import GBRModel, evaluate_generator, train_gbr
+from offline.gbr.beyond import item_groups
 from offline.gbr.complements import KindComplements
 from offline.knowledge import KNOWLEDGE_SCHEMA_VERSION, OfflineKnowledgeBackend
 from service.contracts.manifest import EvaluationMetrics
 
 METRICS = ("auc", "gauc", "logloss")
-ROWS = (FULL, ID_GBR, MODEL, ID_ONLY, RANDOM)
-SLICES = ("cold_items", "sparse_users")
+ROWS = (ORACLE, FULL, FULL_PLAIN, ID_GBR, MODEL, ID_ONLY, RANDOM)
+SLICES = ("cold_items", "sparse_users", EXPLORATION)
+#: Where each ranker's generated blocks come from (None: it attends over none).
+PLAIN_BLOCKS, WORLD_BLOCKS, ORACLE_BLOCKS = "plain", "world", "oracle"
+RANKERS: dict[str, str | None] = {
+    ID_ONLY: None,
+    MODEL: None,
+    ID_GBR: WORLD_BLOCKS,
+    FULL_PLAIN: PLAIN_BLOCKS,
+    FULL: WORLD_BLOCKS,
+    ORACLE: ORACLE_BLOCKS,
+}
 COMMAND = "reaseq results"
 #: Rows of the knowledge table: the overall evaluation and each slice.
 KNOWLEDGE_ROWS = (
@@ -53,18 +75,6 @@ KNOWLEDGE_ROWS = (
     ("sparse users", "/sparse_users"),
 )
 GAIN_METRICS = ("auc", "gauc")
-#: The ablation's rows, in order, with what each adds.
-ABLATION_ROWS = (
-    (ID_ONLY, "ID only"),
-    (MODEL, "+ knowledge vectors"),
-    (ID_GBR, "+ GBR (no knowledge)"),
-    (FULL, "full: knowledge + GBR"),
-)
-ABLATION_SLICES = (
-    ("overall", ""),
-    ("sparse users", "/sparse_users"),
-    ("cold items", "/cold_items"),
-)
 #: Generation cost grid: K behaviours per user by S unmasking steps.
 COST_GRID: tuple[tuple[int, int], ...] = tuple((k, s) for k in (8, 16, 32) for s in (1, 2, 4, 8))
 
@@ -79,6 +89,8 @@ class ResultsSpec:
     cost_grid: tuple[tuple[int, int], ...] = COST_GRID
     cost_users: int = 500  # users timed per (K, S), on the first seed
     complement_slots: int = 4  # of K, for the "GBR + knowledge complements" row
+    #: The exploring world and the world generator's corpus.
+    world: WorldSetup = field(default_factory=WorldSetup)
 
 
 def machine_description() -> str:
@@ -103,11 +115,15 @@ class SeedRun:
 
 
 def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun, str]:
-    """Data, knowledge vectors, the split-trained generator and its log, four rankers, and the
-    generator's evaluation against its baselines; also the text encoder's name."""
-    dataset, truth = generate_with_truth(SyntheticConfig.preset(spec.size, seed=seed))
-    config = replace(spec.ranker, seed=seed)
+    """Data, knowledge vectors, the plain and the world generator and their logs, the oracle's
+    blocks, every ranker of the ablation, and the generators' evaluation against their
+    baselines; also the text encoder's name."""
+    world = SyntheticConfig.preset(
+        spec.size, seed=seed, exploration_share=spec.world.exploration_share
+    )
+    dataset, truth = generate_with_truth(world)
     backend = OfflineKnowledgeBackend()
+    records = backend.describe(dataset.catalogue)
     semantic = encode_items(dataset.catalogue, seed=seed, backend=backend)
     setup = spec.generator
     setup = GeneratorSetup(
@@ -116,10 +132,21 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
         stride=setup.stride,
         folds=setup.folds,
     )
-    generator = train_split_generator(dataset, semantic.vectors, setup)
-    log = generated_log(generator, dataset, setup)
-    run = train_run(dataset, config, semantic=semantic, generated=log, variants=ABLATION_VARIANTS)
-    model = generator if isinstance(generator, GBRModel) else generator.models[0]
+    plain = train_split_generator(dataset, semantic.vectors, setup)
+    corpus = world_corpus(world, dataset, records, spec.world)
+    knowing = train_gbr(
+        dataset, semantic.vectors, setup.train, until_ts=dataset.split_ts, corpus=corpus
+    )
+    world_setup = replace(
+        setup, generation=replace(setup.generation, beyond_slots=spec.world.beyond_slots)
+    )
+    logs = {
+        PLAIN_BLOCKS: generated_log(plain, dataset, setup),
+        WORLD_BLOCKS: generated_log(knowing, dataset, world_setup),
+        ORACLE_BLOCKS: oracle_log(dataset, truth, setup.k, seed),
+    }
+    metrics = rank_every_row(dataset, truth, semantic, replace(spec.ranker, seed=seed), logs)
+    model = plain if isinstance(plain, GBRModel) else plain.models[0]
     report = evaluate_generator(
         model,
         dataset,
@@ -127,11 +154,36 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
         truth=truth,
         cost_grid=spec.cost_grid if time_cost else (),
         cost_users=spec.cost_users if time_cost else 0,
-        complements=KindComplements.from_records(backend.describe(dataset.catalogue)),
+        complements=KindComplements.from_records(records),
         complement_slots=spec.complement_slots,
+        others={"gbr_world": knowing, "gbr_beyond": model},
+        others_generation=world_setup.generation,
+        groups=item_groups(dataset.catalogue),
     )
+    report["world_corpus"] = {"version": corpus.version, "sources": corpus.sources}
+    report["world_train_seconds"] = knowing.train_info.get("train_seconds")
     encoder = f"{semantic.encoder.name} ({semantic.encoder.dim} dims)"
-    return SeedRun(run.metrics, report), encoder
+    return SeedRun(metrics, report), encoder
+
+
+def rank_every_row(
+    dataset: Dataset,
+    truth: GroundTruth,
+    semantic: SemanticVectors,
+    config: TrainConfig,
+    logs: dict[str, Any],
+) -> dict[str, EvaluationMetrics]:
+    """Train each ranker of :data:`RANKERS` with its blocks; evaluate it with the slices, the
+    exploration slice included; add the random baseline."""
+    metrics: dict[str, EvaluationMetrics] = {}
+    slices = exploration_slice(truth)
+    for name, blocks in RANKERS.items():
+        log = logs[blocks] if blocks else None
+        variant = VARIANTS[FULL] if name in (FULL_PLAIN, ORACLE) else VARIANTS[name]
+        trained = train_variant(dataset, semantic, config, variant, log)
+        metrics |= evaluate_with_slices(trained, dataset, name, log, slices)
+    metrics[RANDOM] = random_baseline(dataset, config.max_seq_len, seed=config.seed)
+    return metrics
 
 
 def run_seeds(spec: ResultsSpec) -> tuple[list[SeedRun], str]:
@@ -145,47 +197,6 @@ def run_seeds(spec: ResultsSpec) -> tuple[list[SeedRun], str]:
         run, encoder = run_seed(spec, seed, time_cost=index == 0)
         runs.append(run)
     return runs, encoder
-
-
-def ablation(runs: list[dict[str, EvaluationMetrics]]) -> dict[str, dict[str, dict[str, float]]]:
-    """``{"<variant><slice>": {metric: stats}}`` for the ablation table, plus per-seed gains of
-    ``full`` over the knowledge-only ranker (``gbr_gain<slice>``)."""
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for _, suffix in ABLATION_SLICES:
-        for name, _label in ABLATION_ROWS:
-            key = name + suffix
-            if all(key in run for run in runs):
-                table[key] = {
-                    m: _stats([getattr(run[key], m) for run in runs]) for m in GAIN_METRICS
-                }
-        full, model = FULL + suffix, MODEL + suffix
-        if all(full in run and model in run for run in runs):
-            table["gbr_gain" + suffix] = {
-                m: _stats([getattr(run[full], m) - getattr(run[model], m) for run in runs])
-                for m in GAIN_METRICS
-            }
-    return table
-
-
-def _ablation_table(table: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    header = "| ranker |"
-    for label, _ in ABLATION_SLICES:
-        header += f" AUC {label} | GAUC {label} |"
-    lines = [header, "| --- |" + " --- |" * (2 * len(ABLATION_SLICES))]
-    rows = [*ABLATION_ROWS, ("gbr_gain", "GBR's gain over knowledge only (full − knowledge)")]
-    for name, label in rows:
-        cells = []
-        for _, suffix in ABLATION_SLICES:
-            stats = table.get(name + suffix)
-            for metric in GAIN_METRICS:
-                if stats is None:
-                    cells.append("–")
-                elif name == "gbr_gain":
-                    cells.append(f"{stats[metric]['mean']:+.4f} ± {stats[metric]['std']:.4f}")
-                else:
-                    cells.append(_cell(stats[metric]))
-        lines.append(f"| {label} | {' | '.join(cells)} |")
-    return lines
 
 
 def knowledge_gains(
@@ -260,18 +271,6 @@ def _knowledge_table(gains: dict[str, dict[str, dict[str, float]]]) -> list[str]
     return lines
 
 
-#: How to read the ablation's GBR rows; fixed text, so reread it when the figures change.
-ABLATION_FINDINGS = [
-    "Reading the GBR rows: a gain within its std is no gain. On this data the plain generator "
-    "adds little the ranker does not already have: its blocks are a function of the same "
-    "history the ranker attends over, learned from the same training-period logs, so what they "
-    "add is collaborative signal the ranker's own item embeddings also learn from those logs. "
-    "The one thing truly beyond the log here is each user's hidden secondary interest, and "
-    "plain GBR does not find it (see *The hidden secondary interest* below for why); the "
-    "evaluation impressions rarely show it either, since they follow the same exposure policy.",
-]
-
-
 def _provenance(context: dict[str, Any]) -> str:
     return f"_Regenerate with `{COMMAND}`; measured on {context['machine']}._"
 
@@ -309,16 +308,30 @@ def render_markdown(
         "",
         _provenance(context),
         "",
-        "The same target-attention ranker with each signal added in turn. **+ GBR** attends over "
-        f"K={spec.generator.k} generated behaviours per request besides the real sequence; each "
-        "training request's block is generated from the user's items before the request by a "
-        "generator trained only on events before the split time (evaluation requests: likewise, "
-        "so no block saw anything at or after its request). AUC and GAUC, mean ± std over seeds; "
-        "the last row is the per-seed difference.",
+        "The same target-attention ranker with each signal added in turn. A **GBR** row attends "
+        f"over K={spec.generator.k} generated behaviours per request besides the real sequence; "
+        "each training request's block is generated from the user's items before the request by "
+        "a generator trained only on events before the split time (evaluation requests: "
+        "likewise, so no block saw anything at or after its request). The **plain** generator "
+        "learns the platform's logs alone; the **world** generator first learns a world corpus "
+        f"({spec.world.external_shoppers} shoppers of another platform whose exposure shows "
+        f"their whole interests, {spec.world.clicks_per_shopper} clicks each, and "
+        f"{spec.world.walks} knowledge walks of up to {spec.world.walk_length} items over the "
+        "records' relations; none of the platform's users or events), then the logs with part "
+        f"of the corpus replayed; the last {spec.world.beyond_slots} of its K slots go to its "
+        "most likely items outside the history's main department (beyond-log slots; the "
+        "generator sections below also show the plain generator with the same slots). The "
+        "**oracle** attends over items of each user's true "
+        "secondary kind, known only to the world's generator: the ceiling for blocks. The "
+        f"world gives {spec.world.exploration_share:.0%} of every page to exploration (items "
+        "from the departments other than the user's primary one), in both periods; the "
+        "**exploration** slice is the evaluation impressions of items outside the user's "
+        "primary department. AUC and GAUC, mean ± std over seeds; the gain rows are per-seed "
+        "differences.",
         "",
-        *_ablation_table(ablation_table or {}),
+        *ablation_rows.table_lines(ablation_table or {}),
         "",
-        *ABLATION_FINDINGS,
+        *ablation_rows.findings(ablation_table or {}, generator),
         "",
     ]
     lines = [
@@ -334,8 +347,10 @@ def render_markdown(
         "- **id_only**: the ranker with item ID embeddings only.",
         "- **model**: ID embedding fused with the knowledge (semantic) vector, target attention "
         "over the real sequence.",
-        "- **id_gbr**: ID only, plus target attention over the generated behaviours.",
-        "- **full**: knowledge vectors and generated behaviours (what the demo bundle ships).",
+        "- **id_gbr**: ID only, plus target attention over the world generator's behaviours.",
+        "- **full**: knowledge vectors and the world generator's behaviours.",
+        "- **full_plain**: knowledge vectors and the plain generator's behaviours.",
+        "- **oracle**: knowledge vectors and blocks of each user's true secondary kind.",
         "- **random**: the training click rate with a small random jitter (random order, base-rate "
         "calibration).",
         "",
@@ -366,7 +381,8 @@ def render_markdown(
     lines += [
         "",
         "Cold items are held out of training entirely (no trained ID embedding); sparse users "
-        f"have at most {SPARSE_USER_HISTORY} behaviours before the request.",
+        f"have at most {SPARSE_USER_HISTORY} behaviours before the request; exploration is the "
+        "impressions of items outside the user's primary department.",
         "",
     ]
     return "\n".join(lines)
@@ -379,7 +395,7 @@ def write_results(spec: ResultsSpec, docs_dir: Path) -> dict[str, Any]:
     runs = [run.metrics for run in seed_runs]
     summary = summarise(runs)
     gains = knowledge_gains(runs)
-    table = ablation(runs)
+    table = ablation_rows.ablation(runs)
     generator = gbr_report.summarise_generator([run.generator for run in seed_runs])
     context = {
         "command": COMMAND,

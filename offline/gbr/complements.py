@@ -106,7 +106,7 @@ def complement_fill(
     width = model.config.window_items - k
     for first in range(0, len(users), batch_size):
         rows = np.arange(first, min(first + batch_size, len(users)))
-        prob = _slot_probabilities(model, sequences.windows(users[rows], lengths[rows], width), k)
+        prob = slot_probabilities(model, sequences.windows(users[rows], lengths[rows], width), k)
         for local, row in enumerate(rows.tolist()):
             history = sequences.of(int(users[row]))
             wanted = complements.ranked_kinds(history, kinds)
@@ -123,7 +123,7 @@ def complement_fill(
     return GeneratedItems(items, confidence)
 
 
-def _slot_probabilities(model: GBRModel, windows: Ints, k: int) -> npt.NDArray[np.float32]:
+def slot_probabilities(model: GBRModel, windows: Ints, k: int) -> npt.NDArray[np.float32]:
     """``[B, n_items]``: each item's probability at an open slot after the history, averaged
     over the ``k`` slots (one forward pass, every slot masked)."""
     history = torch.from_numpy(model.layout.encode(windows))

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
 from offline.gbr import baselines
+from offline.gbr.beyond import generate_blocks
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.complements import KindComplements, complement_fill
 from offline.gbr.generate import GenerationConfig, generate_for_users
@@ -154,10 +155,15 @@ def evaluate_generator(
     cost_users: int = 500,
     complements: KindComplements | None = None,
     complement_slots: int = 4,
+    others: dict[str, GBRModel] | None = None,
+    others_generation: GenerationConfig | None = None,
+    groups: Ints | None = None,
 ) -> dict[str, Any]:
     """GBR against the baselines on the dataset's time split, as a JSON-ready dict; with
     ``complements``, also GBR whose last ``complement_slots`` slots go to knowledge complements
-    (``gbr_complements``)."""
+    (``gbr_complements``); ``others`` are more generators, each a method under its name,
+    generated for the same users with ``others_generation`` (default: ``generation``), whose
+    beyond-log slots use ``groups`` (each item's department)."""
     if model.until_ts is None or model.until_ts > dataset.split_ts:
         raise ValueError(
             f"GBR {model.version} trained on events up to {model.until_ts}; evaluating it needs "
@@ -179,6 +185,14 @@ def evaluate_generator(
         "semantic_nn": baselines.semantic_neighbours(history, users, k, semantic),
         "random": baselines.random_items(history, users, k, n_items, seed=config.seed),
     }
+    for name, other in (others or {}).items():
+        if other.until_ts is None or other.until_ts > dataset.split_ts:
+            raise ValueError(f"generator {name} was not trained before the split")
+        lengths = history.lengths()[users]
+        other_config = others_generation or config
+        methods[name] = generate_blocks(
+            other, history, users, lengths, other_config, groups
+        ).item_idx
     if complements is not None and model.layout.kind == "items":
         methods["gbr_complements"] = complement_fill(
             model, history, users, block, complements, slots=min(complement_slots, k)

@@ -21,8 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from offline.data.canonical import Dataset
+from offline.gbr.beyond import generate_blocks
 from offline.gbr.checkpoint import GBRModel
-from offline.gbr.generate import GenerationConfig, generate_for_prefixes
+from offline.gbr.generate import GenerationConfig
 from offline.gbr.sequences import behaviour_sequences
 from offline.gbr.train import GBRTrainConfig, train_gbr
 
@@ -83,9 +84,11 @@ def generated_blocks_for_examples(
     stride: int = 1,
     min_history: int = 1,
     progress: bool = False,
+    groups: Ints | None = None,
 ) -> tuple[Ints, Floats]:
     """Catalogue rows ``[n, k]`` (-1 = padding) and confidences ``[n, k]`` of each request's
-    block, generated from the user's events strictly before ``request_ts``.
+    block, generated from the user's events strictly before ``request_ts``; with ``groups``
+    (each item's department), ``generation.beyond_slots`` go beyond the history's department.
 
     Requests whose user has fewer than ``min_history`` prior items get an all-padding block.
     """
@@ -111,9 +114,10 @@ def generated_blocks_for_examples(
         mine = np.flatnonzero(folds.fold_of_user[pairs[:, 0]] == fold)
         if len(mine) == 0:
             continue
-        block = generate_for_prefixes(
-            fold_model, sequences, pairs[mine, 0], pairs[mine, 1], config, progress=progress
-        )
+        block = generate_blocks(
+            fold_model, sequences, pairs[mine, 0], pairs[mine, 1], config, groups,
+            progress=progress,
+        )  # fmt: skip
         pair_items[mine], pair_confidence[mine] = block.item_idx, block.confidence
     items[wanted] = pair_items[inverse]
     confidence[wanted] = pair_confidence[inverse]

@@ -39,12 +39,17 @@ class GenerationConfig:
     top_p: float = 0.9
     seed: int = 0
     batch_size: int = 256
+    #: Of the k slots, the last ones given to the generator's most likely items outside the
+    #: history's main department (:mod:`offline.gbr.beyond`), where the caller knows departments.
+    beyond_slots: int = 0
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.steps < 1 or self.batch_size < 1:
             raise ValueError("k, steps and batch_size must be positive")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+        if not 0 <= self.beyond_slots <= self.k:
+            raise ValueError("beyond_slots must lie in 0..k")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +25,7 @@ from offline.gbr.model import DiffusionConfig, MaskedDiffusionLM, diffusion_loss
 from offline.gbr.semantic_ids import fit_codebook
 from offline.gbr.sequences import BehaviourSequences, behaviour_sequences
 from offline.gbr.tokens import TokenKind, TokenLayout
+from offline.gbr.world_corpus import WorldCorpus
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,11 @@ class GBRTrainConfig:
     warmup_steps: int = 100
     suffix_prob: float = 0.5  # share of windows masked only in their last max_slots items
     seed: int = 0
+    #: With a world corpus: epochs on it alone before the platform's logs (0: no pretraining).
+    pretrain_epochs: int = 1
+    #: With a world corpus: the share of its sequences mixed into fine-tuning on the logs, so
+    #: that fitting the logs does not erase what the corpus taught.
+    replay: float = 0.3
 
     def diffusion(self, layout: TokenLayout, feature_dim: int) -> DiffusionConfig:
         fused = self.semantic_fusion and layout.kind == "items"
@@ -74,19 +82,28 @@ def train_gbr(
     until_ts: int | None = None,
     users: npt.NDArray[np.int64] | None = None,
     progress: bool = False,
+    corpus: WorldCorpus | None = None,
 ) -> GBRModel:
     """Train on the events before ``until_ts`` (all events when ``None``) of ``users`` (all when
-    ``None``); returns the trained generator in evaluation mode."""
+    ``None``); returns the trained generator in evaluation mode.
+
+    With a ``corpus``, the generator first learns the world corpus alone
+    (``config.pretrain_epochs``), then the platform's logs with ``config.replay`` of the corpus
+    mixed in. The corpus's version is part of the generator's settings, hence of its version.
+    """
     started = time.perf_counter()
     sequences = behaviour_sequences(dataset.behaviours, len(dataset.user_ids), until_ts)
     codebook = None
     if config.tokens == "semantic":
         codebook = fit_codebook(semantic_vectors, config.levels, config.codes, config.seed)
     layout = build_layout(config.tokens, len(dataset.catalogue), codebook)
-    network = fit_network(
-        sequences, layout, config, users=users, progress=progress, semantic=semantic_vectors
-    )
+    fit = partial(fit_network, layout=layout, progress=progress, semantic=semantic_vectors)
     settings = asdict(config) | {"until_ts": until_ts, "n_users_trained": _count(users, sequences)}
+    if corpus is None:
+        network = fit(sequences, config=config, users=users)
+    else:
+        network = _pretrain_then_fit(fit, sequences, corpus, config, users)
+        settings |= {"world_corpus": corpus.version, "world_sources": corpus.sources}
     version = model_version(network, layout.kind, settings)
     seconds = time.perf_counter() - started
     log.info("trained GBR %s in %.1f s", version, seconds)
@@ -99,6 +116,26 @@ def train_gbr(
         version=version,
         train_info=settings | {"train_seconds": round(seconds, 2)},
     )
+
+
+def _pretrain_then_fit(
+    fit: Callable[..., MaskedDiffusionLM],
+    sequences: BehaviourSequences,
+    corpus: WorldCorpus,
+    config: GBRTrainConfig,
+    users: npt.NDArray[np.int64] | None,
+) -> MaskedDiffusionLM:
+    """Pretrain on the corpus, then fine-tune on the logs with part of the corpus replayed."""
+    joint = WorldCorpus.of({"platform": sequences, "world": corpus.sequences}).sequences
+    world = np.arange(sequences.n_users, joint.n_users, dtype=np.int64)
+    platform = np.arange(sequences.n_users, dtype=np.int64) if users is None else users
+    network = None
+    if config.pretrain_epochs > 0:
+        network = fit(joint, config=replace(config, epochs=config.pretrain_epochs), users=world)
+    rng = np.random.default_rng(config.seed)
+    replayed = rng.choice(world, size=round(config.replay * len(world)), replace=False)
+    chosen = np.concatenate([np.asarray(platform, np.int64), np.sort(replayed)])
+    return fit(joint, config=config, users=chosen, network=network)
 
 
 def _count(users: npt.NDArray[np.int64] | None, sequences: BehaviourSequences) -> int:
@@ -126,15 +163,18 @@ def fit_network(
     users: npt.NDArray[np.int64] | None = None,
     progress: bool = False,
     semantic: npt.NDArray[np.float32] | None = None,
+    network: MaskedDiffusionLM | None = None,
 ) -> MaskedDiffusionLM:
-    """The optimisation loop: AdamW, linear warm-up then cosine decay, gradient clipping."""
+    """The optimisation loop: AdamW, linear warm-up then cosine decay, gradient clipping;
+    continues training ``network`` when one is given (fine-tuning), else starts a new one."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     feature_dim = 0 if semantic is None else int(semantic.shape[1])
     diffusion = config.diffusion(layout, feature_dim)
-    features = None if not diffusion.feature_dim else torch.from_numpy(np.asarray(semantic))
-    network = MaskedDiffusionLM(diffusion, features)
+    if network is None:
+        features = None if not diffusion.feature_dim else torch.from_numpy(np.asarray(semantic))
+        network = MaskedDiffusionLM(diffusion, features)
     owner, prefix = training_windows(sequences, users)
     if len(owner) == 0:
         raise ValueError("no behaviours to train the generator on")

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from model_export.dataset import time_split
-from model_export.real_data import FULL, FULL_CANDIDATES, POPULARITY, RealDataSpec
-from model_export.real_report import END, START, rerender, write_real_results
+from model_export.real_data import FULL, FULL_CANDIDATES, GATE_GBR, POPULARITY, RealDataSpec
+from model_export.real_report import END, START, add_variants, rerender, write_real_results
 from model_export.sampled_ranking import hit_rate_ndcg, popularity_scores, sampled_candidates
 from offline.data.loaders import LoaderConfig, load_dataset
 from tests.offline.loaders.fixtures import write_movielens_csv
@@ -23,6 +23,7 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
     (docs / "RESULTS.md").write_text("# Offline results\n\nsynthetic tables\n")
     (docs / "results.json").write_text(json.dumps({"summary": {"kept": True}}))
     spec = RealDataSpec(source=source, seeds=(0, 1), sampled_items=20)
+    spec = replace(spec, variants=tuple(v for v in spec.variants if v != GATE_GBR))
     spec = replace(spec, ranker=replace(spec.ranker, epochs=2, batch_size=64, max_seq_len=10))
     written = write_real_results(spec, docs)
     markdown = (docs / "RESULTS.md").read_text()
@@ -38,7 +39,8 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
     runs = written["runs"]
     chosen = {run["full_is"] for run in runs}
     assert len(chosen) == 1 and chosen <= set(FULL_CANDIDATES)
-    mean = {n: sum(r["validation_gauc"][n] for r in runs) / len(runs) for n in FULL_CANDIDATES}
+    trained = [n for n in FULL_CANDIDATES if n in runs[0]["validation_gauc"]]
+    mean = {n: sum(r["validation_gauc"][n] for r in runs) / len(runs) for n in trained}
     assert max(mean, key=lambda n: mean[n]) in chosen
     for run in runs:
         assert run["rows"][FULL] == run["rows"][run["full_is"]]
@@ -46,6 +48,19 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
     before = (docs / "RESULTS.md").read_text()
     rerender(docs)
     assert (docs / "RESULTS.md").read_text() == before
+    # A variant added later is merged into the recorded runs; the recorded rows stay.
+    recorded_gate = [run["rows"]["gate"] for run in json.loads(
+        (docs / "results.json").read_text())["real_data"]["runs"]]  # fmt: skip
+    merged = add_variants(source, (GATE_GBR,), docs)
+    assert [run["rows"]["gate"] for run in merged["runs"]] == recorded_gate
+    for run in merged["runs"]:
+        assert GATE_GBR in run["rows"] and GATE_GBR in run["validation_gauc"]
+        assert set(run["generator"]["recall"]) >= {"gbr", "gbr_world", "cooccurrence"}
+        assert run["generator"]["world_corpus"]["sources"]["knowledge walks"] > 0
+    assert "overall/gauc" in merged["summary"]["gbr_gain"]
+    markdown = (docs / "RESULTS.md").read_text()
+    assert "+ world GBR blocks" in markdown and "Beyond-log recall@16" in markdown
+    assert markdown.count(START) == 1
     # Rerunning replaces the section instead of adding a second one.
     write_real_results(replace(spec, seeds=(0,)), docs)
     assert (docs / "RESULTS.md").read_text().count(START) == 1

@@ -10,6 +10,7 @@ import pytest
 from model_export.generated_log import GeneratorSetup
 from model_export.report import COMMAND, ResultsSpec, machine_description, write_results
 from model_export.train import TrainConfig
+from model_export.world_ablation import WorldSetup
 from offline.gbr import GBRTrainConfig, GenerationConfig
 
 TINY_GENERATOR = GeneratorSetup(
@@ -41,6 +42,13 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:  # typ
         cost_grid=((4, 1), (8, 1), (8, 2)),
         cost_users=20,
         complement_slots=2,
+        world=WorldSetup(
+            exploration_share=0.2,
+            external_shoppers=40,
+            clicks_per_shopper=8,
+            walks=40,
+            walk_length=6,
+        ),
     )
     document = write_results(spec, docs)
     assert json.loads((docs / "results.json").read_text())["ablation"] == document["ablation"]
@@ -58,18 +66,25 @@ def test_every_section_names_its_command_and_machine(report: tuple[dict, str]) -
 
 def test_ablation_covers_every_ranker_and_slice(report: tuple[dict, str]) -> None:  # type: ignore[type-arg]
     document, markdown = report
-    for name in ("id_only", "model", "id_gbr", "full"):
-        for suffix in ("", "/sparse_users", "/cold_items"):
+    for name in ("id_only", "model", "id_gbr", "full_plain", "full", "oracle"):
+        for suffix in ("", "/sparse_users", "/cold_items", "/exploration"):
             stats = document["ablation"][name + suffix]
             assert 0.0 <= stats["auc"]["mean"] <= 1.0 and stats["gauc"]["std"] >= 0.0
-    assert "gbr_gain/sparse_users" in document["ablation"]
-    assert "| full: knowledge + GBR |" in markdown
+    for gain in ("gain_full", "gain_full_plain", "gain_oracle"):
+        assert gain + "/exploration" in document["ablation"]
+    assert document["ablation"]["examples/exploration"]["n"]["mean"] > 0
+    assert "| full: knowledge + world GBR |" in markdown
+    assert "- exploration: world GBR adds" in markdown
 
 
 def test_generator_sections_hold_baselines_consistency_and_cost(report: tuple[dict, str]) -> None:  # type: ignore[type-arg]
     document, markdown = report
     generator = document["generator"]
-    methods = {"gbr", "gbr_complements", "popularity", "cooccurrence", "semantic_nn", "random"}
+    methods = {
+        "gbr", "gbr_world", "gbr_beyond", "gbr_complements", "popularity", "cooccurrence",
+        "semantic_nn",
+        "random",
+    }  # fmt: skip
     assert set(generator["recall"]) == methods
     assert set(generator["semantic_consistency"]) == methods
     assert 0.0 <= generator["recall"]["gbr"]["mean"] <= 1.0
@@ -81,3 +96,6 @@ def test_generator_sections_hold_baselines_consistency_and_cost(report: tuple[di
     assert all(row["users_per_s"] > 0 for row in generator["cost"])
     assert "| K=8 |" in markdown and "S=2" in markdown
     assert len(document["generator_runs"]) == 2
+    corpus = document["generator_runs"][0]["world_corpus"]
+    assert corpus["sources"] == {"external shoppers": 40, "knowledge walks": 40}
+    assert "Share of generated items in the user's hidden secondary kind" in markdown

@@ -27,6 +27,10 @@ class SyntheticConfig:
     latent_dim: int = 32
     popularity_exponent: float = 1.0  # Zipf exponent of item popularity
     exposure_mix: tuple[float, float, float] = (0.65, 0.2, 0.15)  # own area, popular, uniform
+    #: Share of every page given to exploration: items drawn uniformly from the departments other
+    #: than the shopper's primary one, as platforms serve to learn interests the logs do not show.
+    #: The other sources share the rest in the proportions of ``exposure_mix``.
+    exploration_share: float = 0.0
     secondary_complement_prob: float = 0.7  # secondary interest is a complement of the primary
     secondary_weight: float = 0.9  # strength of the secondary interest (primary: 1)
     item_residual: float = 0.35  # weight of the part of an item's latent no metadata explains
@@ -47,6 +51,15 @@ class SyntheticConfig:
             raise ValueError("sizes must be positive and mean_requests_per_user at least 1")
         if not 0 < self.target_ctr < 1 or abs(sum(self.exposure_mix) - 1) > 1e-6:
             raise ValueError("target_ctr must lie in (0, 1) and exposure_mix must sum to 1")
+        if not 0 <= self.exploration_share < 1:
+            raise ValueError("exploration_share must lie in [0, 1)")
+
+    @property
+    def slot_sources(self) -> tuple[float, ...]:
+        """Probability of each slot source: own area, popular, uniform and, when exploring,
+        exploration."""
+        rest = [(1 - self.exploration_share) * share for share in self.exposure_mix]
+        return (*rest, self.exploration_share) if self.exploration_share else tuple(rest)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> SyntheticConfig:

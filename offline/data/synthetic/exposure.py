@@ -1,7 +1,8 @@
 """The platform's exposure policy: which items each page view shows.
 
 Each slot of a page draws from one source: the shopper's primary department (popularity-weighted),
-the whole catalogue by popularity, or uniformly at random. A page never repeats an item and never
+the whole catalogue by popularity, uniformly at random, or (when the world explores) uniformly from
+the departments other than the shopper's primary one. A page never repeats an item and never
 shows one before its launch; offending slots are redrawn in vectorised rounds.
 """
 
@@ -15,7 +16,8 @@ from offline.data.synthetic.config import SyntheticConfig
 from offline.data.synthetic.latent import Floats, Ints
 from offline.data.synthetic.population import Requests, Users
 
-OWN_AREA, POPULAR, UNIFORM, FALLBACK = 0, 1, 2, 3  # slot sources; FALLBACK: oldest, always live
+OWN_AREA, POPULAR, UNIFORM, EXPLORE = 0, 1, 2, 3  # slot sources, as in SyntheticConfig.slot_sources
+FALLBACK = 4  # the oldest items, always live: a slot's last resort
 CHUNK_REQUESTS = 50_000  # bounds the [requests, slots, latent_dim] temporaries
 
 
@@ -47,7 +49,7 @@ class ExposureSampler:
     MAX_ROUNDS = 64
 
     def __init__(self, config: SyntheticConfig, items: Items) -> None:
-        self.mix, self.k = np.asarray(config.exposure_mix), config.impressions_per_request
+        self.mix, self.k = np.asarray(config.slot_sources), config.impressions_per_request
         self.launch_ts = items.launch_ts
         self.popular_cdf = np.cumsum(items.popularity) / items.popularity.sum()
         # Per-department CDFs laid end to end: department a's items have keys in (a, a + 1], so
@@ -60,6 +62,8 @@ class ExposureSampler:
         self.area_keys = area + (cum - before) / (cum[last] - before)
         self.area_keys[last] = area[last] + 1.0  # exact ends: no rounding spill into the next
         self.always_live = np.argsort(items.launch_ts, kind="stable")[: 2 * self.k]
+        # Department a's items are by_area[area_start[a]:area_start[a + 1]].
+        self.area_start = np.searchsorted(area, np.arange(int(area.max(initial=0)) + 2))
 
     def sample(self, area: Ints, ts: Ints, rng: np.random.Generator) -> Ints:
         source = rng.choice(len(self.mix), size=(len(area), self.k), p=self.mix)
@@ -82,9 +86,18 @@ class ExposureSampler:
         drawn[own] = self.by_area[np.searchsorted(self.area_keys, area[own] + u[own], "right")]
         uniform = source == UNIFORM
         drawn[uniform] = rng.integers(0, len(self.launch_ts), int(uniform.sum()))
+        explore = source == EXPLORE
+        drawn[explore] = self._elsewhere(area[explore], u[explore])
         fallback = source == FALLBACK
         drawn[fallback] = self.always_live[rng.integers(0, len(self.always_live), fallback.sum())]
         return np.minimum(drawn, len(self.launch_ts) - 1)
+
+    def _elsewhere(self, area: Ints, u: npt.NDArray[np.float64]) -> Ints:
+        """Uniform picks among the items outside each slot's department (``u`` in [0, 1))."""
+        first, last = self.area_start[area], self.area_start[area + 1]
+        outside = len(self.by_area) - (last - first)
+        index = np.floor(u * outside).astype(np.int64)
+        return self.by_area[np.where(index < first, index, index + last - first)]
 
     def _invalid(self, shown: Ints, ts: Ints) -> npt.NDArray[np.bool_]:
         """Slots showing an item not yet launched, or repeating an item earlier in the page."""

@@ -27,6 +27,8 @@ class GroundTruth:
     user_secondary_leaf: Ints  # the interest exposure rarely shows
     user_latent: Floats  # [n_users, latent_dim], unit rows
     click_bias: float  # c, calibrated to the target click-through rate
+    item_department: Ints  # department index of each item
+    user_department: Ints  # department of each user's primary interest (what exposure serves)
 
 
 def generate(config: SyntheticConfig, end_ts: int = DEFAULT_END_TS) -> Dataset:
@@ -39,10 +41,8 @@ def generate_with_truth(
 ) -> tuple[Dataset, GroundTruth]:
     """The dataset and the hidden world it was drawn from."""
     window = Window.of(config, end_ts)
-    # One stream per stage: changing how one stage draws leaves the others' draws as they were.
-    seeds = np.random.SeedSequence(config.seed).spawn(6)
-    world = HiddenWorld(config.latent_dim, np.random.default_rng(seeds[0]))
-    catalogue, items = draw_catalogue(config, world, window, np.random.default_rng(seeds[1]))
+    seeds = stage_seeds(config)
+    world, catalogue, items = draw_world(config, window)
     users = draw_users(config, world, items, np.random.default_rng(seeds[2]))
     requests = draw_requests(config, window, np.random.default_rng(seeds[3]))
     shown, affinity = draw_exposure(config, items, users, requests, seeds[4])
@@ -76,8 +76,25 @@ def generate_with_truth(
         user_secondary_leaf=users.secondary,
         user_latent=users.latent,
         click_bias=click_bias,
+        item_department=items.top,
+        user_department=users.area,
     )
     return dataset, truth
+
+
+def stage_seeds(config: SyntheticConfig) -> list[np.random.SeedSequence]:
+    """One stream per stage: changing how one stage draws leaves the others' draws as they were.
+    Streams 0-5 draw the platform's world and log; 6 and 7 the external corpus
+    (:mod:`offline.data.synthetic.external`)."""
+    return np.random.SeedSequence(config.seed).spawn(8)
+
+
+def draw_world(config: SyntheticConfig, window: Window) -> tuple[HiddenWorld, Catalogue, Items]:
+    """The hidden world and the catalogue drawn from it (the same for the same config)."""
+    seeds = stage_seeds(config)
+    world = HiddenWorld(config.latent_dim, np.random.default_rng(seeds[0]))
+    catalogue, items = draw_catalogue(config, world, window, np.random.default_rng(seeds[1]))
+    return world, catalogue, items
 
 
 def _sigmoid(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:

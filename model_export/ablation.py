@@ -1,0 +1,132 @@
+"""The ranker's ablation over seeds: which rankers, on which slices, their gains, and what the
+figures say (sentences computed from them, so they follow the figures when rerun).
+
+Rows add one signal at a time; the generated-behaviour rows differ only in where each request's
+block comes from: the plain generator (trained on the logs alone), the world generator
+(pretrained on the world corpus, then the logs) or the oracle (the user's true secondary kind).
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from model_export.pipeline import FULL, ID_GBR, ID_ONLY, MODEL
+from model_export.world_ablation import EXPLORATION, recovered_share
+from service.contracts.manifest import EvaluationMetrics
+
+FULL_PLAIN, ORACLE = "full_plain", "oracle"
+GAIN_METRICS = ("auc", "gauc")
+#: The ablation's rows, in order, with what each adds.
+ROWS = (
+    (ID_ONLY, "ID only"),
+    (MODEL, "+ knowledge vectors"),
+    (ID_GBR, "+ world GBR (no knowledge)"),
+    (FULL_PLAIN, "knowledge + plain GBR (logs only)"),
+    (FULL, "full: knowledge + world GBR"),
+    (ORACLE, "oracle: knowledge + blocks of the true secondary kind"),
+)
+#: Per-seed differences against the knowledge-only ranker.
+GAINS = (
+    (FULL_PLAIN, "plain GBR − knowledge"),
+    (FULL, "full − knowledge (world GBR's gain)"),
+    (ORACLE, "oracle − knowledge (the ceiling)"),
+)
+SLICES = (
+    ("overall", ""),
+    ("sparse users", "/sparse_users"),
+    ("cold items", "/cold_items"),
+    ("exploration", f"/{EXPLORATION}"),
+)
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": std}
+
+
+def ablation(runs: list[dict[str, EvaluationMetrics]]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{"<row><slice>": {metric: stats}}`` for every row present in every run, per-seed gains
+    over knowledge only (``gain_<row><slice>``), impressions per slice (``examples<slice>``) and
+    the share of the oracle's gain the world generator recovers (``recovered<slice>``)."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for _, suffix in SLICES:
+        if not all(MODEL + suffix in run for run in runs):
+            continue
+        table["examples" + suffix] = {
+            "n": _stats([float(r[MODEL + suffix].examples) for r in runs])
+        }
+        for name, _label in ROWS:
+            key = name + suffix
+            if all(key in run for run in runs):
+                table[key] = {
+                    m: _stats([getattr(run[key], m) for run in runs]) for m in GAIN_METRICS
+                }
+        for name, _label in GAINS:
+            key, model = name + suffix, MODEL + suffix
+            if all(key in run for run in runs):
+                table[f"gain_{name}{suffix}"] = {
+                    m: _stats([getattr(run[key], m) - getattr(run[model], m) for run in runs])
+                    for m in GAIN_METRICS
+                }
+        if all(FULL + suffix in run and ORACLE + suffix in run for run in runs):
+            table["recovered" + suffix] = {}
+            for m in GAIN_METRICS:
+                means = {n: table[n + suffix][m]["mean"] for n in (FULL, MODEL, ORACLE)}
+                share = recovered_share(means[FULL], means[MODEL], means[ORACLE])
+                if share is not None:
+                    table["recovered" + suffix][m] = {"mean": share, "std": 0.0}
+    return table
+
+
+def table_lines(table: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    present = [(label, suffix) for label, suffix in SLICES if MODEL + suffix in table]
+    header = "| ranker |" + "".join(f" AUC {label} | GAUC {label} |" for label, _ in present)
+    lines = [header, "| --- |" + " --- |" * (2 * len(present))]
+    rows = [(name, label, False) for name, label in ROWS]
+    rows += [(f"gain_{name}", label, True) for name, label in GAINS]
+    for name, label, signed in rows:
+        if not any(name + suffix in table for _, suffix in present):
+            continue
+        cells = []
+        for _, suffix in present:
+            stats = table.get(name + suffix)
+            for metric in GAIN_METRICS:
+                if stats is None:
+                    cells.append("–")
+                else:
+                    sign = "+" if signed else ""
+                    cells.append(f"{stats[metric]['mean']:{sign}.4f} ± {stats[metric]['std']:.4f}")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    sizes = [f"{label} {table['examples' + suffix]['n']['mean']:.0f}" for label, suffix in present]
+    lines += ["", "Impressions per slice (mean over seeds): " + ", ".join(sizes) + "."]
+    return lines
+
+
+def findings(table: dict[str, Any], generator: dict[str, Any] | None) -> list[str]:
+    """What the figures say about generated behaviours, computed from them."""
+    lines = []
+    for label, suffix in SLICES:
+        gain = table.get(f"gain_{FULL}{suffix}", {}).get("auc")
+        ceiling = table.get(f"gain_{ORACLE}{suffix}", {}).get("auc")
+        if gain is None or ceiling is None:
+            continue
+        beyond = gain["std"] > 0 and gain["mean"] > 2 * gain["std"]
+        sentence = (
+            f"- {label}: world GBR adds {gain['mean']:+.4f} ± {gain['std']:.4f} AUC to knowledge "
+            f"only ({'beyond' if beyond else 'within'} 2 std); the oracle's ceiling is "
+            f"{ceiling['mean']:+.4f} ± {ceiling['std']:.4f}"
+        )
+        recovered = table.get("recovered" + suffix, {}).get("auc")
+        if recovered is not None:
+            sentence += f", of which it recovers {recovered['mean']:.0%}"
+        lines.append(sentence + ".")
+    shares = (generator or {}).get("secondary_interest_share", {})
+    if "gbr" in shares and "gbr_world" in shares:
+        plain, world = shares["gbr"]["mean"], shares["gbr_world"]["mean"]
+        ratio = f"{world / plain:.0f}× the plain generator's" if plain > 0 else "(plain: none)"
+        lines.append(
+            f"- Share of generated items in the user's hidden secondary kind: world generator "
+            f"{world:.4f}, plain generator {plain:.4f}: {ratio}."
+        )
+    return lines

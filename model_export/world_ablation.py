@@ -1,0 +1,111 @@
+"""Generated behaviours with world knowledge, on a synthetic world where beyond-log interests pay.
+
+Three pieces beside the ranker's ablation (:mod:`model_export.report`):
+
+* **The world**: the synthetic platform gives a share of every page to exploration (items from
+  the departments other than the shopper's primary one), in both periods. The **exploration
+  slice** is the evaluation impressions of items outside the user's primary department: where a
+  hidden secondary interest can show.
+* **The world generator**: pretrained on a world corpus (another platform's shoppers, whose
+  exposure shows their whole interests, and knowledge walks over the records' relations), then
+  fine-tuned on the platform's logs before the split (:func:`offline.gbr.train_gbr`).
+* **The oracle ceiling**: the ranker trained and evaluated with blocks drawn from each user's true
+  secondary kind (known only to the world's generator). GBR is reported as the share of the
+  oracle's gain over knowledge only that it recovers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from model_export.dataset import GeneratedBlocksLog, example_requests
+from model_export.evaluate import Predictions
+from offline.data.canonical import Dataset
+from offline.data.synthetic import GroundTruth, SyntheticConfig
+from offline.data.synthetic.external import external_shoppers
+from offline.gbr.sequences import behaviour_sequences
+from offline.gbr.world_corpus import WorldCorpus, knowledge_walks
+from offline.knowledge.schema import ItemKnowledge
+
+Ints = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
+EXPLORATION = "exploration"
+ORACLE_VERSION = "oracle-secondary-interest"
+
+
+@dataclass(frozen=True)
+class WorldSetup:
+    """The exploring world and the corpus the world generator learns before the logs."""
+
+    exploration_share: float = 0.2
+    external_shoppers: int = 2000
+    clicks_per_shopper: int = 16
+    walks: int = 1500
+    walk_length: int = 12
+    #: Of the world generator's K slots, those given to items beyond the history's department
+    #: (:mod:`offline.gbr.beyond`).
+    beyond_slots: int = 4
+
+
+def world_corpus(
+    config: SyntheticConfig,
+    dataset: Dataset,
+    records: list[ItemKnowledge],
+    setup: WorldSetup,
+) -> WorldCorpus:
+    """External shoppers and knowledge walks, over items launched before the split time."""
+    external = external_shoppers(config, setup.external_shoppers, setup.clicks_per_shopper)
+    launched = dataset.catalogue.launch_ts < dataset.split_ts
+    walks = knowledge_walks(records, setup.walks, setup.walk_length, config.seed, launched)
+    return WorldCorpus.of(
+        {
+            "external shoppers": behaviour_sequences(external, setup.external_shoppers),
+            "knowledge walks": walks,
+        }
+    )
+
+
+def oracle_log(dataset: Dataset, truth: GroundTruth, k: int, seed: int) -> GeneratedBlocksLog:
+    """Per request of :func:`example_requests`, ``k`` items of the user's true secondary kind
+    launched before the request (drawn uniformly; fewer, padded with -1, where the kind has
+    fewer), the blocks a generator that knew the hidden interest would write."""
+    users, ts = example_requests(dataset)
+    rng = np.random.default_rng(seed)
+    launch = dataset.catalogue.launch_ts
+    by_leaf: dict[int, Ints] = {}
+    for leaf in np.unique(truth.item_leaf).tolist():
+        members = np.flatnonzero(truth.item_leaf == leaf)
+        by_leaf[leaf] = members[np.argsort(launch[members], kind="stable")]
+    blocks = np.full((len(users), k), -1, np.int64)
+    secondary = truth.user_secondary_leaf[users]
+    for row, (leaf, at) in enumerate(zip(secondary.tolist(), ts.tolist(), strict=True)):
+        if leaf not in by_leaf:
+            continue
+        members = by_leaf[leaf]
+        live = members[: int(np.searchsorted(launch[members], at, side="right"))]
+        if len(live):
+            take = rng.choice(live, size=min(k, len(live)), replace=False)
+            blocks[row, : len(take)] = take
+    return GeneratedBlocksLog(items=blocks, version=ORACLE_VERSION)
+
+
+def exploration_slice(truth: GroundTruth) -> Callable[[Predictions], dict[str, Mask]]:
+    """The exploration slice of a prediction set: impressions of items outside the department
+    the user's primary interest is in (what exposure mostly serves them)."""
+
+    def slices(found: Predictions) -> dict[str, Mask]:
+        outside = truth.item_department[found.items] != truth.user_department[found.users]
+        return {EXPLORATION: outside}
+
+    return slices
+
+
+def recovered_share(full: float, knowledge: float, oracle: float) -> float | None:
+    """The share of the oracle's gain over knowledge only that ``full`` recovers (``None`` when
+    the oracle gains nothing: no ceiling to recover)."""
+    ceiling = oracle - knowledge
+    return None if ceiling <= 0 else (full - knowledge) / ceiling

@@ -1,0 +1,188 @@
+"""The world corpus and the exploring world: what the generator may learn before the logs, and
+that none of it is the platform's own users or future."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from model_export.dataset import example_requests
+from model_export.evaluate import Predictions
+from model_export.world_ablation import EXPLORATION, exploration_slice, oracle_log
+from offline.data.canonical import Dataset
+from offline.data.synthetic import GroundTruth, SyntheticConfig, generate, generate_with_truth
+from offline.data.synthetic.config import DEFAULT_END_TS, Window
+from offline.data.synthetic.external import external_shoppers
+from offline.data.synthetic.generate import draw_world, stage_seeds
+from offline.data.synthetic.population import draw_users
+from offline.gbr.beyond import generate_blocks, item_groups
+from offline.gbr.checkpoint import GBRModel
+from offline.gbr.generate import GenerationConfig
+from offline.gbr.sequences import behaviour_sequences
+from offline.gbr.train import GBRTrainConfig, train_gbr
+from offline.gbr.world_corpus import WorldCorpus, knowledge_walks
+from offline.knowledge import OfflineKnowledgeBackend
+
+SMALL_NET = {"dim": 32, "heads": 2, "layers": 1, "ff_dim": 64, "history_items": 16}
+
+
+def test_no_exploration_leaves_the_world_as_it_was() -> None:
+    config = SyntheticConfig.preset("tiny", seed=4)
+    assert config.slot_sources == config.exposure_mix
+    explored = replace(config, exploration_share=0.0)
+    np.testing.assert_array_equal(
+        generate(config).impressions.item_idx, generate(explored).impressions.item_idx
+    )
+
+
+def test_exploration_shows_other_departments() -> None:
+    def outside_share(share: float) -> float:
+        dataset, truth = generate_with_truth(
+            SyntheticConfig.preset("tiny", exploration_share=share)
+        )
+        imp = dataset.impressions
+        outside = truth.item_department[imp.item_idx] != truth.user_department[imp.user_idx]
+        return float(outside.mean())
+
+    plain, exploring = outside_share(0.0), outside_share(0.4)
+    # The other sources keep 60% of the slots in their old mix; exploration's 40% are all outside.
+    assert exploring == pytest.approx(0.6 * plain + 0.4, abs=0.03)
+    with pytest.raises(ValueError, match="exploration_share"):
+        SyntheticConfig.preset("tiny", exploration_share=1.0)
+
+
+def test_external_shoppers_are_not_the_platform_and_not_the_future(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    dataset, _ = tiny
+    config = SyntheticConfig.preset("tiny")
+    external = external_shoppers(config, n_shoppers=60, clicks_per_shopper=12)
+    # Only items launched before the split; timed before it too.
+    assert (dataset.catalogue.launch_ts[external.item_idx] < dataset.split_ts).all()
+    assert (external.ts < dataset.split_ts).all()
+    # Their own user indices, and no platform user's sequence among them.
+    assert external.user_idx.max() == 59
+    platform = behaviour_sequences(dataset.behaviours, len(dataset.user_ids))
+    theirs = behaviour_sequences(external, 60)
+    platform_rows = {tuple(platform.of(u).tolist()) for u in range(platform.n_users)}
+    assert not platform_rows & {tuple(theirs.of(u).tolist()) for u in range(60)}
+    # The same corpus whatever the platform's users did: it reads only the catalogue's world.
+    busier = replace(config, mean_requests_per_user=12.0)
+    np.testing.assert_array_equal(external.item_idx, external_shoppers(busier, 60, 12).item_idx)
+    # Their exposure shows whole interests: secondary kinds far above chance.
+    world, _, items = draw_world(config, Window.of(config, DEFAULT_END_TS))
+    shoppers = draw_users(
+        replace(config, n_users=60), world, items, np.random.default_rng(stage_seeds(config)[6])
+    )
+    secondary = items.leaf[external.item_idx] == shoppers.secondary[external.user_idx]
+    chance = np.mean([np.mean(items.leaf == leaf) for leaf in shoppers.secondary])
+    assert secondary.mean() > 5 * chance
+
+
+def test_knowledge_walks_follow_the_records(tiny: tuple[Dataset, GroundTruth]) -> None:
+    dataset, _ = tiny
+    records = OfflineKnowledgeBackend().describe(dataset.catalogue)
+    available = dataset.catalogue.launch_ts < dataset.split_ts
+    walks = knowledge_walks(records, n_walks=200, length=8, seed=0, available=available)
+    assert walks.n_users == 200 and walks.lengths().max() <= 8
+    assert available[walks.items].all()
+    kinds = [r.category_path[-1].lower() for r in records]
+    complements = {k: set() for k in kinds}
+    for kind, record in zip(kinds, records, strict=True):
+        complements[kind] |= {c.lower() for c in record.complements}
+    related = 0
+    steps = 0
+    for walk in range(walks.n_users):
+        items = walks.of(walk).tolist()
+        assert len(set(items)) == len(items)  # distinct items
+        for a, b in itertools.pairwise(items):
+            steps += 1
+            same = kinds[a] == kinds[b] or kinds[b] in complements[kinds[a]]
+            shared = records[a].audience == records[b].audience or set(records[a].keywords) & set(
+                records[b].keywords
+            )
+            related += bool(same or shared)
+    assert steps > 0 and related == steps
+    again = knowledge_walks(records, n_walks=200, length=8, seed=0, available=available)
+    np.testing.assert_array_equal(walks.items, again.items)
+
+
+def test_generator_pretrained_on_the_corpus_records_it(
+    tiny: tuple[Dataset, GroundTruth], semantic: np.ndarray
+) -> None:
+    dataset, _ = tiny
+    records = OfflineKnowledgeBackend().describe(dataset.catalogue)
+    corpus = WorldCorpus.of(
+        {
+            "external shoppers": behaviour_sequences(
+                external_shoppers(SyntheticConfig.preset("tiny"), 40, 8), 40
+            ),
+            "knowledge walks": knowledge_walks(records, 40, 8, seed=0),
+        }
+    )
+    assert corpus.sources == {"external shoppers": 40, "knowledge walks": 40}
+    config = GBRTrainConfig(epochs=1, pretrain_epochs=1, max_slots=8, **SMALL_NET)
+    model = train_gbr(dataset, semantic, config, until_ts=dataset.split_ts, corpus=corpus)
+    plain = train_gbr(dataset, semantic, config, until_ts=dataset.split_ts)
+    assert model.train_info["world_corpus"] == corpus.version
+    assert "world_corpus" not in plain.train_info and model.version != plain.version
+    assert model.until_ts == dataset.split_ts
+
+
+def test_oracle_blocks_hold_the_secondary_kind_and_no_future(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    dataset, truth = tiny
+    log = oracle_log(dataset, truth, k=4, seed=0)
+    users, ts = example_requests(dataset)
+    assert log.items.shape == (len(users), 4)
+    filled = log.items >= 0
+    assert filled.any(axis=1).mean() > 0.5
+    rows, cols = np.nonzero(filled)
+    items = log.items[rows, cols]
+    assert (truth.item_leaf[items] == truth.user_secondary_leaf[users[rows]]).all()
+    assert (dataset.catalogue.launch_ts[items] <= ts[rows]).all()
+
+
+def test_exploration_slice_is_outside_the_primary_department(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    dataset, truth = tiny
+    users = dataset.impressions.user_idx[:50].astype(np.int64)
+    items = dataset.impressions.item_idx[:50].astype(np.int64)
+    found = Predictions(users, items, np.zeros(50), np.zeros(50), np.zeros(50, np.int64))
+    mask = exploration_slice(truth)(found)[EXPLORATION]
+    expected = truth.item_department[items] != truth.user_department[users]
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_beyond_slots_leave_the_history_department(
+    tiny: tuple[Dataset, GroundTruth], item_model: GBRModel
+) -> None:
+    dataset, _ = tiny
+    groups = item_groups(dataset.catalogue)
+    departments = [str(p).split(">")[0] for p in dataset.catalogue.category_paths]
+    assert len(set(groups.tolist())) == len(set(departments))
+    history = behaviour_sequences(dataset.behaviours, len(dataset.user_ids), dataset.split_ts)
+    users = np.flatnonzero(history.lengths() >= 3)[:40]
+    lengths = history.lengths()[users]
+    config = GenerationConfig(k=8, steps=2, beyond_slots=3)
+    plain = generate_blocks(item_model, history, users, lengths, replace(config, beyond_slots=0),
+                            groups)  # fmt: skip
+    beyond = generate_blocks(item_model, history, users, lengths, config, groups)
+    np.testing.assert_array_equal(plain.item_idx[:, :5], beyond.item_idx[:, :5])
+    for row, user in enumerate(users.tolist()):
+        past = history.of(user)
+        main = np.bincount(groups[past]).argmax()
+        tail = beyond.item_idx[row, 5:]
+        assert (groups[tail[tail >= 0]] != main).all()
+        assert not set(tail.tolist()) & set(past.tolist())
+        assert len(set(beyond.item_idx[row].tolist()) - {-1}) == (beyond.item_idx[row] >= 0).sum()
+    # Without departments the blocks are the generator's own.
+    same = generate_blocks(item_model, history, users, lengths, config, None)
+    np.testing.assert_array_equal(same.item_idx, plain.item_idx)
+    with pytest.raises(ValueError, match="beyond_slots"):
+        GenerationConfig(k=4, beyond_slots=5)
