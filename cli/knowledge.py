@@ -17,45 +17,35 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.options import (
+    DEFAULT_BUNDLES,
+    ActivateOpt,
+    BundlesOpt,
+    DimOpt,
+    EncoderName,
+    EncoderOpt,
+    ModelDirOpt,
+    RedisClusterOpt,
+    RedisUrlOpt,
+    ReduceOpt,
+    Reduction,
+    Size,
+    StoreKind,
+    ThreadsOpt,
+    encoder_choice,
+)
+
 if TYPE_CHECKING:
     from offline.data.canonical import Dataset
-    from offline.encode.choice import EncoderChoice
 
 DEFAULT_WORK = Path("var/build")
 
 
-# Mirrors of the offline enums (same values), so that importing the command for `reaseq serve`
+# A mirror of the offline enum (same values), so that importing the command for `reaseq serve`
 # does not import the offline side.
 class BackendKind(StrEnum):
     offline = "offline"
     llm = "llm"
-
-
-class EncoderName(StrEnum):
-    tfidf_svd = "tfidf-svd"
-    sentence_transformers = "sentence-transformers"
-    openai_embeddings = "openai-embeddings"
-
-
-class StoreKind(StrEnum):
-    embedded = "embedded"
-    redis = "redis"
-
-
-class Size(StrEnum):
-    """The synthetic generator's presets (offline.data.synthetic.SyntheticConfig.preset)."""
-
-    tiny = "tiny"
-    small = "small"
-    demo = "demo"
-    large = "large"
-
-
-class Reduction(StrEnum):
-    """How an encoder wider than --dim is brought to it."""
-
-    truncate = "truncate"
-    project = "project"
 
 
 class SourceFormat(StrEnum):
@@ -71,15 +61,6 @@ SourceOpt = Annotated[Path | None, typer.Option(help="Folder with the dataset's 
 SizeOpt = Annotated[Size, typer.Option(help="Synthetic preset.")]
 BackendOpt = Annotated[BackendKind, typer.Option(help="Who answers the agents' prompts.")]
 CacheOpt = Annotated[Path, typer.Option(help="SQLite cache of agent answers.")]
-EncoderOpt = Annotated[EncoderName, typer.Option(help="Text encoder.")]
-DimOpt = Annotated[int, typer.Option(min=1, help="Width of the semantic vectors.")]
-ModelDirOpt = Annotated[
-    Path | None, typer.Option(help="Local model folder (sentence-transformers).")
-]
-ReduceOpt = Annotated[Reduction, typer.Option(help="Truncate or project to the width.")]
-ThreadsOpt = Annotated[
-    int | None, typer.Option(min=1, help="Torch threads while training (default: one per core).")
-]
 
 
 def load_source(
@@ -103,31 +84,6 @@ def load_source(
 
     config = LoaderConfig(click_threshold, negatives, split_quantile, seed)
     return load_dataset(kind.value, source, config)
-
-
-def encoder_choice(
-    name: EncoderName, dim: int, seed: int, model_dir: Path | None, reduce: Reduction
-) -> EncoderChoice:
-    """The text encoder the options name (built by the caller)."""
-    from offline.encode.choice import EncoderChoice
-    from offline.encode.choice import EncoderName as Encoders
-
-    return EncoderChoice(Encoders(name.value), dim, seed, model_dir, reduce.value)
-
-
-def redis_url_option(url: str) -> str:
-    """Check ``--redis-url`` before any work is done (a bare host:port is the usual mistake)."""
-    from service.stores.config import check_redis_url
-
-    try:
-        return check_redis_url(url)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-
-
-RedisUrlOpt = Annotated[
-    str, typer.Option(envvar="REASEQ_REDIS_URL", callback=redis_url_option, help="Redis URL.")
-]
 
 
 def knowledge(
@@ -216,8 +172,8 @@ def build(
     work: Annotated[
         Path, typer.Option(help="Folder for data, cache, records, run, user snapshot.")
     ] = DEFAULT_WORK,
-    bundles: Annotated[Path, typer.Option(help="Root folder of the bundles.")] = Path("bundles"),
-    activate: Annotated[bool, typer.Option(help="Point bundles/CURRENT at it.")] = True,
+    bundles: BundlesOpt = DEFAULT_BUNDLES,
+    activate: ActivateOpt = True,
     store: Annotated[StoreKind, typer.Option(help="Where to publish users.")] = (
         StoreKind.embedded
     ),
@@ -225,9 +181,7 @@ def build(
         Path | None, typer.Option(help="Embedded snapshot (default <work>/users.npz).")
     ] = None,
     redis_url: RedisUrlOpt = "redis://127.0.0.1:6379/0",
-    redis_cluster: Annotated[
-        bool, typer.Option(envvar="REASEQ_REDIS_CLUSTER", help="The URL names a cluster node.")
-    ] = False,
+    redis_cluster: RedisClusterOpt = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = False,
 ) -> None:
     """Data -> knowledge -> encode -> train -> export -> publish users: a bundle from any

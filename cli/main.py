@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -20,11 +20,18 @@ from cli import openapi as _openapi_commands
 from cli import results_real as _results_real_commands
 from cli.errors import DEBUG_VARIABLE, ReaseqApp, enable_debug
 from cli.gbr import gbr_app
-from cli.knowledge import (
+from cli.options import (
+    DEFAULT_BUNDLES,
+    DEFAULT_DEMO_DIR,
+    DEFAULT_EPOCHS,
+    DEMO_GENERATED,
+    ActivateOpt,
+    BundlesOpt,
     DimOpt,
     EncoderName,
     EncoderOpt,
     ModelDirOpt,
+    RedisClusterOpt,
     RedisUrlOpt,
     ReduceOpt,
     Reduction,
@@ -36,10 +43,6 @@ from cli.knowledge import (
 from service.contracts.bundle_root import activate as make_current
 from service.contracts.bundle_root import current_bundle_dir, record_user_snapshot
 
-if TYPE_CHECKING:
-    from offline.data.canonical import Dataset
-    from offline.gbr import GBRModel, GenerationConfig
-
 app = ReaseqApp(
     help="ReaSeq ranking service: synthetic data, training, ONNX bundles, publishing, serving.",
     no_args_is_help=True,
@@ -48,14 +51,8 @@ app = ReaseqApp(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_BUNDLES = Path("bundles")
-DEFAULT_DEMO_DIR = Path("var/demo")
 HOUR = 3600
-DEFAULT_EPOCHS = 2  # the training default; enough for the demo data to converge
-DEMO_GENERATED = 16  # K of the demo bundle: generated behaviours per user
 
-
-BundlesOpt = Annotated[Path, typer.Option(help="Root folder of the bundles.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the data and the training run.")]
 
 
@@ -156,7 +153,7 @@ def export(
     data: Annotated[Path, typer.Option(help="Dataset folder.")] = DEFAULT_DEMO_DIR / "data",
     bundles: BundlesOpt = DEFAULT_BUNDLES,
     version: Annotated[str | None, typer.Option(help="Bundle version (default: dated)")] = None,
-    activate: Annotated[bool, typer.Option(help="Point bundles/CURRENT at it.")] = True,
+    activate: ActivateOpt = True,
 ) -> None:
     """Export a trained run as a bundle: ONNX graphs, item table, manifest with checksums."""
     from model_export.parity import check_parity
@@ -178,9 +175,7 @@ def publish(
     version: Annotated[str | None, typer.Option(help="Bundle (default: CURRENT).")] = None,
     store: Annotated[StoreKind, typer.Option(help="Where to publish.")] = StoreKind.embedded,
     redis_url: RedisUrlOpt = "redis://127.0.0.1:6379/0",
-    redis_cluster: Annotated[
-        bool, typer.Option(envvar="REASEQ_REDIS_CLUSTER", help="The URL names a cluster node.")
-    ] = False,
+    redis_cluster: RedisClusterOpt = False,
     users_path: Annotated[Path, typer.Option(help="Embedded snapshot file.")] = DEFAULT_DEMO_DIR
     / "users.npz",
     activate: Annotated[
@@ -251,79 +246,23 @@ def demo(
 ) -> None:
     """Build the demo end to end: data -> knowledge vectors -> behaviour generator -> train ->
     bundle -> embedded store (users' sequences and generated behaviours)."""
-    from model_export.parity import check_parity
-    from model_export.pipeline import DEMO_VARIANTS, encode_items, export_run, train_run
-    from model_export.train import TrainConfig
-    from offline.data.synthetic import SyntheticConfig, generate
-    from offline.publish.sequences import latest_sequences
-    from offline.publish.stores import publish_embedded
+    from model_export.pipeline import DEMO_VARIANTS, RANDOM, DemoSpec, build_demo
 
     _logging()
     started = time.perf_counter()
-    dataset = generate(SyntheticConfig.preset(size.value, seed=seed), end_ts=_recent_end_ts())
-    dataset.save(out / "data")
-    semantic = encode_items(dataset.catalogue, seed=seed)
-    generator = None
-    if generated > 0:
-        from model_export.generated_log import GeneratorSetup, generated_log
-        from offline.gbr import GBRTrainConfig, GenerationConfig, train_gbr
-
-        setup = GeneratorSetup(
-            train=GBRTrainConfig(epochs=gbr_epochs, seed=seed),
-            generation=GenerationConfig(k=generated, seed=seed),
-        )
-        # One generator, trained before the split: the training examples' blocks cannot have
-        # seen the evaluation period, and the nearline blocks come from the same model.
-        generator = train_gbr(dataset, semantic.vectors, setup.train, until_ts=dataset.split_ts)
-        generator.save(out / "gbr")
-        log = generated_log(generator, dataset, setup)
-        run = train_run(
-            dataset,
-            TrainConfig(epochs=epochs, seed=seed),
-            semantic=semantic,
-            generated=log,
-            variants=DEMO_VARIANTS,
-        )
-    else:
-        run = train_run(dataset, TrainConfig(epochs=epochs, seed=seed), semantic=semantic)
-    run.save(out / "model")
-    path = export_run(run, dataset, bundles)
-    typer.echo(f"parity (max abs score difference): {check_parity(path):.2e}")
-    max_len = run.ranker.config.max_seq_len
-    record_user_snapshot(
-        path, publish_embedded(latest_sequences(dataset, max_len), out / "users.npz")
-    )
-    if generator is not None:
-        summary = _demo_nearline(generator, dataset, setup.generation, path, out)
+    spec = DemoSpec(size.value, bundles, out, epochs, generated, gbr_epochs, seed, _recent_end_ts())
+    built = build_demo(spec)
+    typer.echo(f"parity (max abs score difference): {built.parity:.2e}")
+    if built.nearline is not None:
+        summary = built.nearline
         typer.echo(
             f"generated behaviours: {summary['blocks_written']} users ({summary['gbr_version']})"
         )
-    make_current(path)
-    for name in (*DEMO_VARIANTS, "random"):
-        if name in run.metrics:
-            m = run.metrics[name]
+    for name in (*DEMO_VARIANTS, RANDOM):
+        if name in built.metrics:
+            m = built.metrics[name]
             typer.echo(f"{name:>8}: AUC {m.auc:.4f}  GAUC {m.gauc:.4f}  logloss {m.logloss:.4f}")
-    typer.echo(f"demo bundle {path.name} ready in {time.perf_counter() - started:.0f} s")
-
-
-def _demo_nearline(
-    generator: GBRModel, dataset: Dataset, generation: GenerationConfig, bundle: Path, out: Path
-) -> dict[str, object]:
-    """Every user's block, in the bundle's fused item vectors, into the embedded snapshot."""
-    from offline.gbr import run_nearline
-    from service.bundles.loaded import load_item_table
-    from service.contracts.manifest import read_manifest
-
-    return run_nearline(
-        generator,
-        dataset,
-        generation,
-        item_table=load_item_table(bundle, read_manifest(bundle)),
-        state_path=out / "gbr_state.npz",
-        incremental=False,
-        write="embedded",
-        users_path=out / "users.npz",
-    )
+    typer.echo(f"demo bundle {built.path.name} ready in {time.perf_counter() - started:.0f} s")
 
 
 @app.command()

@@ -5,6 +5,8 @@ and ID + knowledge + generated (the ranker that then ships).
 
 The steps are separate functions so a command line can run them apart (``train`` writes a run
 directory, ``export`` turns one into a bundle) or together (:func:`build_bundle`).
+:func:`build_demo` is ``reaseq demo`` from end to end: a synthetic dataset, its behaviour
+generator, the bundle, its users (and their generated behaviours) in the embedded snapshot.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +29,17 @@ from model_export.train import TrainConfig, TrainedRanker, train
 from offline.data.canonical import Catalogue, Dataset
 from offline.encode import EncoderChoice, TextEncoder, encode_records, semantic_vectors
 from offline.knowledge import ItemKnowledge, KnowledgeBackend, OfflineKnowledgeBackend
-from service.contracts.manifest import EvaluationMetrics, GeneratorInfo, TextEncoderInfo
+from service.bundles.loaded import load_item_table
+from service.contracts.bundle_root import activate, record_user_snapshot
+from service.contracts.manifest import (
+    EvaluationMetrics,
+    GeneratorInfo,
+    TextEncoderInfo,
+    read_manifest,
+)
+
+if TYPE_CHECKING:
+    from offline.gbr import GBRModel, GenerationConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +49,9 @@ ID_GBR, FULL = "id_gbr", "full"
 METRICS_FILE = "metrics.json"
 ENCODER_FILE = "text_encoder.json"
 GENERATOR_FILE = "generator.json"
+#: The folders and files of a demo build under its ``out`` folder.
+MODEL_DIR = "model"
+DEMO_USERS = "users.npz"
 SEMANTIC_DIM = 32
 
 
@@ -237,8 +253,10 @@ def build_bundle(
     semantic: SemanticVectors | None = None,
     generated: GeneratedBlocksLog | None = None,
     variants: tuple[str, ...] = DEFAULT_VARIANTS,
+    run_dir: Path | None = None,
 ) -> tuple[Path, dict[str, EvaluationMetrics]]:
-    """Train, evaluate and export in one go; returns the bundle and the metrics it records."""
+    """Train, evaluate and export in one go (keeping the run in ``run_dir`` when given, for
+    ``reaseq export`` to export again); returns the bundle and the metrics it records."""
     run = train_run(
         dataset,
         train_config,
@@ -247,4 +265,100 @@ def build_bundle(
         generated=generated,
         variants=variants,
     )
+    if run_dir is not None:
+        run.save(run_dir)
     return export_run(run, dataset, bundles_root, version=version), run.metrics
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    """What ``reaseq demo`` builds: a synthetic preset whose logs end at ``end_ts``, with
+    ``generated`` behaviours per user (0: no generator)."""
+
+    size: str
+    bundles: Path
+    #: Folder of the dataset (``data/``), generator (``gbr/``), run (``model/``) and users.
+    out: Path
+    epochs: int
+    generated: int
+    gbr_epochs: int
+    seed: int
+    end_ts: int
+
+
+@dataclass(frozen=True)
+class DemoBundle:
+    """What a demo build produced: the bundle (now current), its metrics and parity, and what
+    the nearline job wrote (None without a generator)."""
+
+    path: Path
+    metrics: dict[str, EvaluationMetrics]
+    parity: float
+    nearline: dict[str, object] | None
+
+
+def build_demo(spec: DemoSpec) -> DemoBundle:
+    """Data -> knowledge vectors -> behaviour generator -> train -> bundle (parity checked) ->
+    users' sequences and generated behaviours in the embedded snapshot -> ``CURRENT``."""
+    from model_export.parity import check_parity
+    from offline.data.synthetic import SyntheticConfig, generate
+    from offline.publish.sequences import latest_sequences
+    from offline.publish.stores import publish_embedded
+
+    dataset = generate(SyntheticConfig.preset(spec.size, seed=spec.seed), end_ts=spec.end_ts)
+    dataset.save(spec.out / "data")
+    semantic = encode_items(dataset.catalogue, seed=spec.seed)
+    generator = _demo_generator(dataset, semantic, spec) if spec.generated > 0 else None
+    path, metrics = build_bundle(
+        dataset,
+        spec.bundles,
+        TrainConfig(epochs=spec.epochs, seed=spec.seed),
+        semantic=semantic,
+        generated=None if generator is None else generator.log,
+        variants=DEFAULT_VARIANTS if generator is None else DEMO_VARIANTS,
+        run_dir=spec.out / MODEL_DIR,
+    )
+    parity = check_parity(path)
+    max_len = read_manifest(path).max_lengths.sequence
+    users = publish_embedded(latest_sequences(dataset, max_len), spec.out / DEMO_USERS)
+    record_user_snapshot(path, users)
+    nearline = None if generator is None else generator.publish(dataset, path, spec.out)
+    activate(path)
+    return DemoBundle(path, metrics, parity, nearline)
+
+
+@dataclass(frozen=True)
+class _DemoGenerator:
+    model: GBRModel
+    generation: GenerationConfig
+    log: GeneratedBlocksLog
+
+    def publish(self, dataset: Dataset, bundle: Path, out: Path) -> dict[str, object]:
+        """Every user's block, in the bundle's fused item vectors, into the embedded snapshot."""
+        from offline.gbr import run_nearline
+
+        return run_nearline(
+            self.model,
+            dataset,
+            self.generation,
+            item_table=load_item_table(bundle, read_manifest(bundle)),
+            state_path=out / "gbr_state.npz",
+            incremental=False,
+            write="embedded",
+            users_path=out / DEMO_USERS,
+        )
+
+
+def _demo_generator(dataset: Dataset, semantic: SemanticVectors, spec: DemoSpec) -> _DemoGenerator:
+    """One generator, trained before the split: the training examples' blocks cannot have seen
+    the evaluation period, and the nearline blocks come from the same model."""
+    from model_export.generated_log import GeneratorSetup, generated_log
+    from offline.gbr import GBRTrainConfig, GenerationConfig, train_gbr
+
+    setup = GeneratorSetup(
+        train=GBRTrainConfig(epochs=spec.gbr_epochs, seed=spec.seed),
+        generation=GenerationConfig(k=spec.generated, seed=spec.seed),
+    )
+    model = train_gbr(dataset, semantic.vectors, setup.train, until_ts=dataset.split_ts)
+    model.save(spec.out / "gbr")
+    return _DemoGenerator(model, setup.generation, generated_log(model, dataset, setup))
