@@ -5,7 +5,7 @@ module weights) at chosen shapes, on a machine that may have no training data an
 registry: training would measure nothing the parity and speed checks care about. Every weight is
 drawn at random (the generated-value projection too, which training starts at zero), so every
 part of the model moves the scores. ``exporter="dynamo"`` writes the graphs as ``reaseq export``
-does; ``"torchscript"`` uses PyTorch's older exporter, about ten times faster, for tests.
+does; ``"torchscript"`` uses PyTorch's older exporter, which is faster, for tests.
 """
 
 from __future__ import annotations

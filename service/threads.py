@@ -1,8 +1,8 @@
 """Thread limits for serving processes; must run before NumPy is first imported.
 
 The attention matmuls are small, and a multi-threaded BLAS next to onnxruntime's threads and the
-event loop oversubscribes the cores (measured ten times slower split-mode requests on a busy
-2-core machine). Scale with replicas or workers instead. An explicit setting in the environment
+event loop oversubscribes the cores, which slows every request down. Scale with replicas or
+workers instead. An explicit setting in the environment
 wins.
 """
 

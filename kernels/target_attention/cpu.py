@@ -6,8 +6,8 @@ dispatcher (:class:`kernels.target_attention.AttentionBackend`):
 
 - :class:`OnnxAttention` (``onnx_cpu``, the CPU serving default): a three-node onnxruntime graph
   (MatMul, Softmax, MatMul, with the head layout done in the graph), built at start-up.
-  onnxruntime's fused softmax is the point: its exponential is several times faster than
-  NumPy's, and the exponential is most of the work.
+  onnxruntime's fused softmax is the point: its exponential is faster than NumPy's, and the
+  exponential is most of the work.
 - :func:`attend` on NumPy (``numpy``), used where the ``onnx`` package is missing.
 
 Both take keys and values laid out head-major once per user (:class:`HeadMajorBehaviours`), so

@@ -27,11 +27,6 @@ def event_type_id(event: str) -> int:
     return EVENT_TYPES.index(event) + 1
 
 
-def event_type_ids(events: list[str]) -> npt.NDArray[np.int64]:
-    """Vectorised :func:`event_type_id`."""
-    return np.fromiter((event_type_id(e) for e in events), dtype=np.int64, count=len(events))
-
-
 def time_gap_buckets(
     reference_ts: int | npt.NDArray[np.int64], event_ts: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:

@@ -9,7 +9,6 @@ from service.stores.base import (
     FetchResult,
     GeneratedBehaviours,
     RankingStore,
-    StoreCapabilities,
     UserSequence,
 )
 from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
@@ -27,7 +26,6 @@ __all__ = [
     "NewEvents",
     "RankingStore",
     "RedisStoreConfig",
-    "StoreCapabilities",
     "StoreConfig",
     "UserSequence",
     "open_store",

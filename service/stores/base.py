@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -58,16 +58,6 @@ class UserSequence:
     ) -> UserSequence:
         return cls(list(item_ids), np.asarray(events, np.uint8), np.asarray(timestamps, np.int64))
 
-    def extended(self, other: UserSequence, max_length: int) -> UserSequence:
-        """This sequence then ``other``, ordered by time (stable), the newest ``max_length``."""
-        if max_length <= 0:
-            return UserSequence.empty()
-        items = self.item_ids + other.item_ids
-        events = np.concatenate([self.events, other.events])
-        timestamps = np.concatenate([self.timestamps, other.timestamps])
-        order = np.argsort(timestamps, kind="stable")[-max_length:]
-        return UserSequence([items[i] for i in order], events[order], timestamps[order])
-
 
 @dataclass(frozen=True, slots=True)
 class GeneratedBehaviours:
@@ -94,23 +84,8 @@ class FetchResult:
     event_item_known: BoolArray  # [E]
 
 
-@dataclass(frozen=True, slots=True)
-class StoreCapabilities:
-    """What a backend offers, declared rather than probed."""
-
-    persistent: bool = False
-    """Data survives a restart of the service."""
-    shared_across_replicas: bool = False
-    """Replicas of the service see each other's writes."""
-    expiring_generated: bool = False
-    """Generated-behaviour blocks expire (TTL)."""
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-
 class RankingStore(ABC):
     """A backend holding user sequences, generated behaviours and item vectors."""
-
-    capabilities: ClassVar[StoreCapabilities]
 
     @abstractmethod
     async def fetch(self, query: FetchQuery) -> FetchResult:

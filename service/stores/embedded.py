@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import ClassVar
 
 from service.bundles.loaded import LoadedBundle
 from service.stores.base import (
     FetchQuery,
     FetchResult,
     RankingStore,
-    StoreCapabilities,
     UserSequence,
 )
 from service.stores.config import EmbeddedStoreConfig
@@ -35,13 +33,6 @@ log = logging.getLogger(__name__)
 
 class EmbeddedStore(RankingStore):
     """In-process backend over a :class:`UserSnapshot` and the bundle's item table."""
-
-    capabilities: ClassVar[StoreCapabilities] = StoreCapabilities(
-        persistent=False,
-        shared_across_replicas=False,
-        expiring_generated=False,
-        notes=("appended events are kept in memory only",),
-    )
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -41,7 +41,6 @@ from service.stores.base import (
     FloatArray,
     GeneratedBehaviours,
     RankingStore,
-    StoreCapabilities,
     UserSequence,
 )
 from service.stores.breaker import BreakerPolicy, CircuitBreaker
@@ -84,10 +83,6 @@ def connect(config: RedisStoreConfig) -> RedisClient:
 
 class RedisStore(RankingStore):
     """Backend over a Redis server or Cluster, one round trip per request."""
-
-    capabilities: ClassVar[StoreCapabilities] = StoreCapabilities(
-        persistent=True, shared_across_replicas=True, expiring_generated=True
-    )
 
     def __init__(
         self,
