@@ -1,14 +1,19 @@
-"""Shared fixtures: real redis-server processes on free loopback ports (a server, a cluster)."""
+"""Fixtures every test package may use: real redis-server processes on free loopback ports (a
+server, a cluster), and ``reaseq serve`` as a real process."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 import redis
 
-from loadtest.service_process import free_port
-from tests.redis_nodes import LocalCluster, RedisProcess
+from loadtest.service_process import ServiceDidNotStart, serving_process
+from tests.support.ports import free_port
+from tests.support.reaseq import REASEQ, RunningService
+from tests.support.redis_nodes import LocalCluster, RedisProcess
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +55,25 @@ def redis_cluster_url(redis_cluster: LocalCluster) -> str:
     redis_cluster.wait_healthy()
     redis_cluster.flush()
     return redis_cluster.url
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], RunningService]]:
+    """Start ``reaseq serve`` as a process with the given REASEQ_* environment; stop it after."""
+    with ExitStack() as running:
+
+        def start(env: dict[str, str]) -> RunningService:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            log = tmp_path / f"service-{port}.log"
+            command = [*REASEQ, "serve", "--host", "127.0.0.1", "--port", str(port)]
+            try:
+                process = running.enter_context(serving_process(command, env, log, url, 60, 10))
+            except ServiceDidNotStart as error:
+                pytest.fail(f"{error}:\n{log.read_text()[-4000:]}")
+            return RunningService(url=url, process=process, log=log)
+
+        yield start
 
 
 @pytest.fixture

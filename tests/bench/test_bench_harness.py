@@ -16,7 +16,7 @@ from bench.profile import summarise_samples
 from bench.report import BenchReport, markdown, plot, summarise
 from bench.run import SystemRun, saturated, sustained
 from bench.workloads import W1, Workload
-from loadtest.service_process import free_port
+from tests.support.ports import free_port
 
 
 def test_model_flops_count_every_stage() -> None:

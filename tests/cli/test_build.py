@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from loadtest.service_process import ServiceDidNotStart, free_port, serving_process
+from loadtest.service_process import ServiceDidNotStart, serving_process
 from offline.data.canonical import Dataset
 from offline.knowledge.runner import read_records
 from service.app import create_app
@@ -20,8 +20,9 @@ from service.bundles.loaded import LoadedBundle
 from service.contracts.bundle_root import current_bundle_dir, read_current, recorded_user_snapshot
 from service.contracts.manifest import read_manifest
 from service.settings import Settings
-from tests.e2e.conftest import run_reaseq
-from tests.offline.loaders.fixtures import write_recbole
+from tests.support.loaders import write_recbole
+from tests.support.ports import free_port
+from tests.support.reaseq import run_reaseq
 
 
 @dataclass(frozen=True)

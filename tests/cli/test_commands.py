@@ -10,7 +10,7 @@ import numpy as np
 from service.contracts.bundle_root import read_current, recorded_user_snapshot
 from service.contracts.manifest import read_manifest, verify_files
 from service.stores.snapshot import UserSnapshot
-from tests.e2e.conftest import run_reaseq
+from tests.support.reaseq import run_reaseq
 
 
 def test_data_train_export_publish(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.service_process import free_port
-from tests.service.bundle_fixture import build_bundle
+from tests.support.bundles import build_bundle
+from tests.support.ports import free_port
 
 REASEQ = [sys.executable, "-m", "cli.main"]
 REPOSITORY = Path(__file__).resolve().parents[2]

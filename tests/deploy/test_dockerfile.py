@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtest.service_process import free_port, wait_ready
+from loadtest.service_process import wait_ready
 from service.contracts.bundle_root import write_current
-from tests.service.bundle_fixture import build_bundle
+from tests.support.bundles import build_bundle
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

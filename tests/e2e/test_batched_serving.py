@@ -9,8 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from tests.e2e.conftest import DemoBuild, RunningService
-from tests.e2e.test_demo_service import embedded_env
+from tests.support.reaseq import DemoBuild, RunningService, embedded_env
 
 
 def _scores(body: dict) -> dict[str, float]:

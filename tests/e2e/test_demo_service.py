@@ -13,7 +13,7 @@ from offline.gbr import GBRModel
 from service.contracts import keys
 from service.contracts.manifest import read_manifest, verify_files
 from service.stores.snapshot import UserSnapshot
-from tests.e2e.conftest import DemoBuild, RunningService, run_reaseq
+from tests.support.reaseq import DemoBuild, RunningService, run_reaseq
 
 CANDIDATES = [f"i{n}" for n in range(1, 501)]
 

@@ -25,7 +25,7 @@ from offline.data.synthetic import SyntheticConfig, generate
 from offline.publish.sequences import latest_sequences
 from offline.publish.stores import publish_embedded
 from service.contracts.bundle_root import activate
-from tests.e2e.conftest import RunningService
+from tests.support.reaseq import RunningService
 
 AUC_TOLERANCE = 0.002
 #: onnxruntime against PyTorch on the same inputs (the bundle's parity check allows 1e-4)

@@ -1,30 +1,13 @@
-"""Load-test fixtures: a tiny bundle with demo users, and the end-to-end server starter."""
+"""Load-test fixtures: a tiny bundle with demo users (the server is started by the
+``start_service`` fixture of ``tests/conftest.py``)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from service.bundles.loaded import LoadedBundle
-from tests.e2e.conftest import start_service  # noqa: F401
-from tests.service.bundle_fixture import build_bundle
-from tests.service.user_fixture import demo_users, write_embedded
-
-
-@dataclass(frozen=True)
-class SmallBundle:
-    bundles: Path
-    users: Path
-
-    def service_env(self) -> dict[str, str]:
-        return {
-            "REASEQ_BUNDLE_ROOT": str(self.bundles),
-            "REASEQ_EMBEDDED_USERS_PATH": str(self.users),
-            "REASEQ_STORE": "embedded",
-            "REASEQ_ACCESS_LOG": "false",
-        }
+from tests.support.bundles import SmallBundle, build_bundle
+from tests.support.users import demo_users, write_embedded
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e.conftest import RunningService
-from tests.loadtest.conftest import SmallBundle
+from tests.support.bundles import SmallBundle
+from tests.support.reaseq import RunningService
 
 REPORT_FILES = (
     "summary.md",

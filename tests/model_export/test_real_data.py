@@ -13,7 +13,7 @@ from model_export.real_data import FULL, FULL_CANDIDATES, GATE_GBR, POPULARITY, 
 from model_export.real_report import END, START, add_variants, rerender, write_real_results
 from model_export.sampled_ranking import hit_rate_ndcg, popularity_scores, sampled_candidates
 from offline.data.loaders import LoaderConfig, load_dataset
-from tests.offline.loaders.fixtures import write_movielens_csv
+from tests.support.loaders import write_movielens_csv
 
 
 def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path) -> None:

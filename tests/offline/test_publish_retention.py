@@ -11,7 +11,7 @@ from offline.publish.sequences import UserSequences
 from offline.publish.stores import publish_redis
 from service.contracts import keys
 from service.contracts.keys import key_bundle_version as key_version
-from tests.service.bundle_fixture import build_bundle
+from tests.support.bundles import build_bundle
 
 GRACE_S = 600
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,9 @@ from service.stores.base import RankingStore
 from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig
 from service.stores.embedded import EmbeddedStore
 from service.stores.redis import RedisStore
-from tests.service.bundle_fixture import build_bundle
-from tests.service.user_fixture import DemoUsers, demo_users, write_embedded, write_redis
-
-ADMIN_KEY = "test-admin-key"
-STORES = ("embedded", "redis")
-#: The contract suite also runs against a Redis Cluster (slower to set up, so not every test).
-CONTRACT_STORES = (*STORES, "redis_cluster")
+from tests.support.bundles import build_bundle
+from tests.support.serving import ADMIN_KEY, STORES, Serving
+from tests.support.users import DemoUsers, demo_users, write_embedded, write_redis
 
 
 @pytest.fixture(scope="session")
@@ -94,9 +90,6 @@ def make_settings(bundle_root: Path, users_snapshot: Path) -> Callable[..., Sett
         return Settings(**(values | overrides))
 
     return settings
-
-
-Serving = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @pytest.fixture

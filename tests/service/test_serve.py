@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from loadtest.service_process import free_port
+from tests.support.ports import free_port
 
 
 def test_python_m_service_serves(bundle_root: Path, users_snapshot: Path) -> None:

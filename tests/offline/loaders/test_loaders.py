@@ -10,7 +10,8 @@ import pytest
 
 from offline.data.canonical import Dataset
 from offline.data.loaders import LoaderConfig, MalformedDataError, load_dataset
-from tests.offline.loaders.fixtures import (
+from tests.support.loaders import (
+    check_canonical,
     write_amazon,
     write_movielens,
     write_recbole,
@@ -23,23 +24,6 @@ WRITERS: dict[str, Callable[[Path], Path]] = {
     "taobao": write_taobao,
     "amazon": write_amazon,
 }
-
-
-def check_canonical(dataset: Dataset) -> None:
-    catalogue, imp, beh = dataset.catalogue, dataset.impressions, dataset.behaviours
-    assert len(catalogue) > 0 and len(imp) > 0 and len(beh) > 0
-    assert all(i.startswith("i") for i in catalogue.item_ids.tolist())
-    assert all(u.startswith("u") for u in dataset.user_ids.tolist())
-    assert imp.item_idx.max() < len(catalogue) and imp.user_idx.max() < len(dataset.user_ids)
-    assert set(np.unique(imp.clicked).tolist()) <= {0, 1} and imp.clicked.sum() > 0
-    # Every shown item was live when it was shown.
-    assert np.all(catalogue.launch_ts[imp.item_idx] <= imp.ts)
-    assert np.all(np.diff(beh.user_idx) >= 0) and set(np.unique(beh.event).tolist()) <= {1, 2, 3}
-    assert imp.ts.min() < dataset.split_ts <= imp.ts.max()
-    assert catalogue.price_bands.min() >= 0 and catalogue.price_bands.max() <= 4
-    # A request never shows an item twice.
-    pairs = imp.request_ids * len(catalogue) + imp.item_idx
-    assert len(np.unique(pairs)) == len(pairs)
 
 
 @pytest.mark.parametrize("kind", sorted(WRITERS))

@@ -10,8 +10,7 @@ import numpy as np
 from offline.data.loaders import LoaderConfig, load_dataset
 from offline.knowledge import OfflineKnowledgeBackend
 from offline.knowledge.text import knowledge_text
-from tests.offline.loaders.fixtures import write_movielens_csv
-from tests.offline.loaders.test_loaders import check_canonical
+from tests.support.loaders import check_canonical, write_movielens_csv
 
 
 def test_titles_years_genres_and_tags_before_the_split(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from service.bundles.loaded import LoadedBundle
 from service.device.plan import DeviceUnavailable, open_runner, plan_scoring
 from service.ranking.scoring import GraphRunner
 from service.settings import Settings
-from tests.service.user_fixture import demo_users, write_embedded
+from tests.support.users import demo_users, write_embedded
 
 torch = pytest.importorskip("torch")
 

@@ -1,0 +1,116 @@
+"""Two uvicorn workers share their metrics through PROMETHEUS_MULTIPROC_DIR: whichever answers
+the scrape reports the sum, and a killed worker's live gauges stop counting."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from loadtest.service_process import wait_ready
+from service.observability.metrics import worker_pids
+from tests.support.exposition import samples, value
+from tests.support.ports import free_port
+
+RANK_200 = {"route": "/v1/rank", "status": "200"}
+BODY = {"user_id": "u1", "candidates": ["i1", "i3"]}
+
+
+@pytest.fixture
+def two_workers(
+    bundle_root: Path, users_snapshot: Path, tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
+    metrics_dir = tmp_path / "metrics"
+    port = free_port()
+    env = os.environ | {
+        "REASEQ_PORT": str(port),
+        "REASEQ_BUNDLE_ROOT": str(bundle_root),
+        "REASEQ_EMBEDDED_USERS_PATH": str(users_snapshot),
+        "REASEQ_WORKERS": "2",
+        "REASEQ_ACCESS_LOG": "false",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    log = open(tmp_path / "service.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while len(_ready_workers(metrics_dir)) < 2:
+            assert process.poll() is None, (tmp_path / "service.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "two workers did not start within 60 s"
+            time.sleep(0.2)
+        wait_ready(url, None, deadline_s=60)
+        yield url, metrics_dir
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def _ready_workers(metrics_dir: Path) -> set[int]:
+    """Workers that created their metrics (each has live-gauge files)."""
+    return worker_pids(metrics_dir) if metrics_dir.is_dir() else set()
+
+
+def _worker_count(metrics_dir: Path, pid: int, scratch: Path) -> float:
+    """One worker's own count of 200s on /v1/rank, read from its file alone."""
+    alone = scratch / str(pid)
+    alone.mkdir(exist_ok=True)
+    shutil.copy(metrics_dir / f"counter_{pid}.db", alone / f"counter_{pid}.db")
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(alone))
+    return value(generate_latest(registry).decode(), "reaseq_requests_total", **RANK_200)
+
+
+def _rank_on_new_connections(url: str, count: int) -> None:
+    for _ in range(count):
+        # A fresh connection each time, so the kernel may hand it to either worker.
+        response = httpx.post(f"{url}/v1/rank", json=BODY, headers={"Connection": "close"})
+        assert response.status_code == 200
+
+
+def test_counts_add_up_across_two_workers(two_workers: tuple[str, Path], tmp_path: Path) -> None:
+    url, metrics_dir = two_workers
+    workers = sorted(_ready_workers(metrics_dir))
+    sent = 0
+    per_worker = dict.fromkeys(workers, 0.0)
+    while sent < 400 and min(per_worker.values()) == 0:
+        _rank_on_new_connections(url, 20)
+        sent += 20
+        per_worker = {pid: _worker_count(metrics_dir, pid, tmp_path) for pid in workers}
+    assert min(per_worker.values()) > 0, f"one worker got no request in {sent}: {per_worker}"
+
+    text = httpx.get(f"{url}/metrics").text
+    assert value(text, "reaseq_requests_total", **RANK_200) == sent == sum(per_worker.values())
+    assert value(text, "reaseq_stage_duration_seconds_count", stage="scorer") == sent
+    bundle_series = [k for k in samples(text) if k[0] == "reaseq_bundle_info"]
+    assert bundle_series == [("reaseq_bundle_info", frozenset({("version", "test-1")}))]
+    assert value(text, "reaseq_bundle_info", version="test-1") == 1
+    assert value(text, "reaseq_ready") == 1
+    assert value(text, "reaseq_requests_in_flight") == 1  # only the scrape itself
+
+    # A worker killed outright: its live gauges go at the next scrape, its counts stay.
+    killed = workers[0]
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            text = httpx.get(f"{url}/metrics", timeout=5).text
+            if killed not in worker_pids(metrics_dir):
+                break
+        except httpx.HTTPError:
+            pass  # the connection went to the dying worker
+        assert time.monotonic() < deadline, "the killed worker's gauges were never removed"
+        time.sleep(0.2)
+    assert value(text, "reaseq_requests_total", **RANK_200) == sent
+    assert value(text, "reaseq_requests_in_flight") == 1

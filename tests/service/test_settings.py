@@ -1,0 +1,48 @@
+"""The settings: the bundle to serve, the user snapshot, the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.contracts.bundle_root import record_user_snapshot
+from service.errors import BundleNotFoundError
+from service.settings import Settings
+from service.stores.config import DEMO_USERS_PATH, EmbeddedStoreConfig
+
+
+def test_bundle_version_from_current(bundle_root: Path) -> None:
+    assert Settings(bundle_root=bundle_root).resolve_bundle_dir() == bundle_root / "test-1"
+
+
+def test_unknown_bundle_version(bundle_root: Path) -> None:
+    with pytest.raises(BundleNotFoundError, match="nope"):
+        Settings(bundle_root=bundle_root, bundle_version="nope").resolve_bundle_dir()
+
+
+def test_the_user_snapshot_is_the_one_set_else_the_bundles_else_the_demos(
+    tmp_path: Path,
+) -> None:
+    bundle_dir = tmp_path / "bundles" / "v1"
+    bundle_dir.mkdir(parents=True)
+    assert Settings().users_snapshot(bundle_dir) == DEMO_USERS_PATH
+    assert Settings().users_snapshot(None) == DEMO_USERS_PATH
+    record_user_snapshot(bundle_dir, tmp_path / "build" / "users.npz")
+    assert (tmp_path / "bundles" / "v1.users").read_text() == "../build/users.npz\n"
+    recorded = Settings().store_config(bundle_dir)
+    assert isinstance(recorded, EmbeddedStoreConfig)
+    assert recorded.users_path.resolve() == (tmp_path / "build" / "users.npz").resolve()
+    assert Settings().users_snapshot(tmp_path / "bundles" / "v2") == DEMO_USERS_PATH
+    chosen = Settings(embedded_users_path=tmp_path / "mine.npz")
+    assert chosen.users_snapshot(bundle_dir) == tmp_path / "mine.npz"
+
+
+def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REASEQ_STORE", "redis")
+    monkeypatch.setenv("REASEQ_MAX_CANDIDATES", "17")
+    monkeypatch.setenv("REASEQ_ADMIN_API_KEY", "s3cret-value")
+    settings = Settings()
+    assert settings.store == "redis" and settings.max_candidates == 17
+    assert settings.store_config().type == "redis"
+    assert "s3cret-value" not in repr(settings)
