@@ -43,8 +43,11 @@ run: setup
 demo: setup
 	$(BIN)/reaseq demo
 
-test: setup
-	$(BIN)/ruff check .
+# Every package the wheel ships (pyproject.toml: tool.setuptools.packages.find).
+PACKAGES := service kernels offline model_export cli loadtest bench chaos
+
+# The static checks first (lint, format, types), then the suite.
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-all: setup
@@ -53,7 +56,7 @@ test-all: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy service kernels offline model_export cli
+	$(BIN)/mypy $(PACKAGES)
 
 # Regenerates docs/BENCHMARKS.md, docs/benchmarks.json and docs/benchmarks.png: the service
 # against a naive PyTorch baseline under open-loop load, workloads W1 and W2 (about 15 minutes).

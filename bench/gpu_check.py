@@ -147,7 +147,8 @@ def main(
         typer.echo(f"gpu-check: {error}", err=True)
         raise typer.Exit(2) from error
     typer.echo(f"== environment: {json.dumps(found)}", err=True)
-    if not dry_run and "CUDAExecutionProvider" not in found.get("onnxruntime_providers", []):  # type: ignore[operator]
+    providers = found.get("onnxruntime_providers")
+    if not dry_run and not (isinstance(providers, list) and "CUDAExecutionProvider" in providers):
         typer.echo(
             "   no onnxruntime-gpu: the device path runs its graphs in PyTorch (install "
             "onnxruntime-gpu to check ONNX Runtime's CUDA provider too)",

@@ -40,7 +40,7 @@ class RateResult:
         values = sorted(self.latencies_ms) + [math.inf] * self.failed
         return float(np.percentile(values, q, method="higher"))
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self) -> dict[str, float | int | None]:
         return {
             "offered_rps": round(self.offered_rps, 2),
             "achieved_rps": round(self.achieved_rps, 2),

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -20,6 +21,9 @@ from model_export.report import machine_description
 
 COMMAND = "make bench"
 PLOT_FILE = "benchmarks.png"
+
+#: The run's summary: a JSON object (docs/benchmarks.json), rendered into docs/BENCHMARKS.md.
+Summary = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,8 @@ def _run(report: BenchReport, system: str, workload: str) -> SystemRun | None:
     return next((r for r in report.runs if r.system == system and r.workload == workload), None)
 
 
-def summarise(report: BenchReport, item_dim: int, hidden_dim: int) -> dict[str, object]:
-    summary: dict[str, object] = {
+def summarise(report: BenchReport, item_dim: int, hidden_dim: int) -> Summary:
+    summary: Summary = {
         "machine": machine(),
         "command": COMMAND,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -99,7 +103,7 @@ def summarise(report: BenchReport, item_dim: int, hidden_dim: int) -> dict[str, 
         entry["service_flops_fraction_of_peak"] = (
             round(service * flops / report.peak_flops, 4) if service else None
         )
-        summary["workloads"][workload.name] = entry  # type: ignore[index]
+        summary["workloads"][workload.name] = entry
     return summary
 
 
@@ -134,12 +138,12 @@ def _ms(value: object) -> str:
     return "—" if value is None else f"{value}"
 
 
-def markdown(summary: dict[str, object]) -> str:
-    workloads: dict[str, dict] = summary["workloads"]  # type: ignore[assignment]
+def markdown(summary: Summary) -> str:
+    workloads: dict[str, dict[str, Any]] = summary["workloads"]
     lines = [
         "# Serving benchmark",
         "",
-        f"Regenerate with `{summary['command']}` (about {round(float(summary['wall_s']) / 60)} "  # type: ignore[arg-type]
+        f"Regenerate with `{summary['command']}` (about {round(float(summary['wall_s']) / 60)} "
         "minutes). Machine: "
         f"{summary['machine']}. Measured {summary['created_at']}; 1-minute load average "
         f"before and after the run: {summary['load_average_before_after']}.",
@@ -205,7 +209,7 @@ def markdown(summary: dict[str, object]) -> str:
         ]
     overloaded = summary.get("overload") or {}
     if overloaded:
-        admission = ", ".join(f"`{k}={v}`" for k, v in overloaded["admission"].items())  # type: ignore[attr-defined]
+        admission = ", ".join(f"`{k}={v}`" for k, v in overloaded["admission"].items())
         lines += [
             "",
             "## Overload and load shedding",
@@ -231,10 +235,7 @@ def markdown(summary: dict[str, object]) -> str:
             "",
             "| function | share |",
             "|---|---|",
-            *(
-                f"| `{name}` | {100 * share:.1f}% |"
-                for name, share in profile["top_self_time"]  # type: ignore[attr-defined]
-            ),
+            *(f"| `{name}` | {100 * share:.1f}% |" for name, share in profile["top_self_time"]),
         ]
     lines += ["", f"![latency against throughput]({PLOT_FILE})", ""]
     for name, entry in workloads.items():
@@ -289,12 +290,12 @@ def _check(value: float | None, goal: float, higher: bool = True) -> str:
     return "met" if met else "**missed**"
 
 
-def targets_markdown(summary: dict[str, object]) -> list[str]:
+def targets_markdown(summary: Summary) -> list[str]:
     """The service's performance targets against this run's figures."""
-    workloads: dict[str, dict] = summary["workloads"]  # type: ignore[assignment]
+    workloads: dict[str, dict[str, Any]] = summary["workloads"]
     w1, w2 = workloads.get("W1", {}), workloads.get("W2", {})
-    session: dict = summary.get("session") or {}  # type: ignore[assignment]
-    overloaded: dict = summary.get("overload") or {}  # type: ignore[assignment]
+    session: dict[str, Any] = summary.get("session") or {}
+    overloaded: dict[str, Any] = summary.get("overload") or {}
     w2_ratio = w2.get("ratio") or w2.get("capacity_ratio")
     w2_basis = "sustainable" if w2.get("ratio") else "capacity (the baseline sustains no rate)"
     fraction = w1.get("service_flops_fraction_of_peak")

@@ -7,7 +7,7 @@ import asyncio
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +114,7 @@ def climb(
     ladder: Ladder,
     duration_s: float,
     scrape: bool,
-    log: callable,  # type: ignore[valid-type]
+    log: Callable[[str], object],
 ) -> SystemRun:
     """Offer rising rates until two in a row saturate the system (so both the rate sustained
     within the latency objective and the capacity at any latency are seen)."""
