@@ -17,23 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.options import (
-    DEFAULT_BUNDLES,
-    ActivateOpt,
-    BundlesOpt,
-    DimOpt,
-    EncoderName,
-    EncoderOpt,
-    ModelDirOpt,
-    RedisClusterOpt,
-    RedisUrlOpt,
-    ReduceOpt,
-    Reduction,
-    Size,
-    StoreKind,
-    ThreadsOpt,
-    encoder_choice,
-)
+from cli import options
 
 if TYPE_CHECKING:
     from offline.data.canonical import Dataset
@@ -58,7 +42,7 @@ class SourceFormat(StrEnum):
 
 FormatOpt = Annotated[SourceFormat, typer.Option("--format", help="Dataset format.")]
 SourceOpt = Annotated[Path | None, typer.Option(help="Folder with the dataset's files.")]
-SizeOpt = Annotated[Size, typer.Option(help="Synthetic preset.")]
+SizeOpt = Annotated[options.Size, typer.Option(help="Synthetic preset.")]
 BackendOpt = Annotated[BackendKind, typer.Option(help="Who answers the agents' prompts.")]
 CacheOpt = Annotated[Path, typer.Option(help="SQLite cache of agent answers.")]
 
@@ -67,7 +51,7 @@ def load_source(
     kind: SourceFormat,
     source: Path | None,
     *,
-    size: Size = Size.tiny,
+    size: options.Size = options.Size.tiny,
     seed: int = 0,
     click_threshold: float = 4.0,
     negatives: int = 4,
@@ -90,7 +74,7 @@ def knowledge(
     data: Annotated[Path | None, typer.Option(help="Canonical dataset folder.")] = None,
     kind: FormatOpt = SourceFormat.synthetic,
     source: SourceOpt = None,
-    size: SizeOpt = Size.tiny,
+    size: SizeOpt = options.Size.tiny,
     backend: BackendOpt = BackendKind.offline,
     cache: CacheOpt = DEFAULT_WORK / "knowledge.sqlite",
     out: Annotated[Path, typer.Option(help="Records, JSON Lines.")] = DEFAULT_WORK
@@ -114,10 +98,10 @@ def knowledge(
 def encode(
     records: Annotated[Path, typer.Option(help="Records from `reaseq knowledge`.")] = DEFAULT_WORK
     / "knowledge.jsonl",
-    encoder: EncoderOpt = EncoderName.tfidf_svd,
-    dim: DimOpt = 32,
-    model_dir: ModelDirOpt = None,
-    reduce: ReduceOpt = Reduction.truncate,
+    encoder: options.EncoderOpt = options.EncoderName.tfidf_svd,
+    dim: options.DimOpt = 32,
+    model_dir: options.ModelDirOpt = None,
+    reduce: options.ReduceOpt = options.Reduction.truncate,
     seed: int = 0,
     out: Annotated[Path, typer.Option(help="Vectors file (.npz).")] = DEFAULT_WORK / "vectors.npz",
 ) -> None:
@@ -129,7 +113,7 @@ def encode(
 
     found = read_records(records)
     vectors, info = encode_records(
-        found, encoder_choice(encoder, dim, seed, model_dir, reduce).build()
+        found, options.encoder_choice(encoder, dim, seed, model_dir, reduce).build()
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
@@ -151,15 +135,15 @@ class Fusion(StrEnum):
 def build(
     kind: FormatOpt = SourceFormat.synthetic,
     source: SourceOpt = None,
-    size: SizeOpt = Size.tiny,
+    size: SizeOpt = options.Size.tiny,
     backend: BackendOpt = BackendKind.offline,
-    encoder: EncoderOpt = EncoderName.tfidf_svd,
-    dim: DimOpt = 32,
-    model_dir: ModelDirOpt = None,
-    reduce: ReduceOpt = Reduction.truncate,
+    encoder: options.EncoderOpt = options.EncoderName.tfidf_svd,
+    dim: options.DimOpt = 32,
+    model_dir: options.ModelDirOpt = None,
+    reduce: options.ReduceOpt = options.Reduction.truncate,
     epochs: Annotated[int, typer.Option(min=1)] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the data, the encoder and the run.")] = 0,
-    threads: ThreadsOpt = None,
+    threads: options.ThreadsOpt = None,
     fusion: Annotated[
         Fusion, typer.Option(help="How ID and knowledge vectors combine (gate: per count bucket).")
     ] = Fusion.sum,
@@ -172,16 +156,16 @@ def build(
     work: Annotated[
         Path, typer.Option(help="Folder for data, cache, records, run, user snapshot.")
     ] = DEFAULT_WORK,
-    bundles: BundlesOpt = DEFAULT_BUNDLES,
-    activate: ActivateOpt = True,
-    store: Annotated[StoreKind, typer.Option(help="Where to publish users.")] = (
-        StoreKind.embedded
+    bundles: options.BundlesOpt = options.DEFAULT_BUNDLES,
+    activate: options.ActivateOpt = True,
+    store: Annotated[options.StoreKind, typer.Option(help="Where to publish users.")] = (
+        options.StoreKind.embedded
     ),
     users_path: Annotated[
         Path | None, typer.Option(help="Embedded snapshot (default <work>/users.npz).")
     ] = None,
-    redis_url: RedisUrlOpt = "redis://127.0.0.1:6379/0",
-    redis_cluster: RedisClusterOpt = False,
+    redis_url: options.RedisUrlOpt = "redis://127.0.0.1:6379/0",
+    redis_cluster: options.RedisClusterOpt = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = False,
 ) -> None:
     """Data -> knowledge -> encode -> train -> export -> publish users: a bundle from any
@@ -201,7 +185,7 @@ def build(
     spec = BuildSpec(
         work=work,
         bundles=bundles,
-        encoder=encoder_choice(encoder, dim, seed, model_dir, reduce).build(),
+        encoder=options.encoder_choice(encoder, dim, seed, model_dir, reduce).build(),
         train=TrainConfig(
             epochs=epochs,
             seed=seed,

@@ -24,6 +24,8 @@ DEMO_GENERATED = 16  # K of the demo bundle: generated behaviours per user
 
 
 class StoreKind(StrEnum):
+    """Where users' sequences are published: the embedded snapshot or Redis."""
+
     embedded = "embedded"
     redis = "redis"
 
