@@ -47,7 +47,8 @@ def results_real(
     from dataclasses import replace
 
     from model_export.real_data import VARIANTS, RealDataSpec
-    from model_export.real_report import add_variants, rerender, write_real_results
+    from model_export.real_recorded import add_variants, rerender
+    from model_export.real_report import write_real_results
 
     if render_only:
         recorded = rerender(docs)

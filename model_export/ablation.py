@@ -1,5 +1,6 @@
 """The ranker's ablation over seeds: which rankers, on which slices, their gains, and what the
-figures say (sentences computed from them, so they follow the figures when rerun).
+figures say (sentences computed from them, so they follow the figures when rerun); and the
+knowledge table (ID + knowledge against ID only, per slice).
 
 Rows add one signal at a time; the generated-behaviour rows differ only in where each request's
 block comes from: the plain generator (trained on the logs alone), the world generator
@@ -130,3 +131,58 @@ def findings(table: dict[str, Any], generator: dict[str, Any] | None) -> list[st
             f"{world:.4f}, plain generator {plain:.4f}: {ratio}."
         )
     return lines
+
+
+#: Rows of the knowledge table: the overall evaluation and each slice.
+KNOWLEDGE_ROWS = (
+    ("all impressions", ""),
+    ("cold items", "/cold_items"),
+    ("sparse users", "/sparse_users"),
+)
+
+
+def knowledge_gains(
+    runs: list[dict[str, EvaluationMetrics]],
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per row of the knowledge table: ID-only, ID + knowledge and the gain, mean and std."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for label, suffix in KNOWLEDGE_ROWS:
+        model, ids = MODEL + suffix, ID_ONLY + suffix
+        if not all(model in run and ids in run for run in runs):
+            continue
+        row: dict[str, dict[str, float]] = {}
+        for metric in GAIN_METRICS:
+            series = {
+                f"id_only_{metric}": [getattr(run[ids], metric) for run in runs],
+                f"knowledge_{metric}": [getattr(run[model], metric) for run in runs],
+            }
+            series[f"gain_{metric}"] = [
+                k - i
+                for k, i in zip(
+                    series[f"knowledge_{metric}"], series[f"id_only_{metric}"], strict=True
+                )
+            ]
+            row |= {name: _stats(values) for name, values in series.items()}
+        row["examples"] = _stats([float(run[model].examples) for run in runs])
+        table[label] = row
+    return table
+
+
+def knowledge_table(gains: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    lines = [
+        "| evaluated on | impressions | AUC ID only | AUC ID + knowledge | AUC gain "
+        "| GAUC ID only | GAUC ID + knowledge | GAUC gain |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, row in gains.items():
+        cells = [f"{row['examples']['mean']:.0f}"]
+        for metric in GAIN_METRICS:
+            cells += [_cell(row[f"id_only_{metric}"]), _cell(row[f"knowledge_{metric}"])]
+            gain = row[f"gain_{metric}"]
+            cells.append(f"{gain['mean']:+.4f} ± {gain['std']:.4f}")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    return lines
+
+
+def _cell(stats: dict[str, float]) -> str:
+    return f"{stats['mean']:.4f} ± {stats['std']:.4f}"

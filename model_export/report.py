@@ -68,12 +68,6 @@ RANKERS: dict[str, str | None] = {
     ORACLE: ORACLE_BLOCKS,
 }
 COMMAND = "reaseq results"
-#: Rows of the knowledge table: the overall evaluation and each slice.
-KNOWLEDGE_ROWS = (
-    ("all impressions", ""),
-    ("cold items", "/cold_items"),
-    ("sparse users", "/sparse_users"),
-)
 GAIN_METRICS = ("auc", "gauc")
 #: Generation cost grid: K behaviours per user by S unmasking steps.
 COST_GRID: tuple[tuple[int, int], ...] = tuple((k, s) for k in (8, 16, 32) for s in (1, 2, 4, 8))
@@ -199,33 +193,6 @@ def run_seeds(spec: ResultsSpec) -> tuple[list[SeedRun], str]:
     return runs, encoder
 
 
-def knowledge_gains(
-    runs: list[dict[str, EvaluationMetrics]],
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Per row of the knowledge table: ID-only, ID + knowledge and the gain, mean and std."""
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for label, suffix in KNOWLEDGE_ROWS:
-        model, ids = MODEL + suffix, ID_ONLY + suffix
-        if not all(model in run and ids in run for run in runs):
-            continue
-        row: dict[str, dict[str, float]] = {}
-        for metric in GAIN_METRICS:
-            series = {
-                f"id_only_{metric}": [getattr(run[ids], metric) for run in runs],
-                f"knowledge_{metric}": [getattr(run[model], metric) for run in runs],
-            }
-            series[f"gain_{metric}"] = [
-                k - i
-                for k, i in zip(
-                    series[f"knowledge_{metric}"], series[f"id_only_{metric}"], strict=True
-                )
-            ]
-            row |= {name: _stats(values) for name, values in series.items()}
-        row["examples"] = _stats([float(run[model].examples) for run in runs])
-        table[label] = row
-    return table
-
-
 def _stats(values: list[float]) -> dict[str, float]:
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return {"mean": statistics.fmean(values), "std": std}
@@ -255,22 +222,6 @@ def _table(summary: dict[str, dict[str, dict[str, float]]], names: list[str]) ->
     return lines
 
 
-def _knowledge_table(gains: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    lines = [
-        "| evaluated on | impressions | AUC ID only | AUC ID + knowledge | AUC gain "
-        "| GAUC ID only | GAUC ID + knowledge | GAUC gain |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for label, row in gains.items():
-        cells = [f"{row['examples']['mean']:.0f}"]
-        for metric in GAIN_METRICS:
-            cells += [_cell(row[f"id_only_{metric}"]), _cell(row[f"knowledge_{metric}"])]
-            gain = row[f"gain_{metric}"]
-            cells.append(f"{gain['mean']:+.4f} ± {gain['std']:.4f}")
-        lines.append(f"| {label} | {' | '.join(cells)} |")
-    return lines
-
-
 def _provenance(context: dict[str, Any]) -> str:
     return f"_Regenerate with `{COMMAND}`; measured on {context['machine']}._"
 
@@ -294,7 +245,7 @@ def render_markdown(
         f"backend, encoded by {context.get('encoder', 'the default encoder')}), **ID only** has "
         "no knowledge vector. Gains are per seed, then mean ± std.",
         "",
-        *_knowledge_table(gains or {}),
+        *ablation_rows.knowledge_table(gains or {}),
         "",
         "- **cold items**: impressions of items held out of training entirely: they appear in no "
         "training impression or behaviour, so they have no trained ID embedding (on this data, "
@@ -394,7 +345,7 @@ def write_results(spec: ResultsSpec, docs_dir: Path) -> dict[str, Any]:
     seed_runs, encoder = run_seeds(spec)
     runs = [run.metrics for run in seed_runs]
     summary = summarise(runs)
-    gains = knowledge_gains(runs)
+    gains = ablation_rows.knowledge_gains(runs)
     table = ablation_rows.ablation(runs)
     generator = gbr_report.summarise_generator([run.generator for run in seed_runs])
     context = {

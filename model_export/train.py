@@ -67,8 +67,8 @@ class TrainConfig:
     #: the width of the generated log given to :func:`train`; the bundle's manifest records it.
     generated: int = 0
     #: Torch intra-op threads during training; ``None`` keeps torch's default (one per core).
-    #: On cores shared with other busy processes, 1 is often several times faster: the small
-    #: ops of this model make OpenMP threads wait on each other at every barrier.
+    #: On cores shared with other busy processes, 1 can be faster: the small ops of this model
+    #: make OpenMP threads wait on each other at every barrier.
     threads: int | None = None
     progress: bool = True
 

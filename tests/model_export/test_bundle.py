@@ -20,7 +20,7 @@ from service.contracts.manifest import (
     read_manifest,
     verify_files,
 )
-from tests.model_export.conftest import TEST_ENCODER
+from tests.support.learnable import TEST_ENCODER
 
 
 def test_manifest_validates_and_checksums_match(bundle_dir: Path, trained: TrainedRanker) -> None:

@@ -29,7 +29,7 @@ from model_export.train import TrainedRanker, train
 from offline.data.canonical import Dataset
 from service.contracts import graphs as g
 from service.contracts.manifest import EvaluationMetrics, GeneratorInfo, read_manifest
-from tests.model_export.conftest import FAST_CONFIG, TEST_ENCODER
+from tests.support.learnable import FAST_CONFIG, TEST_ENCODER
 
 Learnable = tuple[Dataset, npt.NDArray[np.float32]]
 

@@ -21,7 +21,7 @@ from model_export.model import UserEncoder
 from model_export.parity import ParityShape, parity_report
 from model_export.train import TrainConfig, TrainedRanker, build_model, train
 from offline.data.canonical import Dataset, Impressions
-from tests.model_export.conftest import FAST_CONFIG, TEST_ENCODER, learnable_dataset
+from tests.support.learnable import FAST_CONFIG, TEST_ENCODER, learnable_dataset
 
 Learnable = tuple[Dataset, npt.NDArray[np.float32]]
 OPTIONS = replace(FAST_CONFIG, epochs=2, fusion="gate", dropout_max_count=5, user_layers=1)

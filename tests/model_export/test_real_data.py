@@ -10,7 +10,8 @@ import numpy as np
 
 from model_export.dataset import time_split
 from model_export.real_data import FULL, FULL_CANDIDATES, GATE_GBR, POPULARITY, RealDataSpec
-from model_export.real_report import END, START, add_variants, rerender, write_real_results
+from model_export.real_recorded import add_variants, rerender
+from model_export.real_report import END, START, write_real_results
 from model_export.sampled_ranking import hit_rate_ndcg, popularity_scores, sampled_candidates
 from offline.data.loaders import LoaderConfig, load_dataset
 from tests.support.loaders import write_movielens_csv

@@ -11,15 +11,9 @@ from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.train import GBRTrainConfig, train_gbr
+from tests.support.gbr import SMALL_NET, unit_vectors
 
 torch.set_num_threads(1)
-
-SMALL_NET = {"dim": 32, "heads": 2, "layers": 1, "ff_dim": 64, "history_items": 16}
-
-
-def unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
-    vectors = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 @pytest.fixture(scope="package")

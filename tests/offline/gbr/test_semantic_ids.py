@@ -6,8 +6,7 @@ import numpy as np
 
 from offline.gbr.semantic_ids import CodeDecoder, fit_codebook
 from offline.gbr.tokens import SemanticIdTokens
-
-from .conftest import unit_vectors
+from tests.support.gbr import unit_vectors
 
 
 def test_codes_decode_to_their_item_for_most_items() -> None:

@@ -25,8 +25,7 @@ from offline.gbr.sequences import behaviour_sequences
 from offline.gbr.train import GBRTrainConfig, train_gbr
 from offline.gbr.world_corpus import WorldCorpus, knowledge_walks
 from offline.knowledge import OfflineKnowledgeBackend
-
-SMALL_NET = {"dim": 32, "heads": 2, "layers": 1, "ff_dim": 64, "history_items": 16}
+from tests.support.gbr import SMALL_NET
 
 
 def test_no_exploration_leaves_the_world_as_it_was() -> None:
