@@ -15,6 +15,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.options import (
+    DEFAULT_BUNDLES,
+    DEFAULT_DEMO_DIR,
+    BundlesOpt,
+    RedisClusterOpt,
+    RedisUrlOpt,
+    StoreKind,
+)
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -28,9 +37,6 @@ gbr_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DEFAULT_DEMO_DIR = Path("var/demo")
-CURRENT_FILE = "CURRENT"
-
 
 # Mirrors of the offline enums (same values), so importing the command stays light.
 class Tokens(StrEnum):
@@ -41,11 +47,6 @@ class Tokens(StrEnum):
 class Until(StrEnum):
     before_split = "split"
     everything = "all"
-
-
-class Store(StrEnum):
-    embedded = "embedded"
-    redis = "redis"
 
 
 DataOpt = Annotated[Path, typer.Option(help="Dataset folder.")]
@@ -69,12 +70,24 @@ def _setup(threads: int | None) -> None:
 
 
 def _generation(
-    k: int, steps: int, temperature: float, top_p: float, seed: int, batch: int
+    k: int,
+    steps: int,
+    temperature: float,
+    top_p: float,
+    seed: int,
+    batch: int,
+    beyond_slots: int = 0,
 ) -> GenerationConfig:
     from offline.gbr.generate import GenerationConfig
 
     return GenerationConfig(
-        k=k, steps=steps, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch
+        k=k,
+        steps=steps,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        batch_size=batch,
+        beyond_slots=beyond_slots,
     )
 
 
@@ -135,15 +148,15 @@ def train(
 def generate(
     data: DataOpt = DEFAULT_DEMO_DIR / "data",
     checkpoint: CheckpointOpt = DEFAULT_DEMO_DIR / "gbr",
-    bundles: Annotated[Path, typer.Option(help="Root folder of the bundles.")] = Path("bundles"),
+    bundles: BundlesOpt = DEFAULT_BUNDLES,
     version: Annotated[str | None, typer.Option(help="Bundle (default: CURRENT).")] = None,
-    store: Annotated[Store, typer.Option(help="Where to write the blocks.")] = Store.embedded,
+    store: Annotated[
+        StoreKind, typer.Option(help="Where to write the blocks.")
+    ] = StoreKind.embedded,
     users_path: Annotated[Path, typer.Option(help="Embedded snapshot file.")] = DEFAULT_DEMO_DIR
     / "users.npz",
-    redis_url: Annotated[str, typer.Option(envvar="REASEQ_REDIS_URL")] = "redis://127.0.0.1:6379/0",
-    redis_cluster: Annotated[
-        bool, typer.Option(envvar="REASEQ_REDIS_CLUSTER", help="The URL names a cluster node.")
-    ] = False,
+    redis_url: RedisUrlOpt = "redis://127.0.0.1:6379/0",
+    redis_cluster: RedisClusterOpt = False,
     ttl_s: Annotated[int, typer.Option(min=1, help="TTL of the Redis blocks.")] = 7 * 86_400,
     state: Annotated[Path, typer.Option(help="State file of incremental runs.")] = DEFAULT_DEMO_DIR
     / "gbr_state.npz",
@@ -156,6 +169,14 @@ def generate(
     top_p: TopPOpt = 0.9,
     seed: SeedOpt = 0,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    beyond_slots: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Last slots of each block given to items beyond the history's main department "
+            "(item-token generators; match the blocks the ranker was trained with).",
+        ),
+    ] = 0,
     threads: ThreadsOpt = None,
 ) -> None:
     """Generate users' blocks (the bundle's fused item vectors) into the embedded store or Redis."""
@@ -164,21 +185,27 @@ def generate(
     from offline.gbr.checkpoint import GBRModel
     from offline.gbr.nearline import run_nearline
     from service.bundles.loaded import load_item_table
+    from service.contracts.bundle_root import current_bundle_dir
     from service.contracts.manifest import read_manifest
+    from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
 
-    bundle_dir = bundles / (version or (bundles / CURRENT_FILE).read_text().strip())
+    if k < beyond_slots:
+        raise typer.BadParameter(f"must lie in 0..k={k}", param_hint="--beyond-slots")
+    bundle_dir = bundles / version if version else current_bundle_dir(bundles)
     table = load_item_table(bundle_dir, read_manifest(bundle_dir))
+    target: StoreConfig = (
+        EmbeddedStoreConfig(users_path=users_path)
+        if store is StoreKind.embedded
+        else RedisStoreConfig(url=redis_url, cluster=redis_cluster)
+    )
     summary = run_nearline(
         GBRModel.load(checkpoint),
         Dataset.load(data),
-        _generation(k, steps, temperature, top_p, seed, batch_size),
+        _generation(k, steps, temperature, top_p, seed, batch_size, beyond_slots),
         item_table=table,
         state_path=state,
         incremental=incremental,
-        write=store.value,
-        users_path=users_path,
-        redis_url=redis_url,
-        redis_cluster=redis_cluster,
+        store=target,
         ttl_s=ttl_s,
         progress=True,
     )

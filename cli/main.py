@@ -204,6 +204,7 @@ def publish(
     from offline.publish.sequences import latest_sequences
     from offline.publish.stores import publish_embedded, publish_redis
     from service.contracts.manifest import read_manifest
+    from service.stores.config import RedisStoreConfig
 
     bundle_dir = bundles / version if version else current_bundle_dir(bundles)
     max_len = read_manifest(bundle_dir).max_lengths.sequence
@@ -216,9 +217,8 @@ def publish(
         counts = publish_redis(
             sequences,
             bundle_dir,
-            redis_url,
+            RedisStoreConfig(url=redis_url, cluster=redis_cluster),
             activate=activate,
-            cluster=redis_cluster,
             gc_grace_s=gc_grace_s,
             replace_sequences=replace_sequences,
         )

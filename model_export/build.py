@@ -29,6 +29,7 @@ from offline.knowledge.runner import BackendKind, describe_catalogue, write_reco
 from offline.publish.sequences import latest_sequences
 from offline.publish.stores import publish_embedded, publish_redis
 from service.contracts.bundle_root import activate, record_user_snapshot
+from service.stores.config import RedisStoreConfig
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,8 @@ def _publish_users(
     counts = publish_redis(
         sequences,
         bundle,
-        target.redis_url,
+        RedisStoreConfig(url=target.redis_url, cluster=target.redis_cluster),
         activate=spec.activate,
-        cluster=target.redis_cluster,
     )
     return counts["users"], None
 

@@ -336,6 +336,7 @@ class _DemoGenerator:
     def publish(self, dataset: Dataset, bundle: Path, out: Path) -> dict[str, object]:
         """Every user's block, in the bundle's fused item vectors, into the embedded snapshot."""
         from offline.gbr import run_nearline
+        from service.stores.config import EmbeddedStoreConfig
 
         return run_nearline(
             self.model,
@@ -344,8 +345,7 @@ class _DemoGenerator:
             item_table=load_item_table(bundle, read_manifest(bundle)),
             state_path=out / "gbr_state.npz",
             incremental=False,
-            write="embedded",
-            users_path=out / DEMO_USERS,
+            store=EmbeddedStoreConfig(users_path=out / DEMO_USERS),
         )
 
 

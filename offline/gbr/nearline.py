@@ -24,11 +24,13 @@ import numpy as np
 import numpy.typing as npt
 
 from offline.data.canonical import Dataset
+from offline.gbr.beyond import generate_blocks, item_groups
 from offline.gbr.checkpoint import GBRModel
-from offline.gbr.generate import GeneratedItems, GenerationConfig, generate_for_users
+from offline.gbr.generate import GeneratedItems, GenerationConfig
 from offline.gbr.sequences import behaviour_sequences
 from service.bundles.loaded import ItemTable
 from service.stores.base import GeneratedBehaviours
+from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
 from service.stores.redis_writer import RedisWriter
 from service.stores.snapshot import GeneratedBlocks, UserSnapshot
 
@@ -150,11 +152,16 @@ def generate_users(
     *,
     progress: bool = False,
 ) -> GeneratedUsers:
-    """Blocks for ``users`` from all their events; vectors from ``item_table`` (the bundle's
-    fused vectors) when given, else the semantic vectors."""
+    """Blocks for ``users`` from all their events, the last ``config.beyond_slots`` given to
+    items beyond the history's main department (:mod:`offline.gbr.beyond`, as the ranker's
+    training blocks may be); vectors from ``item_table`` (the bundle's fused vectors) when
+    given, else the semantic vectors."""
     model.check_catalogue(dataset.catalogue.item_ids)
     sequences = behaviour_sequences(dataset.behaviours, len(dataset.user_ids))
-    generated = generate_for_users(model, sequences, users, config, progress=progress)
+    users = np.asarray(users, np.int64)
+    groups = item_groups(dataset.catalogue) if config.beyond_slots else None
+    lengths = sequences.lengths()[users]
+    generated = generate_blocks(model, sequences, users, lengths, config, groups, progress=progress)
     catalogue_ids = dataset.catalogue.item_ids
     item_ids = [catalogue_ids[row[row >= 0]].tolist() for row in generated.item_idx]
     return GeneratedUsers(
@@ -180,12 +187,10 @@ def _block_vectors(
     return np.where((generated.item_idx >= 0)[..., None], shaped, 0.0).astype(np.float32)
 
 
-def write_redis(
-    generated: GeneratedUsers, redis_url: str, ttl_s: int, cluster: bool = False
-) -> int:
-    """Write the blocks with a TTL (to a Redis Cluster with ``cluster``); returns the number of
-    users written."""
-    writer = RedisWriter.from_url(redis_url, cluster=cluster)
+def write_redis(generated: GeneratedUsers, store: RedisStoreConfig, ttl_s: int) -> int:
+    """Write the blocks with a TTL (to a Redis Cluster with ``store.cluster``); returns the
+    number of users written."""
+    writer = RedisWriter.from_url(store.url, cluster=store.cluster)
     try:
         return writer.write_generated_blocks(generated.rows(), ttl_s)
     finally:
@@ -253,14 +258,12 @@ def run_nearline(
     item_table: ItemTable | None,
     state_path: Path,
     incremental: bool,
-    write: str,
-    users_path: Path | None = None,
-    redis_url: str | None = None,
-    redis_cluster: bool = False,
+    store: StoreConfig,
     ttl_s: int = 7 * 86_400,
     progress: bool = False,
 ) -> dict[str, object]:
-    """Select users, generate, write to ``write`` ("embedded" or "redis"), then save the state
+    """Select users, generate, write to ``store`` (the embedded snapshot at its ``users_path``,
+    or Redis), then save the state
     (after the write, so a failed write is retried rather than skipped next time). Incremental
     runs also refresh blocks older than half the TTL, before Redis drops them."""
     started = time.perf_counter()
@@ -271,21 +274,15 @@ def run_nearline(
         dataset, state, model.version, config.k, now=now, refresh_after_s=ttl_s // 2
     )
     generated = generate_users(model, dataset, users, config, item_table, progress=progress)
-    if write == "embedded":
-        if users_path is None:
-            raise ValueError("the embedded store needs users_path")
-        written = write_embedded(generated, users_path)
-    elif write == "redis":
-        if redis_url is None:
-            raise ValueError("Redis needs redis_url")
-        written = write_redis(generated, redis_url, ttl_s, cluster=redis_cluster)
+    if isinstance(store, EmbeddedStoreConfig):
+        written = write_embedded(generated, store.users_path)
     else:
-        raise ValueError(f"unknown store {write!r}; choose embedded or redis")
+        written = write_redis(generated, store, ttl_s)
     next_state(dataset, previous, users, model.version, config.k, now).save(state_path)
     seconds = time.perf_counter() - started
     return {
         "gbr_version": model.version,
-        "store": write,
+        "store": store.type,
         "users_generated": len(generated),
         "blocks_written": written,
         "seconds": round(seconds, 2),

@@ -17,6 +17,7 @@ from offline.publish.sequences import UserSequences
 from service.bundles.loaded import ItemTable, load_item_table
 from service.contracts.manifest import read_manifest
 from service.stores.base import UserSequence
+from service.stores.config import RedisStoreConfig
 from service.stores.embedded import write_user_snapshot
 from service.stores.redis_writer import RedisWriter
 
@@ -37,15 +38,14 @@ def publish_embedded(sequences: UserSequences, path: Path) -> Path:
 def publish_redis(
     sequences: UserSequences,
     bundle_dir: Path,
-    redis_url: str,
+    store: RedisStoreConfig,
     activate: bool = True,
-    cluster: bool = False,
     gc_grace_s: int | None = None,
     replace_sequences: bool = False,
 ) -> dict[str, int]:
     """Write the bundle's item vectors and every user's sequence under the bundle's version,
     then (with ``activate``) flip the active bundle, so readers never see a half-written version.
-    With ``cluster``, ``redis_url`` names a node of a Redis Cluster.
+    With ``store.cluster``, ``store.url`` names a node of a Redis Cluster.
 
     A user who already has a sequence in Redis keeps it (it may hold events appended since the
     dataset was cut, which must not be lost); only the new version's copy of its item vectors is
@@ -56,7 +56,7 @@ def publish_redis(
     rollback target) then expire after that many seconds (:mod:`offline.publish.retention`)."""
     manifest = read_manifest(bundle_dir)
     table = load_item_table(bundle_dir, manifest)
-    writer = RedisWriter.from_url(redis_url, cluster=cluster)
+    writer = RedisWriter.from_url(store.url, cluster=store.cluster)
     try:
         version = manifest.version
         previous = writer.active_bundle()
@@ -69,7 +69,8 @@ def publish_redis(
     counts = {"items": items, "users": users, "kept_live_sequences": kept}
     if gc_grace_s is not None:
         keep = {version} if previous is None else {version, previous}
-        client = RedisCluster.from_url(redis_url) if cluster else redis.Redis.from_url(redis_url)
+        url = store.url
+        client = RedisCluster.from_url(url) if store.cluster else redis.Redis.from_url(url)
         try:
             expiring = expire_old_versions(client, keep, gc_grace_s)
         finally:

@@ -11,13 +11,16 @@ import redis
 
 from offline.data.canonical import Behaviours, Dataset
 from offline.data.synthetic import GroundTruth
+from offline.gbr.beyond import item_groups
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.generate import GenerationConfig
 from offline.gbr.nearline import GenerationState, run_nearline
+from offline.gbr.sequences import behaviour_sequences
 from offline.publish.sequences import latest_sequences
 from offline.publish.stores import publish_embedded
 from service.bundles.loaded import ItemTable
 from service.contracts import keys
+from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig
 from service.stores.snapshot import UserSnapshot
 
 CONFIG = GenerationConfig(k=4, steps=2)
@@ -31,10 +34,10 @@ def table(tiny: tuple[Dataset, GroundTruth]) -> ItemTable:
     return ItemTable(ids, vectors, np.zeros(DIM, np.float32))
 
 
-def _embedded(model, dataset, table, tmp_path: Path, incremental: bool = False):  # type: ignore[no-untyped-def]
+def _embedded(model, dataset, table, tmp_path: Path, incremental: bool = False, config=CONFIG):  # type: ignore[no-untyped-def]
     return run_nearline(
-        model, dataset, CONFIG, item_table=table, state_path=tmp_path / "state.npz",
-        incremental=incremental, write="embedded", users_path=tmp_path / "users.npz",
+        model, dataset, config, item_table=table, state_path=tmp_path / "state.npz",
+        incremental=incremental, store=EmbeddedStoreConfig(users_path=tmp_path / "users.npz"),
     )  # fmt: skip
 
 
@@ -63,6 +66,24 @@ def test_embedded_keeps_sequences_and_adds_blocks(
         assert new is not None and not set(block.item_ids) & set(new.item_ids)
 
 
+def test_beyond_slots_end_blocks_outside_the_main_department(
+    item_model: GBRModel, tiny: tuple[Dataset, GroundTruth], table: ItemTable, tmp_path: Path
+) -> None:
+    dataset = tiny[0]
+    publish_embedded(latest_sequences(dataset, 50), tmp_path / "users.npz")
+    _embedded(item_model, dataset, table, tmp_path, config=replace(CONFIG, beyond_slots=2))
+    groups, snapshot = item_groups(dataset.catalogue), UserSnapshot.load(tmp_path / "users.npz")
+    row = {item: i for i, item in enumerate(dataset.catalogue.item_ids.tolist())}
+    sequences = behaviour_sequences(dataset.behaviours, len(dataset.user_ids))
+    users = np.unique(dataset.behaviours.user_idx)[:20].tolist()
+    blocks = [snapshot.generated(str(dataset.user_ids[u])) for u in users]
+    main = [np.bincount(groups[sequences.of(u)]).argmax() for u in users]
+    assert all(
+        block is not None and all(groups[row[i]] != top for i in block.item_ids[-2:])
+        for block, top in zip(blocks, main, strict=True)
+    )
+
+
 def test_redis_blocks_follow_the_key_layout_with_ttl(
     item_model: GBRModel, tiny: tuple[Dataset, GroundTruth], table: ItemTable, tmp_path: Path,
     redis_url: str,
@@ -70,7 +91,7 @@ def test_redis_blocks_follow_the_key_layout_with_ttl(
     dataset = tiny[0]
     summary = run_nearline(
         item_model, dataset, CONFIG, item_table=table, state_path=tmp_path / "state.npz",
-        incremental=False, write="redis", redis_url=redis_url, ttl_s=3600,
+        incremental=False, store=RedisStoreConfig(url=redis_url), ttl_s=3600,
     )  # fmt: skip
     client = redis.Redis.from_url(redis_url)
     user = dataset.user_ids[int(dataset.behaviours.user_idx[0])]
