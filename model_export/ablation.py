@@ -41,7 +41,7 @@ SLICES = (
 )
 
 
-def _stats(values: list[float]) -> dict[str, float]:
+def stats(values: list[float]) -> dict[str, float]:
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return {"mean": statistics.fmean(values), "std": std}
 
@@ -54,20 +54,18 @@ def ablation(runs: list[dict[str, EvaluationMetrics]]) -> dict[str, dict[str, di
     for _, suffix in SLICES:
         if not all(MODEL + suffix in run for run in runs):
             continue
-        table["examples" + suffix] = {
-            "n": _stats([float(r[MODEL + suffix].examples) for r in runs])
-        }
+        table["examples" + suffix] = {"n": stats([float(r[MODEL + suffix].examples) for r in runs])}
         for name, _label in ROWS:
             key = name + suffix
             if all(key in run for run in runs):
                 table[key] = {
-                    m: _stats([getattr(run[key], m) for run in runs]) for m in GAIN_METRICS
+                    m: stats([getattr(run[key], m) for run in runs]) for m in GAIN_METRICS
                 }
         for name, _label in GAINS:
             key, model = name + suffix, MODEL + suffix
             if all(key in run for run in runs):
                 table[f"gain_{name}{suffix}"] = {
-                    m: _stats([getattr(run[key], m) - getattr(run[model], m) for run in runs])
+                    m: stats([getattr(run[key], m) - getattr(run[model], m) for run in runs])
                     for m in GAIN_METRICS
                 }
         if all(FULL + suffix in run and ORACLE + suffix in run for run in runs):
@@ -162,8 +160,8 @@ def knowledge_gains(
                     series[f"knowledge_{metric}"], series[f"id_only_{metric}"], strict=True
                 )
             ]
-            row |= {name: _stats(values) for name, values in series.items()}
-        row["examples"] = _stats([float(run[model].examples) for run in runs])
+            row |= {name: stats(values) for name, values in series.items()}
+        row["examples"] = stats([float(run[model].examples) for run in runs])
         table[label] = row
     return table
 

@@ -50,7 +50,7 @@ from offline.encode import EncoderChoice
 from offline.gbr import GBRModel, GenerationConfig, evaluate_generator, train_gbr
 from offline.gbr.beyond import item_groups
 from offline.gbr.world_corpus import WorldCorpus, knowledge_walks
-from offline.knowledge import OfflineKnowledgeBackend
+from offline.knowledge import ItemKnowledge, OfflineKnowledgeBackend
 from offline.knowledge.text import knowledge_text
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,10 @@ def load(spec: RealDataSpec, seed: int) -> Dataset:
     return dataset
 
 
-def knowledge_vectors(dataset: Dataset, spec: RealDataSpec) -> tuple[np.ndarray, KnowledgeStats]:
-    """Offline-backend knowledge over every catalogue field, encoded; with its statistics."""
-    records = OfflineKnowledgeBackend().describe(dataset.catalogue)
+def knowledge_vectors(
+    dataset: Dataset, spec: RealDataSpec, records: list[ItemKnowledge]
+) -> tuple[np.ndarray, KnowledgeStats]:
+    """The knowledge ``records`` (one per catalogue row) encoded; with their statistics."""
     semantic = encode_knowledge(
         records, dataset.catalogue, EncoderChoice(dim=spec.semantic_dim).build()
     )
@@ -189,11 +190,14 @@ def choose_full(runs: list[dict[str, Any]]) -> str:
 
 
 def world_generator(
-    dataset: Dataset, vectors: np.ndarray, spec: RealDataSpec, seed: int
+    dataset: Dataset,
+    vectors: np.ndarray,
+    records: list[ItemKnowledge],
+    spec: RealDataSpec,
+    seed: int,
 ) -> tuple[GBRModel, WorldCorpus]:
     """The generator for the GBR variant: knowledge walks over the items seen before the split,
     then the logs before it."""
-    records = OfflineKnowledgeBackend().describe(dataset.catalogue)
     beh = dataset.behaviours
     known = np.zeros(len(dataset.catalogue), bool)
     known[beh.item_idx[beh.ts < dataset.split_ts]] = True
@@ -228,7 +232,9 @@ def run_seed(spec: RealDataSpec, seed: int) -> dict[str, Any]:
     """Every row of one seed (``full`` is set across seeds by :func:`choose_full`), the
     knowledge statistics and, with a GBR variant, the generator's beyond-log recall."""
     dataset = load(spec, seed)
-    vectors, stats = knowledge_vectors(dataset, spec)
+    # Offline-backend knowledge over every catalogue field, described once per seed.
+    records = OfflineKnowledgeBackend().describe(dataset.catalogue)
+    vectors, stats = knowledge_vectors(dataset, spec, records)
     rows: dict[str, Any] = {}
     validation: dict[str, float] = {}
     epochs: dict[str, int | None] = {}
@@ -236,7 +242,7 @@ def run_seed(spec: RealDataSpec, seed: int) -> dict[str, Any]:
     generated: GeneratedBlocksLog | None = None
     generator: dict[str, Any] | None = None
     if GBR_VARIANTS & set(spec.variants):
-        model, corpus = world_generator(dataset, vectors, spec, seed)
+        model, corpus = world_generator(dataset, vectors, records, spec, seed)
         generated = generated_log(model, dataset, spec.generator)
         generator = generator_row(dataset, model, corpus, spec, seed)
     for name in spec.variants:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -33,9 +32,10 @@ from model_export.pipeline import (
     ID_ONLY,
     MODEL,
     RANDOM,
+    SEMANTIC_DIM,
     VARIANTS,
     SemanticVectors,
-    encode_items,
+    encode_knowledge,
     train_variant,
 )
 from model_export.train import TrainConfig
@@ -48,6 +48,7 @@ from model_export.world_ablation import (
 )
 from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth, SyntheticConfig, generate_with_truth
+from offline.encode import EncoderChoice
 from offline.gbr import GBRModel, evaluate_generator, train_gbr
 from offline.gbr.beyond import item_groups
 from offline.gbr.complements import KindComplements
@@ -116,9 +117,10 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
         spec.size, seed=seed, exploration_share=spec.world.exploration_share
     )
     dataset, truth = generate_with_truth(world)
-    backend = OfflineKnowledgeBackend()
-    records = backend.describe(dataset.catalogue)
-    semantic = encode_items(dataset.catalogue, seed=seed, backend=backend)
+    records = OfflineKnowledgeBackend().describe(dataset.catalogue)
+    semantic = encode_knowledge(
+        records, dataset.catalogue, EncoderChoice(dim=SEMANTIC_DIM, seed=seed).build()
+    )
     setup = spec.generator
     setup = GeneratorSetup(
         train=replace(setup.train, seed=seed),
@@ -193,11 +195,6 @@ def run_seeds(spec: ResultsSpec) -> tuple[list[SeedRun], str]:
     return runs, encoder
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": statistics.fmean(values), "std": std}
-
-
 def summarise(runs: list[dict[str, EvaluationMetrics]]) -> dict[str, dict[str, dict[str, float]]]:
     """``{row: {metric: {"mean", "std"}}}`` over seeds, for every row and slice present."""
     names = [name for name in runs[0] if all(name in run for run in runs)]
@@ -205,7 +202,8 @@ def summarise(runs: list[dict[str, EvaluationMetrics]]) -> dict[str, dict[str, d
     for name in names:
         summary[name] = {}
         for metric in METRICS:
-            summary[name][metric] = _stats([getattr(run[name], metric) for run in runs])
+            values = [getattr(run[name], metric) for run in runs]
+            summary[name][metric] = ablation_rows.stats(values)
     return summary
 
 

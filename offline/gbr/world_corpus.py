@@ -26,8 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from offline.data.canonical import Behaviours
-from offline.gbr.sequences import BehaviourSequences, behaviour_sequences
+from offline.gbr.sequences import BehaviourSequences
 from offline.knowledge.schema import ItemKnowledge
 
 Ints = npt.NDArray[np.int64]
@@ -62,14 +61,6 @@ class WorldCorpus:
             digest.update(np.ascontiguousarray(array, np.int64).tobytes())
         sources = {name: part.n_users for name, part in parts.items()}
         return cls(sequences, sources, f"world-{digest.hexdigest()[:12]}")
-
-    def items_used(self) -> Ints:
-        return np.unique(self.sequences.items)
-
-
-def from_behaviours(behaviours: Behaviours, n_users: int) -> BehaviourSequences:
-    """An external log as sequences (distinct items in order of first engagement)."""
-    return behaviour_sequences(behaviours, n_users)
 
 
 def knowledge_walks(

@@ -22,11 +22,11 @@ from offline.data.synthetic.generate import draw_world, stage_seeds
 from offline.data.synthetic.population import draw_users
 
 CHUNK_SHOPPERS = 512  # bounds the [shoppers, items] affinity temporaries
-CLICK_EVENT = 1
 #: How sharply the other platform's clicks follow affinity: well above the click model's
 #: ``affinity_weight``, so that a shopper's clicks gather in the primary and secondary kinds
 #: instead of spreading over the catalogue (``tests/offline/synthetic`` checks the secondary share).
 FOCUS = 20.0
+CLICK_EVENT = 1  # the event code of a click, as the platform's log writes it (generate.py)
 
 
 def external_shoppers(
