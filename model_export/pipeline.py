@@ -25,7 +25,7 @@ from model_export.bundle import export_bundle
 from model_export.checkpoint import load_ranker, save_ranker
 from model_export.dataset import GeneratedBlocksLog
 from model_export.evaluate import evaluate_with_slices, random_baseline
-from model_export.train import TrainConfig, TrainedRanker, train
+from model_export.train import GATED_DROPOUT_MAX_COUNT, TrainConfig, TrainedRanker, train
 from offline.data.canonical import Catalogue, Dataset
 from offline.encode import EncoderChoice, TextEncoder, encode_records, semantic_vectors
 from offline.knowledge import ItemKnowledge, KnowledgeBackend, OfflineKnowledgeBackend
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 #: Metric names in the manifest; slices are stored as ``<model>/<slice>``.
 MODEL, ID_ONLY, RANDOM = "model", "id_only", "random"
 ID_GBR, FULL = "id_gbr", "full"
+#: The knowledge ranker with gated fusion, and with gated fusion and the self-attention encoder.
+GATE, GATE_SELF_ATTENTION = "gate", "gate_self_attention"
 METRICS_FILE = "metrics.json"
 ENCODER_FILE = "text_encoder.json"
 GENERATOR_FILE = "generator.json"
@@ -62,6 +64,11 @@ class Variant:
     use_semantic: bool | None = None
     use_ids: bool | None = None
     uses_generated: bool = False
+    fusion: str | None = None
+    #: IDs dropped in training only for items seen at most this often (gated fusion).
+    dropout_max_count: int | None = None
+    #: Causal self-attention layers of the user encoder (0 = the light encoder).
+    user_layers: int | None = None
 
 
 VARIANTS: dict[str, Variant] = {
@@ -69,6 +76,10 @@ VARIANTS: dict[str, Variant] = {
     ID_ONLY: Variant(use_semantic=False, use_ids=True),
     ID_GBR: Variant(use_semantic=False, use_ids=True, uses_generated=True),
     FULL: Variant(use_semantic=True, use_ids=True, uses_generated=True),
+    GATE: Variant(fusion="gate", dropout_max_count=GATED_DROPOUT_MAX_COUNT),
+    GATE_SELF_ATTENTION: Variant(
+        fusion="gate", dropout_max_count=GATED_DROPOUT_MAX_COUNT, user_layers=1
+    ),
 }
 #: Today's rows: the knowledge-fused ranker (shipped) and the ID-only baseline.
 DEFAULT_VARIANTS: tuple[str, ...] = (MODEL, ID_ONLY)
@@ -182,6 +193,12 @@ def train_variant(
         use_ids=config.use_ids if variant.use_ids is None else variant.use_ids,
         generated=0 if log_used is None else log_used.k,
     )
+    if variant.fusion is not None:
+        variant_config = replace(
+            variant_config, fusion=variant.fusion, dropout_max_count=variant.dropout_max_count
+        )
+    if variant.user_layers is not None:
+        variant_config = replace(variant_config, user_layers=variant.user_layers)
     return train(dataset, semantic.vectors, variant_config, log_used)
 
 

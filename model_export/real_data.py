@@ -37,7 +37,7 @@ from model_export.evaluate import (
     slice_metrics,
 )
 from model_export.generated_log import GeneratorSetup, generated_log
-from model_export.pipeline import encode_knowledge
+from model_export.pipeline import GATE, GATE_SELF_ATTENTION, encode_knowledge
 from model_export.sampled_ranking import (
     hit_rate_ndcg,
     popularity_scores,
@@ -56,7 +56,7 @@ from offline.knowledge.text import knowledge_text
 log = logging.getLogger(__name__)
 
 POPULARITY, ID_ONLY, KNOWLEDGE_ONLY = "popularity", "id_only", "knowledge_only"
-SUM, GATE, GATE_SELF_ATTENTION, FULL = "sum", "gate", "gate_self_attention", "full"
+SUM, FULL = "sum", "full"
 #: Gated fusion attending over the world generator's blocks (generated behaviours).
 GATE_GBR = "gate_gbr"
 #: Trained rows and the settings each changes from the spec's ranker config.

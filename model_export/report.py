@@ -28,6 +28,8 @@ from model_export.evaluate import SPARSE_USER_HISTORY, evaluate_with_slices, ran
 from model_export.generated_log import GeneratorSetup, generated_log, train_split_generator
 from model_export.pipeline import (
     FULL,
+    GATE,
+    GATE_SELF_ATTENTION,
     ID_GBR,
     ID_ONLY,
     MODEL,
@@ -56,7 +58,7 @@ from offline.knowledge import KNOWLEDGE_SCHEMA_VERSION, OfflineKnowledgeBackend
 from service.contracts.manifest import EvaluationMetrics
 
 METRICS = ("auc", "gauc", "logloss")
-ROWS = (ORACLE, FULL, FULL_PLAIN, ID_GBR, MODEL, ID_ONLY, RANDOM)
+ROWS = (ORACLE, FULL, FULL_PLAIN, ID_GBR, GATE_SELF_ATTENTION, GATE, MODEL, ID_ONLY, RANDOM)
 SLICES = ("cold_items", "sparse_users", EXPLORATION)
 #: Where each ranker's generated blocks come from (None: it attends over none).
 PLAIN_BLOCKS, WORLD_BLOCKS, ORACLE_BLOCKS = "plain", "world", "oracle"
@@ -67,6 +69,8 @@ RANKERS: dict[str, str | None] = {
     FULL_PLAIN: PLAIN_BLOCKS,
     FULL: WORLD_BLOCKS,
     ORACLE: ORACLE_BLOCKS,
+    GATE: None,
+    GATE_SELF_ATTENTION: None,
 }
 COMMAND = "reaseq results"
 GAIN_METRICS = ("auc", "gauc")
@@ -231,6 +235,7 @@ def render_markdown(
     gains: dict[str, Any] | None = None,
     ablation_table: dict[str, Any] | None = None,
     generator: dict[str, Any] | None = None,
+    encoders: dict[str, Any] | None = None,
 ) -> str:
     knowledge = [
         "## Reasoning-enhanced item vectors vs ID only",
@@ -299,6 +304,8 @@ def render_markdown(
         "- **id_gbr**: ID only, plus target attention over the world generator's behaviours.",
         "- **full**: knowledge vectors and the world generator's behaviours.",
         "- **full_plain**: knowledge vectors and the plain generator's behaviours.",
+        "- **gate**, **gate_self_attention**: model with gated fusion, and with the "
+        "self-attention user encoder too.",
         "- **oracle**: knowledge vectors and blocks of each user's true secondary kind.",
         "- **random**: the training click rate with a small random jitter (random order, base-rate "
         "calibration).",
@@ -307,6 +314,7 @@ def render_markdown(
         "non-clicks.",
         "",
         *ablation_lines,
+        *ablation_rows.encoder_section(encoders or {}, _provenance(context)),
         *knowledge,
         *(
             gbr_report.render_generator(
@@ -345,6 +353,7 @@ def write_results(spec: ResultsSpec, docs_dir: Path) -> dict[str, Any]:
     summary = summarise(runs)
     gains = ablation_rows.knowledge_gains(runs)
     table = ablation_rows.ablation(runs)
+    encoders = ablation_rows.encoder_ablation(runs)
     generator = gbr_report.summarise_generator([run.generator for run in seed_runs])
     context = {
         "command": COMMAND,
@@ -358,6 +367,7 @@ def write_results(spec: ResultsSpec, docs_dir: Path) -> dict[str, Any]:
         "spec": asdict(spec),
         "summary": summary,
         "ablation": table,
+        "encoders": encoders,
         "knowledge_vs_id_only": gains,
         "generator": generator,
         "runs": [{name: m.model_dump() for name, m in run.items()} for run in runs],
@@ -371,7 +381,7 @@ def write_results(spec: ResultsSpec, docs_dir: Path) -> dict[str, Any]:
         if "real_data" in previous:
             document["real_data"] = previous["real_data"]
     results.write_text(json.dumps(document, indent=2) + "\n")
-    markdown = render_markdown(spec, summary, context, gains, table, generator)
+    markdown = render_markdown(spec, summary, context, gains, table, generator, encoders)
     if markdown_path.exists():
         markdown = keep_section(markdown_path.read_text(), markdown)
     markdown_path.write_text(markdown)

@@ -21,6 +21,7 @@ TINY_GENERATOR = GeneratorSetup(
 )
 SECTIONS = (
     "## Ablation of the ranker",
+    "## Fusion and user encoder",
     "## Reasoning-enhanced item vectors vs ID only",
     "## Beyond-log hit rate of generated behaviours",
     "## Semantic consistency",
@@ -75,6 +76,21 @@ def test_ablation_covers_every_ranker_and_slice(report: tuple[dict, str]) -> Non
     assert document["ablation"]["examples/exploration"]["n"]["mean"] > 0
     assert "| full: knowledge + world GBR |" in markdown
     assert "- exploration: world GBR adds" in markdown
+
+
+def test_fusion_and_encoder_rows_are_gained_against_the_summed_light_ranker(
+    report: tuple[dict, str],  # type: ignore[type-arg]
+) -> None:
+    document, markdown = report
+    runs = document["runs"]
+    for name in ("gate", "gate_self_attention"):
+        for suffix in ("", "/sparse_users", "/cold_items"):
+            key = name + suffix
+            gains = [run[key]["auc"] - run["model" + suffix]["auc"] for run in runs]
+            mean = document["encoders"]["gain_" + key]["auc"]["mean"]
+            assert mean == pytest.approx(sum(gains) / len(gains))
+    assert "| gated fusion, self-attention encoder |" in markdown
+    assert "- overall, gated − summed fusion: AUC " in markdown
 
 
 def test_generator_sections_hold_baselines_consistency_and_cost(report: tuple[dict, str]) -> None:  # type: ignore[type-arg]
