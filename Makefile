@@ -58,11 +58,16 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(PACKAGES)
 
-# Regenerates docs/BENCHMARKS.md, docs/benchmarks.json and docs/benchmarks.png: the service
-# against a naive PyTorch baseline under open-loop load, workloads W1 and W2 (about 15 minutes).
+# Regenerates docs/BENCHMARKS.md, docs/benchmarks.json and docs/benchmarks.png: the service (on
+# the demo ranker and on one with the self-attention user encoder, trained here once), the naive
+# PyTorch baseline and a Ray Serve peer (when the peer extra is installed) under open-loop load,
+# workloads W1 and W2, each system's ladder three times, interleaved (BENCH_ARGS=--rounds 1 for
+# a quick look).
 BENCH_ARGS ?=
 bench: setup
 	@test -f var/demo/model/ranker.pt || $(BIN)/reaseq demo
+	@test -f var/demo/model_sa/ranker.pt || $(BIN)/reaseq train --fusion gate --user-layers 1 \
+		--out var/demo/model_sa
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # On a machine with a CUDA GPU, in under 8 minutes: the device path's parity tests on the GPU, the

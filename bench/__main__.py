@@ -12,28 +12,33 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bench.fixture import build_fixture
+from bench.fixture import BenchFixture, build_fixture
+from bench.lineup import lineup
 from bench.peak import matmul_peak_flops
 from bench.profile import profile_under_load
 from bench.report import BenchReport, write_report
 from bench.run import (
+    OVERLOAD_ADMISSION,
     Ladder,
     SystemRun,
-    baseline_command,
     climb,
     overload,
     process_on_port,
-    service_command,
     session_speedup,
 )
-from bench.workloads import SESSION, WORKLOADS
+from bench.systems import (
+    PARITY_TOLERANCE,
+    SERVICE,
+    System,
+    answers,
+    max_score_difference,
+    parity_bodies,
+)
+from bench.workloads import SESSION, WORKLOADS, Workload
 
 console = Console(stderr=True)
 app = typer.Typer(add_completion=False, help=__doc__)
 
-#: Where each system's ladder starts, per workload (requests per second).
-SERVICE_START = {"W1": 20.0, "W2": 3.0}
-BASELINE_START = {"W1": 5.0, "W2": 1.0}
 SESSION_USERS = 40
 OVERLOAD_FACTOR = 3.0
 SESSION_PAGES = 4
@@ -51,70 +56,134 @@ def main(
     workloads: Annotated[str, typer.Option(help="Comma-separated workloads.")] = "W1,W2",
     duration_s: Annotated[float, typer.Option(help="Seconds per offered rate.")] = 8.0,
     workers: Annotated[int, typer.Option(help="Service worker processes.")] = 1,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Ladders per system, interleaved (medians reported).")
+    ] = 3,
 ) -> None:
     chosen = [WORKLOADS[name.strip()] for name in workloads.split(",")]
     work_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     fixture = build_fixture(work_dir, demo_dir / "model", demo_dir / "data", chosen)
-    console.print(f"bench bundle and users ready under {work_dir}")
+    stronger = demo_dir / "model_sa"
+    self_attention = (
+        build_fixture(work_dir / "self_attention", stronger, demo_dir / "data", chosen)
+        if (stronger / "ranker.pt").is_file()
+        else None
+    )
+    console.print(f"bench bundles and users ready under {work_dir}")
     peak = matmul_peak_flops()
     console.print(f"matrix-multiply peak: {peak / 1e9:.1f} GFLOP/s")
+    systems = lineup(fixture, self_attention, workers, console.print)
+    parity = _parity(systems, fixture, chosen[0], work_dir)
+    timed = [s for s in systems if parity.get(s.name, 0.0) <= PARITY_TOLERANCE]
     runs: list[SystemRun] = []
-    session: dict[str, float] = {}
-    command, env = service_command(fixture, workers)
+    sessions: dict[str, dict[str, float]] = {}
     profile: dict[str, object] = {}
-    with process_on_port(command, env, work_dir / "service.log") as served:
-        url = served.url
-        if "W2" in {w.name for w in chosen}:
-            session = session_speedup(url, _session_bodies(fixture.requests(WORKLOADS["W2"])))
-            console.print(f"session: {session}")
-        for workload in chosen:
-            ladder = Ladder(SERVICE_START[workload.name])
-            bodies = fixture.requests(workload)
-            run = climb(url, "service", workload, bodies, ladder, duration_s, True, console.print)
-            runs.append(run)
-            best = run.sustainable()
-            if workload.name == chosen[0].name and best is not None:
-                top = profile_under_load(served.pid, url, bodies, best.offered_rps, duration_s)
-                if top is not None:
-                    profile = {
-                        "workload": workload.name,
-                        "offered_rps": round(best.offered_rps, 2),
-                        "top_self_time": [[name, round(share, 4)] for name, share in top],
-                    }
-    overloaded: dict[str, object] = {}
-    first = next(r for r in runs if r.workload == chosen[0].name)
-    best = first.sustainable()
-    if best is not None:
-        overloaded = overload(
-            fixture, chosen[0], best.offered_rps, OVERLOAD_FACTOR, duration_s,
-            work_dir / "overload.log",
-        )  # fmt: skip
-        console.print(f"overload: {overloaded}")
-    command, env = baseline_command(fixture)
-    with process_on_port(command, env, work_dir / "baseline.log") as served:
-        for workload in chosen:
-            ladder = Ladder(BASELINE_START[workload.name])
-            bodies = fixture.requests(workload)
-            run = climb(
-                served.url, "baseline", workload, bodies, ladder, duration_s, False, console.print
-            )
-            runs.append(run)
+    for round_index in range(rounds):
+        for system in timed:
+            log_path = work_dir / f"{system.name}-{round_index}.log"
+            with process_on_port(system.command, system.env, log_path) as served:
+                own = system.fixture
+                if round_index == 0 and system.session and "W2" in {w.name for w in chosen}:
+                    pages = _session_bodies(own.requests(WORKLOADS["W2"]))
+                    sessions[system.name] = session_speedup(served.url, pages)
+                    console.print(f"session {system.name}: {sessions[system.name]}")
+                for workload in chosen:
+                    bodies = own.requests(workload)
+                    run = climb(
+                        served.url, system.name, workload, bodies,
+                        Ladder(system.start_rps[workload.name]), duration_s, system.scrape,
+                        console.print, pid=served.pid, round_index=round_index,
+                    )  # fmt: skip
+                    runs.append(run)
+                    best = run.sustainable()
+                    if not profile and system.name == SERVICE and best is not None:
+                        profile = _profile(served.pid, served.url, bodies, best.offered_rps,
+                                           duration_s, workload)  # fmt: skip
+    overloaded = _overload(fixture, chosen[0], runs, duration_s, work_dir)
     report = BenchReport(
         workloads=chosen,
         runs=runs,
         peak_flops=peak,
-        session=session,
+        session=sessions.get(SERVICE, {}),
         duration_s=duration_s,
         workers=workers,
         wall_s=time.perf_counter() - started,
         load_average=(load_before, os.getloadavg()[0]),
         profile=profile,
-        overload=overloaded,
+        overload=overloaded.get("tight", {}),
+        overload_defaults=overloaded.get("defaults", {}),
+        systems=[_describe(s, parity) for s in systems],
+        sessions=sessions,
+        rounds=rounds,
     )
     paths = write_report(report, fixture, docs_dir)
     console.print(f"wrote {', '.join(str(p) for p in paths)}")
+
+
+def _parity(
+    systems: list[System], fixture: BenchFixture, workload: Workload, work_dir: Path
+) -> dict[str, float]:
+    """Each system's largest score difference from the service on the same requests, checked
+    before anything is timed; a system of another bundle is compared with nothing."""
+    bodies = parity_bodies(fixture.requests(workload))
+    service = next(s for s in systems if s.name == SERVICE)
+    with process_on_port(service.command, service.env, work_dir / "parity.log") as served:
+        reference = answers(served.url, bodies)
+    found: dict[str, float] = {SERVICE: 0.0}
+    for system in systems:
+        if system.name == SERVICE or not system.same_bundle:
+            continue
+        with process_on_port(system.command, system.env, work_dir / "parity.log") as served:
+            found[system.name] = max_score_difference(reference, answers(served.url, bodies))
+        console.print(f"parity {system.name}: max abs score difference {found[system.name]:.2e}")
+    return found
+
+
+def _profile(
+    pid: int, url: str, bodies: list[bytes], rate: float, duration_s: float, workload: Workload
+) -> dict[str, object]:
+    top = profile_under_load(pid, url, bodies, rate, duration_s)
+    if top is None:
+        return {}
+    return {
+        "workload": workload.name,
+        "offered_rps": round(rate, 2),
+        "top_self_time": [[name, round(share, 4)] for name, share in top],
+    }
+
+
+def _overload(
+    fixture: BenchFixture, workload: Workload, runs: list[SystemRun], duration_s: float,
+    work_dir: Path,
+) -> dict[str, dict[str, object]]:  # fmt: skip
+    """3x the service's median sustainable rate, with its default admission limits and with
+    the tight ones."""
+    rates = [r.sustainable() for r in runs if r.system == SERVICE and r.workload == workload.name]
+    offered = sorted(r.offered_rps for r in rates if r is not None)
+    if not offered:
+        return {}
+    median = offered[len(offered) // 2]
+    found = {}
+    for name, admission in (("defaults", None), ("tight", OVERLOAD_ADMISSION)):
+        found[name] = overload(
+            fixture, workload, median, OVERLOAD_FACTOR, duration_s,
+            work_dir / f"overload-{name}.log", admission,
+        )  # fmt: skip
+        console.print(f"overload ({name}): {found[name]}")
+    return found
+
+
+def _describe(system: System, parity: dict[str, float]) -> dict[str, object]:
+    difference = parity.get(system.name)
+    return {
+        "name": system.name,
+        "description": system.description,
+        "settings": system.settings,
+        "parity_max_abs_difference": difference,
+        "timed": difference is None or difference <= PARITY_TOLERANCE,
+    }
 
 
 def _session_bodies(w2_bodies: list[bytes]) -> list[list[bytes]]:

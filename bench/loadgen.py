@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 import numpy as np
@@ -28,6 +28,9 @@ class RateResult:
     duration_s: float
     latencies_ms: list[float]  # of the answered requests
     shed: int = 0  # of the failed: answered 429 (load shedding)
+    shed_latencies_ms: list[float] = field(default_factory=list)  # of the 429 answers
+    #: How late the generator sent each request after its scheduled time (its own lag).
+    send_lag_ms: list[float] = field(default_factory=list)
 
     @property
     def achieved_rps(self) -> float:
@@ -51,13 +54,26 @@ class RateResult:
             "p95_ms": _finite(self.percentile(95)),
             "p99_ms": _finite(self.percentile(99)),
             "shed": self.shed,
+            "send_lag_p99_ms": _finite(self.lag_percentile(99)),
         }
 
     def accepted_percentile(self, q: float) -> float:
         """Over the requests answered 200 only (what load shedding protects)."""
-        if not self.latencies_ms:
-            return math.nan
-        return float(np.percentile(self.latencies_ms, q, method="higher"))
+        return _percentile(self.latencies_ms, q)
+
+    def shed_percentile(self, q: float) -> float:
+        """Over the 429 answers: how fast a shed request learns it was shed."""
+        return _percentile(self.shed_latencies_ms, q)
+
+    def lag_percentile(self, q: float) -> float:
+        """Over every request: how late the load generator itself sent it."""
+        return _percentile(self.send_lag_ms, q)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    return float(np.percentile(values, q, method="higher"))
 
 
 def _finite(value: float) -> float | None:
@@ -78,6 +94,8 @@ async def offer(
     arrivals = np.cumsum(gaps)
     arrivals = arrivals[arrivals < duration_s]
     latencies: list[float] = []
+    shed_latencies: list[float] = []
+    lags: list[float] = []
     failures = 0
     shed = 0
     headers = {"content-type": "application/json"}
@@ -87,12 +105,15 @@ async def offer(
 
         async def send(body: bytes, scheduled: float) -> None:
             nonlocal failures, shed
+            lags.append((time.perf_counter() - scheduled) * 1000.0)
             try:
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     if response.status != 200:
                         failures += 1
-                        shed += response.status == 429
+                        if response.status == 429:
+                            shed += 1
+                            shed_latencies.append((time.perf_counter() - scheduled) * 1000.0)
                         return
             except (aiohttp.ClientError, TimeoutError):
                 failures += 1
@@ -115,7 +136,15 @@ async def offer(
             await asyncio.gather(*pending, return_exceptions=True)
             failures += len(pending)
     return RateResult(
-        rate_rps, len(arrivals), len(latencies), failures, duration_s, latencies, shed
+        rate_rps,
+        len(arrivals),
+        len(latencies),
+        failures,
+        duration_s,
+        latencies,
+        shed,
+        shed_latencies,
+        lags,
     )
 
 

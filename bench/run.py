@@ -1,9 +1,11 @@
-"""One benchmark run: the service and the naive baseline, each under a ladder of offered rates
-per workload, on the same machine, one after the other."""
+"""One ladder of one system: rising offered rates per workload until it saturates, with the
+latency, the CPU time of the system's processes and (for the service) its stage times at each
+rate; the service's session and overload measurements."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from bench.fixture import BenchFixture
 from bench.loadgen import RateResult, closed_loop, offer
+from bench.systems import tree_cpu_seconds
 from bench.workloads import Workload
 from loadtest.server_metrics import STAGE_HISTOGRAM, Scrape
 from loadtest.service_process import free_port, serving_process
@@ -38,11 +41,22 @@ class SystemRun:
     workload: str
     rates: list[RateResult] = field(default_factory=list)
     stages_ms: list[dict[str, float]] = field(default_factory=list)
+    #: CPU milliseconds of the system's processes per answered request, at each rate.
+    cpu_ms: list[float | None] = field(default_factory=list)
+    #: Which of the interleaved rounds this ladder was.
+    round: int = 0
+    #: 1-minute load average before and after the ladder.
+    load_average: tuple[float, float] = (0.0, 0.0)
 
     def sustainable(self) -> RateResult | None:
         """The highest offered rate that was sustained with p99 within the objective."""
         good = [r for r in self.rates if sustained(r)]
         return max(good, key=lambda r: r.offered_rps) if good else None
+
+    def cpu_ms_at(self, result: RateResult | None) -> float | None:
+        if result is None or len(self.cpu_ms) != len(self.rates):
+            return None
+        return self.cpu_ms[self.rates.index(result)]
 
     def capacity(self) -> RateResult | None:
         """The highest throughput achieved at any latency, with at most 1% failing."""
@@ -115,24 +129,34 @@ def climb(
     duration_s: float,
     scrape: bool,
     log: Callable[[str], object],
+    pid: int | None = None,
+    round_index: int = 0,
 ) -> SystemRun:
     """Offer rising rates until two in a row saturate the system (so both the rate sustained
-    within the latency objective and the capacity at any latency are seen)."""
-    run = SystemRun(system, workload.name)
+    within the latency objective and the capacity at any latency are seen); with ``pid``, the
+    CPU time of that process tree per answered request at each rate."""
+    run = SystemRun(system, workload.name, round=round_index)
+    load_before = os.getloadavg()[0]
     asyncio.run(offer(f"{url}/v1/rank", bodies, ladder.start_rps, 2.0, seed=99))  # warm up
     rate = ladder.start_rps
     misses = 0
     for step in range(ladder.steps):
         before = Scrape.fetch(url) if scrape else None
+        cpu_before = tree_cpu_seconds(pid) if pid is not None else None
         result = asyncio.run(offer(f"{url}/v1/rank", bodies, rate, duration_s, seed=step))
+        cpu = None
+        if cpu_before is not None and pid is not None and result.ok:
+            cpu = 1000.0 * (tree_cpu_seconds(pid) - cpu_before) / result.ok
         run.rates.append(result)
+        run.cpu_ms.append(cpu)
         run.stages_ms.append(stage_profile(before, Scrape.fetch(url)) if before else {})
-        log(f"{system} {workload.name} {result.summary()}")
+        log(f"{system} {workload.name} round {round_index} {result.summary()} cpu_ms {cpu}")
         misses = misses + 1 if saturated(result) else 0
         if misses == 2:
             break
         rate *= ladder.factor
         time.sleep(1.0)  # let queues drain between rates
+    run.load_average = (load_before, os.getloadavg()[0])
     return run
 
 
@@ -188,18 +212,20 @@ def overload(
     factor: float,
     duration_s: float,
     log_path: Path,
+    admission: dict[str, str] | None = None,
 ) -> dict[str, object]:
-    """Offer ``factor`` x the sustainable rate to a service with tight admission limits: the
-    share shed with 429 and the latency of the requests accepted."""
+    """Offer ``factor`` x the sustainable rate to a service with the ``admission`` limits
+    (``None``: its defaults): the share shed with 429 and the latency of the requests accepted
+    and of the 429 answers."""
     command, env = service_command(fixture, 1)
-    with process_on_port(command, env | OVERLOAD_ADMISSION, log_path) as served:
+    with process_on_port(command, env | (admission or {}), log_path) as served:
         bodies = fixture.requests(workload)
         url = f"{served.url}/v1/rank"
         asyncio.run(offer(url, bodies, sustainable_rps, 2.0, seed=98))  # warm up
         result = asyncio.run(offer(url, bodies, factor * sustainable_rps, duration_s, seed=97))
     return {
         "workload": workload.name,
-        "admission": OVERLOAD_ADMISSION,
+        "admission": admission or {},
         "offered_rps": round(factor * sustainable_rps, 2),
         "factor": factor,
         "sent": result.sent,
@@ -209,4 +235,9 @@ def overload(
         "accepted_rps": round(result.achieved_rps, 2),
         "accepted_p50_ms": round(result.accepted_percentile(50), 2),
         "accepted_p99_ms": round(result.accepted_percentile(99), 2),
+        "shed_p99_ms": _rounded(result.shed_percentile(99)),
     }
+
+
+def _rounded(value: float) -> float | None:
+    return None if value != value else round(value, 2)

@@ -127,11 +127,6 @@ def encode(
     )
 
 
-class Fusion(StrEnum):
-    sum = "sum"
-    gate = "gate"
-
-
 def build(
     kind: FormatOpt = SourceFormat.synthetic,
     source: SourceOpt = None,
@@ -144,12 +139,8 @@ def build(
     epochs: Annotated[int, typer.Option(min=1)] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the data, the encoder and the run.")] = 0,
     threads: options.ThreadsOpt = None,
-    fusion: Annotated[
-        Fusion, typer.Option(help="How ID and knowledge vectors combine (gate: per count bucket).")
-    ] = Fusion.sum,
-    user_layers: Annotated[
-        int, typer.Option(min=0, max=4, help="Self-attention layers of the user encoder.")
-    ] = 0,
+    fusion: options.FusionOpt = options.Fusion.sum,
+    user_layers: options.UserLayersOpt = 0,
     click_threshold: Annotated[float, typer.Option(help="Ratings at or above: a click.")] = 4.0,
     negatives: Annotated[int, typer.Option(min=0, help="Sampled non-clicks per click.")] = 4,
     split_quantile: Annotated[float, typer.Option(help="Time split quantile.")] = 0.8,
@@ -192,7 +183,7 @@ def build(
             threads=threads,
             progress=progress,
             fusion=fusion.value,
-            dropout_max_count=GATED_DROPOUT_MAX_COUNT if fusion is Fusion.gate else None,
+            dropout_max_count=GATED_DROPOUT_MAX_COUNT if fusion is options.Fusion.gate else None,
             user_layers=user_layers,
         ),
         backend=Backends(backend.value),

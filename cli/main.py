@@ -30,6 +30,8 @@ from cli.options import (
     DimOpt,
     EncoderName,
     EncoderOpt,
+    Fusion,
+    FusionOpt,
     ModelDirOpt,
     RedisClusterOpt,
     RedisUrlOpt,
@@ -38,6 +40,7 @@ from cli.options import (
     Size,
     StoreKind,
     ThreadsOpt,
+    UserLayersOpt,
     encoder_choice,
 )
 from service.contracts.bundle_root import activate as make_current
@@ -120,12 +123,14 @@ def train(
     dim: DimOpt = 32,
     model_dir: ModelDirOpt = None,
     reduce: ReduceOpt = Reduction.truncate,
+    fusion: FusionOpt = Fusion.sum,
+    user_layers: UserLayersOpt = 0,
 ) -> None:
     """Train the ranker and its ID-only baseline; evaluate both and random on the time split.
 
     To retrain a build's ranker, pass its records and the encoder options it was built with."""
     from model_export.pipeline import encode_items, encode_knowledge, train_run
-    from model_export.train import TrainConfig
+    from model_export.train import GATED_DROPOUT_MAX_COUNT, TrainConfig
     from offline.data.canonical import Dataset
     from offline.knowledge.runner import read_records
 
@@ -137,9 +142,15 @@ def train(
         if knowledge is None
         else encode_knowledge(read_records(knowledge), dataset.catalogue, choice.build())
     )
-    run = train_run(
-        dataset, TrainConfig(epochs=epochs, seed=seed, threads=threads), semantic=semantic
+    config = TrainConfig(
+        epochs=epochs,
+        seed=seed,
+        threads=threads,
+        fusion=fusion.value,
+        dropout_max_count=GATED_DROPOUT_MAX_COUNT if fusion is Fusion.gate else None,
+        user_layers=user_layers,
     )
+    run = train_run(dataset, config, semantic=semantic)
     run.save(out)
     encoded = f"{run.encoder.name} {run.encoder.version}, {run.encoder.dim} dims"
     typer.echo(f"text encoder: {encoded}", err=True)

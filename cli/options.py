@@ -45,6 +45,11 @@ class EncoderName(StrEnum):
     openai_embeddings = "openai-embeddings"
 
 
+class Fusion(StrEnum):
+    sum = "sum"
+    gate = "gate"
+
+
 class Reduction(StrEnum):
     """How an encoder wider than --dim is brought to it."""
 
@@ -88,4 +93,10 @@ ModelDirOpt = Annotated[
 ReduceOpt = Annotated[Reduction, typer.Option(help="Truncate or project to the width.")]
 ThreadsOpt = Annotated[
     int | None, typer.Option(min=1, help="Torch threads while training (default: one per core).")
+]
+FusionOpt = Annotated[
+    Fusion, typer.Option(help="How ID and knowledge vectors combine (gate: per count bucket).")
+]
+UserLayersOpt = Annotated[
+    int, typer.Option(min=0, max=4, help="Self-attention layers of the user encoder.")
 ]

@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from aiohttp import web
 
@@ -15,6 +19,7 @@ from bench.loadgen import RateResult, offer
 from bench.profile import summarise_samples
 from bench.report import BenchReport, markdown, plot, summarise
 from bench.run import SystemRun, saturated, sustained
+from bench.systems import max_score_difference, tree_cpu_seconds
 from bench.workloads import W1, Workload
 from tests.support.ports import free_port
 
@@ -78,46 +83,99 @@ def test_open_loop_load_over_real_http() -> None:
     assert {body["n"] for body in received} == {0, 1, 2}
 
 
-def test_report_names_command_machine_and_ratios(tmp_path: Path) -> None:
-    def run(system: str, rps: list[float], p99: list[float]) -> SystemRun:
-        found = SystemRun(system, "W1")
-        for rate, slowest in zip(rps, p99, strict=True):
-            sent = int(rate * 10)
-            slow = max(1, sent // 20)  # the slowest 5%
-            latencies = [1.0] * (sent - slow) + [slowest] * slow
-            found.rates.append(RateResult(rate, sent, sent, 0, 10.0, latencies))
-            stages = {"request": 3.0, "attention": 1.0} if system == "service" else {}
-            found.stages_ms.append(stages)
-        return found
+def _ladder(system: str, rps: list[float], p99: list[float], round_index: int = 0) -> SystemRun:
+    found = SystemRun(system, "W1", round=round_index)
+    for rate, slowest in zip(rps, p99, strict=True):
+        sent = int(rate * 10)
+        slow = max(1, sent // 20)  # the slowest 5%
+        latencies = [1.0] * (sent - slow) + [slowest] * slow
+        found.rates.append(RateResult(rate, sent, sent, 0, 10.0, latencies))
+        found.cpu_ms.append(2.0 if system == "service" else 6.0)
+        stages = {"request": 3.0, "attention": 1.0} if system == "service" else {}
+        found.stages_ms.append(stages)
+    return found
 
+
+def test_report_takes_medians_over_interleaved_rounds(tmp_path: Path) -> None:
+    runs = [
+        # The service sustains 40, 20 and 80 req/s in its three rounds: median 40.
+        _ladder("service", [20, 40, 80], [10, 20, 90], 0),
+        _ladder("service", [20, 40], [10, 90], 1),
+        _ladder("service", [20, 40, 80], [10, 20, 30], 2),
+        # The peer sustains 10, none and 20: median 10 (a round with none counts as 0).
+        _ladder("ray_serve", [5, 10, 20], [10, 20, 90], 0),
+        _ladder("ray_serve", [5, 10], [90, 400], 1),
+        _ladder("ray_serve", [5, 10, 20], [10, 20, 30], 2),
+        _ladder("baseline", [5, 10], [30, 400], 0),
+    ]
     report = BenchReport(
         workloads=[W1],
-        runs=[run("service", [20, 40, 80], [10, 20, 90]), run("baseline", [5, 10], [30, 400])],
+        runs=runs,
         peak_flops=50e9,
-        session={"users": 2, "requests_per_session": 4, "client_first_ms_median": 6.0,
-                 "client_repeat_ms_median": 3.0, "client_speedup": 2.0,
-                 "server_first_ms_median": 4.0, "server_repeat_ms_median": 1.0,
-                 "server_speedup": 4.0},
+        session={},
+        sessions={"service_self_attention": {
+            "users": 2, "requests_per_session": 4, "client_first_ms_median": 6.0,
+            "client_repeat_ms_median": 3.0, "client_speedup": 2.0,
+            "server_first_ms_median": 4.0, "server_repeat_ms_median": 1.0,
+            "server_speedup": 4.0,
+        }},
         duration_s=10.0,
         workers=1,
         wall_s=60.0,
+        rounds=3,
+        systems=[{"name": "ray_serve", "description": "the peer", "settings": {"replicas": 1},
+                  "parity_max_abs_difference": 1e-7, "timed": True}],
     )  # fmt: skip
     summary = summarise(report, 64, 128)
-    entry = summary["workloads"]["W1"]  # type: ignore[index]
+    entry = summary["workloads"]["W1"]
     assert entry["service"]["sustainable_rps"] == 40.0
+    assert entry["service"]["sustainable_spread"] == [20.0, 80.0]
+    assert entry["ray_serve"]["sustainable_rps"] == 10.0
+    assert entry["ray_serve"]["sustainable_spread"] == [0.0, 20.0]
     assert entry["baseline"]["sustainable_rps"] == 5.0
-    assert entry["ratio"] == 8.0
-    assert entry["capacity_ratio"] == 8.0
+    assert entry["ratio_ray_serve"] == 4.0
+    assert entry["ratio_baseline"] == 8.0
+    assert entry["cpu_ratio_ray_serve"] == 3.0
     assert entry["service_flops_fraction_of_peak"] == pytest.approx(
         40 * W1.model_flops(64, 128) / 50e9, abs=1e-4
     )
     text = markdown(summary)
     assert "make bench" in text and str(summary["machine"]) in text
-    assert "| W1 | 5.0 | 40.0 | 8.0× |" in text
-    assert "| W1: service / baseline, sustainable rate | ≥ 4× | 8× | met |" in text
-    assert "| server | 4.0 | 1.0 | 4.0× |" in text
+    assert "| W1 | service | 40.0 | 20–80 |" in text
+    assert "| W1: service / Ray Serve peer, sustainable rate (medians) | ≥ 2× | 4× | met |" in text
+    assert "| W1: service / naive baseline, sustainable rate (medians) | ≥ 6× | 8× | met |" in text
+    assert "| service_self_attention | server | 4.0 | 1.0 | 4.0× |" in text
+    assert "max abs difference 1.0e-07." in text
+    assert "the model stages take 1.00 ms of the 3.00 ms" in text
     plot(report, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_cpu_of_a_process_tree_counts_its_children() -> None:
+    busy = (
+        "import time\nt = time.process_time()\n"
+        "while time.process_time() - t < 0.4: pass\ntime.sleep(60)\n"
+    )
+    script = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {busy!r}])\n"
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while tree_cpu_seconds(parent.pid) < 0.4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        own = psutil.Process(parent.pid).cpu_times()
+        assert own.user + own.system < 0.3  # the parent only waits: the time is its child's
+        assert tree_cpu_seconds(parent.pid) >= 0.4
+    finally:
+        for child in psutil.Process(parent.pid).children(recursive=True):
+            child.kill()
+        parent.kill()
+        parent.wait()
+
+
+def test_score_differences_compare_item_by_item() -> None:
+    ours = [{"a": 0.5, "b": 0.25}, {"c": 0.1}]
+    assert max_score_difference(ours, [{"b": 0.25, "a": 0.5001}, {"c": 0.1}]) == pytest.approx(1e-4)
+    assert math.isinf(max_score_difference(ours, [{"a": 0.5}, {"c": 0.1}]))
 
 
 def test_profile_summary_leaves_out_idle_waits() -> None:
