@@ -159,6 +159,8 @@ class MicroBatcher:
             self._observer.batch_started(len(batch), sum(q.request.size for q in batch))
             for queued in batch:
                 self._observer.scoring_started(started - queued.enqueued)
+                queued.request.waited_ms = 1000.0 * (started - queued.enqueued)
+                queued.request.batch_requests = len(batch)
             try:
                 # The batch runs in its first request's context: its stage spans and log lines
                 # belong to that request's trace.
@@ -174,7 +176,9 @@ class MicroBatcher:
                     if not queued.future.done():
                         queued.future.set_exception(error)
                 continue
+            batch_ms = 1000.0 * (time.monotonic() - started)
             for queued, result in zip(batch, results, strict=True):
+                queued.request.batch_ms = batch_ms
                 if not queued.future.done():
                     queued.future.set_result(result)
 

@@ -23,6 +23,7 @@ from service.ranking.behaviours import (
     generated_block,
     real_behaviours,
 )
+from service.ranking.breakdown import current_breakdown
 from service.ranking.explain import explain
 from service.ranking.limits import RequestLimits
 from service.ranking.observer import NO_OBSERVER, FetchOutcome, RankingObserver, Stage
@@ -98,6 +99,9 @@ class RankingPipeline:
             return self._ranking(query, [], [], Timings(0.0, 0.0, _elapsed_ms(started)), None)
         fetched, degraded = await self._fetch(query, deadline)
         fetch_ms = _elapsed_ms(started)
+        breakdown = current_breakdown.get()
+        if breakdown is not None:
+            breakdown.fetch_ms = fetch_ms
         model_started = time.perf_counter()
         manifest = self.bundle.manifest
         real = real_behaviours(
@@ -145,7 +149,13 @@ class RankingPipeline:
             request.fingerprint = behaviours_fingerprint(real, generated)
             request.encoded = self._cache.get(request.user_key, request.fingerprint)
             self._observer.user_cache(hit=request.encoded is not None)
-        return await self._batcher.score(request, deadline)
+        result = await self._batcher.score(request, deadline)
+        breakdown = current_breakdown.get()
+        if breakdown is not None:
+            breakdown.batch_wait_ms = request.waited_ms
+            breakdown.batch_ms = request.batch_ms
+            breakdown.batch_requests = request.batch_requests
+        return result
 
     async def _fetch(
         self, query: RankQuery, deadline: float | None

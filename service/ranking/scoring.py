@@ -65,6 +65,11 @@ class ScoringRequest:
     fingerprint: bytes = b""
     encoded: EncodedUser[Any] | None = None
     candidate_ids: Sequence[str] | None = None
+    #: Set by the micro-batcher: from joining its queue to the batch starting, the batch's
+    #: scoring time and how many requests shared it.
+    waited_ms: float = 0.0
+    batch_ms: float = 0.0
+    batch_requests: int = 0
 
     @property
     def size(self) -> int:

@@ -14,7 +14,9 @@ from service.http.schemas import (
     RankResponse,
 )
 from service.observability.logs import current_request_id
+from service.observability.pauses import PAUSES
 from service.ranking import RankQuery, Stage
+from service.ranking.breakdown import RequestBreakdown, current_breakdown
 from service.routes.access import require_rank_key
 from service.routes.deps import MetricsDep, RequestLimitsDep, RuntimeDep
 from service.routes.events import events_to_sequence
@@ -79,6 +81,9 @@ async def rank(
         as_of=body.as_of,
     )
     limits.check_rank(query)
+    breakdown = RequestBreakdown()
+    current_breakdown.set(breakdown)
+    PAUSES.watch_loop()
     ranking = await runtime.served.rank(query)
     metrics.candidates.observe(len(body.candidates))
     for reason in ranking.degraded:
@@ -86,4 +91,5 @@ async def rank(
     # The domain result serialises straight to JSON bytes; response_model documents its shape.
     with runtime.observer.stage(Stage.SERIALISATION):
         payload = orjson.dumps(ranking)
-    return Response(payload, media_type="application/json")
+    headers = {"Server-Timing": breakdown.header()}
+    return Response(payload, media_type="application/json", headers=headers)

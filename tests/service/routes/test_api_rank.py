@@ -36,6 +36,29 @@ async def test_ranks_what_the_user_did_first(client: httpx.AsyncClient) -> None:
     assert 0 <= timings["fetch"] <= timings["total"] and 0 <= timings["model"] <= timings["total"]
 
 
+def _server_timing(header: str) -> dict[str, float]:
+    """``name;dur=x`` parts as milliseconds; ``batch;desc=n`` as the batch's request count."""
+    found = {}
+    for part in header.split(","):
+        name, _, value = part.strip().partition(";")
+        key, _, number = value.partition("=")
+        found[name] = float(number)
+        assert key in ("dur", "desc"), part
+    return found
+
+
+async def test_server_timing_breaks_the_request_down(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/rank", json={"user_id": "u1", "candidates": ["i1", "i3"]})
+    timing = _server_timing(response.headers["Server-Timing"])
+    assert set(timing) == {"fetch", "wait", "model", "gc", "lag", "server", "batch"}
+    assert timing["batch"] == 1  # alone in its batch
+    assert timing["model"] > 0
+    assert all(timing[name] >= 0 for name in ("fetch", "wait", "gc", "lag"))
+    assert timing["fetch"] + timing["wait"] + timing["model"] <= timing["server"]
+    # The body's timings are measured inside the same span.
+    assert response.json()["timings_ms"]["total"] <= timing["server"]
+
+
 async def test_top_k_and_request_id(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/v1/rank",
