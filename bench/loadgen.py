@@ -31,6 +31,8 @@ class RateResult:
     shed_latencies_ms: list[float] = field(default_factory=list)  # of the 429 answers
     #: How late the generator sent each request after its scheduled time (its own lag).
     send_lag_ms: list[float] = field(default_factory=list)
+    #: Per answered request: ``client`` and ``send_lag`` ms and the server's Server-Timing parts.
+    breakdowns: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def achieved_rps(self) -> float:
@@ -96,6 +98,7 @@ async def offer(
     latencies: list[float] = []
     shed_latencies: list[float] = []
     lags: list[float] = []
+    breakdowns: list[dict[str, float]] = []
     failures = 0
     shed = 0
     headers = {"content-type": "application/json"}
@@ -105,7 +108,8 @@ async def offer(
 
         async def send(body: bytes, scheduled: float) -> None:
             nonlocal failures, shed
-            lags.append((time.perf_counter() - scheduled) * 1000.0)
+            lag = (time.perf_counter() - scheduled) * 1000.0
+            lags.append(lag)
             try:
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
@@ -115,10 +119,13 @@ async def offer(
                             shed += 1
                             shed_latencies.append((time.perf_counter() - scheduled) * 1000.0)
                         return
+                    timing = response.headers.get("Server-Timing")
             except (aiohttp.ClientError, TimeoutError):
                 failures += 1
                 return
-            latencies.append((time.perf_counter() - scheduled) * 1000.0)
+            latency = (time.perf_counter() - scheduled) * 1000.0
+            latencies.append(latency)
+            breakdowns.append({**server_timing(timing), "client": latency, "send_lag": lag})
 
         start = time.perf_counter()
         tasks = []
@@ -145,7 +152,21 @@ async def offer(
         shed,
         shed_latencies,
         lags,
+        breakdowns,
     )
+
+
+def server_timing(header: str | None) -> dict[str, float]:
+    """A ``Server-Timing`` header's ``name;dur=x`` (or ``name;desc=x``) parts as numbers."""
+    found: dict[str, float] = {}
+    for part in (header or "").split(","):
+        name, _, value = part.strip().partition(";")
+        _, _, number = value.partition("=")
+        try:
+            found[name] = float(number)
+        except ValueError:
+            continue
+    return found
 
 
 async def closed_loop(

@@ -15,6 +15,7 @@ from bench.fixture import BenchFixture
 from bench.run import P99_OBJECTIVE_MS
 from bench.summary import MODEL_STAGES, BenchReport, Summary, summarise
 from bench.systems import BASELINE, RAY_SERVE, SERVICE, SERVICE_SELF_ATTENTION
+from bench.tail import OVERLAPS, PARTS, tail_reading
 from bench.targets import targets_markdown
 from model_export.checkpoint import load_ranker
 from model_export.report import machine_description
@@ -194,6 +195,56 @@ def _ladder_lines(name: str, entry: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _tail_lines(workloads: dict[str, dict[str, Any]]) -> list[str]:
+    """Per workload and service system (median round): the tail breakdown at the sustainable
+    rate and at capacity, and what it says."""
+    tables, readings = [], []
+    columns = ("client", *PARTS, *OVERLAPS, "batch")
+    for name, entry in workloads.items():
+        for system in (SERVICE, SERVICE_SELF_ATTENTION):
+            row = entry.get(system) or {}
+            for where, key in (("sustainable rate", "tail_at_sustainable"),
+                               ("capacity", "tail_at_capacity")):  # fmt: skip
+                tail = row.get(key)
+                if not tail:
+                    continue
+                tables += [
+                    f"**{name}, {system}, at its {where}** (mean ms per request in each band of "
+                    "client latency):",
+                    "",
+                    "| band | requests | " + " | ".join(columns) + " |",
+                    "|---|---|" + "---|" * len(columns),
+                    *(
+                        f"| {band} | {values['requests']:.0f} | "
+                        + " | ".join(f"{values[c]:.2f}" for c in columns)
+                        + " |"
+                        for band, values in tail.items()
+                    ),
+                    "",
+                ]
+                sentence = tail_reading(f"{name} at its {where}", system, tail)
+                if sentence:
+                    readings.append(sentence)
+    if not tables:
+        return []
+    return [
+        "",
+        "## Where the tail comes from",
+        "",
+        "Every answered request of a rate, grouped by its client latency; each part is the "
+        "band's mean. `lag`: the load generator sent late; `outside`: client − lag − server "
+        "time (connection, HTTP, admission queue, body, validation, writing the answer); "
+        "`fetch`, `wait` (for a scoring batch), `model` (the batch's scoring, shared by the "
+        "`batch` requests in it) and `other` from the service's `Server-Timing` header; `gc` "
+        "and `loop_lag`: garbage-collection pauses and event-loop lag while the request was in "
+        "the route (they overlap the other parts).",
+        "",
+        *readings,
+        "",
+        *tables,
+    ]
+
+
 def _reading(workloads: dict[str, dict[str, Any]]) -> list[str]:
     """Sentences computed from the figures: where the service's CPU per request goes."""
     lines = []
@@ -242,6 +293,7 @@ def markdown(summary: Summary) -> str:
                 f"abs difference {s['parity_max_abs_difference']:.1e}"
                 + ("." if s.get("timed", True) else " — **too far: not timed**.")
             )
+            + ("" if s.get("started", True) else " It did not start: **not timed**.")
             + (
                 f" Settings: {', '.join(f'{k}={v}' for k, v in s['settings'].items())}."
                 if s.get("settings")
@@ -267,6 +319,7 @@ def markdown(summary: Summary) -> str:
         *targets_markdown(summary),
         *(["", "What the figures say:", "", *_reading(workloads)] if _reading(workloads) else []),
         *_session_lines(summary.get("sessions") or {}),
+        *_tail_lines(workloads),
     ]
     tight, defaults = summary.get("overload") or {}, summary.get("overload_defaults") or {}
     if tight or defaults:

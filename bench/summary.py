@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.run import P99_OBJECTIVE_MS, SystemRun
 from bench.systems import BASELINE, RAY_SERVE, SERVICE
+from bench.tail import tail_breakdown
 from bench.workloads import Workload
 from model_export.report import machine_description
 
@@ -63,6 +64,8 @@ def round_entry(run: SystemRun) -> dict[str, Any]:
         "cpu_ms_at_sustainable": _round(run.cpu_ms_at(best), 3),
         "load_average": [round(x, 2) for x in run.load_average],
         "stages_ms_at_sustainable": {k: round(v, 3) for k, v in stages.items()} or None,
+        "tail_at_sustainable": tail_breakdown(best.breakdowns) if best else None,
+        "tail_at_capacity": tail_breakdown(most.breakdowns) if most else None,
         "rates": rates,
     }
 
@@ -95,6 +98,8 @@ def system_entry(runs: list[SystemRun]) -> dict[str, Any]:
         "cpu_ms_per_request": _median([r["cpu_ms_at_sustainable"] for r in rounds], None),
         "median_round": rounds[middle]["round"],
         "stages_ms_at_sustainable": rounds[middle]["stages_ms_at_sustainable"],
+        "tail_at_sustainable": rounds[middle]["tail_at_sustainable"],
+        "tail_at_capacity": rounds[middle]["tail_at_capacity"],
     }
 
 

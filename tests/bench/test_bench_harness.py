@@ -15,11 +15,12 @@ import psutil
 import pytest
 from aiohttp import web
 
-from bench.loadgen import RateResult, offer
+from bench.loadgen import RateResult, offer, server_timing
 from bench.profile import summarise_samples
 from bench.report import BenchReport, markdown, plot, summarise
 from bench.run import SystemRun, saturated, sustained
 from bench.systems import max_score_difference, tree_cpu_seconds
+from bench.tail import tail_breakdown, tail_reading
 from bench.workloads import W1, Workload
 from tests.support.ports import free_port
 
@@ -57,7 +58,7 @@ def test_open_loop_load_over_real_http() -> None:
             return web.Response(status=429, headers={"Retry-After": "1"})
         if len(received) % 25 == 0:
             return web.Response(status=503)
-        return web.json_response({"items": []})
+        return web.json_response({"items": []}, headers={"Server-Timing": "server;dur=0.5"})
 
     async def scenario() -> RateResult:
         app = web.Application()
@@ -81,6 +82,8 @@ def test_open_loop_load_over_real_http() -> None:
     assert result.accepted_percentile(99) <= max(result.latencies_ms)
     assert result.ok == result.sent - result.failed == len(result.latencies_ms)
     assert {body["n"] for body in received} == {0, 1, 2}
+    assert len(result.breakdowns) == result.ok and len(result.send_lag_ms) == result.sent
+    assert all(b["server"] == 0.5 and b["client"] >= b["send_lag"] for b in result.breakdowns)
 
 
 def _ladder(system: str, rps: list[float], p99: list[float], round_index: int = 0) -> SystemRun:
@@ -188,3 +191,29 @@ def test_profile_summary_leaves_out_idle_waits() -> None:
     ]
     top = summarise_samples(lines, top=5)
     assert top == [("run (onnxruntime/x.py)", 0.8), ("rank (service/routes/rank.py)", 0.2)]
+
+
+def test_tail_breakdown_names_the_part_that_grows() -> None:
+    records = []
+    for n in range(200):
+        slow = n >= 196  # the slowest 2%: they waited for a batch
+        wait = 40.0 if slow else 1.0
+        server = 2.0 + wait + 5.0 + 1.0
+        records.append(
+            {"client": server + 3.0, "send_lag": 0.5, "server": server, "fetch": 2.0,
+             "wait": wait, "model": 5.0, "gc": 0.0, "lag": 0.1, "batch": 2.0}
+        )  # fmt: skip
+    tail = tail_breakdown(records)
+    assert tail is not None
+    assert tail["p40–p60"]["wait"] == 1.0 and tail["≥ p99"]["wait"] == 40.0
+    assert tail["≥ p99"]["outside"] == pytest.approx(2.5)
+    assert tail["≥ p99"]["other"] == pytest.approx(1.0)
+    sentence = tail_reading("W1", "service", tail)
+    assert sentence is not None and "**wait** (+39.0 ms" in sentence
+    assert tail_breakdown([{"client": 3.0, "send_lag": 0.1}]) is None  # no Server-Timing
+
+
+def test_server_timing_header_parts() -> None:
+    parts = server_timing("fetch;dur=1.5, wait;dur=0.25, batch;desc=3, bogus, x;dur=y")
+    assert parts == {"fetch": 1.5, "wait": 0.25, "batch": 3.0}
+    assert server_timing(None) == {}
