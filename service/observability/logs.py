@@ -1,9 +1,11 @@
-"""Structured logs: one JSON object per line, carrying the request ID, with secrets redacted.
+"""Structured logs: one JSON object per line, carrying the request ID (and, while a span is
+current, the trace and span IDs), with secrets redacted.
 
 Log collectors (Loki, Elasticsearch, Cloud Logging) index JSON fields without a parser per
 service, and a request ID on every line ties an access-log entry to the warnings the same request
-raised. Secrets are scrubbed in the formatter, the last step before a line leaves the process, so
-a library that logs a Redis URL or an exception quoting one cannot leak the password.
+raised; the trace ID ties it to the request's trace. Secrets are scrubbed in the formatter, the
+last step before a line leaves the process, so a library that logs a Redis URL or an exception
+quoting one cannot leak the password.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from service.observability.tracing import current_span_ids
 
 #: The request being served by this task (and the threads it hands work to); "-" outside one.
 current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
@@ -61,7 +65,12 @@ class SecretRedactor:
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "message", "request_id", ...extra fields}`` per line."""
+    """``{"ts", "level", "logger", "message", "request_id", ...extra fields}`` per line, with
+    ``trace_id`` and ``span_id`` while a span is current.
+
+    The span is read when the line is formatted: the handlers write in the thread that logs, so
+    that is the span of the code that logged.
+    """
 
     def __init__(self, redactor: SecretRedactor | None = None) -> None:
         super().__init__()
@@ -75,6 +84,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or current_request_id.get(),
         }
+        span = current_span_ids()
+        if span is not None:
+            entry["trace_id"], entry["span_id"] = span
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRIBUTES and key not in entry:
                 entry[key] = value
