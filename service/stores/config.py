@@ -5,30 +5,55 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RedisDsn,
+    TypeAdapter,
+    ValidationError,
+)
 from redis.connection import parse_url
 
 from service.stores.event_log import DEFAULT_ID_WINDOW
 
 #: The user snapshot ``reaseq demo`` writes, served when nothing names another.
 DEMO_USERS_PATH = Path("var/demo/users.npz")
-REDIS_URL_FORM = "redis://[:password@]host[:port][/db] (or rediss://…, unix:///path)"
+REDIS_URL_FORM = "redis://[[user]:password@]host[:port][/db] (rediss:// for TLS)"
+_REDIS_DSN: TypeAdapter[RedisDsn] = TypeAdapter(RedisDsn)
+
+
+def require_scheme(url: object) -> object:
+    """``url`` unless it is text without a scheme, the usual mistake (``localhost:6379``, which
+    a URL parser would read as the scheme ``localhost``): then a ``ValueError`` that shows the
+    form."""
+    if isinstance(url, str) and "://" not in url:
+        raise ValueError(f"not a Redis URL: expected {REDIS_URL_FORM}")
+    return url
 
 
 def check_redis_url(url: str) -> str:
-    """``url`` if the Redis client can connect by it; else a ``ValueError`` that shows the form
-    (a bare ``host:port`` is the usual mistake)."""
-    if "://" not in url:
-        raise ValueError(f"not a Redis URL: expected {REDIS_URL_FORM}")
+    """``url`` if it is a Redis URL (pydantic's ``RedisDsn``: redis:// or rediss:// and a host)
+    that the Redis client can connect by; else a ``ValueError`` that shows the form."""
+    require_scheme(url)
     try:
+        _REDIS_DSN.validate_python(url)
         parse_url(url)
+    except ValidationError as error:
+        reason = error.errors()[0]["msg"]
+        raise ValueError(f"not a Redis URL ({reason}); expected {REDIS_URL_FORM}") from None
     except ValueError as error:
         raise ValueError(f"not a Redis URL ({error}); expected {REDIS_URL_FORM}") from None
     return url
 
 
-#: A Redis URL, checked when the configuration is read rather than at the first connection.
+#: A Redis URL as text, checked when the configuration is read rather than at the first
+#: connection (the store configurations, the command line).
 RedisUrl = Annotated[str, AfterValidator(check_redis_url)]
+#: A Redis URL in the service settings: pydantic's ``RedisDsn``, with the missing scheme named.
+RedisSettingUrl = Annotated[RedisDsn, BeforeValidator(require_scheme)]
 
 
 class EmbeddedStoreConfig(BaseModel):
