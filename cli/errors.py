@@ -20,6 +20,7 @@ from typing import Any
 import typer
 
 from service.contracts.bundle_root import CURRENT_FILE
+from service.settings_errors import MISTAKE_EXIT, setting_error_lines
 
 # Click's exception classes as Typer raises them (newer Typer carries its own copy of click),
 # found from a class Typer exports.
@@ -38,8 +39,6 @@ NoArgsIsHelpError: Any = getattr(
 )
 
 DEBUG_VARIABLE = "REASEQ_DEBUG"
-#: The exit status of a mistake the caller can fix (the status click gives a usage error).
-MISTAKE_EXIT = 2
 #: What to do when no bundle is there to serve.
 BUNDLE_HINT = (
     "build one with `reaseq demo` (or `make run`), or name the bundle root (--bundles, "
@@ -130,30 +129,10 @@ def _settings_error(error: BaseException) -> list[str] | None:
         "Settings"
     ):
         return None
-    errors: list[dict[str, Any]] = error.errors()  # type: ignore[attr-defined]
-    return [
-        f"{_variable(e)}={_shown(e.get('input'))} is not valid: "
-        + e["msg"].removeprefix("Value error, ")
-        for e in errors
-    ]
-
-
-def _variable(field_error: dict[str, Any]) -> str:
-    """The environment variable of the settings field the error is about."""
-    loc = field_error.get("loc") or ("",)
-    field = str(loc[0])
     settings = getattr(sys.modules.get("service.settings"), "Settings", None)
-    info = getattr(settings, "model_fields", {}).get(field)
-    alias = getattr(info, "validation_alias", None)
-    if isinstance(alias, str):
-        return alias
-    prefix = getattr(settings, "model_config", {}).get("env_prefix", "REASEQ_")
-    return f"{prefix}{field}".upper()
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    if settings is None:
+        return None
+    return setting_error_lines(error, settings)  # type: ignore[arg-type]
 
 
 def _missing_bundle(error: BaseException) -> list[str] | None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.ports import free_port
 
@@ -37,3 +38,45 @@ def test_python_m_service_serves(bundle_root: Path, users_snapshot: Path) -> Non
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            {"REASEQ_GRAPH_MODE": "bogus"},
+            ["REASEQ_GRAPH_MODE='bogus' is not valid: Input should be"],
+        ),
+        (
+            {"REASEQ_REDIS_URL": "localhost:6379"},
+            ["REASEQ_REDIS_URL='localhost:6379' is not valid: not a Redis URL: expected redis://"],
+        ),
+        (
+            {"REASEQ_PORT": "eighty", "REASEQ_LOG_FORMAT": "xml"},
+            ["REASEQ_PORT='eighty' is not valid", "REASEQ_LOG_FORMAT='xml' is not valid"],
+        ),
+        (
+            {"REASEQ_DEVICE": "cuda", "REASEQ_ATTENTION_BACKEND": "numpy"},
+            ["REASEQ_ATTENTION_BACKEND=numpy runs on the host"],
+        ),
+    ],
+    ids=["choice", "redis-url", "two-variables", "across-variables"],
+)
+def test_a_bad_setting_is_one_line_per_variable_and_exit_2(
+    tmp_path: Path, variables: dict[str, str], expected: list[str]
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REASEQ_")} | variables
+    done = subprocess.run(
+        [sys.executable, "-m", "service"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode == 2, lines
+    assert "Traceback" not in done.stderr
+    assert len(lines) == len(expected), lines
+    for line, wanted in zip(lines, expected, strict=True):
+        assert line.startswith("error: ") and wanted in line, lines
