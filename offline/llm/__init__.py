@@ -1,8 +1,8 @@
-"""Clients for OpenAI-compatible HTTP endpoints (chat completions, embeddings) used offline."""
+"""Clients of OpenAI-compatible endpoints (chat completions, embeddings) used offline."""
 
 from offline.llm.chat import ChatClient, Completion
 from offline.llm.embeddings import EmbeddingError, EmbeddingsClient
-from offline.llm.endpoint import EndpointError, JsonEndpoint, RequestStats
+from offline.llm.endpoint import EndpointError, ModelEndpoint, RequestStats
 from offline.llm.json_extract import JSONExtractionError, extract_json_object
 from offline.llm.settings import EmbeddingSettings, EndpointSettings, LLMSettings
 
@@ -15,8 +15,8 @@ __all__ = [
     "EndpointError",
     "EndpointSettings",
     "JSONExtractionError",
-    "JsonEndpoint",
     "LLMSettings",
+    "ModelEndpoint",
     "RequestStats",
     "extract_json_object",
 ]

@@ -4,6 +4,10 @@ It starts with ``response_format: {"type": "json_schema", ...}``; a server that 
 it does not support that mode is asked again in ``json_object`` mode, then with no
 ``response_format`` at all (the prompt still quotes the schema). The mode that worked is kept for
 the client's later calls, so a server is probed once per run, not once per item.
+
+An answer cut off at ``max_tokens`` is an error (``truncated``), not text to repair: the JSON
+repair would close it and keep a half-written last value, and asking again within the same
+budget would be cut off again.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from offline.llm.endpoint import EndpointError, JsonEndpoint
+from offline.llm.endpoint import EndpointError, ModelEndpoint
 from offline.llm.settings import LLMSettings
 
 log = logging.getLogger(__name__)
@@ -36,11 +40,11 @@ class Completion:
 
 
 class ChatClient:
-    """``POST /chat/completions`` for one model."""
+    """``POST /chat/completions`` for one model, through :class:`ModelEndpoint`."""
 
     def __init__(self, settings: LLMSettings) -> None:
         self.settings = settings
-        self.endpoint = JsonEndpoint(settings)
+        self.endpoint = ModelEndpoint(settings)
         self.mode: ResponseMode = settings.response_format
 
     @property
@@ -75,22 +79,23 @@ class ChatClient:
         while True:
             mode = self.mode
             try:
-                body = await self.endpoint.post(
-                    "chat/completions", self._payload(messages, schema, name)
-                )
+                payload = self._payload(messages, schema, name)
+                answer = await self.endpoint.chat_completion(**payload)
                 break
             except EndpointError as error:
                 if not self._downgrade(error, mode):
                     raise
-        try:
-            content = body["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise EndpointError("bad_response", "no choices[0].message.content") from None
-        usage = body.get("usage") or {}
+        if not answer.choices or answer.choices[0].message is None:
+            raise EndpointError("bad_response", "no choices[0].message")
+        choice = answer.choices[0]
+        if choice.finish_reason == "length":
+            limit = self.settings.max_tokens
+            raise EndpointError("truncated", f"the answer reached max_tokens={limit}")
+        usage = answer.usage
         return Completion(
-            content=content if isinstance(content, str) else "",
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
+            content=choice.message.content if isinstance(choice.message.content, str) else "",
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         )
 
     def _downgrade(self, error: EndpointError, tried: ResponseMode) -> bool:

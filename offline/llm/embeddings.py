@@ -1,4 +1,4 @@
-"""An ``/embeddings`` client: batched, concurrent, retried, and strict about what comes back.
+"""An ``/embeddings`` client on the SDK: batched, concurrent, and strict about what comes back.
 
 A vector of the wrong width or a missing row is an error, never padded or skipped: semantic
 vectors from a broken answer would silently mislead the ranker.
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from offline.llm.endpoint import JsonEndpoint
+from offline.llm.endpoint import ModelEndpoint
 from offline.llm.settings import EmbeddingSettings
 
 
@@ -25,7 +25,7 @@ class EmbeddingsClient:
     def __init__(self, settings: EmbeddingSettings, expected_dim: int | None = None) -> None:
         self.settings = settings
         self.expected_dim = expected_dim
-        self.endpoint = JsonEndpoint(settings)
+        self.endpoint = ModelEndpoint(settings)
 
     async def close(self) -> None:
         await self.endpoint.close()
@@ -43,14 +43,19 @@ class EmbeddingsClient:
         return np.concatenate(parts).astype(np.float32)
 
     async def _batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        payload: dict[str, Any] = {"model": self.settings.model, "input": texts}
+        # Floats, not the SDK's default base64: every OpenAI-compatible server speaks floats.
+        params: dict[str, Any] = {
+            "model": self.settings.model,
+            "input": texts,
+            "encoding_format": "float",
+        }
         if self.settings.dimensions is not None:
-            payload["dimensions"] = self.settings.dimensions
-        body = await self.endpoint.post("embeddings", payload)
+            params["dimensions"] = self.settings.dimensions
+        answer = await self.endpoint.embeddings(**params)
         try:
-            rows = sorted(body["data"], key=lambda row: int(row["index"]))
-            vectors = [row["embedding"] for row in rows]
-        except (KeyError, TypeError, ValueError) as error:
+            rows = sorted(answer.data, key=lambda row: int(row.index))
+            vectors = [list(row.embedding) for row in rows]
+        except (AttributeError, TypeError, ValueError) as error:
             raise EmbeddingError(f"malformed embeddings answer: {error!r}") from None
         if len(vectors) != len(texts):
             raise EmbeddingError(f"asked for {len(texts)} embeddings, got {len(vectors)}")

@@ -1,26 +1,36 @@
-"""POST JSON to an OpenAI-compatible endpoint with bounded concurrency, timeouts and retries.
+"""One OpenAI-compatible endpoint on the ``openai`` SDK: timeouts, retries, concurrency, counts.
 
-Rate limits (429), server errors (5xx), timeouts and dropped connections are retried with
-exponential backoff and full jitter, honouring ``Retry-After`` when the server sends one; any
-other 4xx is the caller's mistake and is raised at once, with the server's message. Every request
-and retry is counted, so a run report can say what the endpoint cost.
+The SDK retries rate limits (429), server errors (5xx), timeouts and dropped connections with
+exponential backoff and jitter, honouring ``Retry-After``; any other 4xx is the caller's mistake and
+is raised at once, with the server's message. At most ``max_concurrency`` calls are in flight; a
+call keeps its slot while it backs off, so a server that rate-limits is sent less, not more. Every
+HTTP attempt is counted, so a run report can say what the endpoint cost.
+
+The base URL and the key come from the settings only: the SDK's own ``OPENAI_API_KEY`` is never
+read, and without a key no ``Authorization`` header is sent, so a key meant for one provider cannot
+reach another endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import logging
-import random
-import time
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-import httpx
+import openai
+from openai.types import CreateEmbeddingResponse
+from openai.types.chat import ChatCompletion
 
 from offline.llm.settings import EndpointSettings
 
-log = logging.getLogger(__name__)
+#: Header the SDK puts on each attempt: how many retries came before it.
+_RETRY_COUNT_HEADER = "x-stainless-retry-count"
+#: The SDK refuses to start without some key; with none configured this one is never sent.
+_NO_KEY = "unused"
+
+Answer = TypeVar("Answer")
 
 
 class EndpointError(Exception):
@@ -33,91 +43,66 @@ class EndpointError(Exception):
 
 @dataclass
 class RequestStats:
+    """HTTP attempts sent, and how many of them were retries."""
+
     requests: int = 0
     retries: int = 0
-    by_outcome: dict[str, int] = field(default_factory=dict)
-
-    def count(self, outcome: str) -> None:
-        self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
 
 
-def retry_after_s(response: httpx.Response) -> float | None:
-    """Seconds the server asked us to wait (delta-seconds or an HTTP date), if it said."""
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return None if parsed is None else max(0.0, parsed.timestamp() - time.time())
+class ModelEndpoint:
+    """One base URL, one SDK client and connection pool, at most ``max_concurrency`` calls."""
 
-
-class JsonEndpoint:
-    """One base URL, one shared connection pool, at most ``max_concurrency`` requests in flight."""
-
-    def __init__(self, settings: EndpointSettings, rng: random.Random | None = None) -> None:
+    def __init__(self, settings: EndpointSettings) -> None:
         self.settings = settings
         self.stats = RequestStats()
-        self._rng = rng or random.Random()
         self._semaphore = asyncio.Semaphore(settings.max_concurrency)
-        headers = {"content-type": "application/json"}
-        if settings.api_key is not None:
-            headers["authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
-        self._client = httpx.AsyncClient(
-            base_url=settings.base_url.rstrip("/") + "/",
-            headers=headers,
+        key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+        self._headers: dict[str, Any] = {} if key else {"Authorization": openai.Omit()}
+        self._client = openai.AsyncOpenAI(
+            base_url=settings.base_url,
+            api_key=key or _NO_KEY,
             timeout=settings.timeout_s,
-            limits=httpx.Limits(max_connections=settings.max_concurrency),
+            max_retries=settings.max_retries,
+            http_client=openai.DefaultAsyncHttpxClient(event_hooks={"request": [self._count]}),
         )
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.close()
 
-    def backoff_s(self, attempt: int, retry_after: float | None) -> float:
-        """Full jitter under an exponential ceiling; a server's Retry-After is a floor."""
-        ceiling = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt)
-        delay = self._rng.uniform(0, ceiling)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.settings.backoff_max_s))
-        return delay
+    async def _count(self, request: Any) -> None:
+        self.stats.requests += 1
+        if request.headers.get(_RETRY_COUNT_HEADER, "0") != "0":
+            self.stats.retries += 1
 
-    async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """The decoded JSON answer; :class:`EndpointError` once retries are spent."""
-        failure = EndpointError("unknown")
-        for attempt in range(self.settings.max_retries + 1):
-            if attempt:
-                self.stats.retries += 1
-            retry_after: float | None = None
+    async def chat_completion(self, **params: Any) -> ChatCompletion:
+        """``POST /chat/completions``; :class:`EndpointError` once the SDK's retries are spent."""
+        async with self._call():
+            answer = await self._client.chat.completions.create(
+                **params, extra_headers=self._headers
+            )
+        return _checked(answer, ChatCompletion)
+
+    async def embeddings(self, **params: Any) -> CreateEmbeddingResponse:
+        """``POST /embeddings``; :class:`EndpointError` once the SDK's retries are spent."""
+        async with self._call():
+            answer = await self._client.embeddings.create(**params, extra_headers=self._headers)
+        return _checked(answer, CreateEmbeddingResponse)
+
+    @asynccontextmanager
+    async def _call(self) -> AsyncIterator[None]:
+        async with self._semaphore:
             try:
-                async with self._semaphore:
-                    self.stats.requests += 1
-                    response = await self._client.post(path.lstrip("/"), json=payload)
-            except httpx.TimeoutException as error:
-                failure = EndpointError("timeout", type(error).__name__)
-            except httpx.TransportError as error:
-                failure = EndpointError("transport", type(error).__name__)
-            else:
-                if response.status_code < 400:
-                    self.stats.count("ok")
-                    return _decoded(response)
-                failure = EndpointError(
-                    _reason(response.status_code), response.text[:500], response.status_code
-                )
-                if not _retryable(response.status_code):
-                    self.stats.count(failure.reason)
-                    raise failure
-                retry_after = retry_after_s(response)
-            self.stats.count(failure.reason)
-            if attempt < self.settings.max_retries:
-                delay = self.backoff_s(attempt, retry_after)
-                log.debug("%s on %s, retry in %.2f s", failure.reason, path, delay)
-                await asyncio.sleep(delay)
-        raise failure
-
-
-def _retryable(status: int) -> bool:
-    return status == 429 or status >= 500
+                yield
+            except openai.APITimeoutError:
+                raise EndpointError("timeout", "no answer within timeout_s") from None
+            except openai.APIConnectionError as error:
+                cause = type(error.__cause__ or error).__name__
+                raise EndpointError("transport", cause) from None
+            except openai.APIStatusError as error:
+                status = error.status_code
+                raise EndpointError(_reason(status), error.message[:500], status) from None
+            except openai.APIError as error:
+                raise EndpointError("bad_response", error.message[:500]) from None
 
 
 def _reason(status: int) -> str:
@@ -126,11 +111,8 @@ def _reason(status: int) -> str:
     return "server_error" if status >= 500 else "client_error"
 
 
-def _decoded(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as error:
-        raise EndpointError("bad_response", f"not JSON: {error}", response.status_code) from None
-    if not isinstance(body, dict):
-        raise EndpointError("bad_response", "not a JSON object", response.status_code)
-    return body
+def _checked(answer: object, kind: type[Answer]) -> Answer:
+    """The SDK hands back a body that is not JSON as text; that is not an answer."""
+    if not isinstance(answer, kind):
+        raise EndpointError("bad_response", f"not a JSON {kind.__name__}")
+    return answer

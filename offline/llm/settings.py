@@ -2,7 +2,8 @@
 
 Any OpenAI-compatible server works (vLLM, Ollama, a hosted API): a base URL ending in ``/v1``, a
 model name and, if the server wants one, an API key. The key is a secret: it is only ever put in
-the ``Authorization`` header, never logged, printed or written to a report.
+the ``Authorization`` header, never logged, printed or written to a report. The ``openai`` SDK's
+own variables (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``) are not read.
 """
 
 from __future__ import annotations
@@ -21,11 +22,18 @@ class EndpointSettings(BaseSettings):
     base_url: str = Field(default="http://127.0.0.1:8000/v1", description="Ends in /v1.")
     model: str = Field(default="", description="Model name the server knows.")
     api_key: SecretStr | None = Field(default=None, description="Bearer token, if required.")
-    timeout_s: float = Field(default=60.0, gt=0, description="Per request, connect to last byte.")
-    max_concurrency: int = Field(default=8, ge=1, description="Requests in flight at once.")
-    max_retries: int = Field(default=4, ge=0, description="Retries on 429, 5xx and timeouts.")
-    backoff_base_s: float = Field(default=0.5, ge=0, description="First retry's delay ceiling.")
-    backoff_max_s: float = Field(default=30.0, ge=0, description="Cap on any retry delay.")
+    timeout_s: float = Field(
+        default=60.0, gt=0, description="Per HTTP attempt: to connect, and for each read or write."
+    )
+    max_concurrency: int = Field(
+        default=8, ge=1, description="Calls in flight at once; one that backs off keeps its slot."
+    )
+    max_retries: int = Field(
+        default=4,
+        ge=0,
+        description="Retries on 429, 5xx, timeouts and dropped connections, with the openai SDK's "
+        "exponential backoff (Retry-After honoured).",
+    )
 
 
 class LLMSettings(EndpointSettings):

@@ -3,7 +3,8 @@
 It answers ``/v1/chat/completions`` as a language model would, and ``/v1/embeddings``. What it
 does for an item is chosen by the item's title (the tests name items after behaviours): answer
 well, wrap the JSON in prose and fences, break the JSON or the schema once, rate-limit once,
-fail with 500s, or answer too slowly. Every request is recorded, so tests can count them.
+fail with 500s, refuse the request (400), stop at the token limit, or answer too slowly. Every
+request is recorded, so tests can count them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ROLES = {
     "Role: critic": "critic",
 }
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7}
-SLOW_S = 3.0  # well past the tests' client timeout, which a loaded machine must never reach
+SLOW_S = 6.0  # well past the tests' client timeout, which a loaded machine must never reach
 
 
 @dataclass
@@ -45,6 +46,9 @@ class ServerScript:
     supports_json_schema: bool = True
     embed_behaviour: str = "ok"
     embed_dim: int = 8
+    embed_delay_s: float = 0.0
+    in_flight: int = 0
+    peak_in_flight: int = 0
     seen: list[Seen] = field(default_factory=list)
     attempts: Counter[tuple[str, str]] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -93,25 +97,44 @@ def valid_answer(role: str, facts: dict[str, Any]) -> dict[str, Any]:
     return reasoning | fields | {"confidence": dict.fromkeys(fields, 0.9), "conflicts": []}
 
 
-def chat_reply(title: str, attempt: int, answer: dict[str, Any]) -> tuple[int, str, dict[str, str]]:
-    """(status, body text of the message or error, extra headers)."""
+def chat_reply(
+    title: str, attempt: int, answer: dict[str, Any]
+) -> tuple[int, str, dict[str, str], str]:
+    """(status, body text of the message or error, extra headers, finish reason)."""
     text = json.dumps(answer)
     invalid = json.dumps({"reasoning": "hmm", "unexpected": 1})
     if title == "fenced":
-        return 200, f"Here is my answer:\n```json\n{text[:-1]},\n}}\n```\nHope it helps.", {}
+        fenced = f"Here is my answer:\n```json\n{text[:-1]},\n}}\n```\nHope it helps."
+        return 200, fenced, {}, "stop"
     if title == "bad-json-once" and attempt == 1:
-        return 200, 'I think {"reasoning": "oops", ', {}
+        return 200, 'I think ["oops", ', {}, "stop"  # JSON, but no object even once repaired
     if title == "schema-once" and attempt == 1:
-        return 200, invalid, {}
+        return 200, invalid, {}, "stop"
     if title == "always-invalid":
-        return 200, invalid, {}
+        return 200, invalid, {}, "stop"
+    if title == "truncated":
+        return 200, text[: len(text) - 3], {}, "length"
     if title == "429-once" and attempt == 1:
-        return 429, "slow down", {"Retry-After": "0"}
+        return 429, "slow down", {"Retry-After": "0"}, ""
     if title == "500-always":
-        return 500, "internal error", {}
+        return 500, "internal error", {}, ""
+    if title == "bad-request":
+        return 400, "unknown field 'temperature'", {}, ""
     if title == "slow":
         time.sleep(SLOW_S)
-    return 200, text, {}
+    return 200, text, {}, "stop"
+
+
+def completion(model: str, choice: dict[str, Any]) -> dict[str, Any]:
+    """A chat completion as an OpenAI-compatible server sends it."""
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+        "usage": USAGE | {"total_tokens": sum(USAGE.values())},
+    }
 
 
 def _embedding(text: str, dim: int) -> list[float]:
@@ -138,6 +161,16 @@ def make_handler(script: ServerScript) -> type[BaseHTTPRequestHandler]:
                 pass  # the client gave up (timeout test)
 
         def do_POST(self) -> None:
+            with script.lock:
+                script.in_flight += 1
+                script.peak_in_flight = max(script.peak_in_flight, script.in_flight)
+            try:
+                self._answer()
+            finally:
+                with script.lock:
+                    script.in_flight -= 1
+
+        def _answer(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
             auth = self.headers.get("authorization", "")
             if self.path.endswith("/embeddings"):
@@ -153,24 +186,30 @@ def make_handler(script: ServerScript) -> type[BaseHTTPRequestHandler]:
                     return self._send(400, {"error": {"message": message}}, {})
                 script.attempts[(facts["title"], role)] += 1
                 attempt = script.attempts[(facts["title"], role)]
-            status, text, headers = chat_reply(facts["title"], attempt, valid_answer(role, facts))
+            answer = valid_answer(role, facts)
+            status, text, headers, finish = chat_reply(facts["title"], attempt, answer)
             if status != 200:
                 return self._send(status, {"error": {"message": text}}, headers)
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}}
-            self._send(200, {"choices": [choice], "usage": USAGE}, headers)
+            reply = {"role": "assistant", "content": text}
+            choice = {"index": 0, "message": reply, "finish_reason": finish}
+            self._send(200, completion(body["model"], choice), headers)
 
         def _embeddings(self, body: dict[str, Any], auth: str) -> None:
             with script.lock:
                 script.seen.append(Seen(self.path, "", "embeddings", "", auth))
                 calls = sum(1 for s in script.seen if s.role == "embeddings")
             behaviour = script.embed_behaviour
+            time.sleep(script.embed_delay_s)
             if behaviour == "500-always" or (behaviour == "500-once" and calls == 1):
                 return self._send(500, {"error": {"message": "boom"}}, {})
             rows = []
             for index, text in enumerate(body["input"]):
                 dim = script.embed_dim + (1 if behaviour == "wrong-dims" and index else 0)
-                rows.append({"index": index, "embedding": _embedding(text, dim)})
-            self._send(200, {"data": rows[::-1], "usage": {"prompt_tokens": 3}}, {})
+                row = {"object": "embedding", "index": index, "embedding": _embedding(text, dim)}
+                rows.append(row)
+            usage = {"prompt_tokens": 3, "total_tokens": 3}
+            answer = {"object": "list", "data": rows[::-1], "model": body["model"], "usage": usage}
+            self._send(200, answer, {})
 
     return Handler
 

@@ -32,8 +32,6 @@ def encoder(url: str, dim: int = 4, reduce: str = "truncate") -> EmbeddingEndpoi
         model="embed-test",
         batch_size=3,
         max_retries=2,
-        backoff_base_s=0.01,
-        backoff_max_s=0.02,
         timeout_s=2,
     )
     built = EmbeddingEndpointEncoder(settings, dim=dim, reduce=reduce, expected_dim=8)  # type: ignore[arg-type]

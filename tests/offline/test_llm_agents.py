@@ -35,7 +35,15 @@ from tests.offline.llm_server import USAGE, ServerScript, serve
 
 API_KEY = "sk-test-secret-0123456789"
 GOOD = ("ok", "fenced", "bad-json-once", "schema-once", "429-once", "contradict")
-BAD = {"always-invalid": "invalid_output", "500-always": "server_error", "slow": "timeout"}
+BAD = {
+    "always-invalid": "invalid_output",
+    "500-always": "server_error",
+    "slow": "timeout",
+    "truncated": "truncated",
+    "bad-request": "client_error",
+}
+#: Titles whose requests end without tokens to count (the truncated answer's are not reported).
+UNANSWERED = ("500-always", "slow", "429-once", "truncated", "bad-request")
 
 
 def catalogue(titles: list[str], brand: str = "Acme") -> Catalogue:
@@ -59,10 +67,8 @@ def settings(url: str, **overrides: object) -> LLMSettings:
         "base_url": url,
         "model": "test-model",
         "api_key": API_KEY,
-        "timeout_s": 1.0,  # a normal answer must fit even on a busy CI machine
+        "timeout_s": 2.0,  # a normal answer must fit even on a busy CI machine
         "max_retries": 1,
-        "backoff_base_s": 0.01,
-        "backoff_max_s": 0.05,
         "max_repairs": 1,
         "max_concurrency": 8,
     }
@@ -109,7 +115,7 @@ def test_every_path_ends_in_a_record_or_a_counted_fallback(
     assert report.items_with_fallback == len(BAD)
     assert report.repairs == roles * 2 + roles * 1  # two repaired once each; one gave up after 1
     assert report.critic_conflicts >= 1
-    answered = sum(1 for s in script.seen if s.title not in ("500-always", "slow", "429-once"))
+    answered = sum(1 for s in script.seen if s.title not in UNANSWERED)
     answered += roles  # the 429 item's second attempts
     assert report.prompt_tokens == USAGE["prompt_tokens"] * answered
     assert report.completion_tokens == USAGE["completion_tokens"] * answered
@@ -213,8 +219,11 @@ def test_unsupported_json_schema_falls_back_to_json_object(script: ServerScript,
     )
     assert report.fallbacks == {} and all(r.backend == "llm:test-model" for r in records)
     modes = [s.response_format for s in script.seen]
-    assert modes[0] == "json_schema" and modes.count("json_schema") <= 2
-    assert set(modes[2:]) == {"json_object"}
+    # Refused once for each call already in flight (one per item), then never asked again.
+    assert 1 <= modes.count("json_schema") <= 2
+    assert (
+        modes.count("json_object") == 2 * len(AgentRole) == len(modes) - modes.count("json_schema")
+    )
 
 
 def test_offline_team_writes_what_the_fast_path_writes(tiny: tuple) -> None:  # type: ignore[type-arg]
