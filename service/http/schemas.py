@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+)
 
 from service.contracts.features import EVENT_TYPES
 from service.ranking.limits import MAX_CANDIDATES, MAX_ID_LENGTH, MAX_TIMEOUT_MS, PRINTABLE_ID
@@ -24,6 +33,35 @@ EventId = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=PRINTABLE_ID)
 ]
 EventName = Literal["click", "cart", "purchase"]
+#: ``context`` of a rank request: a few short scalars, small enough to log and to key an
+#: experiment assignment by.
+MAX_CONTEXT_KEYS = 64
+MAX_CONTEXT_KEY_LENGTH = 64
+MAX_CONTEXT_VALUE_LENGTH = 256
+ContextKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_CONTEXT_KEY_LENGTH, pattern=PRINTABLE_ID),
+]
+ContextValue = (
+    Annotated[str, StringConstraints(max_length=MAX_CONTEXT_VALUE_LENGTH)]
+    | StrictBool
+    | StrictInt
+    | Annotated[float, Field(strict=True, allow_inf_nan=False)]
+)
+RankContext = Annotated[
+    dict[ContextKey, ContextValue],
+    Field(max_length=MAX_CONTEXT_KEYS),
+    # Pydantic would publish the key pattern as patternProperties, which leaves keys outside
+    # the pattern, and their values, unconstrained to a reader of the schema.
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_CONTEXT_KEYS,
+            "propertyNames": TypeAdapter(ContextKey).json_schema(),
+            "additionalProperties": TypeAdapter(ContextValue).json_schema(),
+        }
+    ),
+]
 assert tuple(EventName.__args__) == EVENT_TYPES  # type: ignore[attr-defined]
 
 
@@ -56,7 +94,15 @@ class RankRequest(_Body):
     recent_events: list[RecentEvent] = Field(
         default_factory=list, description="Behaviours newer than the store's, any order."
     )
-    context: dict[str, str] | None = Field(default=None, max_length=64)
+    context: RankContext | None = Field(
+        default=None,
+        description="Free-form context of the caller, such as the page or surface the ranking "
+        'is shown on (`{"surface": "home_feed", "page": 2}`), reserved for experiment '
+        "assignment: the ranking does not use it. At most "
+        f"{MAX_CONTEXT_KEYS} keys of 1 to {MAX_CONTEXT_KEY_LENGTH} printable characters; "
+        f"values are strings of at most {MAX_CONTEXT_VALUE_LENGTH} characters, numbers or "
+        "booleans (no objects, arrays or null). Else 422.",
+    )
     explain: bool = Field(
         default=False, strict=True, description="Add the most-attended behaviours per item."
     )
