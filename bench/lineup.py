@@ -4,10 +4,10 @@ the self-attention user encoder (when it was trained), the naive baseline and th
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from bench.fixture import BenchFixture
+from bench.ray_peer import BEST_SETTINGS, peer_available, ray_peer_command
 from bench.run import baseline_command, service_command
 from bench.systems import BASELINE, RAY_SERVE, SERVICE, SERVICE_SELF_ATTENTION, System
 
@@ -75,14 +75,10 @@ def lineup(
 
 
 def ray_peer(fixture: BenchFixture) -> System | None:
-    try:
-        peer = importlib.import_module("bench.ray_peer")
-    except ImportError:
+    if not peer_available():
         return None
-    if not peer.peer_available():
-        return None
-    settings = peer.BEST_SETTINGS
-    command, env = peer.ray_peer_command(fixture.bundle_dir, fixture.users_path, settings)
+    settings = BEST_SETTINGS
+    command, env = ray_peer_command(fixture.bundle_dir, fixture.users_path, settings)
     return System(
         RAY_SERVE,
         "a Ray Serve deployment of the same bundle's graph with `@serve.batch` "
