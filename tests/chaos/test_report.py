@@ -31,3 +31,18 @@ def test_version_flip_counts_old_answers_after_the_first_new_one() -> None:
         "last_old_s": 1.5,
         "old_after_first_new": 1,
     }
+
+
+def test_the_redis_outage_note_names_the_measured_reasons() -> None:
+    """The prose of the outage names what the run measured: a killed Redis is not reached
+    (store_unavailable), not slow (store_timeout)."""
+    from chaos.__main__ import _fault_notes
+
+    outage = {
+        "phase": "redis_outage",
+        "down_s": 10.0,
+        "degraded_by_reason": {"store_unavailable": 400, "unknown_user": 3},
+    }
+    (note,) = _fault_notes([outage], {}, {})
+    assert "(`store_unavailable`, from the bundle's item table)" in note
+    assert "store_timeout" not in note
