@@ -1,13 +1,13 @@
 """deploy/k8s: every manifest parses and validates against the Kubernetes schemas; every overlay,
-rendered by tests/deploy/kustomize.py, validates and keeps the operational invariants."""
+rendered by `kubectl kustomize`, validates and keeps the operational invariants."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import kubernetes_validate
@@ -22,7 +22,6 @@ from tests.deploy.kustomize import (
     pod_spec,
     read_kustomization,
     render,
-    strategic_merge,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +33,7 @@ OVERLAYS = ("cpu", "gpu", "cpu-redis")
 CUSTOM_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
 }
 PRESTOP_SLEEP_S = 5
 
@@ -53,18 +53,30 @@ def kustomization_dirs() -> list[Path]:
     return sorted(path.parent for path in K8S.rglob(KUSTOMIZATION_FILE))
 
 
-def referenced_files() -> tuple[set[Path], set[Path]]:
-    """(resource files, patch files) named by any kustomization."""
+def transformer_dirs() -> set[Path]:
+    """Folders that kustomizations list under ``transformers``: their resources configure a
+    transformer (``apiVersion: builtin``) and are not deployed."""
+    return {
+        (folder / entry).resolve()
+        for folder in kustomization_dirs()
+        for entry in read_kustomization(folder).get("transformers", [])
+    }
+
+
+def referenced_files() -> tuple[set[Path], set[Path], set[Path]]:
+    """(resource files, patch files, transformer configurations) named by any kustomization."""
     resources: set[Path] = set()
     patches: set[Path] = set()
+    configurations: set[Path] = set()
     for folder in kustomization_dirs():
         kustomization = read_kustomization(folder)
+        named = configurations if folder.resolve() in transformer_dirs() else resources
         for entry in kustomization.get("resources", []):
             path = (folder / entry).resolve()
             if not path.is_dir():
-                resources.add(path)
+                named.add(path)
         patches |= {(folder / p["path"]).resolve() for p in kustomization.get("patches", [])}
-    return resources, patches
+    return resources, patches, configurations
 
 
 def rendered(overlay: str) -> list[Resource]:
@@ -99,10 +111,11 @@ def test_the_schemas_cover_the_chosen_kubernetes_version() -> None:
 
 
 def test_every_yaml_file_is_a_resource_a_patch_or_a_kustomization() -> None:
-    resources, patches = referenced_files()
+    resources, patches, configurations = referenced_files()
     for path in K8S.rglob("*.y*ml"):
         assert path.suffix == ".yaml", f"{path}: use .yaml"
-        assert path.name == KUSTOMIZATION_FILE or path in resources | patches, f"orphan: {path}"
+        named = resources | patches | configurations
+        assert path.name == KUSTOMIZATION_FILE or path in named, f"orphan: {path}"
 
 
 @pytest.mark.parametrize(
@@ -258,33 +271,7 @@ def test_the_in_cluster_redis_overlay() -> None:
     assert config_of(resources)["REASEQ_STORE"] == "redis"
 
 
-# --- the renderer itself --------------------------------------------------------------------
-
-
-def test_strategic_merge_follows_the_kubernetes_merge_keys() -> None:
-    base: dict[str, Any] = {
-        "containers": [{"name": "a", "image": "x", "env": [{"name": "K", "value": "1"}]}],
-        "tolerations": [{"key": "t1"}],
-        "dropped": 1,
-    }
-    patch = {
-        "containers": [{"name": "a", "env": [{"name": "L", "value": "2"}]}, {"name": "b"}],
-        "tolerations": [{"key": "t2"}],
-        "dropped": None,
-    }
-    merged = strategic_merge(base, patch, builtin=True)
-    assert merged == {
-        "containers": [
-            {
-                "name": "a",
-                "image": "x",
-                "env": [{"name": "K", "value": "1"}, {"name": "L", "value": "2"}],
-            },
-            {"name": "b"},
-        ],
-        "tolerations": [{"key": "t2"}],
-    }
-    assert strategic_merge(base, patch, builtin=False)["containers"] == patch["containers"]
+# --- Kustomize ----------------------------------------------------------------------------
 
 
 def test_every_kustomization_renders_or_is_a_component() -> None:
@@ -294,20 +281,44 @@ def test_every_kustomization_renders_or_is_a_component() -> None:
             assert render(folder), folder
 
 
+def prometheus_queries(resources: list[Resource]) -> list[str]:
+    return [
+        trigger["metadata"]["query"]
+        for resource in resources
+        if resource["kind"] == "ScaledObject"
+        for trigger in resource["spec"]["triggers"]
+        if trigger["type"] == "prometheus"
+    ]
+
+
+def test_the_keda_query_counts_the_replicas_of_the_overlays_namespace(tmp_path: Path) -> None:
+    (query,) = prometheus_queries(rendered("gpu"))
+    assert 'namespace="reaseq"' in query
+    # An environment's overlay on top of ours moves everything, the query included.
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    above = Path(os.path.relpath(K8S, staging))  # Kustomize refuses absolute paths
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": "staging",
+        "resources": [str(above / "overlays" / "gpu")],
+        "transformers": [str(above / "transformers" / "keda-query-namespace")],
+    }
+    (staging / KUSTOMIZATION_FILE).write_text(yaml.safe_dump(kustomization))
+    resources = render(staging)
+    assert {r["metadata"]["namespace"] for r in resources} == {"staging"}
+    (query,) = prometheus_queries(resources)
+    assert 'namespace="staging"' in query
+
+
 def test_the_autoscaling_metric_is_one_the_service_exports() -> None:
     from prometheus_client import generate_latest
 
     from service.app import create_app
 
     exported = generate_latest(create_app(Settings.model_construct()).state.metrics.registry)
-    queries = [
-        trigger["metadata"]["query"]
-        for overlay in OVERLAYS
-        for resource in rendered(overlay)
-        if resource["kind"] == "ScaledObject"
-        for trigger in resource["spec"]["triggers"]
-        if trigger["type"] == "prometheus"
-    ]
+    queries = [query for overlay in OVERLAYS for query in prometheus_queries(rendered(overlay))]
     assert queries
     for query in queries:
         for metric in re.findall(r"\breaseq_\w+", query):

@@ -28,7 +28,12 @@ GPU_ONLY = {"reaseq_gpu_memory_used_bytes", "reaseq_gpu_memory_total_bytes"}
 #: Exported only with a store that has a circuit breaker (Redis; test_store_outage.py reads it
 #: from a service on a real Redis); the embedded store of these tests has none.
 BREAKER_ONLY = {"reaseq_store_breaker_state"}
-GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$instance": ".*"}
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "5m",
+    "$instance": ".*",
+    "$namespace": "reaseq",
+    "$job": "reaseq",
+}
 
 
 def _grafana_to_promql(expr: str) -> str:
