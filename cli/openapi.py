@@ -57,12 +57,21 @@ def cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def operation_lines(path: str, method: str, operation: dict[str, Any]) -> list[str]:
+def operation_lines(
+    path: str, method: str, operation: dict[str, Any], schemes: dict[str, Any]
+) -> list[str]:
     lines = [f"### `{method.upper()} {path}`", ""]
     if operation.get("summary"):
         lines += [f"**{operation['summary']}**", ""]
     if operation.get("description"):
         lines += [operation["description"].strip(), ""]
+    for name in (name for requirement in operation.get("security", []) for name in requirement):
+        scheme = schemes[name]
+        lines += [
+            f"Authentication (`{name}`): `{scheme['name']}` {scheme['in']}. "
+            f"{cell(scheme.get('description', ''))}",
+            "",
+        ]
     parameters = operation.get("parameters", [])
     if parameters:
         lines += [
@@ -118,10 +127,11 @@ def to_markdown(schema: dict[str, Any]) -> str:
     if info.get("summary"):
         lines += [info["summary"], ""]
     lines += ["## Endpoints", ""]
+    schemes = schema.get("components", {}).get("securitySchemes", {})
     for path, item in schema["paths"].items():
         for method in HTTP_METHODS:
             if method in item:
-                lines += operation_lines(path, method, item[method])
+                lines += operation_lines(path, method, item[method], schemes)
     lines += ["## Schemas", ""]
     for name, component in sorted(schema.get("components", {}).get("schemas", {}).items()):
         lines += schema_lines(name, component)

@@ -22,8 +22,12 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from service.errors import Unauthorized
+
 log = logging.getLogger(__name__)
 
+#: The request header that carries a key.
+API_KEY_HEADER = "X-API-Key"
 #: Seconds between two looks at a key file.
 RECHECK_INTERVAL_S = 1.0
 
@@ -78,14 +82,20 @@ class ApiKeys:
 
     def accepts(self, presented: str | None) -> bool:
         """Whether ``presented`` is one of the keys; compares against every key, always."""
+        return self.match(presented) is not None
+
+    def match(self, presented: str | None) -> bytes | None:
+        """The digest of the key ``presented`` is, ``None`` if it is none of them; compares
+        against every key, always. The digest names the caller for per-key limits."""
         if presented is None:
-            return False
+            return None
         self._reload_if_changed()
         candidate = _digest(presented)
-        accepted = False
+        matched = None
         for key in (*self._static, *self._from_file):
-            accepted |= hmac.compare_digest(candidate, key)
-        return accepted
+            if hmac.compare_digest(candidate, key):
+                matched = key
+        return matched
 
     def _reload_if_changed(self) -> None:
         if self._path is None or time.monotonic() - self._checked_at < RECHECK_INTERVAL_S:
@@ -109,6 +119,19 @@ def _file_version_or_fail(path: Path) -> tuple[int, int, int]:
         return _file_version(path)
     except OSError as error:
         raise KeyFileError(f"cannot read the API key file {path}: {error}") from error
+
+
+def rank_caller(keys: ApiKeys, presented: str | None) -> bytes | None:
+    """Who a ``/v1/rank`` request with key ``presented`` counts against: the key's digest, or
+    ``None`` where the deployment sets no rank keys; raises :class:`Unauthorized`."""
+    if not keys.enabled:
+        return None
+    if not presented:
+        raise Unauthorized("missing X-API-Key header: this deployment requires an API key")
+    matched = keys.match(presented)
+    if matched is None:
+        raise Unauthorized("X-API-Key not accepted: check the key your deployment issued")
+    return matched
 
 
 @dataclass(frozen=True)

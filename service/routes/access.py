@@ -1,19 +1,33 @@
-"""Route dependencies that check the ``X-API-Key`` header against the deployment's keys."""
+"""Route dependencies that check the ``X-API-Key`` header against the deployment's keys.
+
+The header is read through FastAPI's :class:`~fastapi.security.APIKeyHeader`, so the OpenAPI
+schema declares it as a security scheme (and ``/docs`` has an Authorize button); the checks and
+their answers (401 ``unauthorized`` with ``WWW-Authenticate: ApiKey``) are the service's own.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Header, Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader
 
-from service.errors import AdminDisabled, AdminUnauthorized, Unauthorized
-from service.http.api_keys import ServiceKeys
+from service.errors import AdminDisabled, AdminUnauthorized
+from service.http.api_keys import API_KEY_HEADER, ServiceKeys, rank_caller
 
-RANK_KEY_HEADER = Header(
-    description="API key; required only where the deployment sets REASEQ_API_KEYS or "
-    "REASEQ_API_KEYS_FILE.",
+RANK_KEY = APIKeyHeader(
+    name=API_KEY_HEADER,
+    scheme_name="RankApiKey",
+    description="An API key of /v1/rank; required only where the deployment sets "
+    "REASEQ_API_KEYS or REASEQ_API_KEYS_FILE.",
+    auto_error=False,
 )
-ADMIN_KEY_HEADER = Header(max_length=1024, description="An admin API key.")
+ADMIN_KEY = APIKeyHeader(
+    name=API_KEY_HEADER,
+    scheme_name="AdminApiKey",
+    description="An admin API key (REASEQ_ADMIN_API_KEY or REASEQ_ADMIN_API_KEYS_FILE).",
+    auto_error=False,
+)
 
 
 def _keys(request: Request) -> ServiceKeys:
@@ -22,23 +36,17 @@ def _keys(request: Request) -> ServiceKeys:
 
 
 async def require_rank_key(
-    request: Request, x_api_key: Annotated[str | None, RANK_KEY_HEADER] = None
+    request: Request, x_api_key: Annotated[str | None, Security(RANK_KEY)]
 ) -> None:
     """Let the request through when ``/v1/rank`` needs no key, or with an accepted one.
 
     Dependencies on the rank path are ``async``: FastAPI runs a plain ``def`` dependency in its
     thread pool, a thread hop per request for a few attribute reads."""
-    keys = _keys(request).rank
-    if not keys.enabled:
-        return
-    if x_api_key is None:
-        raise Unauthorized("missing X-API-Key header: this deployment requires an API key")
-    if not keys.accepts(x_api_key):
-        raise Unauthorized("X-API-Key not accepted: check the key your deployment issued")
+    rank_caller(_keys(request).rank, x_api_key)
 
 
 async def require_admin_key(
-    request: Request, x_api_key: Annotated[str | None, ADMIN_KEY_HEADER] = None
+    request: Request, x_api_key: Annotated[str | None, Security(ADMIN_KEY)]
 ) -> None:
     """Let the request through only with one of the admin keys."""
     keys = _keys(request).admin

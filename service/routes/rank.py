@@ -35,8 +35,9 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     422: INVALID_REQUEST_RESPONSE,
     429: {
         "model": ErrorResponse,
-        "description": "Overloaded: every admission slot and queue place is taken, or the "
-        "request waited too long for one. Retry after the Retry-After seconds.",
+        "description": "Overloaded: every admission slot and queue place is taken, the "
+        "request waited too long for one, or its API key holds its share of them. Retry after "
+        "the Retry-After seconds.",
         "headers": {
             "Retry-After": {
                 "description": "Seconds to wait before retrying.",
