@@ -1,2 +1,3 @@
-"""The HTTP edge: middleware, guards (body limits, admission, CORS), API keys, request and
-response bodies, and the mapping of domain errors to HTTP answers."""
+"""The HTTP edge: connections (a cap, a header timeout), middleware, guards (API keys, body
+limits, admission, CORS), request and response bodies, and the mapping of domain errors to HTTP
+answers."""

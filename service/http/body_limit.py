@@ -5,8 +5,9 @@ A declared ``Content-Length`` over the limit is refused before a byte of the bod
 without one (chunked) is read up to the limit and refused as soon as it goes over, so neither a
 lying client nor a streaming one can make the service hold more than the limit in memory. The
 whole body must arrive within the read timeout, counted from its first read: a client that
-trickles its body (or stops sending) cannot hold an admission slot, a connection and a buffer
-for longer than that.
+trickles its body (or stops sending) cannot hold a connection and a buffer for longer than that.
+It never holds an admission slot meanwhile: admission waits for the whole body. Each refusal
+closes the connection, so the server does not go on reading the rest of the body.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import BodyReadTimeout, BodyTooLarge, ServiceError
-from service.http.errors import error_response
-from service.http.middleware import label_route
+from service.http.middleware import answer_and_close, label_route
 
 #: Methods whose requests this service never reads a body from.
 _BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
@@ -97,7 +97,7 @@ class RequestBodyLimit:
         self, error: ServiceError, scope: Scope, receive: Receive, send: Send
     ) -> None:
         label_route(scope, self.labelled_paths)
-        await error_response(error)(scope, receive, send)
+        await answer_and_close(error, scope, receive, send)
 
 
 def _content_length(headers: Headers) -> int | None:
