@@ -4,6 +4,7 @@ docs/benchmarks.json with a latency-throughput plot."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ from bench.systems import (
     parity_bodies,
 )
 from bench.workloads import SESSION, WORKLOADS, Workload
+from loadtest.service_process import ServiceDidNotStart
 
 console = Console(stderr=True)
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -76,7 +78,7 @@ def main(
     console.print(f"matrix-multiply peak: {peak / 1e9:.1f} GFLOP/s")
     systems = lineup(fixture, self_attention, workers, console.print)
     parity = _parity(systems, fixture, chosen[0], work_dir)
-    timed = [s for s in systems if parity.get(s.name, 0.0) <= PARITY_TOLERANCE]
+    timed = [s for s in systems if _timed(parity.get(s.name))]
     runs: list[SystemRun] = []
     sessions: dict[str, dict[str, float]] = {}
     profile: dict[str, object] = {}
@@ -135,8 +137,14 @@ def _parity(
     for system in systems:
         if system.name == SERVICE or not system.same_bundle:
             continue
-        with process_on_port(system.command, system.env, work_dir / "parity.log") as served:
-            found[system.name] = max_score_difference(reference, answers(served.url, bodies))
+        log_path = work_dir / f"parity-{system.name}.log"
+        try:
+            with process_on_port(system.command, system.env, log_path) as served:
+                found[system.name] = max_score_difference(reference, answers(served.url, bodies))
+        except ServiceDidNotStart as error:
+            console.print(f"{system.name} did not start ({error}; see {log_path}): not timed")
+            found[system.name] = math.nan
+            continue
         console.print(f"parity {system.name}: max abs score difference {found[system.name]:.2e}")
     return found
 
@@ -175,14 +183,21 @@ def _overload(
     return found
 
 
+def _timed(difference: float | None) -> bool:
+    """Timed when its scores match the service's (or it serves another bundle)."""
+    return difference is None or difference <= PARITY_TOLERANCE
+
+
 def _describe(system: System, parity: dict[str, float]) -> dict[str, object]:
     difference = parity.get(system.name)
+    started = difference is None or not math.isnan(difference)
     return {
         "name": system.name,
         "description": system.description,
         "settings": system.settings,
-        "parity_max_abs_difference": difference,
-        "timed": difference is None or difference <= PARITY_TOLERANCE,
+        "parity_max_abs_difference": difference if started else None,
+        "started": started,
+        "timed": _timed(difference),
     }
 
 
