@@ -187,12 +187,18 @@ def _ladder_lines(name: str, entry: dict[str, Any]) -> list[str]:
                 f"Where {system}'s time goes at its sustainable rate (server-side mean ms per "
                 "request: a batch's stage time divided over the requests in it):",
                 "",
-                "| " + " | ".join(stages) + " |",
-                "|" + "---|" * len(stages),
-                "| " + " | ".join(f"{v:.3f}" for v in stages.values()) + " |",
+                *_table(list(stages), [[f"{v:.3f}" for v in stages.values()]]),
                 "",
             ]
     return lines
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
 
 
 def _tail_lines(workloads: dict[str, dict[str, Any]]) -> list[str]:
@@ -208,18 +214,15 @@ def _tail_lines(workloads: dict[str, dict[str, Any]]) -> list[str]:
                 tail = row.get(key)
                 if not tail:
                     continue
+                rows = [
+                    [band, f"{values['requests']:.0f}", *(f"{values[c]:.2f}" for c in columns)]
+                    for band, values in tail.items()
+                ]
                 tables += [
                     f"**{name}, {system}, at its {where}** (mean ms per request in each band of "
                     "client latency):",
                     "",
-                    "| band | requests | " + " | ".join(columns) + " |",
-                    "|---|---|" + "---|" * len(columns),
-                    *(
-                        f"| {band} | {values['requests']:.0f} | "
-                        + " | ".join(f"{values[c]:.2f}" for c in columns)
-                        + " |"
-                        for band, values in tail.items()
-                    ),
+                    *_table(["band", "requests", *columns], rows),
                     "",
                 ]
                 sentence = tail_reading(f"{name} at its {where}", system, tail)
