@@ -24,6 +24,17 @@ from service.routes.events import events_to_sequence
 router = APIRouter(prefix="/v1", tags=["rank"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
+    200: {
+        "headers": {
+            "Server-Timing": {
+                "description": "Where the request's time went in the server, in ms (W3C "
+                "Server Timing): fetch (store), wait (for a scoring batch), model (the batch's "
+                "scoring), gc and lag (garbage-collection pauses and event-loop lag while it "
+                "ran), server (all of it); batch;desc= the requests in its batch.",
+                "schema": {"type": "string"},
+            }
+        }
+    },
     400: UNREADABLE_BODY_RESPONSE,
     401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key (where required)."},
     413: {
