@@ -1,13 +1,15 @@
 """``python -m bench.ray_peer.search``: the peer's W1 rates under each of ``SEARCH_GRID``'s
 settings, one after the other, printed as the table of the package's docstring.
 
-Run it on a quiet machine (the load average is printed with each row), on a bench fixture
-already built (``bench.fixture.build_fixture``).
+Each setting waits for a quiet machine first (a one-minute load average under ``--quiet-below``,
+for at most ``--quiet-wait-s``; the load it started at is a column of the table). It needs a
+bench fixture already built (``bench.fixture.build_fixture``).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -23,12 +25,14 @@ def main(
     root: Annotated[Path, typer.Option(help="The bench fixture's folder.")] = Path("var/bench"),
     duration_s: Annotated[float, typer.Option()] = 4.0,
     start_rps: Annotated[float, typer.Option()] = 8.0,
+    quiet_below: Annotated[float, typer.Option()] = 1.5,
+    quiet_wait_s: Annotated[float, typer.Option()] = 1200.0,
 ) -> None:
     fixture = BenchFixture(root, model_dir=Path())  # the model is the baseline's, not needed
     bodies = fixture.requests(W1)
     rows = []
     for settings in SEARCH_GRID:
-        load = os.getloadavg()[0]
+        load = _quiet(quiet_below, quiet_wait_s)
         command, env = ray_peer_command(fixture.bundle_dir, fixture.users_path, settings)
         with process_on_port(command, env, root / "ray_peer_search.log") as served:
             run = climb(
@@ -37,6 +41,14 @@ def main(
         rows.append(_row(settings, run, load))
         print(rows[-1], flush=True)
     print("\n".join(_TABLE_HEAD + rows))
+
+
+def _quiet(below: float, wait_s: float) -> float:
+    """The one-minute load average once under ``below``, or after ``wait_s`` whatever it is."""
+    deadline = time.monotonic() + wait_s
+    while (load := os.getloadavg()[0]) >= below and time.monotonic() < deadline:
+        time.sleep(15.0)
+    return load
 
 
 _TABLE_HEAD = [
