@@ -68,6 +68,7 @@ bench: setup
 	@test -f var/demo/model/ranker.pt || $(BIN)/reaseq demo
 	@test -f var/demo/model_sa/ranker.pt || $(BIN)/reaseq train --fusion gate --user-layers 1 \
 		--out var/demo/model_sa
+	@$(BIN)/python -c "import ray.serve" 2>/dev/null || $(BIN)/python -m pip install --quiet -e ".[peer]"
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # On a machine with a CUDA GPU, in under 8 minutes: the device path's parity tests on the GPU, the

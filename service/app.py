@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from service.contracts.manifest import BundleIntegrityError
 from service.errors import BundleNotFoundError
 from service.http.api_keys import KeyFileError
+from service.http.connections import GUARD_STATE_KEY, ConnectionGuard, fit_open_files
 from service.http.errors import install_error_handlers
 from service.http.guards import install_guards
 from service.http.middleware import ObservabilityMiddleware
@@ -39,7 +40,7 @@ MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):  # type: ignore[no-untyped-def]
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         log.info("starting", extra={"settings": settings.model_dump(mode="json")})
         try:
             runtime = await ServiceRuntime.load(settings, metrics, tracer)
@@ -63,13 +64,23 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
         # stretch stall every request in flight. A shorter interval hands it back sooner.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         try:
-            yield
+            # The server's connection handling finds its guard in the lifespan state.
+            yield {GUARD_STATE_KEY: _connection_guard(settings, metrics)}
         finally:
             app.state.runtime = None
             await runtime.close()
             metrics.close()
 
     return lifespan
+
+
+def _connection_guard(settings: Settings, metrics: ServiceMetrics) -> ConnectionGuard:
+    return ConnectionGuard(
+        max_open=fit_open_files(settings.max_connections),
+        header_timeout_s=settings.header_read_timeout_ms / 1000.0,
+        open_gauge=metrics.connections_open,
+        dropped=metrics.connections_dropped,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -104,17 +115,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tracer=tracer,
         access_log_enabled=settings.access_log,
     )
+    tracer.instrument(app)
     return app
 
 
 def serve(settings: Settings | None = None) -> None:
-    """Run the service under uvicorn (uvloop and httptools when installed).
+    """Run the service under uvicorn (uvloop when installed), on httptools with a cap on open
+    connections and a time limit on request headers (:mod:`service.http.connections`).
 
     With ``REASEQ_WORKERS`` > 1 uvicorn starts that many worker processes, each building the app
     from the ``REASEQ_*`` environment; they share metrics through ``PROMETHEUS_MULTIPROC_DIR``,
     which is emptied here, before any worker writes to it.
     """
     import uvicorn
+
+    from service.http.uvicorn_protocol import GUARDED_PROTOCOL
 
     settings = settings or get_settings()
     log_config = logging_config(settings.log_level, settings.log_format, settings.secret_values())
@@ -141,7 +156,7 @@ def serve(settings: Settings | None = None) -> None:
         "host": settings.host,
         "port": settings.port,
         "loop": "auto",
-        "http": "auto",
+        "http": GUARDED_PROTOCOL,
         "log_level": settings.log_level,
         "log_config": log_config,
         "access_log": False,  # the middleware writes the access log, with the request ID

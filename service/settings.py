@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, RedisDsn, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.contracts.bundle_root import current_pointer, read_current, recorded_user_snapshot
@@ -19,8 +19,8 @@ from service.ranking.limits import MAX_CANDIDATES, MAX_ID_LENGTH, MAX_TIMEOUT_MS
 from service.stores.config import (
     DEMO_USERS_PATH,
     EmbeddedStoreConfig,
+    RedisSettingUrl,
     RedisStoreConfig,
-    RedisUrl,
     StoreConfig,
 )
 
@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     store: Literal["embedded", "redis"] = Field(
         default="embedded", description="Where user data and item vectors come from."
     )
-    redis_url: RedisUrl = Field(default="redis://127.0.0.1:6379/0")
+    redis_url: RedisSettingUrl = Field(
+        default=RedisDsn("redis://127.0.0.1:6379/0"),
+        description="Redis of REASEQ_STORE=redis: redis://[[user]:password@]host[:port][/db], "
+        "rediss:// for TLS.",
+    )
     redis_timeout_ms: int = Field(
         default=50, ge=1, le=60_000, description="Budget of one store round trip."
     )
@@ -189,17 +193,49 @@ class Settings(BaseSettings):
         description="Time for a request body to arrive in full, from its first read; a slower "
         "one is answered 408 body_timeout.",
     )
-    rank_max_in_flight: int = Field(
-        default=32, ge=1, description="Rank requests served at once per worker."
+    rank_max_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="Rank requests served at once per worker; unset = 3 per scoring thread "
+        "that has a core of its own (REASEQ_SCORING_THREADS, at most the usable cores over "
+        "REASEQ_WORKERS).",
     )
-    rank_max_queued: int = Field(
-        default=64, ge=0, description="Rank requests waiting for a slot per worker; more: 429."
+    rank_max_queued: int | None = Field(
+        default=None,
+        ge=0,
+        description="Rank requests waiting for a slot per worker, more: 429; unset = as many "
+        "as may be in flight.",
     )
-    rank_queue_timeout_ms: int = Field(
-        default=500, ge=1, le=60_000, description="Longest wait for a slot; longer: 429."
+    rank_queue_timeout_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=60_000,
+        description="Longest wait for a slot, longer: 429; unset = a tenth of the latency "
+        "objective (REASEQ_LATENCY_OBJECTIVE_MS).",
+    )
+    rank_max_in_flight_per_key: int | None = Field(
+        default=None,
+        ge=1,
+        description="Slots, and as many queue places, one API key may hold per worker, more: "
+        "429; unset = all but a quarter (at least one) of REASEQ_RANK_MAX_IN_FLIGHT. Only "
+        "where rank keys are set.",
     )
     rank_retry_after_s: int = Field(
         default=1, ge=1, le=3600, description="Retry-After of a 429 from load shedding."
+    )
+    max_connections: int = Field(
+        default=2048,
+        ge=1,
+        description="Open HTTP connections per worker; at the cap a new one closes the "
+        "connection idle or waiting for its headers the longest, or is refused when every "
+        "one is busy with a request. Raised to fit the open-file limit, or lowered to it.",
+    )
+    header_read_timeout_ms: int = Field(
+        default=5000,
+        ge=100,
+        le=600_000,
+        description="Time for a request's headers to arrive in full, from the connection's "
+        "opening (or a later request's first byte); a slower connection is closed.",
     )
     api_keys: SecretStr | None = Field(
         default=None,
@@ -349,7 +385,7 @@ class Settings(BaseSettings):
         if self.store == "redis":
             return RedisStoreConfig(
                 type="redis",
-                url=self.redis_url,
+                url=str(self.redis_url),
                 timeout_ms=self.redis_timeout_ms,
                 max_connections=self.redis_max_connections,
                 cluster=self.redis_cluster,

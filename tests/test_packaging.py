@@ -30,7 +30,7 @@ SERVED_BY: dict[str, tuple[str, ...]] = {
     # A thin layer: each command imports the side it runs, the offline one included.
     "cli": ("cpu", "train"),
     "loadtest": ("loadtest",),
-    "bench": ("loadtest", "cpu", "train"),
+    "bench": ("loadtest", "cpu", "train", "peer"),
     "chaos": ("loadtest",),
     "tests": ("cpu", "gpu", "tracing", "loadtest", "kernels", "train", "st", "dev"),
 }

@@ -1,20 +1,35 @@
-"""What stands between a caller and the routes: body limits, load shedding, CORS, API keys.
+"""What stands between a caller and the routes: API keys, body limits, load shedding, CORS.
 
-Middleware runs outermost first: CORS (so a browser can read even a 413 or a 429), then
-admission to ``/v1/rank`` (before the body is read, so shedding is cheap), then the body limit.
-API keys and the request limits are checked by the routes, with what this installs on
-``app.state``.
+Middleware runs outermost first: CORS (so a browser can read even a 413 or a 429), then the API
+key check of ``POST /v1/rank`` (from the headers alone, so a caller without a key is refused
+before it sends its body), then the body limit (the whole body, within its read timeout), and
+only then admission, with the key the check accepted. A slot is thus held while a request is
+scored, never while its client sends it. The routes check API keys again and the request limits
+with what this installs on ``app.state``.
 """
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from service.http.admission import AdmissionControl, AdmissionLimits, AdmissionMiddleware
+from service.http.admission import (
+    QUEUE_TIMEOUT_SHARE_OF_OBJECTIVE,
+    AdmissionControl,
+    AdmissionLimits,
+    AdmissionMiddleware,
+    default_in_flight,
+    default_per_key,
+    usable_cores,
+)
 from service.http.body_limit import RequestBodyLimit
+from service.http.key_check import RankKeyCheck
 from service.observability.metrics import ServiceMetrics
 from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 #: The routes whose requests wait for admission; health, metrics and admin never do.
 ADMITTED_PATHS = frozenset({"/v1/rank"})
@@ -31,25 +46,22 @@ def install_guards(app: FastAPI, settings: Settings, metrics: ServiceMetrics) ->
     """
     app.state.api_keys = settings.service_keys()
     app.state.request_limits = settings.request_limits()
-    app.add_middleware(
-        RequestBodyLimit,
-        max_bytes=settings.max_body_bytes,
-        read_timeout_s=settings.body_read_timeout_ms / 1000.0,
-        labelled_paths=ADMITTED_PATHS,
-    )
-    limits = AdmissionLimits(
-        max_in_flight=settings.rank_max_in_flight,
-        max_queued=settings.rank_max_queued,
-        queue_timeout_s=settings.rank_queue_timeout_ms / 1000.0,
-        retry_after_s=settings.rank_retry_after_s,
-    )
+    limits = admission_limits(settings, usable_cores())
     control = AdmissionControl(limits, metrics.rank_in_flight, metrics.rank_queued)
+    # Added innermost first.
     app.add_middleware(
         AdmissionMiddleware,
         control=control,
         paths=ADMITTED_PATHS,
         shed=metrics.rank_shed,
     )
+    app.add_middleware(
+        RequestBodyLimit,
+        max_bytes=settings.max_body_bytes,
+        read_timeout_s=settings.body_read_timeout_ms / 1000.0,
+        labelled_paths=ADMITTED_PATHS,
+    )
+    app.add_middleware(RankKeyCheck, keys=app.state.api_keys.rank, paths=ADMITTED_PATHS)
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -59,3 +71,29 @@ def install_guards(app: FastAPI, settings: Settings, metrics: ServiceMetrics) ->
             expose_headers=_CORS_EXPOSED,
             max_age=_CORS_MAX_AGE_S,
         )
+
+
+def admission_limits(settings: Settings, cores: int) -> AdmissionLimits:
+    """The admission limits set, and the defaults of those left unset, on ``cores`` cores."""
+    in_flight = settings.rank_max_in_flight or default_in_flight(
+        settings.scoring_threads, settings.workers, cores
+    )
+    queued = settings.rank_max_queued if settings.rank_max_queued is not None else in_flight
+    queue_timeout_ms = settings.rank_queue_timeout_ms or (
+        settings.latency_objective_ms * QUEUE_TIMEOUT_SHARE_OF_OBJECTIVE
+    )
+    limits = AdmissionLimits(
+        max_in_flight=in_flight,
+        max_queued=queued,
+        queue_timeout_s=queue_timeout_ms / 1000.0,
+        retry_after_s=settings.rank_retry_after_s,
+        max_per_key=settings.rank_max_in_flight_per_key or default_per_key(in_flight),
+    )
+    log.info(
+        "rank admission: %d in flight (%d per API key), %d queued for at most %.0f ms",
+        limits.max_in_flight,
+        limits.max_per_key,
+        limits.max_queued,
+        queue_timeout_ms,
+    )
+    return limits

@@ -9,6 +9,11 @@ and ``/metrics`` merges the files of all workers, so whichever worker answers th
 the totals. Each gauge says how to merge (``multiprocess_mode``); the files of live-merged gauges
 of dead workers are removed on every scrape (:func:`reap_dead_workers`), while counters of dead
 workers stay, as a counter must never go down.
+
+Beside the service's own families, ``/metrics`` has the standard ``process_*`` (CPU, memory, open
+files, start time; one set per live worker, labelled ``pid``, with several workers) and
+``python_info``. No ``_created`` series: they double the counters and histograms for a start time
+that ``process_start_time_seconds`` already gives.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from prometheus_client import (
@@ -24,9 +30,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
     generate_latest,
     values,
 )
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
@@ -35,6 +45,9 @@ from service.ranking.result import Degradation
 from service.stores.breaker import BreakerState
 
 log = logging.getLogger(__name__)
+
+# Process-wide in prometheus-client, and the service's only exposition is this module's.
+disable_created_metrics()
 
 DEFAULT_LATENCY_OBJECTIVE_S = 0.05
 #: Dense between 1 ms and 100 ms, where rank latencies and their objective live.
@@ -58,7 +71,8 @@ BUNDLE_ACTIVATION_TRIGGERS = ("admin", "rollback", "watch")
 BUNDLE_ACTIVATION_RESULTS = (
     "success", "unchanged", "not_found", "corrupt", "incompatible", "store_unavailable", "error",
 )  # fmt: skip
-SHED_REASONS = ("queue_full", "queue_timeout")
+SHED_REASONS = ("queue_full", "queue_timeout", "key_limit")
+CONNECTION_DROP_REASONS = ("header_timeout", "evicted", "refused")
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
 
@@ -91,6 +105,8 @@ class ServiceMetrics:
         self._store_families()
         self._bundle_families()
         self._admission_families()
+        self._process_collectors()
+        self._connection_families()
 
     def _http_families(self) -> None:
         registry = self.registry
@@ -279,12 +295,40 @@ class ServiceMetrics:
         )
         self.rank_shed = Counter(
             "reaseq_rank_shed_total",
-            "Rank requests answered 429 by reason: queue_full (at once), queue_timeout (waited).",
+            "Rank requests answered 429 by reason: queue_full (at once), queue_timeout (waited), "
+            "key_limit (the API key holds its share of the slots and queue places).",
             ["reason"],
             registry=registry,
         )
         for reason in SHED_REASONS:
             self.rank_shed.labels(reason=reason)
+
+    def _connection_families(self) -> None:
+        registry = self.registry
+        self.connections_open = Gauge(
+            "reaseq_http_connections_open",
+            "HTTP connections open now, summed over live workers.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.connections_dropped = Counter(
+            "reaseq_http_connections_dropped_total",
+            "HTTP connections the server closed by reason: header_timeout (headers not in "
+            "within REASEQ_HEADER_READ_TIMEOUT_MS), evicted (the longest idle one, for a new "
+            "one at the cap), refused (a new one at the cap, none idle).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in CONNECTION_DROP_REASONS:
+            self.connections_dropped.labels(reason=reason)
+
+    def _process_collectors(self) -> None:
+        # Several workers: one set per live worker, since the files hold no process metrics.
+        if self.multiprocess_dir is None:
+            self.add_collector(ProcessCollector(registry=None))
+        else:
+            self.add_collector(WorkerProcessCollector(self.multiprocess_dir))
+        self.add_collector(PlatformCollector(registry=None))
 
     def init_store(self, store: str) -> None:
         """Create the store's series at zero, so rates and ratios exist before the first error."""
@@ -328,6 +372,32 @@ class ServiceMetrics:
         """This worker is stopping: its live gauges must stop counting."""
         if self.multiprocess_dir is not None:
             mark_process_dead(os.getpid(), str(self.multiprocess_dir))
+
+
+class WorkerProcessCollector(Collector):
+    """The ``process_*`` metrics of every live worker sharing ``multiprocess_dir`` (and of this
+    one), each labelled with its ``pid``, read from ``/proc`` at scrape time."""
+
+    def __init__(self, multiprocess_dir: Path) -> None:
+        self._dir = multiprocess_dir
+
+    def collect(self) -> Iterable[Metric]:
+        merged: dict[str, Metric] = {}
+        for pid in sorted(worker_pids(self._dir) | {os.getpid()}):
+            # A worker that exits meanwhile yields nothing (its /proc entry is gone).
+            process = ProcessCollector(pid=_constant(pid), registry=None)
+            for family in process.collect():
+                metric = merged.setdefault(
+                    family.name,
+                    Metric(family.name, family.documentation, family.type, family.unit),
+                )
+                for sample in family.samples:
+                    metric.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
+        return list(merged.values())
+
+
+def _constant(pid: int) -> Callable[[], int]:
+    return lambda: pid
 
 
 def worker_pids(multiprocess_dir: Path) -> set[int]:

@@ -47,7 +47,11 @@ def test_concurrent_requests_score_as_they_do_alone(
                 "recent_events": recent[user],
             }
         )
-    env = embedded_env(demo_build) | {"REASEQ_BATCH_MAX_WAIT_MS": "2"}
+    # Eight requests at once, every one admitted (the default admits a few per scoring thread).
+    env = embedded_env(demo_build) | {
+        "REASEQ_BATCH_MAX_WAIT_MS": "2",
+        "REASEQ_RANK_MAX_IN_FLIGHT": "8",
+    }
     service = start_service(env)
     with service.client() as client:
         alone = [client.post("/v1/rank", json=body).json() for body in bodies]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import RedisDsn, ValidationError
 
 from service.contracts.bundle_root import record_user_snapshot
 from service.errors import BundleNotFoundError
@@ -46,3 +47,24 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.store == "redis" and settings.max_candidates == 17
     assert settings.store_config().type == "redis"
     assert "s3cret-value" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("localhost:6379", "not a Redis URL: expected redis://"),
+        ("http://cache:6379/0", "URL scheme should be 'redis' or 'rediss'"),
+        ("redis://cache:99999/0", "invalid port number"),
+    ],
+)
+def test_the_redis_url_is_a_redis_dsn(url: str, expected: str) -> None:
+    with pytest.raises(ValidationError, match=expected) as raised:
+        Settings(redis_url=url)
+    assert raised.value.errors()[0]["loc"] == ("redis_url",)
+
+
+def test_the_store_gets_the_redis_url_as_text() -> None:
+    settings = Settings(store="redis", redis_url="rediss://:secret@cache")
+    assert isinstance(settings.redis_url, RedisDsn)
+    config = settings.store_config()
+    assert config.type == "redis" and config.url == "rediss://:secret@cache:6379/0"

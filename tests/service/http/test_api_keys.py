@@ -106,6 +106,26 @@ async def test_a_key_is_checked_before_the_body(serving: Serving) -> None:
     async with serving(api_keys="first") as client:
         response = await client.post("/v1/rank", json={"user_id": ""})
     assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "ApiKey"
+    # The rest of the body is not read: the connection is closed.
+    assert response.headers["connection"] == "close"
+
+
+def test_the_schema_declares_the_api_keys() -> None:
+    schema = create_app(Settings.model_construct()).openapi()
+    schemes = schema["components"]["securitySchemes"]
+    assert set(schemes) == {"RankApiKey", "AdminApiKey"}
+    for scheme in schemes.values():
+        assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
+    assert schema["paths"]["/v1/rank"]["post"]["security"] == [{"RankApiKey": []}]
+    admin = [
+        operation
+        for path, item in schema["paths"].items()
+        if path.startswith("/v1/admin/")
+        for operation in item.values()
+    ]
+    assert admin and all(op["security"] == [{"AdminApiKey": []}] for op in admin)
+    assert "security" not in schema["paths"]["/livez"]["get"]
 
 
 async def test_admin_keys_from_a_file(serving: Serving, tmp_path: Path) -> None:

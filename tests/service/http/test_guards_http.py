@@ -128,7 +128,7 @@ def _trickled_rank(server: ServiceProcess) -> tuple[bytes, float]:
     return answer, time.monotonic() - sent
 
 
-def test_a_body_that_stops_arriving_is_408_and_frees_its_slot(server: ServiceProcess) -> None:
+def test_a_body_that_stops_arriving_is_408_and_holds_no_slot(server: ServiceProcess) -> None:
     answer, waited = _trickled_rank(server)
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line == b"HTTP/1.1 408 Request Timeout", answer
@@ -136,7 +136,8 @@ def test_a_body_that_stops_arriving_is_408_and_frees_its_slot(server: ServicePro
     assert error["code"] == "body_timeout"
     assert f"within {BODY_READ_TIMEOUT_MS} ms" in error["detail"]
     assert waited >= BODY_READ_TIMEOUT_MS / 1000 * 0.9
-    # The only admission slot is free again: a whole request is served, not shed.
+    assert b"\r\nconnection: close\r\n" in answer.lower()
+    # The only admission slot is free: a whole request is served, not shed.
     assert _rank(server, **{"X-API-Key": RANK_KEYS[0]}).status_code == 200
 
 

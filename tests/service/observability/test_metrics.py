@@ -64,6 +64,18 @@ async def test_requests_stages_batches_and_bundle(serving: Serving) -> None:
     assert not {n for n in names(text) if n.startswith("reaseq_gpu")}, "no GPU series on CPU"
 
 
+async def test_process_metrics_and_no_created_series(serving: Serving) -> None:
+    async with serving() as client:
+        await _rank(client, user_id="u1", candidates=["i1"])
+        text = await _metrics(client)
+    assert value(text, "process_cpu_seconds_total") > 0
+    assert value(text, "process_resident_memory_bytes") > 0
+    assert value(text, "process_start_time_seconds") > 0
+    assert "python_info" in names(text)
+    created = sorted(n for n in names(text) if n.endswith("_created"))
+    assert created == [], created
+
+
 async def test_full_graph_reports_the_full_stage(serving: Serving) -> None:
     async with serving(graph_mode="full") as client:
         await _rank(client, user_id="u1", candidates=["i1", "i3"])

@@ -19,7 +19,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from loadtest.service_process import wait_ready
 from service.observability.metrics import worker_pids
-from tests.support.exposition import samples, value
+from tests.support.exposition import names, samples, value
 from tests.support.ports import free_port
 
 RANK_200 = {"route": "/v1/rank", "status": "200"}
@@ -98,6 +98,11 @@ def test_counts_add_up_across_two_workers(two_workers: tuple[str, Path], tmp_pat
     assert value(text, "reaseq_bundle_info", version="test-1") == 1
     assert value(text, "reaseq_ready") == 1
     assert value(text, "reaseq_requests_in_flight") == 1  # only the scrape itself
+    # Each live worker's own process metrics, whichever worker answered the scrape.
+    for pid in workers:
+        assert value(text, "process_resident_memory_bytes", pid=str(pid)) > 0, pid
+        assert value(text, "process_cpu_seconds_total", pid=str(pid)) > 0, pid
+    assert not [n for n in names(text) if n.endswith("_created")]
 
     # A worker killed outright: its live gauges go at the next scrape, its counts stay.
     killed = workers[0]
