@@ -210,7 +210,7 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=60_000,
-        description="Longest wait for a slot, longer: 429; unset = a tenth of the latency "
+        description="Longest wait for a slot, longer: 429; unset = half the latency "
         "objective (REASEQ_LATENCY_OBJECTIVE_MS).",
     )
     rank_max_in_flight_per_key: int | None = Field(

@@ -209,7 +209,7 @@ def test_default_per_key_leaves_a_quarter_of_the_slots(in_flight: int, per_key: 
 def test_default_admission_limits() -> None:
     limits = admission_limits(Settings.model_construct(), cores=2)
     assert limits == AdmissionLimits(
-        max_in_flight=3, max_queued=3, queue_timeout_s=0.005, retry_after_s=1, max_per_key=2
+        max_in_flight=3, max_queued=3, queue_timeout_s=0.025, retry_after_s=1, max_per_key=2
     )
     settings = Settings(
         rank_max_in_flight=8,
@@ -221,4 +221,4 @@ def test_default_admission_limits() -> None:
     assert admission_limits(settings, cores=2) == AdmissionLimits(
         max_in_flight=8, max_queued=0, queue_timeout_s=0.04, retry_after_s=1, max_per_key=8
     )
-    assert admission_limits(Settings(latency_objective_ms=200), cores=2).queue_timeout_s == 0.02
+    assert admission_limits(Settings(latency_objective_ms=200), cores=2).queue_timeout_s == 0.1
