@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
 from offline.encode import EncoderChoice, EncoderName, fit_width
 from offline.encode.embedding_endpoint import EmbeddingEndpointEncoder
 from offline.llm import EmbeddingError, EmbeddingSettings, EndpointError
-from tests.offline.llm_server import ServerScript, serve
+from tests.offline.llm_server import ServerScript
 
 TEXTS = [f"category: kind {n} | style: modern" for n in range(7)]
-
-
-@pytest.fixture
-def script() -> ServerScript:
-    return ServerScript()
-
-
-@pytest.fixture
-def url(script: ServerScript) -> Iterator[str]:
-    with serve(script) as base_url:
-        yield base_url
 
 
 def encoder(url: str, dim: int = 4, reduce: str = "truncate") -> EmbeddingEndpointEncoder:

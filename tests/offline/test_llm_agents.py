@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from offline.knowledge import (
 )
 from offline.knowledge.runner import BackendKind, describe_catalogue
 from offline.llm import ChatClient, LLMSettings
-from tests.offline.llm_server import USAGE, ServerScript, serve
+from tests.offline.llm_server import USAGE, ServerScript
 
 API_KEY = "sk-test-secret-0123456789"
 GOOD = ("ok", "fenced", "bad-json-once", "schema-once", "429-once", "contradict")
@@ -73,17 +72,6 @@ def settings(url: str, **overrides: object) -> LLMSettings:
         "max_concurrency": 8,
     }
     return LLMSettings(**(values | overrides))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def script() -> ServerScript:
-    return ServerScript()
-
-
-@pytest.fixture
-def url(script: ServerScript) -> Iterator[str]:
-    with serve(script) as base_url:
-        yield base_url
 
 
 def test_every_path_ends_in_a_record_or_a_counted_fallback(

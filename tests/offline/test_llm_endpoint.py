@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from offline.llm import ChatClient, EmbeddingsClient, EmbeddingSettings, EndpointError, LLMSettings
-from tests.offline.llm_server import ROLES, ServerScript, serve
+from tests.offline.llm_server import ROLES, ServerScript
 
 ROLE = next(iter(ROLES))
 ROW = {
@@ -20,17 +19,6 @@ ROW = {
     "price_band": 3,
     "audience": "",
 }
-
-
-@pytest.fixture
-def script() -> ServerScript:
-    return ServerScript()
-
-
-@pytest.fixture
-def url(script: ServerScript) -> Iterator[str]:
-    with serve(script) as base_url:
-        yield base_url
 
 
 def ask(url: str, title: str, **settings: object) -> tuple[ChatClient, str | EndpointError]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from service.observability.logs import JsonFormatter, SecretRedactor, redact_url_passwords
+from tests.support.logs import captured_logs
 from tests.support.serving import ADMIN_KEY, Serving
 
 pytestmark = pytest.mark.anyio
@@ -22,16 +23,8 @@ REDIS_PASSWORD = "hunter2-redis"
 @pytest.fixture
 def json_logs() -> Iterator[io.StringIO]:
     """Every log record of the test, formatted as the service formats it, one per line."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter(SecretRedactor([ADMIN_KEY])))
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(previous)
+    with captured_logs(JsonFormatter(SecretRedactor([ADMIN_KEY]))) as stream:
+        yield stream
 
 
 def _entries(stream: io.StringIO) -> list[dict[str, object]]:

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from service.bundles.loaded import LoadedBundle
 from service.observability.logs import JsonFormatter
 from service.observability.sampling import RequestTraces
+from tests.support.logs import captured_logs
 from tests.support.serving import Serving
 from tests.support.users import DemoUsers, write_redis
 
@@ -60,16 +61,8 @@ def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
 @pytest.fixture
 def json_logs() -> Iterator[io.StringIO]:
     """Every log record of the test, formatted as the service formats it."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(previous)
+    with captured_logs(JsonFormatter()) as stream:
+        yield stream
 
 
 def _ancestors(span: ReadableSpan, finished: list[ReadableSpan]) -> list[str]:
