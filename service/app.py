@@ -21,6 +21,7 @@ from service.http.guards import install_guards
 from service.http.middleware import ObservabilityMiddleware
 from service.observability.logs import logging_config
 from service.observability.metrics import ServiceMetrics, clear_multiprocess_dir
+from service.observability.pauses import PAUSES
 from service.observability.tracing import (
     StageTracer,
     TracingUnavailable,
@@ -63,6 +64,8 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
         # NumPy and onnxruntime calls holds it; the default 5 ms switch interval lets one such
         # stretch stall every request in flight. A shorter interval hands it back sooner.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        # The event-loop lag behind each answer's Server-Timing "lag" part.
+        PAUSES.watch_loop()
         try:
             # The server's connection handling finds its guard in the lifespan state.
             yield {GUARD_STATE_KEY: _connection_guard(settings, metrics)}

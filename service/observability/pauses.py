@@ -29,7 +29,8 @@ class PauseClock:
             self._gc_started = None
 
     def watch_loop(self) -> None:
-        """Start the lag probe on the running event loop (once per loop)."""
+        """Start the lag probe on the running event loop (once per loop; the service's lifespan
+        starts it, so no request pays for the check)."""
         loop = asyncio.get_running_loop()
         key = id(loop)
         probe = self._probes.get(key)

@@ -14,7 +14,6 @@ from service.http.schemas import (
     RankResponse,
 )
 from service.observability.logs import current_request_id
-from service.observability.pauses import PAUSES
 from service.ranking import RankQuery, Stage
 from service.ranking.breakdown import RequestBreakdown, current_breakdown
 from service.routes.access import require_rank_key
@@ -95,7 +94,6 @@ async def rank(
     limits.check_rank(query)
     breakdown = RequestBreakdown()
     current_breakdown.set(breakdown)
-    PAUSES.watch_loop()
     ranking = await runtime.served.rank(query)
     metrics.candidates.observe(len(body.candidates))
     for reason in ranking.degraded:
