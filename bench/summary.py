@@ -65,7 +65,8 @@ def round_entry(run: SystemRun) -> dict[str, Any]:
         "load_average": [round(x, 2) for x in run.load_average],
         "stages_ms_at_sustainable": {k: round(v, 3) for k, v in stages.items()} or None,
         "tail_at_sustainable": tail_breakdown(best.breakdowns) if best else None,
-        "tail_at_capacity": tail_breakdown(most.breakdowns) if most else None,
+        # At the sustainable rate already when that rate was also the highest throughput.
+        "tail_at_capacity": tail_breakdown(most.breakdowns) if most and most is not best else None,
         "rates": rates,
     }
 
