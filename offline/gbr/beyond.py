@@ -3,17 +3,21 @@ department, chosen by the generator.
 
 Greedy generation fills every slot with the generator's most likely items, and for a history
 drawn from one department those are that department's items: whatever the generator knows of
-other interests never wins a slot. Reserving the last ``slots`` columns for the most likely
-items *outside* the history's main department lets that knowledge show. The slot policy alone
+other interests never wins a slot. Reserving the last ``slots`` columns for items *outside* the
+history's main department lets that knowledge show. Within them items rank by **lift**, the
+generator's probability over the item's share of its training events: raw probability would hand
+them to the items the logs over-show (popular ones) whatever the history. The slot policy alone
 adds nothing a generator does not know: a generator trained on the logs alone fills them with the
-cross-department items its logs make likely (little more than popular ones), one pretrained on a
-world corpus with the kinds that corpus ties to the history.
+cross-department items its logs tie to the history, one pretrained on a world corpus with the
+kinds that corpus ties to it.
 
 Departments are the first level of the catalogue's category paths; a catalogue with a single
 department uses the last level (the kind) instead.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
@@ -46,10 +50,13 @@ def beyond_fill(
     *,
     slots: int,
     batch_size: int = 256,
+    lift: bool = True,
 ) -> GeneratedItems:
     """``generated`` with its last ``slots`` columns replaced, per (user, history length), by the
-    generator's most likely items outside the history's main department (never a history item
-    nor one already in the block). Item tokens only."""
+    items outside the history's main department that the generator makes likelier than their
+    prior (:func:`item_prior`) by the most (never a history item nor one already in the block);
+    their confidence stays the generator's probability. ``lift=False`` ranks by probability
+    alone. Item tokens only."""
     if model.layout.kind != "items":
         raise ValueError("beyond-log slots fill item-token generators only")
     k = generated.item_idx.shape[1]
@@ -61,6 +68,8 @@ def beyond_fill(
     users, lengths = np.asarray(users, np.int64), np.asarray(lengths, np.int64)
     width = model.config.window_items - k
     group_of = torch.from_numpy(np.asarray(groups, np.int64))
+    flat = replace(model, item_counts=None)
+    prior = torch.from_numpy(item_prior(model if lift else flat))
     for first in range(0, len(users), batch_size):
         rows = np.arange(first, min(first + batch_size, len(users)))
         windows = sequences.windows(users[rows], lengths[rows], width)
@@ -72,10 +81,10 @@ def beyond_fill(
         for taken in (history, kept):
             r, c = np.nonzero(taken >= 0)
             banned[torch.from_numpy(r), torch.from_numpy(taken[r, c])] = True
-        prob = prob.masked_fill(banned, -1.0)
-        best_prob, best = torch.topk(prob, slots, dim=1)
-        usable = (best_prob >= 0).numpy()
-        best_np, best_prob_np = best.numpy(), best_prob.numpy()
+        score = (prob / prior).masked_fill(banned, -1.0)  # lifts are positive: -1 marks banned
+        best_lift, best = torch.topk(score, slots, dim=1)
+        usable = (best_lift >= 0).numpy()
+        best_np, best_prob_np = best.numpy(), torch.gather(prob, 1, best).numpy()
         columns = np.arange(k - slots, k)
         for local, row in enumerate(rows.tolist()):
             if lengths[row] == 0:
@@ -84,6 +93,17 @@ def beyond_fill(
             items[row, columns[take]] = best_np[local, take]
             confidence[row, columns[take]] = best_prob_np[local, take]
     return GeneratedItems(items, confidence)
+
+
+def item_prior(model: GBRModel) -> npt.NDArray[np.float32]:
+    """Each item's share of the generator's training events (add-one smoothed), or ones for a
+    checkpoint without counts. Beyond-log slots rank items by their probability *over* this
+    prior (lift): raw probability favours the items the logs over-show (popular ones), whatever
+    the history, and hides the kinds a history makes likelier than usual."""
+    if model.item_counts is None:
+        return np.ones(model.n_items, np.float32)
+    counts = np.asarray(model.item_counts, np.float64) + 1.0
+    return (counts / counts.sum() * len(counts)).astype(np.float32)
 
 
 def _main_group(history: Ints, groups: Ints) -> Ints:
@@ -114,6 +134,6 @@ def generate_blocks(
     if config.beyond_slots and groups is not None:
         block = beyond_fill(
             model, sequences, users, lengths, block, groups, slots=config.beyond_slots,
-            batch_size=config.batch_size,
+            batch_size=config.batch_size, lift=config.beyond_lift,
         )  # fmt: skip
     return block

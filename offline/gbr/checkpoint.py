@@ -41,6 +41,9 @@ class GBRModel:
     until_ts: int | None  # the training events all happened strictly before this time
     version: str
     train_info: dict[str, Any]
+    #: Each item's events in the platform's training logs (``None`` in older checkpoints): the
+    #: prior that beyond-log slots divide by (:mod:`offline.gbr.beyond`).
+    item_counts: npt.NDArray[np.int64] | None = None
 
     @property
     def config(self) -> DiffusionConfig:
@@ -60,6 +63,8 @@ class GBRModel:
         if isinstance(self.layout, SemanticIdTokens):
             arrays["centroids"] = self.layout.codebook.centroids
             arrays["item_codes"] = self.layout.codebook.item_codes
+        if self.item_counts is not None:
+            arrays["item_counts"] = np.asarray(self.item_counts, np.int64)
         np.savez(directory / ITEMS_FILE, **arrays)
         document = {
             "format_version": FORMAT_VERSION,
@@ -95,6 +100,7 @@ class GBRModel:
             until_ts=document["until_ts"],
             version=document["version"],
             train_info=document["train"],
+            item_counts=arrays.get("item_counts"),
         )
 
     def check_catalogue(self, item_ids: npt.NDArray[np.str_]) -> None:

@@ -42,6 +42,9 @@ class GenerationConfig:
     #: Of the k slots, the last ones given to the generator's most likely items outside the
     #: history's main department (:mod:`offline.gbr.beyond`), where the caller knows departments.
     beyond_slots: int = 0
+    #: Rank beyond-log items by lift (probability over the item's training share) instead of
+    #: probability alone (:mod:`offline.gbr.beyond`).
+    beyond_lift: bool = True
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.steps < 1 or self.batch_size < 1:

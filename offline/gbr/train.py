@@ -115,6 +115,7 @@ def train_gbr(
         until_ts=until_ts,
         version=version,
         train_info=settings | {"train_seconds": round(seconds, 2)},
+        item_counts=item_counts(sequences, len(dataset.catalogue), users),
     )
 
 
@@ -136,6 +137,17 @@ def _pretrain_then_fit(
     replayed = rng.choice(world, size=round(config.replay * len(world)), replace=False)
     chosen = np.concatenate([np.asarray(platform, np.int64), np.sort(replayed)])
     return fit(joint, config=config, users=chosen, network=network)
+
+
+def item_counts(
+    sequences: BehaviourSequences, n_items: int, users: npt.NDArray[np.int64] | None = None
+) -> npt.NDArray[np.int64]:
+    """Each item's events in the sequences of ``users`` (all when ``None``)."""
+    items = sequences.items
+    if users is not None:
+        owner = np.repeat(np.arange(sequences.n_users), sequences.lengths())
+        items = items[np.isin(owner, users)]
+    return np.bincount(np.asarray(items, np.int64), minlength=n_items).astype(np.int64)
 
 
 def _count(users: npt.NDArray[np.int64] | None, sequences: BehaviourSequences) -> int:
