@@ -40,7 +40,9 @@ def test_beyond_slots_take_the_highest_lift(
     users = np.flatnonzero(history.lengths() >= 3)[:30]
     lengths = history.lengths()[users]
     k, slots = 8, 3
-    empty = GeneratedItems(np.full((len(users), k), -1, np.int64), np.zeros((len(users), k)))
+    empty = GeneratedItems(
+        np.full((len(users), k), -1, np.int64), np.zeros((len(users), k), np.float32)
+    )
     # A skewed prior: the items the generator finds likeliest are made very common, so their
     # lift falls and the slots must go elsewhere.
     width = item_model.config.window_items - k
