@@ -81,6 +81,7 @@ def _connection_guard(settings: Settings, metrics: ServiceMetrics) -> Connection
     return ConnectionGuard(
         max_open=fit_open_files(settings.max_connections),
         header_timeout_s=settings.header_read_timeout_ms / 1000.0,
+        max_header_bytes=settings.max_header_bytes,
         open_gauge=metrics.connections_open,
         dropped=metrics.connections_dropped,
     )
@@ -124,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def serve(settings: Settings | None = None) -> None:
     """Run the service under uvicorn (uvloop when installed), on httptools with a cap on open
-    connections and a time limit on request headers (:mod:`service.http.connections`).
+    connections and a time and a size limit on request headers (:mod:`service.http.connections`).
 
     With ``REASEQ_WORKERS`` > 1 uvicorn starts that many worker processes, each building the app
     from the ``REASEQ_*`` environment; they share metrics through ``PROMETHEUS_MULTIPROC_DIR``,

@@ -87,6 +87,13 @@ class BodyReadTimeout(ServiceError):
     code = "body_timeout"
 
 
+class HeadersTooLarge(ServiceError):
+    """The request line and header fields are over ``REASEQ_MAX_HEADER_BYTES``; answered by the
+    HTTP server itself, before any route runs."""
+
+    code = "headers_too_large"
+
+
 class Overloaded(ServiceError):
     """Every admission slot and queue place is taken, or the queue wait ran out: retry later."""
 

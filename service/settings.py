@@ -237,6 +237,13 @@ class Settings(BaseSettings):
         description="Time for a request's headers to arrive in full, from the connection's "
         "opening (or a later request's first byte); a slower connection is closed.",
     )
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        le=1_048_576,
+        description="Largest request line and header fields of a request; a larger one is "
+        "answered 431 headers_too_large and its connection closed, before a worker sees it.",
+    )
     api_keys: SecretStr | None = Field(
         default=None,
         description="X-API-Key values /v1/rank accepts, comma-separated; unset (and no file) = "

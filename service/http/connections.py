@@ -1,4 +1,5 @@
-"""The HTTP server's connections: at most so many open, and a time limit on request headers.
+"""The HTTP server's connections: at most so many open, and a time and a size limit on request
+headers.
 
 uvicorn keeps a connection for as long as its client holds it open with a request's headers
 unfinished: its keep-alive timeout runs only between requests, and its ``limit_concurrency``
@@ -10,6 +11,11 @@ it) is closed, and a worker keeps at most ``max_open`` connections: at the cap a
 closes the one that has been idle or waiting for its headers the longest, or is refused when
 every connection is busy with a request. A request in progress is never cut here; the body
 limit bounds how long its body may take.
+
+httptools, uvicorn's parser, has no limit on the size of request headers either: it buffers a
+header field until its end arrives, and uvicorn hands a request of any header size to the app.
+A request whose request line and header fields pass ``max_header_bytes`` is answered 431
+``headers_too_large`` and its connection closed, before the app sees it.
 
 :mod:`service.http.uvicorn_protocol` applies a :class:`ConnectionGuard` to uvicorn's connections.
 """
@@ -39,6 +45,7 @@ DROP_LOG_INTERVAL_S = 10.0
 
 class DropReason(enum.StrEnum):
     HEADER_TIMEOUT = "header_timeout"
+    HEADERS_TOO_LARGE = "headers_too_large"
     EVICTED = "evicted"
     REFUSED = "refused"
 
@@ -56,11 +63,13 @@ class ConnectionGuard:
         self,
         max_open: int,
         header_timeout_s: float,
+        max_header_bytes: int,
         open_gauge: Gauge | None = None,
         dropped: Counter | None = None,
     ) -> None:
         self.max_open = max_open
         self.header_timeout_s = header_timeout_s
+        self.max_header_bytes = max_header_bytes
         self._open: set[Droppable] = set()
         self._waiting: dict[Droppable, None] = {}
         self._open_gauge = open_gauge
@@ -116,11 +125,13 @@ class ConnectionGuard:
         counts = ", ".join(f"{n} {why.value}" for why, n in sorted(self._unlogged.items()))
         log.warning(
             "closed HTTP connections: %s; %d open, at most %d (REASEQ_MAX_CONNECTIONS), "
-            "headers within %.0f ms (REASEQ_HEADER_READ_TIMEOUT_MS)",
+            "headers within %.0f ms (REASEQ_HEADER_READ_TIMEOUT_MS) and %d bytes "
+            "(REASEQ_MAX_HEADER_BYTES)",
             counts,
             len(self._open),
             self.max_open,
             self.header_timeout_s * 1000,
+            self.max_header_bytes,
         )
         self._unlogged.clear()
         self._logged_at = now

@@ -72,7 +72,7 @@ BUNDLE_ACTIVATION_RESULTS = (
     "success", "unchanged", "not_found", "corrupt", "incompatible", "store_unavailable", "error",
 )  # fmt: skip
 SHED_REASONS = ("queue_full", "queue_timeout", "key_limit")
-CONNECTION_DROP_REASONS = ("header_timeout", "evicted", "refused")
+CONNECTION_DROP_REASONS = ("header_timeout", "headers_too_large", "evicted", "refused")
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
 
@@ -314,8 +314,9 @@ class ServiceMetrics:
         self.connections_dropped = Counter(
             "reaseq_http_connections_dropped_total",
             "HTTP connections the server closed by reason: header_timeout (headers not in "
-            "within REASEQ_HEADER_READ_TIMEOUT_MS), evicted (the longest idle one, for a new "
-            "one at the cap), refused (a new one at the cap, none idle).",
+            "within REASEQ_HEADER_READ_TIMEOUT_MS), headers_too_large (answered 431: headers "
+            "over REASEQ_MAX_HEADER_BYTES), evicted (the longest idle one, for a new one at the "
+            "cap), refused (a new one at the cap, none idle).",
             ["reason"],
             registry=registry,
         )

@@ -49,6 +49,19 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "s3cret-value" not in repr(settings)
 
 
+@pytest.mark.parametrize("wrong", ["1023", str(2**20 + 1), "16k"])
+def test_the_header_size_limit_is_16_kib_unless_set_within_bounds(
+    monkeypatch: pytest.MonkeyPatch, wrong: str
+) -> None:
+    assert Settings().max_header_bytes == 16_384
+    monkeypatch.setenv("REASEQ_MAX_HEADER_BYTES", "65536")
+    assert Settings().max_header_bytes == 65_536
+    monkeypatch.setenv("REASEQ_MAX_HEADER_BYTES", wrong)
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    assert raised.value.errors()[0]["loc"] == ("max_header_bytes",)
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

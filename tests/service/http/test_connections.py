@@ -22,7 +22,9 @@ class FakeConnection:
 
 def _guard(max_open: int) -> tuple[ConnectionGuard, ServiceMetrics]:
     metrics = ServiceMetrics()
-    guard = ConnectionGuard(max_open, 1.0, metrics.connections_open, metrics.connections_dropped)
+    guard = ConnectionGuard(
+        max_open, 1.0, 16_384, metrics.connections_open, metrics.connections_dropped
+    )
     return guard, metrics
 
 
