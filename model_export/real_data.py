@@ -94,13 +94,9 @@ class RealDataSpec:
     sampled_items: int = 99
     variants: tuple[str, ...] = tuple(VARIANTS)
     #: The generator behind the GBR variant: trained before the split time on the logs after a
-    #: world corpus of knowledge walks (genres, tags) over the items known by then. Its
-    #: beyond-log slots rank by probability: the recorded runs were measured so, and lift is
-    #: not yet measured on this protocol.
+    #: world corpus of knowledge walks (genres, tags) over the items known by then.
     generator: GeneratorSetup = field(
-        default_factory=lambda: GeneratorSetup(
-            generation=GenerationConfig(beyond_slots=4, beyond_lift=False)
-        )
+        default_factory=lambda: GeneratorSetup(generation=GenerationConfig(beyond_slots=4))
     )
     walks: int = 2000
     walk_length: int = 12
