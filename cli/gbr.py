@@ -173,8 +173,9 @@ def generate(
         int,
         typer.Option(
             min=0,
-            help="Last slots of each block given to items beyond the history's main department "
-            "(item-token generators; match the blocks the ranker was trained with).",
+            help="Last slots of each block given to items beyond the history's main department, "
+            "ranked by lift over their training share (item-token generators; match the blocks "
+            "the ranker was trained with).",
         ),
     ] = 0,
     threads: ThreadsOpt = None,
