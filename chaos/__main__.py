@@ -38,11 +38,18 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _publish(bundles: ChaosBundles, data: Path, url: str) -> None:
-    """The first version active, the second staged (its keys written, the pointer unmoved)."""
+def _publish(bundles: ChaosBundles, demo_dir: Path, url: str, workdir: Path) -> None:
+    """The first version active, the second staged (its keys written, the pointer unmoved), and
+    every user's generated behaviours written by the nearline job, as a deployment runs it."""
+    data = demo_dir / "data"
     common = ["publish", "--store", "redis", "--redis-url", url, "--data", str(data)]
     reaseq(*common, "--bundles", str(bundles.root), "--version", bundles.first)
     reaseq(*common, "--bundles", str(bundles.root), "--version", bundles.second, "--no-activate")
+    reaseq(
+        "gbr", "generate", "--data", str(data), "--checkpoint", str(demo_dir / "gbr"),
+        "--bundles", str(bundles.root), "--version", bundles.first, "--store", "redis",
+        "--redis-url", url, "--state", str(workdir / "gbr_state.npz"), "--no-incremental",
+    )  # fmt: skip
 
 
 def _service_env(bundles: ChaosBundles, redis_url: str) -> dict[str, str]:
@@ -79,7 +86,7 @@ def main() -> None:
     redis.start()
     service = Service(_service_env(bundles, redis.url), args.workdir / "service.log")
     try:
-        _publish(bundles, args.demo_dir / "data", redis.url)
+        _publish(bundles, args.demo_dir, redis.url, args.workdir)
         service.start()
         result = asyncio.run(_run(args, timing, load, bundles, redis, service))
     finally:
