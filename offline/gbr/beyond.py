@@ -17,8 +17,6 @@ department uses the last level (the kind) instead.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -68,8 +66,7 @@ def beyond_fill(
     users, lengths = np.asarray(users, np.int64), np.asarray(lengths, np.int64)
     width = model.config.window_items - k
     group_of = torch.from_numpy(np.asarray(groups, np.int64))
-    flat = replace(model, item_counts=None)
-    prior = torch.from_numpy(item_prior(model if lift else flat))
+    prior = torch.from_numpy(item_prior(model) if lift else np.ones(model.n_items, np.float32))
     for first in range(0, len(users), batch_size):
         rows = np.arange(first, min(first + batch_size, len(users)))
         windows = sequences.windows(users[rows], lengths[rows], width)

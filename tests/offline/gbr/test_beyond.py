@@ -71,3 +71,6 @@ def test_beyond_slots_take_the_highest_lift(
         row_prob[row, history.of(user)] = -1.0
         top = set(np.argsort(-row_prob[row], kind="stable")[:slots].tolist())
         assert set(flat.item_idx[row, k - slots :].tolist()) == top
+    # lift=False ranks by probability alone whatever the counts.
+    unlifted = beyond_fill(skewed, history, users, lengths, empty, groups, slots=slots, lift=False)
+    np.testing.assert_array_equal(unlifted.item_idx, flat.item_idx)
