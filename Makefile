@@ -22,8 +22,9 @@ LOADTEST_CANDIDATES ?= uniform:50:500
 LOADTEST_REPORT ?= var/loadtest
 LOADTEST_GATE_P99_MS ?= 250
 LOADTEST_GATE_FAILURE_RATIO ?= 0.01
+LOADTEST_EXPERIMENT ?=
 
-.PHONY: setup run demo serve test test-all lint results clean loadtest bench chaos gpu-check
+.PHONY: setup run demo serve test test-all lint results clean loadtest bench bench-experiment chaos gpu-check
 
 setup: $(STAMP)
 
@@ -71,6 +72,13 @@ bench: setup
 	@$(BIN)/python -c "import ray.serve" 2>/dev/null || $(BIN)/python -m pip install --quiet -e ".[peer]"
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Regenerates docs/EXPERIMENT_OVERHEAD.md and docs/experiment_overhead.json: the service with one
+# bundle against the same service running a two-bundle experiment, W1, interleaved rounds.
+BENCH_EXPERIMENT_ARGS ?=
+bench-experiment: setup
+	@test -f var/demo/model/ranker.pt || $(BIN)/reaseq demo
+	$(BIN)/python -m bench.experiment_overhead $(BENCH_EXPERIMENT_ARGS)
+
 # On a machine with a CUDA GPU, in under 8 minutes: the device path's parity tests on the GPU, the
 # kernels' benchmark (docs/KERNELS.md, docs/kernels.json) and the device path's serving benchmark
 # at W1 and W2 (docs/DEVICE_SERVING.md, docs/device_serving.json). It installs nothing, so it runs
@@ -87,13 +95,18 @@ results: setup
 	$(BIN)/reaseq results
 
 # Starts the service on the demo bundle (built when missing) unless TARGET_URL is set; exits
-# non-zero when the p99 or failure-ratio gate fails.
+# non-zero when the p99 or failure-ratio gate fails. LOADTEST_EXPERIMENT=demo-b serves a second
+# bundle of that version (exported from the demo run when missing) beside the current one, as a
+# 50/50 experiment; every arm must answer.
 loadtest: setup
 	@test -n "$(TARGET_URL)" || test -f bundles/CURRENT || $(BIN)/reaseq demo
+	@test -z "$(LOADTEST_EXPERIMENT)" || test -d bundles/$(LOADTEST_EXPERIMENT) || \
+		$(BIN)/reaseq export --version $(LOADTEST_EXPERIMENT) --no-activate
 	TARGET_URL="$(TARGET_URL)" $(BIN)/python -m loadtest --duration $(LOADTEST_DURATION) \
 		--users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_SPAWN_RATE) --shape $(LOADTEST_SHAPE) \
 		--candidates $(LOADTEST_CANDIDATES) --report-dir $(LOADTEST_REPORT) \
-		--gate-p99-ms $(LOADTEST_GATE_P99_MS) --gate-failure-ratio $(LOADTEST_GATE_FAILURE_RATIO)
+		--gate-p99-ms $(LOADTEST_GATE_P99_MS) --gate-failure-ratio $(LOADTEST_GATE_FAILURE_RATIO) \
+		$(if $(LOADTEST_EXPERIMENT),--experiment $(LOADTEST_EXPERIMENT))
 
 # Regenerates docs/RELIABILITY.md and docs/reliability.json: Redis, a worker and bundles fail
 # under steady load (a few minutes; builds the demo when missing). CHAOS_ARGS=--quick for a try.

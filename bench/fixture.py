@@ -73,6 +73,15 @@ def build_fixture(
 
 
 def _export(fixture: BenchFixture, data_dir: Path, workloads: list[Workload]) -> None:
+    export_version(fixture, data_dir, workloads, BENCH_VERSION)
+    write_current(fixture.bundles, BENCH_VERSION)
+
+
+def export_version(
+    fixture: BenchFixture, data_dir: Path, workloads: list[Workload], version: str
+) -> Path:
+    """The fixture's ranker exported as bundle ``version`` beside the bench bundle (the same
+    weights and shapes: a second bundle for serving two side by side)."""
     run = TrainingRun.load(fixture.model_dir)
     config = dataclasses.replace(
         run.ranker.config,
@@ -80,17 +89,16 @@ def _export(fixture: BenchFixture, data_dir: Path, workloads: list[Workload]) ->
         generated=max(w.generated for w in workloads),
     )
     ranker = dataclasses.replace(run.ranker, config=config)
-    export_bundle(
+    return export_bundle(
         ranker,
         Dataset.load(data_dir),
         run.semantic_vectors,
         run.encoder,
         run.metrics,
         fixture.bundles,
-        BENCH_VERSION,
+        version,
         generator=_GENERATOR,
     )
-    write_current(fixture.bundles, BENCH_VERSION)
 
 
 def _write_users_and_requests(

@@ -11,29 +11,16 @@ does; ``"torchscript"`` uses PyTorch's older exporter, which is faster, for test
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 
-from model_export.bundle import ITEM_IDS_FILE, ITEM_VECTORS_FILE
+from model_export.bundle import ManifestFacts, write_bundle_files
 from model_export.export import OPSET, export_graphs, graph_specs
 from model_export.model import RankerShape, RankingModel
-from model_export.module_weights import write_module_weights
 from service.contracts.bundle_root import write_current
-from service.contracts.features import EVENT_TYPES, TIME_GAP_BUCKETS
-from service.contracts.manifest import (
-    MANIFEST_FILE,
-    BundleManifest,
-    FeatureSchema,
-    GeneratorInfo,
-    ItemTable,
-    MaxLengths,
-    ModelDimensions,
-    file_digest,
-)
+from service.contracts.manifest import GeneratorInfo, MaxLengths
 
 Exporter = Literal["dynamo", "torchscript"]
 GENERATOR = GeneratorInfo(version="random-ranker")
@@ -87,36 +74,12 @@ def write_random_bundle(
         if exporter == "dynamo"
         else _export_torchscript(model, bundle_dir)
     )
-    weights = write_module_weights(model, bundle_dir)
-    with torch.inference_mode():
-        table = model.items.table().numpy().astype(np.float32)
-    np.save(bundle_dir / ITEM_IDS_FILE, np.asarray([f"i{n}" for n in range(spec.items)], np.str_))
-    np.save(bundle_dir / ITEM_VECTORS_FILE, table.astype(np.float16))
-    files = {p.name: file_digest(p) for p in sorted(bundle_dir.iterdir()) if p.is_file()}
-    manifest = BundleManifest(
-        version=version,
-        created_at=datetime.now(UTC),
-        dimensions=ModelDimensions(
-            item_dim=spec.item_dim,
-            heads=spec.heads,
-            semantic_dim=spec.semantic_dim,
-            user_layers=spec.user_layers,
-        ),
+    facts = ManifestFacts(
         max_lengths=MaxLengths(sequence=spec.max_sequence, generated=spec.max_generated),
-        features=FeatureSchema(event_types=list(EVENT_TYPES), time_gap_buckets=TIME_GAP_BUCKETS),
-        graphs=graphs,
-        item_table=ItemTable(
-            ids_file=ITEM_IDS_FILE,
-            vectors_file=ITEM_VECTORS_FILE,
-            dtype="float16",
-            rows=spec.items,
-            default_vector=[float(x) for x in table.mean(axis=0)],
-        ),
         generator=GENERATOR,
-        module_weights=weights,
-        files=files,
     )
-    (bundle_dir / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
+    item_ids = [f"i{n}" for n in range(spec.items)]
+    write_bundle_files(model, graphs, item_ids, bundle_dir, facts, version)
     write_current(root, version)
     return bundle_dir
 

@@ -92,6 +92,15 @@ def summary_markdown(
         )
         + ".",
         "",
+    ]
+    if server.arms:
+        lines += [
+            "Answers per experiment arm (service): "
+            + ", ".join(f"{arm} {count}" for arm, count in sorted(server.arms.items()))
+            + ".",
+            "",
+        ]
+    lines += [
         "| gate | limit | measured | result |",
         "| --- | --- | --- | --- |",
     ]

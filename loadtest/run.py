@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from loadtest.experiment import experiment_env
 from loadtest.locust_results import client_view, history
 from loadtest.plot import plot_history
 from loadtest.report import Gates, RunDescription, check_gates, write_report
@@ -82,6 +83,13 @@ def main(
     gate_p99_ms: Annotated[float, typer.Option(help="Fail above this client p99.")] = 250.0,
     gate_failure_ratio: Annotated[float, typer.Option(help="Fail above this ratio.")] = 0.01,
     seed: Annotated[int, typer.Option(help="Seed of the traffic.")] = 0,
+    experiment: Annotated[
+        str | None,
+        typer.Option(
+            help="A second bundle version under the bundle root: serve it beside the current one "
+            "as a 50/50 experiment (a local service only); every arm must answer."
+        ),
+    ] = None,
 ) -> None:
     """Run the load test and write its reports; exit 1 when a gate fails."""
     seconds = duration_seconds(duration)
@@ -92,11 +100,15 @@ def main(
         "--recent-events-ratio", str(recent_events_ratio), "--explain-ratio", str(explain_ratio),
         "--top-k", str(top_k), "--traffic-seed", str(seed),
     ]  # fmt: skip
+    extra_env = _experiment_env(bundle_root, experiment, report_dir, target_url)
     service = (
         nullcontext(target_url.rstrip("/"))
         if target_url
         else local_service(
-            bundle_root, users_path if users_path.is_file() else None, report_dir / "service.log"
+            bundle_root,
+            users_path if users_path.is_file() else None,
+            report_dir / "service.log",
+            extra_env=extra_env,
         )
     )
     with service as url:
@@ -120,6 +132,9 @@ def main(
         f"/v1/rank, {shape.value}, {users} users",
     )
     results = check_gates(Gates(gate_p99_ms, gate_failure_ratio), client)
+    if experiment is not None and len(server.arms) < 2:
+        typer.echo(f"the experiment's arms did not all answer: {server.arms}", err=True)
+        raise typer.Exit(1)
     run = RunDescription(
         command=shlex.join(["python", "-m", "loadtest", *sys.argv[1:]]),
         target=target_url or "a local service on the bundle",
@@ -137,3 +152,16 @@ def main(
         )
         typer.echo(f"gates failed: {failed}", err=True)
         raise typer.Exit(1)
+
+
+def _experiment_env(
+    bundle_root: Path, second_version: str | None, report_dir: Path, target_url: str | None
+) -> dict[str, str]:
+    if second_version is None:
+        return {}
+    if target_url:
+        raise typer.BadParameter("--experiment starts a local service: drop TARGET_URL")
+    try:
+        return experiment_env(bundle_root, second_version, report_dir)
+    except (FileNotFoundError, OSError) as error:
+        raise typer.BadParameter(str(error)) from error

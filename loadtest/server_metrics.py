@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 REQUEST_HISTOGRAM = "reaseq_request_duration_seconds"
 STAGE_HISTOGRAM = "reaseq_stage_duration_seconds"
 REQUESTS_COUNTER = "reaseq_requests_total"
+ARM_REQUESTS_COUNTER = "reaseq_arm_requests_total"
 RANK_ROUTE = "/v1/rank"
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
@@ -90,6 +91,8 @@ class ServerView:
     non_200: int
     quantiles_ms: dict[str, float | None]
     stage_mean_ms: dict[str, float]
+    #: Answers per experiment arm (``experiment/arm``); empty without an experiment.
+    arms: dict[str, int] = field(default_factory=dict)
 
 
 def server_view(before: Scrape, after: Scrape) -> ServerView:
@@ -109,4 +112,9 @@ def server_view(before: Scrape, after: Scrape) -> ServerView:
     for key_labels, count in stage_counts.items():
         if count > 0:
             stages[dict(key_labels)["stage"]] = stage_sums.get(key_labels, 0.0) / count * 1000.0
-    return ServerView(int(total), int(total - ok), quantiles, stages)
+    arms = {
+        f"{dict(k).get('experiment')}/{dict(k).get('arm')}": int(v)
+        for k, v in delta.select(ARM_REQUESTS_COUNTER).items()
+        if v > 0
+    }
+    return ServerView(int(total), int(total - ok), quantiles, stages, arms)

@@ -75,9 +75,14 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
 
 @contextmanager
 def local_service(
-    bundle_root: Path, users_path: Path | None, log_path: Path, deadline_s: float = 120
+    bundle_root: Path,
+    users_path: Path | None,
+    log_path: Path,
+    deadline_s: float = 120,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
-    """``python -m service`` on a free loopback port, its output in ``log_path``; yields the URL."""
+    """``python -m service`` on a free loopback port (``extra_env`` over its settings), its
+    output in ``log_path``; yields the URL."""
     port = free_port()
     env = {
         "REASEQ_HOST": "127.0.0.1",
@@ -87,6 +92,7 @@ def local_service(
     }
     if users_path is not None:
         env["REASEQ_EMBEDDED_USERS_PATH"] = str(users_path)
+    env |= extra_env or {}
     url = f"http://127.0.0.1:{port}"
     with serving_process([sys.executable, "-m", "service"], env, log_path, url, deadline_s):
         yield url

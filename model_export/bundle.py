@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import numpy.typing as npt
 import torch
 
 from model_export.export import export_graphs
+from model_export.model import RankingModel
 from model_export.module_weights import write_module_weights
 from model_export.train import TrainedRanker
 from offline.data.canonical import Dataset
@@ -43,7 +46,12 @@ ITEM_VECTORS_FILE = "item_vectors.npy"
 
 def fused_item_table(trained: TrainedRanker) -> npt.NDArray[np.float32]:
     """Every item's fused vector ``[n_items, d]`` as the trained model computes it."""
-    model = trained.model.eval()
+    return model_item_table(trained.model)
+
+
+def model_item_table(model: RankingModel) -> npt.NDArray[np.float32]:
+    """Every item's fused vector ``[n_items, d]`` as ``model`` computes it."""
+    model.eval()
     with torch.inference_mode():
         return model.items.table().numpy().astype(np.float32)
 
@@ -139,14 +147,51 @@ def _write_contents(
     version: str | None,
 ) -> BundleManifest:
     graphs = export_graphs(trained.model, staging)
-    module_weights = write_module_weights(trained.model, staging)
-    table = fused_item_table(trained)
-    has_id = trained.model.items.has_id.numpy() > 0
-    np.save(staging / ITEM_IDS_FILE, np.asarray(dataset.catalogue.item_ids, dtype=np.str_))
-    np.save(staging / ITEM_VECTORS_FILE, table.astype(np.float16))
-    files = {path.name: file_digest(path) for path in sorted(staging.iterdir()) if path.is_file()}
+    config = trained.config
+    return write_bundle_files(
+        trained.model,
+        graphs,
+        dataset.catalogue.item_ids,
+        staging,
+        ManifestFacts(
+            max_lengths=MaxLengths(sequence=config.max_seq_len, generated=config.generated),
+            generator=generator,
+            text_encoder=encoder_info,
+            metrics=metrics,
+        ),
+        version,
+    )
+
+
+@dataclass(frozen=True)
+class ManifestFacts:
+    """What a bundle's manifest states beside its files and the model's shape."""
+
+    max_lengths: MaxLengths
+    generator: GeneratorInfo | None
+    text_encoder: TextEncoderInfo | None = None
+    metrics: dict[str, EvaluationMetrics] = field(default_factory=dict)
+
+
+def write_bundle_files(
+    model: RankingModel,
+    graphs: dict[str, str],
+    item_ids: Sequence[str] | npt.NDArray[np.str_],
+    directory: Path,
+    facts: ManifestFacts,
+    version: str | None = None,
+) -> BundleManifest:
+    """Beside the graphs already in ``directory``: the module weights, the fused item table
+    (float16) and the manifest with every file's digest (version: dated from the digests when
+    None)."""
+    module_weights = write_module_weights(model, directory)
+    table = model_item_table(model)
+    has_id = model.items.has_id.numpy() > 0
+    np.save(directory / ITEM_IDS_FILE, np.asarray(item_ids, dtype=np.str_))
+    np.save(directory / ITEM_VECTORS_FILE, table.astype(np.float16))
+    files = {p.name: file_digest(p) for p in sorted(directory.iterdir()) if p.is_file()}
     now = datetime.now(UTC)
-    shape, config = trained.shape, trained.config
+    shape = model.shape
     manifest = BundleManifest(
         version=version or default_version(files, now),
         created_at=now,
@@ -156,7 +201,7 @@ def _write_contents(
             semantic_dim=shape.semantic_dim,
             user_layers=shape.user_layers,
         ),
-        max_lengths=MaxLengths(sequence=config.max_seq_len, generated=config.generated),
+        max_lengths=facts.max_lengths,
         features=FeatureSchema(event_types=list(EVENT_TYPES), time_gap_buckets=TIME_GAP_BUCKETS),
         graphs=graphs,
         item_table=ItemTable(
@@ -166,11 +211,11 @@ def _write_contents(
             rows=len(table),
             default_vector=default_item_vector(table, has_id),
         ),
-        text_encoder=encoder_info,
-        generator=generator,
+        text_encoder=facts.text_encoder,
+        generator=facts.generator,
         module_weights=module_weights,
-        metrics=metrics,
+        metrics=facts.metrics,
         files=files,
     )
-    (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
+    (directory / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
     return manifest

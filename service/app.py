@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from service.contracts.manifest import BundleIntegrityError
 from service.errors import BundleNotFoundError
+from service.experiments.prediction_log import PredictionLogUnavailable
 from service.http.api_keys import KeyFileError
 from service.http.connections import GUARD_STATE_KEY, ConnectionGuard, fit_open_files
 from service.http.errors import install_error_handlers
@@ -45,7 +46,7 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
         log.info("starting", extra={"settings": settings.model_dump(mode="json")})
         try:
             runtime = await ServiceRuntime.load(settings, metrics, tracer)
-        except (BundleIntegrityError, BundleNotFoundError) as error:
+        except (BundleIntegrityError, BundleNotFoundError, PredictionLogUnavailable) as error:
             log.error("refusing to start: %s", error)
             raise
         # Readiness answers "not warmed up" from here until the warm-up has finished.

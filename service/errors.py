@@ -77,6 +77,30 @@ class InvalidTimeout(InvalidRankRequest):
     code = "invalid_timeout"
 
 
+class UnknownArm(InvalidRankRequest):
+    """The request's ``arm`` names no arm of the running experiment."""
+
+    code = "unknown_arm"
+
+
+class NoExperiment(InvalidRankRequest):
+    """The request names an ``arm`` while no experiment runs."""
+
+    code = "no_experiment"
+
+
+class ExperimentRejected(ServiceError):
+    """An experiment configuration the service will not start; the running state is kept."""
+
+    code = "experiment_rejected"
+
+
+class StaleExperimentVersion(ExperimentRejected):
+    """A configuration whose version is not higher than the running experiment's."""
+
+    code = "stale_experiment_version"
+
+
 class BodyTooLarge(ServiceError):
     code = "body_too_large"
 
@@ -147,6 +171,12 @@ class DeadlineExceeded(ServiceError):
 
 class AdminDisabled(ServiceError):
     code = "admin_disabled"
+
+
+class PredictionLogOff(ServiceError):
+    """Outcomes were sent while the prediction log is off (``REASEQ_PREDICTION_LOG=off``)."""
+
+    code = "prediction_log_off"
 
 
 class Unauthorized(ServiceError):

@@ -1,10 +1,11 @@
-"""What the app holds while it serves: the served bundle (its store and pipeline), the metrics."""
+"""What the app holds while it serves: the served bundle (its store and pipeline), the running
+experiment (if any), the metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.bundles.active_version import ActiveVersionPointer
 from service.bundles.lifecycle import VERSION_PATTERN, BundleLifecycle
@@ -14,6 +15,11 @@ from service.bundles.watch import ActiveVersionWatcher
 from service.contracts.manifest import BundleIntegrityError, confined_bundle_dir
 from service.device.plan import plan_scoring
 from service.errors import BundleNotFoundError, StoreError
+from service.experiments.experiment import ExperimentServices
+from service.experiments.lifecycle import ExperimentLifecycle
+from service.experiments.prediction_log import PredictionLog, open_prediction_log, should_log
+from service.experiments.shadow import ShadowScoring
+from service.experiments.watch import ExperimentFileWatcher
 from service.observability.gpu_memory import gpu_memory_collector
 from service.observability.metrics import ServiceMetrics
 from service.observability.ranking import ServiceObserver, observe_breaker
@@ -43,6 +49,13 @@ class ServiceRuntime:
     watcher: ActiveVersionWatcher | None = None
     #: False until :meth:`warm_up` has finished: readiness reports the bundle not warmed up.
     warmed: bool = False
+    #: Where answers and outcomes are logged; None with REASEQ_PREDICTION_LOG=off.
+    prediction_log: PredictionLog | None = None
+    #: The experiment of this worker: ``experiments.running``, None while none runs.
+    experiments: ExperimentLifecycle = field(kw_only=True)
+    #: The log of answers given without an experiment (REASEQ_PREDICTION_LOG=always), else None.
+    answer_log: PredictionLog | None = None
+    experiment_watcher: ExperimentFileWatcher | None = None
 
     @property
     def served(self) -> ServedBundle:
@@ -65,6 +78,7 @@ class ServiceRuntime:
 
         The runtime is not warmed yet: readiness says so until :meth:`warm_up` has run."""
         config = settings.store_config()
+        prediction_log = open_prediction_log(settings, config, metrics.prediction_log)
         pointer = ActiveVersionPointer(config) if isinstance(config, RedisStoreConfig) else None
         follows = (
             pointer is not None
@@ -84,6 +98,8 @@ class ServiceRuntime:
         except BaseException:
             if pointer is not None:
                 await pointer.close()
+            if prediction_log is not None:
+                await prediction_log.close()
             raise
         collector = gpu_memory_collector(bundle.sessions.values(), plan.cuda_devices)
         if collector is not None:
@@ -94,7 +110,21 @@ class ServiceRuntime:
 
         served = serve_bundle(bundle, parts)
         lifecycle = BundleLifecycle(served, parts, metrics, on_swap=observe, pointer=pointer)
-        return cls(settings, lifecycle, metrics, observer, pointer, follows=follows)
+        shadows = ShadowScoring(settings.shadow_queue_size, prediction_log)
+        experiment_services = ExperimentServices(
+            metrics.experiments, shadows, prediction_log, tracer or NoTracer()
+        )
+        return cls(
+            settings,
+            lifecycle,
+            metrics,
+            observer,
+            pointer,
+            follows=follows,
+            prediction_log=prediction_log,
+            experiments=ExperimentLifecycle(parts, experiment_services),
+            answer_log=prediction_log if should_log(settings, experiment_running=False) else None,
+        )
 
     async def warm_up(self) -> None:
         """Pay the scoring path's one-time costs, then follow the store's active version (with
@@ -108,6 +138,16 @@ class ServiceRuntime:
             )
             self.watcher.start()
         self.metrics.bundle_served(self.bundle.version)
+        self.experiments.shadows.start()
+        if self.settings.experiment_file is not None:
+            # Read before reporting ready: a replica starts with the fleet's experiment.
+            self.experiment_watcher = ExperimentFileWatcher(
+                self.settings.experiment_file,
+                self.experiments,
+                self.settings.experiment_watch_interval_s,
+            )
+            await self.experiment_watcher.poll()
+            self.experiment_watcher.start()
         self.warmed = True
         self.metrics.ready.set(1)
         log.info("serving bundle %s with the %s store", self.bundle.version, self.settings.store)
@@ -138,9 +178,14 @@ class ServiceRuntime:
         self.metrics.ready.set(0)
         if self.watcher is not None:
             await self.watcher.close()
+        if self.experiment_watcher is not None:
+            await self.experiment_watcher.close()
+        await self.experiments.close()
         await self.lifecycle.close()
         if self.pointer is not None:
             await self.pointer.close()
+        if self.prediction_log is not None:
+            await self.prediction_log.close()
 
 
 async def _pointed_version(pointer: ActiveVersionPointer | None) -> str | None:

@@ -8,13 +8,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, RedisDsn, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, RedisDsn, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from service.contracts.bundle_root import current_pointer, read_current, recorded_user_snapshot
 from service.contracts.manifest import confined_bundle_dir
 from service.errors import BundleNotFoundError
 from service.http.api_keys import ApiKeys, KeyFileError, ServiceKeys, read_key_file, split_keys
+from service.http.guard_settings import GuardSettings
 from service.ranking.limits import MAX_CANDIDATES, MAX_ID_LENGTH, MAX_TIMEOUT_MS, RequestLimits
 from service.stores.config import (
     DEMO_USERS_PATH,
@@ -25,8 +26,9 @@ from service.stores.config import (
 )
 
 
-class Settings(BaseSettings):
-    """Every knob of the ranking service; each field reads ``REASEQ_<FIELD NAME>``."""
+class Settings(GuardSettings):
+    """Every knob of the ranking service; each field reads ``REASEQ_<FIELD NAME>`` (those of the
+    HTTP guards are in :mod:`service.http.guard_settings`)."""
 
     model_config = SettingsConfigDict(env_prefix="REASEQ_", extra="ignore", populate_by_name=True)
 
@@ -181,87 +183,6 @@ class Settings(BaseSettings):
     max_timeout_ms: int = Field(
         default=MAX_TIMEOUT_MS, ge=1, le=MAX_TIMEOUT_MS, description="Largest timeout_ms."
     )
-    max_body_bytes: int = Field(
-        default=1_048_576,
-        ge=1024,
-        description="Largest request body; a larger one is answered 413 before it is parsed.",
-    )
-    body_read_timeout_ms: int = Field(
-        default=10_000,
-        ge=100,
-        le=600_000,
-        description="Time for a request body to arrive in full, from its first read; a slower "
-        "one is answered 408 body_timeout.",
-    )
-    rank_max_in_flight: int | None = Field(
-        default=None,
-        ge=1,
-        description="Rank requests served at once per worker; unset = 3 per scoring thread "
-        "that has a core of its own (REASEQ_SCORING_THREADS, at most the usable cores over "
-        "REASEQ_WORKERS).",
-    )
-    rank_max_queued: int | None = Field(
-        default=None,
-        ge=0,
-        description="Rank requests waiting for a slot per worker, more: 429; unset = as many "
-        "as may be in flight.",
-    )
-    rank_queue_timeout_ms: int | None = Field(
-        default=None,
-        ge=1,
-        le=60_000,
-        description="Longest wait for a slot, longer: 429; unset = half the latency "
-        "objective (REASEQ_LATENCY_OBJECTIVE_MS).",
-    )
-    rank_max_in_flight_per_key: int | None = Field(
-        default=None,
-        ge=1,
-        description="Slots, and as many queue places, one API key may hold per worker, more: "
-        "429; unset = all but a quarter (at least one) of REASEQ_RANK_MAX_IN_FLIGHT. Only "
-        "where rank keys are set.",
-    )
-    rank_retry_after_s: int = Field(
-        default=1, ge=1, le=3600, description="Retry-After of a 429 from load shedding."
-    )
-    max_connections: int = Field(
-        default=2048,
-        ge=1,
-        description="Open HTTP connections per worker; at the cap a new one closes the "
-        "connection idle or waiting for its headers the longest, or is refused when every "
-        "one is busy with a request. Raised to fit the open-file limit, or lowered to it.",
-    )
-    header_read_timeout_ms: int = Field(
-        default=5000,
-        ge=100,
-        le=600_000,
-        description="Time for a request's headers to arrive in full, from the connection's "
-        "opening (or a later request's first byte); a slower connection is closed.",
-    )
-    max_header_bytes: int = Field(
-        default=16_384,
-        ge=1024,
-        le=1_048_576,
-        description="Largest request line and header fields of a request; a larger one is "
-        "answered 431 headers_too_large and its connection closed, before a worker sees it.",
-    )
-    api_keys: SecretStr | None = Field(
-        default=None,
-        description="X-API-Key values /v1/rank accepts, comma-separated; unset (and no file) = "
-        "/v1/rank needs no key.",
-    )
-    api_keys_file: Path | None = Field(
-        default=None,
-        description="File of /v1/rank keys, one per line; re-read when it changes.",
-    )
-    admin_api_key: SecretStr | None = Field(
-        default=None,
-        description="X-API-Key values of the admin endpoints, comma-separated; unset (and no "
-        "file) = admin disabled.",
-    )
-    admin_api_keys_file: Path | None = Field(
-        default=None,
-        description="File of admin keys, one per line; re-read when it changes.",
-    )
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Origins allowed to call the API from a browser, comma-separated; "
@@ -297,6 +218,42 @@ class Settings(BaseSettings):
         default="otlp", description="otlp: to OTEL_EXPORTER_OTLP_ENDPOINT; console: stdout."
     )
     tracing_service_name: str = Field(default="reaseq-ranking", description="service.name.")
+    prediction_log: Literal["experiment", "always", "off"] = Field(
+        default="experiment",
+        description="Answers written to the prediction log: experiment (while an experiment "
+        "runs), always, off (no log; POST /v1/outcomes answers 409). Outcomes: unless off.",
+    )
+    prediction_log_sink: Literal["auto", "file", "redis"] = Field(
+        default="auto",
+        description="auto: the Redis stream with REASEQ_STORE=redis, else files; file: JSON "
+        "Lines in REASEQ_PREDICTION_LOG_DIR; redis: the stream (needs REASEQ_STORE=redis).",
+    )
+    prediction_log_dir: Path = Field(
+        default=Path("var/predictions"), description="Folder of the prediction log's files."
+    )
+    prediction_log_max_bytes: int = Field(
+        default=64 * 2**20, ge=1024, description="Size past which a log file is rotated."
+    )
+    prediction_log_max_files: int = Field(
+        default=16, ge=1, description="Log files a worker keeps (of its own; oldest removed)."
+    )
+    prediction_log_queue: int = Field(
+        default=10_000, ge=1, description="Records waiting to be written; past it, dropped."
+    )
+    prediction_stream_maxlen: int = Field(
+        default=1_000_000, ge=1, description="Approximate length the Redis stream is cut to."
+    )
+    experiment_file: Path | None = Field(
+        default=None,
+        description="JSON experiment configuration (the body of PUT /v1/admin/experiment) "
+        "applied at start-up and whenever it changes to a higher version; unset = admin only.",
+    )
+    experiment_watch_interval_s: float = Field(
+        default=5.0, ge=0, le=3600, description="How often to re-read it; 0 = at start-up only."
+    )
+    shadow_queue_size: int = Field(
+        default=64, ge=1, le=100_000, description="Shadow scorings waiting; more are dropped."
+    )
 
     @field_validator("id_pattern")
     @classmethod
@@ -326,6 +283,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "REASEQ_GRAPH_MODE=full runs the one full graph on the host path only: use split "
                 "with REASEQ_DEVICE=cuda or a torch/triton attention backend"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _prediction_log_fits(self) -> Settings:
+        if self.prediction_log_sink == "redis" and self.store != "redis":
+            raise ValueError(
+                "REASEQ_PREDICTION_LOG_SINK=redis writes to the store's Redis: set "
+                "REASEQ_STORE=redis, or choose file or auto"
             )
         return self
 

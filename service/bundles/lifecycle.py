@@ -13,6 +13,9 @@ and verifies it again, like any activation). With the Redis store, an activation
 operator (admin, rollback) is also recorded as the active version there before the swap, so
 that the other workers follow it (:mod:`service.bundles.watch`); if it cannot be recorded, nothing
 is swapped.
+
+:func:`load_bundle` and :func:`serve_checked` are the load-and-probe steps of an activation;
+an experiment (:mod:`service.experiments.lifecycle`) loads its arms' bundles with them too.
 """
 
 from __future__ import annotations
@@ -152,8 +155,8 @@ class BundleLifecycle:
             if record:
                 await self._record(version)
             return Activation(version, self._previous, False, 0.0)
-        bundle = await self._load(version)
-        served = await self._serve_checked(bundle)
+        bundle = await load_bundle(self._parts, version)
+        served = await serve_checked(bundle, self._parts)
         if record:
             try:
                 await self._record(version)
@@ -174,40 +177,6 @@ class BundleLifecycle:
         seconds = time.perf_counter() - started
         log.info("activated bundle %s (was %s) in %.2f s", version, current.version, seconds)
         return Activation(version, current.version, True, round(seconds, 3))
-
-    async def _load(self, version: str) -> LoadedBundle:
-        """Read, verify and warm the bundle, off the event loop."""
-        settings = self._parts.settings
-        bundle_dir = _bundle_dir(settings.bundle_root, version)
-        try:
-            bundle = await asyncio.to_thread(self._parts.load, bundle_dir)
-            await asyncio.to_thread(bundle.warm_up)
-        except BundleIntegrityError as error:
-            raise BundleCorrupt(str(error)) from error
-        except Exception as error:
-            raise BundleCorrupt(f"bundle {version} cannot be loaded: {error}") from error
-        if bundle.version != version:
-            raise BundleCorrupt(
-                f"folder {version} holds bundle {bundle.version} (manifest version): the folder "
-                "must be named after the version it holds"
-            )
-        return bundle
-
-    async def _serve_checked(self, bundle: LoadedBundle) -> ServedBundle:
-        """The bundle with its store and scoring threads, once it has scored a probe request."""
-        try:
-            served = serve_bundle(bundle, self._parts)
-        except ValueError as error:
-            raise BundleIncompatible(
-                f"bundle {bundle.version} does not fit the {self._parts.settings.store} store: "
-                f"{error}"
-            ) from error
-        try:
-            await _probe(served, self._parts.settings.store)
-        except BaseException:
-            await served.close()
-            raise
-        return served
 
     async def _record(self, version: str) -> None:
         assert self._pointer is not None
@@ -231,6 +200,43 @@ class BundleLifecycle:
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
         await self._served.close()
+
+
+async def load_bundle(parts: ServingParts, version: str) -> LoadedBundle:
+    """Read ``<bundle_root>/<version>/``, verify it and warm its graphs up, off the event loop;
+    raises :class:`BundleNotFoundError` or :class:`BundleCorrupt` saying why not."""
+    bundle_dir = _bundle_dir(parts.settings.bundle_root, version)
+    try:
+        bundle = await asyncio.to_thread(parts.load, bundle_dir)
+        await asyncio.to_thread(bundle.warm_up)
+    except BundleIntegrityError as error:
+        raise BundleCorrupt(str(error)) from error
+    except Exception as error:
+        raise BundleCorrupt(f"bundle {version} cannot be loaded: {error}") from error
+    if bundle.version != version:
+        raise BundleCorrupt(
+            f"folder {version} holds bundle {bundle.version} (manifest version): the folder "
+            "must be named after the version it holds"
+        )
+    return bundle
+
+
+async def serve_checked(bundle: LoadedBundle, parts: ServingParts) -> ServedBundle:
+    """The bundle with its store and scoring threads, once it has scored a probe request;
+    raises :class:`BundleIncompatible` or :class:`StoreUnavailable` (and closes what it opened)
+    when it does not fit the store."""
+    try:
+        served = serve_bundle(bundle, parts)
+    except ValueError as error:
+        raise BundleIncompatible(
+            f"bundle {bundle.version} does not fit the {parts.settings.store} store: {error}"
+        ) from error
+    try:
+        await _probe(served, parts.settings.store)
+    except BaseException:
+        await served.close()
+        raise
+    return served
 
 
 def _result_of(error: ServiceError) -> ActivationResult:

@@ -20,9 +20,11 @@ from service.errors import (
     BundleNotFoundError,
     BundleRejected,
     DeadlineExceeded,
+    ExperimentRejected,
     HeadersTooLarge,
     InvalidRankRequest,
     Overloaded,
+    PredictionLogOff,
     SchemaViolation,
     ServiceError,
     ServiceNotReady,
@@ -48,6 +50,8 @@ HTTP_STATUS: dict[type[ServiceError], int] = {
     Overloaded: status.HTTP_429_TOO_MANY_REQUESTS,
     BundleNotFoundError: status.HTTP_404_NOT_FOUND,
     BundleRejected: status.HTTP_409_CONFLICT,
+    PredictionLogOff: status.HTTP_409_CONFLICT,
+    ExperimentRejected: status.HTTP_409_CONFLICT,
 }
 
 

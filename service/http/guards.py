@@ -1,11 +1,11 @@
 """What stands between a caller and the routes: API keys, body limits, load shedding, CORS.
 
 Middleware runs outermost first: CORS (so a browser can read even a 413 or a 429), then the API
-key check of ``POST /v1/rank`` (from the headers alone, so a caller without a key is refused
-before it sends its body), then the body limit (the whole body, within its read timeout), and
-only then admission, with the key the check accepted. A slot is thus held while a request is
-scored, never while its client sends it. The routes check API keys again and the request limits
-with what this installs on ``app.state``.
+key check of ``POST /v1/rank`` and ``/v1/outcomes`` (from the headers alone, so a caller without
+a key is refused before it sends its body), then the body limit (the whole body, within its read
+timeout), and only then admission of rank requests, with the key the check accepted. A slot is
+thus held while a request is scored, never while its client sends it. The routes check API keys
+again and the request limits with what this installs on ``app.state``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: The routes whose requests wait for admission; health, metrics and admin never do.
 ADMITTED_PATHS = frozenset({"/v1/rank"})
+#: The routes of the rank key, checked from the headers before the body is read.
+RANK_KEY_PATHS = frozenset({"/v1/rank", "/v1/outcomes"})
 _CORS_HEADERS = ["Content-Type", "X-API-Key", "X-Request-ID"]
 _CORS_EXPOSED = ["X-Request-ID", "Retry-After"]
 _CORS_MAX_AGE_S = 600
@@ -61,7 +63,7 @@ def install_guards(app: FastAPI, settings: Settings, metrics: ServiceMetrics) ->
         read_timeout_s=settings.body_read_timeout_ms / 1000.0,
         labelled_paths=ADMITTED_PATHS,
     )
-    app.add_middleware(RankKeyCheck, keys=app.state.api_keys.rank, paths=ADMITTED_PATHS)
+    app.add_middleware(RankKeyCheck, keys=app.state.api_keys.rank, paths=RANK_KEY_PATHS)
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -97,14 +97,22 @@ class RankRequest(_Body):
     context: RankContext | None = Field(
         default=None,
         description="Free-form context of the caller, such as the page or surface the ranking "
-        'is shown on (`{"surface": "home_feed", "page": 2}`), reserved for experiment '
-        "assignment: the ranking does not use it. At most "
+        'is shown on (`{"surface": "home_feed", "page": 2}`). The ranking does not use it; '
+        "while an experiment runs it may choose the arm: the experiment's "
+        "override_context_key names an arm, and a unit of `context:<key>` assigns by that "
+        "key's value (a session ID) instead of the user_id. At most "
         f"{MAX_CONTEXT_KEYS} keys of 1 to {MAX_CONTEXT_KEY_LENGTH} printable characters; "
         f"values are strings of at most {MAX_CONTEXT_VALUE_LENGTH} characters, numbers or "
         "booleans (no objects, arrays or null). Else 422.",
     )
     explain: bool = Field(
         default=False, strict=True, description="Add the most-attended behaviours per item."
+    )
+    arm: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)] | None = Field(
+        default=None,
+        description="For tests and QA: the arm of the running experiment that answers, "
+        "whatever the assignment says (422 unknown_arm when it has no such arm, 422 "
+        "no_experiment when none runs). Omit it in production traffic.",
     )
     timeout_ms: int | None = Field(
         default=None,
@@ -173,6 +181,8 @@ class RankResponse(BaseModel):
     degraded: list[Degradation]
     timings_ms: TimingsOut
     explanations: list[ExplanationOut] | None
+    experiment: str | None = Field(description="The running experiment; null when none runs.")
+    arm: str | None = Field(description="The experiment's arm that answered; null without one.")
 
 
 class AppendedEvent(RecentEvent):

@@ -23,11 +23,16 @@ from service.observability.tracing import current_span_ids
 
 #: The request being served by this task (and the threads it hands work to); "-" outside one.
 current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
+#: The experiment and arm answering a request, with that request's ID: every later line of
+#: the request (its access log line included) carries them. A value an earlier request of the
+#: same task left behind names another request ID, and is ignored.
+current_assignment: ContextVar[tuple[str, str, str] | None] = ContextVar("assignment", default=None)
 
 REQUEST_ID_HEADER = "x-request-id"
 #: A caller's ID is kept when it is short printable ASCII without spaces; anything else is
 #: replaced, so that an ID can never smuggle a line break or a megabyte into the logs.
-_VALID_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+REQUEST_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
+_VALID_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 #: ``scheme://user:password@host``: the password of any URL in a message.
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+@")
 REDACTED = "***"
@@ -44,6 +49,18 @@ def request_id_from(header_value: str | None) -> str:
     if header_value is not None and _VALID_REQUEST_ID.match(header_value):
         return header_value
     return uuid.uuid4().hex
+
+
+def tag_request(experiment: str, arm: str) -> None:
+    """Log lines of the current request from here on carry ``experiment`` and ``arm``."""
+    current_assignment.set((current_request_id.get(), experiment, arm))
+
+
+def _assignment(request_id: str) -> tuple[str, str] | None:
+    assignment = current_assignment.get()
+    if assignment is None or assignment[0] != request_id:
+        return None
+    return assignment[1], assignment[2]
 
 
 def redact_url_passwords(text: str) -> str:
@@ -66,7 +83,8 @@ class SecretRedactor:
 
 class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "message", "request_id", ...extra fields}`` per line, with
-    ``trace_id`` and ``span_id`` while a span is current.
+    ``trace_id`` and ``span_id`` while a span is current, and ``experiment`` and ``arm`` once an
+    experiment's arm answers the request.
 
     The span is read when the line is formatted: the handlers write in the thread that logs, so
     that is the span of the code that logged.
@@ -87,6 +105,9 @@ class JsonFormatter(logging.Formatter):
         span = current_span_ids()
         if span is not None:
             entry["trace_id"], entry["span_id"] = span
+        assignment = _assignment(entry["request_id"])
+        if assignment is not None:
+            entry["experiment"], entry["arm"] = assignment
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRIBUTES and key not in entry:
                 entry[key] = value

@@ -40,6 +40,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from service.observability.experiment_metrics import ExperimentMetrics
+from service.observability.prediction_log_metrics import PredictionLogMetrics
 from service.ranking.observer import FetchOutcome, Stage
 from service.ranking.result import Degradation
 from service.stores.breaker import BreakerState
@@ -107,6 +109,10 @@ class ServiceMetrics:
         self._admission_families()
         self._process_collectors()
         self._connection_families()
+        self.prediction_log = PredictionLogMetrics(self.registry)
+        self.experiments = ExperimentMetrics(
+            self.registry, latency_buckets(self.latency_objective_s)
+        )
 
     def _http_families(self) -> None:
         registry = self.registry

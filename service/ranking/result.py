@@ -64,3 +64,6 @@ class Ranking:
     degraded: list[Degradation]
     timings_ms: Timings
     explanations: list[Explanation] | None
+    #: The experiment and the arm that answered; None while no experiment runs.
+    experiment: str | None = None
+    arm: str | None = None

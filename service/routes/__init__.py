@@ -1,7 +1,14 @@
 """HTTP routes, one router per resource."""
 
-from service.routes import admin, bundle, health, rank
+from service.routes import admin, bundle, experiment, health, outcomes, rank
 
-ROUTERS = (rank.router, bundle.router, health.router, admin.router)
+ROUTERS = (
+    rank.router,
+    outcomes.router,
+    bundle.router,
+    health.router,
+    admin.router,
+    experiment.router,
+)
 
 __all__ = ["ROUTERS"]

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.errors import ServiceNotReady
+from service.experiments.lifecycle import ExperimentLifecycle
 from service.observability.metrics import ServiceMetrics
 from service.ranking.limits import RequestLimits
 from service.runtime import ServiceRuntime
@@ -35,5 +36,12 @@ async def get_request_limits(request: Request) -> RequestLimits:
 
 
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+
+
+async def get_experiments(runtime: RuntimeDep) -> ExperimentLifecycle:
+    return runtime.experiments
+
+
+ExperimentsDep = Annotated[ExperimentLifecycle, Depends(get_experiments)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 RequestLimitsDep = Annotated[RequestLimits, Depends(get_request_limits)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Depends, Response
 
+from service.errors import NoExperiment
+from service.experiments.predictions import prediction_record
 from service.http.schemas import (
     BODY_TIMEOUT_RESPONSE,
     INVALID_REQUEST_RESPONSE,
@@ -42,7 +44,12 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         "recent events.",
     },
     408: BODY_TIMEOUT_RESPONSE,
-    422: INVALID_REQUEST_RESPONSE,
+    422: {
+        **INVALID_REQUEST_RESPONSE,
+        "description": "The body breaks the schema (a list of field errors) or a rule of the "
+        "service; unknown_arm: `arm` names no arm of the running experiment; no_experiment: "
+        "`arm` sent while none runs.",
+    },
     429: {
         "model": ErrorResponse,
         "description": "Overloaded: every admission slot and queue place is taken, the "
@@ -80,6 +87,11 @@ async def rank(
     The answer's ``request_id`` is the ``X-Request-ID`` header when the caller sent a sane one
     (up to 128 printable ASCII characters), else a fresh one; the response echoes it as
     ``X-Request-ID`` and every log line of the request carries it.
+
+    While an experiment runs (``PUT /v1/admin/experiment``), one of its arms answers, by the
+    request's ``arm``, else the experiment's override context key, else a sticky hash of the
+    user (or of a context value); ``experiment`` and ``arm`` name it, and ``bundle_version`` is
+    the arm's bundle.
     """
     query = RankQuery(
         request_id=current_request_id.get(),
@@ -94,7 +106,16 @@ async def rank(
     limits.check_rank(query)
     breakdown = RequestBreakdown()
     current_breakdown.set(breakdown)
-    ranking = await runtime.served.rank(query)
+    # Without an experiment the served bundle answers; the check is all it costs.
+    experiment = runtime.experiments.running
+    if experiment is None:
+        if body.arm is not None:
+            raise NoExperiment(f"arm {body.arm!r} was asked for, but no experiment runs: omit arm")
+        ranking = await runtime.served.rank(query)
+        if runtime.answer_log is not None:
+            runtime.answer_log.record(prediction_record(query, ranking, body.context))
+    else:
+        ranking = await experiment.rank(query, body.context, body.arm)
     metrics.candidates.observe(len(body.candidates))
     for reason in ranking.degraded:
         metrics.degraded.labels(reason=reason.value).inc()

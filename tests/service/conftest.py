@@ -86,6 +86,7 @@ def make_settings(bundle_root: Path, users_snapshot: Path) -> Callable[..., Sett
             "embedded_users_path": users_snapshot,
             "admin_api_key": ADMIN_KEY,
             "redis_timeout_ms": 1000,
+            "prediction_log_dir": bundle_root.parent / "predictions",
         }
         return Settings(**(values | overrides))
 

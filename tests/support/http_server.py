@@ -35,6 +35,7 @@ def running_service(
         "REASEQ_BUNDLE_ROOT": str(bundle_root),
         "REASEQ_EMBEDDED_USERS_PATH": str(users_snapshot),
         "REASEQ_LOG_LEVEL": "warning",
+        "REASEQ_PREDICTION_LOG_DIR": str(log.parent / "predictions"),
     }
     env |= {f"REASEQ_{name.upper()}": value for name, value in settings.items()}
     url = f"http://127.0.0.1:{port}"

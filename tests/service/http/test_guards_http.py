@@ -141,6 +141,22 @@ def test_a_body_that_stops_arriving_is_408_and_holds_no_slot(server: ServiceProc
     assert _rank(server, **{"X-API-Key": RANK_KEYS[0]}).status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/v1/rank", "/v1/outcomes"])
+def test_a_caller_without_a_key_is_refused_before_its_body(
+    server: ServiceProcess, path: str
+) -> None:
+    """Headers that promise a body which never comes: 401 at once, not the body's 408."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        "Content-Length: 5000\r\n\r\n"
+    ).encode()
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head)
+        answer = connection.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 401 "), answer
+
+
 async def _burst(server: ServiceProcess, size: int) -> tuple[list[httpx.Response], list[int]]:
     """``size`` rank requests at once, and the health endpoints polled while they run."""
     limits = httpx.Limits(max_connections=size + 4)

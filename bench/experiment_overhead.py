@@ -1,0 +1,265 @@
+"""``python -m bench.experiment_overhead`` (``make bench-experiment``): what serving an experiment
+costs, written to docs/EXPERIMENT_OVERHEAD.md and docs/experiment_overhead.json.
+
+Two configurations of the service on ``make bench``'s W1 fixture, in interleaved rounds:
+``single`` serves the bench bundle alone; ``experiment`` serves the same process with an
+experiment of two arms on two bundles loaded side by side (the bench bundle and a second export
+of the same ranker, 50/50 by user), every answer written to the prediction log. Both are offered
+the same fixed rates below saturation; the figure compared is the CPU time of the service's
+processes per answered request (continuous, unlike a sustainable rate found on a ×1.4 ladder),
+with the latency percentiles beside it. The two arms' scores are checked against the single
+bundle's before timing: the experiment must do the same work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import aiohttp
+import typer
+from rich.console import Console
+
+from bench.fixture import BenchFixture, build_fixture, export_version
+from bench.loadgen import offer
+from bench.report import machine
+from bench.run import process_on_port, service_command
+from bench.systems import answers, max_score_difference, parity_bodies, tree_cpu_seconds
+from bench.workloads import W1
+
+console = Console(stderr=True)
+app = typer.Typer(add_completion=False, help=__doc__)
+
+SECOND_VERSION = "bench-b"
+EXPERIMENT_NAME = "overhead"
+SINGLE, EXPERIMENT = "single", "experiment"
+#: The overhead the experiment may add to the single bundle's CPU per request.
+OVERHEAD_GOAL = 0.05
+_WARM_UP_S = 2.0
+
+
+@dataclass
+class Measured:
+    """One configuration at one offered rate in one round."""
+
+    configuration: str
+    round: int
+    offered_rps: float
+    ok: int
+    failed: int
+    cpu_ms: float | None
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+def experiment_config(fixture: BenchFixture) -> dict[str, object]:
+    return {
+        "name": EXPERIMENT_NAME,
+        "version": 1,
+        "salt": "bench",
+        "arms": [
+            {"name": "a", "bundle": fixture.bundle_dir.name, "share": 0.5},
+            {"name": "b", "bundle": SECOND_VERSION, "share": 0.5},
+        ],
+    }
+
+
+def configurations(fixture: BenchFixture) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """How each configuration is started."""
+    command, env = service_command(fixture, 1)
+    config_path = fixture.root / "experiment.json"
+    config_path.write_text(json.dumps(experiment_config(fixture), indent=2))
+    log_dir = fixture.root / "predictions"
+    experiment_env = env | {
+        "REASEQ_EXPERIMENT_FILE": str(config_path),
+        "REASEQ_PREDICTION_LOG": "experiment",
+        "REASEQ_PREDICTION_LOG_SINK": "file",
+        "REASEQ_PREDICTION_LOG_DIR": str(log_dir),
+    }
+    return {SINGLE: (command, env), EXPERIMENT: (command, experiment_env)}
+
+
+async def _arms(url: str, bodies: list[bytes]) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    headers = {"content-type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+        for body in bodies:
+            async with session.post(f"{url}/v1/rank", data=body, headers=headers) as response:
+                response.raise_for_status()
+                seen[str((await response.json()).get("arm"))] += 1
+    return seen
+
+
+def _measure(
+    name: str, url: str, pid: int, bodies: list[bytes], rate: float, duration_s: float, round_: int
+) -> Measured:
+    cpu_before = tree_cpu_seconds(pid)
+    result = asyncio.run(offer(f"{url}/v1/rank", bodies, rate, duration_s, seed=round_))
+    cpu = 1000.0 * (tree_cpu_seconds(pid) - cpu_before) / result.ok if result.ok else None
+    summary = result.summary()
+    return Measured(
+        name, round_, rate, result.ok, result.failed, cpu,
+        summary["p50_ms"], summary["p99_ms"],  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def summarise(measured: list[Measured], rates: list[float]) -> dict[str, Any]:
+    """Median over rounds of each configuration at each rate, and the experiment's overhead in
+    CPU per request (the median over rates of the per-rate ratios, less one)."""
+    per_rate = []
+    for rate in rates:
+        row: dict[str, Any] = {"offered_rps": rate}
+        for name in (SINGLE, EXPERIMENT):
+            runs = [m for m in measured if m.configuration == name and m.offered_rps == rate]
+            row[name] = {
+                "cpu_ms": _round(_median([m.cpu_ms for m in runs])),
+                "p50_ms": _round(_median([m.p50_ms for m in runs])),
+                "p99_ms": _round(_median([m.p99_ms for m in runs])),
+                "failed": sum(m.failed for m in runs),
+                "answered": sum(m.ok for m in runs),
+            }
+        single, experiment = row[SINGLE]["cpu_ms"], row[EXPERIMENT]["cpu_ms"]
+        row["cpu_ratio"] = _round(experiment / single, 4) if single and experiment else None
+        per_rate.append(row)
+    ratios = [r["cpu_ratio"] for r in per_rate if r["cpu_ratio"] is not None]
+    overhead = statistics.median(ratios) - 1.0 if ratios else None
+    return {"per_rate": per_rate, "cpu_overhead": _round(overhead, 4)}
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    overhead = report["summary"]["cpu_overhead"]
+    verdict = (
+        "not measured"
+        if overhead is None
+        else ("within" if overhead <= OVERHEAD_GOAL else "**over**")
+        + f" the {100 * OVERHEAD_GOAL:.0f}% goal"
+    )
+    lines = [
+        "# What an experiment costs",
+        "",
+        f"Regenerate with `make bench-experiment` (`python -m bench.experiment_overhead "
+        f"{report['args']}`); {report['machine']}; {report['rounds']} interleaved rounds of "
+        f"{report['duration_s']:g} s per rate; {report['wall_s']:.0f} s in all.",
+        "",
+        "`single`: the service on `make bench`'s W1 fixture (500 candidates, 256 real and 16 "
+        "generated behaviours per user). `experiment`: the same process with an experiment of "
+        "two arms on two bundles loaded side by side (50/50 by user) and every answer written to "
+        "the prediction log. Before timing, the arms' scores were checked against the single "
+        f"bundle's: largest difference {report['parity']:.2g}; arms answered in the check: "
+        f"{report['arm_split']}.",
+        "",
+        "| offered req/s | CPU ms/request single | experiment | ratio | p50 ms single | "
+        "experiment | p99 ms single | experiment | failed single / experiment |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["summary"]["per_rate"]:
+        s, e = row[SINGLE], row[EXPERIMENT]
+        lines.append(
+            f"| {row['offered_rps']:g} | {s['cpu_ms']} | {e['cpu_ms']} | {row['cpu_ratio']} | "
+            f"{s['p50_ms']} | {e['p50_ms']} | {s['p99_ms']} | {e['p99_ms']} | "
+            f"{s['failed']} / {e['failed']} |"
+        )
+    shown = "—" if overhead is None else f"{100 * overhead:+.1f}%"
+    lines += [
+        "",
+        f"CPU per request of the experiment over the single bundle (median over rates of the "
+        f"per-rate ratios of round medians): **{shown}**, {verdict}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@app.command()
+def main(
+    demo_dir: Annotated[Path, typer.Option(help="Output of `reaseq demo`.")] = Path("var/demo"),
+    work_dir: Annotated[Path, typer.Option(help="Bench bundles, users and logs.")] = Path(
+        "var/bench"
+    ),
+    docs_dir: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("docs"),
+    rates: Annotated[str, typer.Option(help="Offered rates, req/s, comma-separated.")] = (
+        "20,35,50"
+    ),
+    duration_s: Annotated[float, typer.Option(help="Seconds per rate.")] = 8.0,
+    rounds: Annotated[int, typer.Option(min=1, help="Interleaved rounds.")] = 3,
+) -> None:
+    started = time.perf_counter()
+    offered = [float(r) for r in rates.split(",")]
+    fixture = build_fixture(work_dir, demo_dir / "model", demo_dir / "data", [W1])
+    if not (fixture.bundles / SECOND_VERSION).is_dir():
+        export_version(fixture, demo_dir / "data", [W1], SECOND_VERSION)
+    bodies = fixture.requests(W1)
+    started_as = configurations(fixture)
+    parity, split = _check(fixture, started_as, bodies)
+    measured: list[Measured] = []
+    for round_ in range(rounds):
+        order = (SINGLE, EXPERIMENT) if round_ % 2 == 0 else (EXPERIMENT, SINGLE)
+        for name in order:
+            command, env = started_as[name]
+            log_path = work_dir / f"overhead-{name}-{round_}.log"
+            with process_on_port(command, env, log_path) as served:
+                asyncio.run(offer(f"{served.url}/v1/rank", bodies, offered[0], _WARM_UP_S, 99))
+                for rate in offered:
+                    m = _measure(name, served.url, served.pid, bodies, rate, duration_s, round_)
+                    measured.append(m)
+                    console.print(f"{name} round {round_} {rate:g} req/s: {m}")
+                    time.sleep(1.0)
+    report = {
+        "machine": machine(),
+        "args": f"--rates {rates} --duration-s {duration_s:g} --rounds {rounds}",
+        "rounds": rounds,
+        "duration_s": duration_s,
+        "wall_s": time.perf_counter() - started,
+        "load_average": os.getloadavg()[0],
+        "parity": parity,
+        "arm_split": dict(split),
+        "measured": [m.__dict__ for m in measured],
+        "summary": summarise(measured, offered),
+    }
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    (docs_dir / "experiment_overhead.json").write_text(json.dumps(report, indent=2) + "\n")
+    (docs_dir / "EXPERIMENT_OVERHEAD.md").write_text(markdown(report))
+    console.print(f"wrote {docs_dir / 'EXPERIMENT_OVERHEAD.md'}")
+
+
+def _check(
+    fixture: BenchFixture,
+    started_as: dict[str, tuple[list[str], dict[str, str]]],
+    bodies: list[bytes],
+) -> tuple[float, Counter[str]]:
+    """The experiment's largest score difference from the single bundle, and how many of the
+    first requests each arm answered."""
+    checked = parity_bodies(bodies)
+    found = {}
+    split: Counter[str] = Counter()
+    for name, (command, env) in started_as.items():
+        with process_on_port(command, env, fixture.root / f"overhead-{name}-parity.log") as s:
+            found[name] = answers(s.url, checked)
+            if name == EXPERIMENT:
+                split = asyncio.run(_arms(s.url, bodies[:200]))
+    difference = max_score_difference(found[SINGLE], found[EXPERIMENT])
+    if difference > 1e-4 or len(split) < 2:
+        raise typer.BadParameter(
+            f"the experiment does not serve the same work: score difference {difference:.3g}, "
+            f"arms seen {dict(split)}"
+        )
+    return difference, split
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,122 @@
+"""A watcher that applies the experiment configuration in ``REASEQ_EXPERIMENT_FILE``.
+
+The file holds the body of ``PUT /v1/admin/experiment`` as JSON. Mounted from a ConfigMap (or
+copied by any rollout tool), it reaches every replica: each worker reads it at start-up, before
+it reports ready, then every ``REASEQ_EXPERIMENT_WATCH_INTERVAL_S``. A configuration is applied
+when the file's content changed and its version is higher than the running experiment's. A file
+that cannot be read or parsed, or that breaks a rule, is logged with the reason (once per
+content) and the running experiment is kept; a missing file changes nothing either. A bundle not
+found (not copied here yet) or a store that cannot be checked is tried again at the next poll;
+any other refusal waits for the file to change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from service.errors import BundleNotFoundError, ServiceError, StoreError
+from service.experiments.config import EXPERIMENT_ADAPTER
+from service.experiments.experiment import ExperimentSource
+from service.experiments.lifecycle import ExperimentLifecycle
+
+log = logging.getLogger(__name__)
+
+
+class ExperimentFileWatcher:
+    """Reads the experiment file every ``interval_s`` (0: at :meth:`poll` calls only) and
+    applies it."""
+
+    def __init__(self, path: Path, lifecycle: ExperimentLifecycle, interval_s: float) -> None:
+        self._path = path
+        self._lifecycle = lifecycle
+        self._interval_s = interval_s
+        self._seen: bytes | None = None
+        self._unreadable: str | None = None
+        self._last_refusal: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None and self._interval_s > 0:
+            self._task = asyncio.create_task(self._watch(), name="experiment-watch")
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            await self.poll()
+
+    async def poll(self) -> None:
+        """Read the file once and apply it when it changed; never raises."""
+        content = await self._read()
+        if content is None or content == self._seen:
+            return
+        self._seen = content
+        try:
+            config = EXPERIMENT_ADAPTER.validate_json(content)
+        except ValidationError as error:
+            log.warning(
+                "experiment file %s is not applied, the running experiment is kept: %s",
+                self._path,
+                _reasons(error),
+            )
+            return
+        running = self._lifecycle.running
+        if running is not None and running.config == config:
+            return
+        try:
+            await self._lifecycle.start(config, ExperimentSource.FILE)
+        except (BundleNotFoundError, StoreError) as error:
+            # May work later (the bundle is being copied, the store comes back): read it again.
+            self._seen = None
+            self._refused(error, "tried again at the next poll")
+        except ServiceError as error:
+            self._refused(error, "kept until the file changes")
+        except Exception:
+            log.exception("applying experiment file %s failed", self._path)
+        else:
+            self._last_refusal = None
+
+    def _refused(self, error: ServiceError, outlook: str) -> None:
+        if error.message != self._last_refusal:
+            log.warning(
+                "experiment file %s is not applied (%s; the running experiment is kept): %s",
+                self._path,
+                outlook,
+                error.message,
+            )
+            self._last_refusal = error.message
+
+    async def _read(self) -> bytes | None:
+        try:
+            content = await asyncio.to_thread(self._path.read_bytes)
+        except OSError as error:
+            reason = f"{type(error).__name__}: {error.strerror or error}"
+            if reason != self._unreadable:
+                log.warning(
+                    "experiment file %s cannot be read (%s): the running experiment is kept",
+                    self._path,
+                    reason,
+                )
+                self._unreadable = reason
+            return None
+        self._unreadable = None
+        return content
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def _reasons(error: ValidationError) -> str:
+    """Pydantic's field errors on one line: ``arms: the arms' shares must add up to 1…``."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in each['loc']) or 'file'}: {each['msg']}"
+        for each in error.errors()
+    )

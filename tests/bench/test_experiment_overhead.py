@@ -1,0 +1,44 @@
+"""The experiment-overhead report: medians per configuration and rate, the overhead figure."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.experiment_overhead import EXPERIMENT, SINGLE, Measured, markdown, summarise
+
+
+def _m(name: str, round_: int, rate: float, cpu: float | None) -> Measured:
+    return Measured(name, round_, rate, ok=100, failed=0, cpu_ms=cpu, p50_ms=5.0, p99_ms=9.0)
+
+
+def test_overhead_is_the_median_ratio_of_round_medians() -> None:
+    measured = [
+        *(_m(SINGLE, r, 20.0, cpu) for r, cpu in enumerate([4.0, 5.0, 100.0])),
+        *(_m(EXPERIMENT, r, 20.0, cpu) for r, cpu in enumerate([4.2, 5.2, 5.4])),
+        *(_m(SINGLE, r, 40.0, cpu) for r, cpu in enumerate([2.0, 2.0, 2.0])),
+        *(_m(EXPERIMENT, r, 40.0, cpu) for r, cpu in enumerate([2.2, None, 2.2])),
+    ]
+    summary = summarise(measured, [20.0, 40.0])
+    first, second = summary["per_rate"]
+    assert first[SINGLE]["cpu_ms"] == 5.0 and first[EXPERIMENT]["cpu_ms"] == 5.2
+    assert first["cpu_ratio"] == pytest.approx(1.04)
+    assert second["cpu_ratio"] == pytest.approx(1.1)
+    assert summary["cpu_overhead"] == pytest.approx(0.07)
+
+
+def test_the_report_states_the_verdict_from_the_figure() -> None:
+    measured = [_m(SINGLE, 0, 20.0, 4.0), _m(EXPERIMENT, 0, 20.0, 4.4)]
+    report = {
+        "summary": summarise(measured, [20.0]),
+        "args": "--rounds 1",
+        "machine": "a test machine",
+        "rounds": 1,
+        "duration_s": 1.0,
+        "wall_s": 2.0,
+        "parity": 0.0,
+        "arm_split": {"a": 3, "b": 5},
+    }
+    text = markdown(report)
+    assert "+10.0%" in text and "**over** the 5% goal" in text
+    report["summary"] = summarise([_m(SINGLE, 0, 20.0, 4.0), _m(EXPERIMENT, 0, 20.0, 4.1)], [20.0])
+    assert "within the 5% goal" in markdown(report)

@@ -1,0 +1,62 @@
+"""The server span of a rank request answered by an arm carries the experiment and the arm."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.support.experiments import ServingApp, experiment
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def exporter() -> InMemorySpanExporter:
+    """Spans kept in memory; the process's provider can be set only once, so reuse it."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return memory
+
+
+@pytest.fixture
+def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
+    exporter.clear()
+    yield exporter
+    exporter.clear()
+
+
+async def test_the_request_span_names_the_arm(
+    serving_app: ServingApp, spans: InMemorySpanExporter
+) -> None:
+    async with serving_app(tracing_enabled=True) as served:
+        await served.start(experiment(override_context_key="qa_arm"))
+        spans.clear()
+        forced = (await served.rank("u1", arm="new")).json()
+        by_context = (await served.rank("u1", context={"qa_arm": "control"})).json()
+        hashed = (await served.rank("u1")).json()
+    servers = [s for s in spans.get_finished_spans() if s.kind is trace.SpanKind.SERVER]
+    assert [s.name for s in servers] == ["POST /v1/rank"] * 3
+    seen = [
+        (
+            s.attributes["reaseq.experiment"],
+            s.attributes["reaseq.arm"],
+            s.attributes["reaseq.arm_assigned_by"],
+        )
+        for s in servers
+        if s.attributes is not None
+    ]
+    assert seen == [
+        ("ranker-ab", forced["arm"], "request"),
+        ("ranker-ab", by_context["arm"], "context"),
+        ("ranker-ab", hashed["arm"], "hash"),
+    ]
+    assert (forced["arm"], by_context["arm"]) == ("new", "control")
