@@ -19,6 +19,7 @@ from cli import knowledge as _knowledge_commands
 from cli import openapi as _openapi_commands
 from cli import results_real as _results_real_commands
 from cli.errors import DEBUG_VARIABLE, ReaseqApp, enable_debug
+from cli.experiment import experiment_app
 from cli.gbr import gbr_app
 from cli.options import (
     DEFAULT_BUNDLES,
@@ -331,6 +332,7 @@ _knowledge_commands.register(app)
 _openapi_commands.register(app)
 _results_real_commands.register(app)
 app.add_typer(gbr_app, name="gbr")
+app.add_typer(experiment_app, name="experiment")
 
 if __name__ == "__main__":
     app()

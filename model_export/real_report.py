@@ -32,7 +32,8 @@ from model_export.real_data import (
     choose_full,
     run_seed,
 )
-from model_export.report import REAL_DATA_END, REAL_DATA_START, machine_description
+from model_export.report import machine_description
+from model_export.results_sections import REAL_DATA_END, REAL_DATA_START
 
 COMMAND = "reaseq results-real --source <ml-latest-small folder>"
 START, END = REAL_DATA_START, REAL_DATA_END

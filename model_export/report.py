@@ -40,6 +40,7 @@ from model_export.pipeline import (
     encode_knowledge,
     train_variant,
 )
+from model_export.results_sections import keep_section
 from model_export.train import TrainConfig
 from model_export.world_ablation import (
     EXPLORATION,
@@ -387,15 +388,3 @@ def write_results(spec: ResultsSpec, docs_dir: Path) -> dict[str, Any]:
         markdown = keep_section(markdown_path.read_text(), markdown)
     markdown_path.write_text(markdown)
     return document
-
-
-#: The markers of the real-data section (written by model_export.real_report).
-REAL_DATA_START, REAL_DATA_END = "<!-- real-data:start -->", "<!-- real-data:end -->"
-
-
-def keep_section(old: str, new: str) -> str:
-    """``new`` with the real-data section of ``old`` appended, when ``old`` has one."""
-    if REAL_DATA_START not in old or REAL_DATA_END not in old:
-        return new
-    section = old[old.index(REAL_DATA_START) : old.index(REAL_DATA_END) + len(REAL_DATA_END)]
-    return new.rstrip("\n") + "\n\n" + section + "\n"

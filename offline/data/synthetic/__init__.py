@@ -17,14 +17,23 @@ Everything is vectorised over items, users, requests and impressions; the only P
 over taxonomy rows, sampling rounds and fixed-size chunks of requests.
 """
 
+from offline.data.synthetic.clicks import ClickModel, examination
 from offline.data.synthetic.config import DEFAULT_END_TS, GENERATOR_VERSION, SyntheticConfig
-from offline.data.synthetic.generate import GroundTruth, generate, generate_with_truth
+from offline.data.synthetic.generate import (
+    GroundTruth,
+    click_probability,
+    generate,
+    generate_with_truth,
+)
 
 __all__ = [
     "DEFAULT_END_TS",
     "GENERATOR_VERSION",
+    "ClickModel",
     "GroundTruth",
     "SyntheticConfig",
+    "click_probability",
+    "examination",
     "generate",
     "generate_with_truth",
 ]

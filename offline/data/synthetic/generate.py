@@ -108,6 +108,18 @@ def _click_logits(config: SyntheticConfig, items: Items, shown: Ints, affinity: 
     return (config.affinity_weight * affinity + popularity_term).astype(np.float32)
 
 
+def click_probability(
+    config: SyntheticConfig, items: Items, truth: GroundTruth, users: Ints, shown: Ints
+) -> npt.NDArray[np.float64]:
+    """The probability that each user of ``users`` clicks the item of ``shown`` it faces
+    (the two broadcast against each other): the function the log's clicks were drawn from,
+    ``sigmoid(a * <user, item> + b * log popularity (centred) + c)``, with no position effect
+    (the log's pages have none). ``items`` is the world's (:func:`draw_world` redraws it)."""
+    users, shown = np.broadcast_arrays(np.asarray(users), np.asarray(shown))
+    affinity = np.einsum("...d,...d->...", items.latent[shown], truth.user_latent[users])
+    return _sigmoid(_click_logits(config, items, shown, affinity) + truth.click_bias)
+
+
 def _calibrate_bias(logit: Floats, target_ctr: float, sample: int = 500_000) -> float:
     """The bias c whose expected click-through rate matches the target (bisection on a sample)."""
     flat = logit.reshape(-1)
