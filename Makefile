@@ -15,13 +15,14 @@ STAMP := $(VENV)/.installed
 # make loadtest: Locust against the demo bundle (or TARGET_URL), reports in LOADTEST_REPORT.
 TARGET_URL ?=
 LOADTEST_DURATION ?= 30s
-LOADTEST_USERS ?= 20
+LOADTEST_USERS ?= 8
 LOADTEST_SPAWN_RATE ?= 10
 LOADTEST_SHAPE ?= soak
 LOADTEST_CANDIDATES ?= uniform:50:500
 LOADTEST_REPORT ?= var/loadtest
 LOADTEST_GATE_P99_MS ?= 250
 LOADTEST_GATE_FAILURE_RATIO ?= 0.01
+LOADTEST_GATE_SHED_RATIO ?= 0.05
 LOADTEST_EXPERIMENT ?=
 
 .PHONY: setup run demo serve test test-all lint results clean loadtest bench bench-experiment chaos gpu-check
@@ -106,7 +107,7 @@ loadtest: setup
 		--users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_SPAWN_RATE) --shape $(LOADTEST_SHAPE) \
 		--candidates $(LOADTEST_CANDIDATES) --report-dir $(LOADTEST_REPORT) \
 		--gate-p99-ms $(LOADTEST_GATE_P99_MS) --gate-failure-ratio $(LOADTEST_GATE_FAILURE_RATIO) \
-		$(if $(LOADTEST_EXPERIMENT),--experiment $(LOADTEST_EXPERIMENT))
+		--gate-shed-ratio $(LOADTEST_GATE_SHED_RATIO) $(if $(LOADTEST_EXPERIMENT),--experiment $(LOADTEST_EXPERIMENT))
 
 # Regenerates docs/RELIABILITY.md and docs/reliability.json: Redis, a worker and bundles fail
 # under steady load (a few minutes; builds the demo when missing). CHAOS_ARGS=--quick for a try.

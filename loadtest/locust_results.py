@@ -9,18 +9,30 @@ from pathlib import Path
 AGGREGATED = "Aggregated"
 
 
+#: How a shed request's failure reads in ``<prefix>_failures.csv`` (see the locustfile).
+SHED_ERROR = "status 429"
+
+
 @dataclass(frozen=True)
 class ClientView:
     requests: int
+    #: Every request not answered 200 with items, the shed ones included.
     failures: int
     requests_per_s: float
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    #: Of the failures: answered 429 (load shedding, retried after Retry-After).
+    shed: int = 0
 
     @property
     def failure_ratio(self) -> float:
-        return self.failures / self.requests if self.requests else 1.0
+        """Requests that failed other than by load shedding, over all requests."""
+        return (self.failures - self.shed) / self.requests if self.requests else 1.0
+
+    @property
+    def shed_ratio(self) -> float:
+        return self.shed / self.requests if self.requests else 0.0
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,20 @@ def client_view(prefix: Path) -> ClientView:
         p50_ms=_number(row["50%"]) or 0.0,
         p95_ms=_number(row["95%"]) or 0.0,
         p99_ms=_number(row["99%"]) or 0.0,
+        shed=_shed(Path(f"{prefix}_failures.csv")),
     )
+
+
+def _shed(failures_csv: Path) -> int:
+    """Occurrences of load-shedding failures in Locust's failures report (none without one)."""
+    if not failures_csv.is_file():
+        return 0
+    with open(failures_csv, newline="") as handle:
+        return sum(
+            int(row["Occurrences"])
+            for row in csv.DictReader(handle)
+            if SHED_ERROR in row.get("Error", "")
+        )
 
 
 def history(prefix: Path) -> list[HistoryPoint]:

@@ -19,6 +19,9 @@ from loadtest.shapes import LoadShape, plan
 from loadtest.traffic import Traffic, TrafficConfig
 
 RANK_PATH = "/v1/rank"
+#: Load shedding: the caller is told to retry after ``Retry-After`` seconds.
+SHED_STATUS = 429
+MAX_BACKOFF_S = 5.0
 _user_seeds = itertools.count()
 _traffic: Traffic | None = None
 
@@ -72,11 +75,22 @@ def traffic(environment: Environment) -> Traffic:
     return _traffic
 
 
+def _seconds(header: str | None) -> float:
+    try:
+        return max(0.0, float(header or 0))
+    except ValueError:
+        return 0.0
+
+
 class RankingCaller(FastHttpUser):
     """An upstream service calling ``/v1/rank`` in a closed loop."""
 
+    #: Seconds the service asked this caller to wait after a 429 (Retry-After), taken once.
+    backoff_s = 0.0
+
     def wait_time(self) -> float:
-        return float(options_of(self.environment).think_time_ms) / 1000.0
+        backoff, self.backoff_s = self.backoff_s, 0.0
+        return float(options_of(self.environment).think_time_ms) / 1000.0 + backoff
 
     def on_start(self) -> None:
         self.traffic = traffic(self.environment)
@@ -88,6 +102,9 @@ class RankingCaller(FastHttpUser):
         body = self.traffic.request(self.rng)
         name = f"{RANK_PATH} explain" if body.get("explain") else RANK_PATH
         with self.client.post(RANK_PATH, json=body, name=name, catch_response=True) as response:
+            if response.status_code == SHED_STATUS:
+                # A well-behaved upstream waits as the service asks before calling again.
+                self.backoff_s = min(_seconds(response.headers.get("Retry-After")), MAX_BACKOFF_S)
             if response.status_code != 200:
                 response.failure(f"status {response.status_code}: {(response.text or '')[:200]}")
                 return

@@ -13,10 +13,12 @@ from loadtest.server_metrics import ServerView
 
 @dataclass(frozen=True)
 class Gates:
-    """A run fails when its client-side p99 or its failure ratio is above these."""
+    """A run fails when its client-side p99, its failure ratio (load shedding aside) or its
+    share of requests shed with 429 is above these."""
 
     p99_ms: float
     failure_ratio: float
+    shed_ratio: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,12 @@ def check_gates(gates: Gates, client: ClientView) -> list[GateResult]:
     return [
         GateResult("p99_ms", gates.p99_ms, client.p99_ms),
         GateResult("failure_ratio", gates.failure_ratio, client.failure_ratio),
+        GateResult("shed_ratio", gates.shed_ratio, client.shed_ratio),
     ]
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
 
 
 def _ms(value: float | None) -> str:
@@ -70,13 +77,15 @@ def summary_markdown(
         f"Target {run.target}; shape {run.shape} for {run.duration}, {run.users} users spawned "
         f"at {run.spawn_rate:g}/s; candidates {run.candidates}; machine: {machine()}.",
         "",
-        "| /v1/rank | requests | failure ratio | req/s | p50 ms | p95 ms | p99 ms |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| /v1/rank | requests | failure ratio | shed ratio | req/s | p50 ms | p95 ms | p99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
         f"| Locust (client) | {client.requests} | {client.failure_ratio:.4f} | "
+        f"{client.shed_ratio:.4f} | "
         f"{client.requests_per_s:.1f} | {client.p50_ms:.1f} | {client.p95_ms:.1f} | "
         f"{client.p99_ms:.1f} |",
         f"| service /metrics | {server.requests} | "
-        f"{(server.non_200 / server.requests if server.requests else 0.0):.4f} | | "
+        f"{_ratio(server.non_200 - server.shed, server.requests):.4f} | "
+        f"{_ratio(server.shed, server.requests):.4f} | | "
         f"{_ms(server.quantiles_ms['p50'])} | {_ms(server.quantiles_ms['p95'])} | "
         f"{_ms(server.quantiles_ms['p99'])} |",
         "",

@@ -81,7 +81,12 @@ def main(
     top_k: Annotated[int, typer.Option(min=0, help="0 = return all.")] = 100,
     report_dir: Annotated[Path, typer.Option(help="Where reports go.")] = Path("var/loadtest"),
     gate_p99_ms: Annotated[float, typer.Option(help="Fail above this client p99.")] = 250.0,
-    gate_failure_ratio: Annotated[float, typer.Option(help="Fail above this ratio.")] = 0.01,
+    gate_failure_ratio: Annotated[
+        float, typer.Option(help="Fail above this ratio of failures other than 429.")
+    ] = 0.01,
+    gate_shed_ratio: Annotated[
+        float, typer.Option(help="Fail above this ratio of requests shed with 429.")
+    ] = 0.05,
     seed: Annotated[int, typer.Option(help="Seed of the traffic.")] = 0,
     experiment: Annotated[
         str | None,
@@ -131,7 +136,7 @@ def main(
         report_dir / "latency.png",
         f"/v1/rank, {shape.value}, {users} users",
     )
-    results = check_gates(Gates(gate_p99_ms, gate_failure_ratio), client)
+    results = check_gates(Gates(gate_p99_ms, gate_failure_ratio, gate_shed_ratio), client)
     if experiment is not None and len(server.arms) < 2:
         typer.echo(f"the experiment's arms did not all answer: {server.arms}", err=True)
         raise typer.Exit(1)

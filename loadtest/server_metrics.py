@@ -93,6 +93,8 @@ class ServerView:
     stage_mean_ms: dict[str, float]
     #: Answers per experiment arm (``experiment/arm``); empty without an experiment.
     arms: dict[str, int] = field(default_factory=dict)
+    #: Of the non-200 answers: 429, load shedding.
+    shed: int = 0
 
 
 def server_view(before: Scrape, after: Scrape) -> ServerView:
@@ -117,4 +119,5 @@ def server_view(before: Scrape, after: Scrape) -> ServerView:
         for k, v in delta.select(ARM_REQUESTS_COUNTER).items()
         if v > 0
     }
-    return ServerView(int(total), int(total - ok), quantiles, stages, arms)
+    shed = sum(v for k, v in statuses.items() if dict(k).get("status") == "429")
+    return ServerView(int(total), int(total - ok), quantiles, stages, arms, int(shed))

@@ -11,9 +11,9 @@ fitting the store) is not tried again until the pointer changes; one it could no
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from service import tasks
 from service.bundles.active_version import ActiveVersionPointer
 from service.bundles.lifecycle import ActivationTrigger, BundleLifecycle
 from service.errors import BundleNotFoundError, ServiceError, StoreError
@@ -35,12 +35,9 @@ class ActiveVersionWatcher:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._watch(), name="bundle-watch")
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            await self.poll()
+            self._task = asyncio.create_task(
+                tasks.every(self._interval_s, self.poll), name="bundle-watch"
+            )
 
     async def poll(self) -> None:
         """Read the pointer once and follow it."""
@@ -63,8 +60,5 @@ class ActiveVersionWatcher:
             self._refused = version
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.stop(self._task)
+        self._task = None

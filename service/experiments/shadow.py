@@ -12,12 +12,12 @@ Neither can delay or fail the answer. A shadow's ranking goes to the prediction 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 
+from service import tasks
 from service.bundles.served import ServedBundle
 from service.experiments.prediction_log import PredictionLog
 from service.experiments.predictions import Context, prediction_record
@@ -104,11 +104,8 @@ class ShadowScoring:
 
     async def close(self) -> None:
         """Stop working the queue; jobs still queued are dropped."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.stop(self._task)
+        self._task = None
 
 
 class _FailureLog:

@@ -13,12 +13,12 @@ any other refusal waits for the file to change.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from service import tasks
 from service.errors import BundleNotFoundError, ServiceError, StoreError
 from service.experiments.config import EXPERIMENT_ADAPTER
 from service.experiments.experiment import ExperimentSource
@@ -42,12 +42,9 @@ class ExperimentFileWatcher:
 
     def start(self) -> None:
         if self._task is None and self._interval_s > 0:
-            self._task = asyncio.create_task(self._watch(), name="experiment-watch")
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            await self.poll()
+            self._task = asyncio.create_task(
+                tasks.every(self._interval_s, self.poll), name="experiment-watch"
+            )
 
     async def poll(self) -> None:
         """Read the file once and apply it when it changed; never raises."""
@@ -107,11 +104,8 @@ class ExperimentFileWatcher:
         return content
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.stop(self._task)
+        self._task = None
 
 
 def _reasons(error: ValidationError) -> str:

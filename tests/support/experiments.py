@@ -24,6 +24,19 @@ ADMIN = {"X-API-Key": ADMIN_KEY}
 VERSIONS = ("test-1", "test-2")
 EXPERIMENT_PATH = "/v1/admin/experiment"
 
+#: The metric families exported only while an experiment runs (each has a dashboard panel).
+EXPERIMENT_METRICS = frozenset(
+    {
+        "reaseq_arm_requests_total",
+        "reaseq_arm_request_duration_seconds_bucket",
+        "reaseq_arm_degraded_total",
+        "reaseq_arm_score_bucket",
+        "reaseq_shadow_dropped_total",
+        "reaseq_shadow_errors_total",
+        "reaseq_experiment_bundle_memory_bytes",
+    }
+)
+
 
 @dataclass(frozen=True)
 class ServedApp:

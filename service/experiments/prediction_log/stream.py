@@ -13,6 +13,7 @@ import asyncio
 import threading
 from contextlib import suppress
 
+from service import tasks
 from service.experiments.prediction_log.base import (
     LogRecord,
     RecordQueue,
@@ -77,9 +78,7 @@ class StreamLog:
         self._wake.set()
         _, pending = await asyncio.wait({self._task}, timeout=self._close_timeout_s)
         if pending:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+            await tasks.stop(self._task)
             lost = self._queue.drop_all()
             log.warning(
                 "prediction log: the stream writer did not finish within %.1f s: %d queued "

@@ -17,6 +17,7 @@ from service.experiments.config import ExperimentConfig
 from service.observability.logs import JsonFormatter
 from tests.support.experiments import (
     ADMIN,
+    EXPERIMENT_METRICS,
     EXPERIMENT_PATH,
     ServingApp,
     experiment,
@@ -283,15 +284,7 @@ async def test_every_experiment_metric_of_the_dashboard_is_exported(
     dashboard = Path(__file__).resolve().parents[3] / "deploy/grafana/dashboards/reaseq.json"
     panels: list[dict[str, Any]] = json.loads(dashboard.read_text())["panels"]
     queries = " ".join(t["expr"] for p in panels for t in p.get("targets", []))
-    wanted = {
-        "reaseq_arm_requests_total",
-        "reaseq_arm_request_duration_seconds_bucket",
-        "reaseq_arm_degraded_total",
-        "reaseq_arm_score_bucket",
-        "reaseq_shadow_dropped_total",
-        "reaseq_shadow_errors_total",
-        "reaseq_experiment_bundle_memory_bytes",
-    }
+    wanted = EXPERIMENT_METRICS
     assert all(name in queries for name in wanted), "a panel per experiment metric"
     body = experiment(shadows=[{"name": "shadow", "bundle": "test-2"}])
     async with serving_app() as served:

@@ -31,6 +31,7 @@ from service.observability.prediction_log_metrics import PredictionLogMetrics
 from service.settings import Settings
 from service.settings_errors import setting_error_lines
 from service.stores.config import EmbeddedStoreConfig
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -130,15 +131,6 @@ def registry() -> CollectorRegistry:
 @pytest.fixture
 def metrics(registry: CollectorRegistry) -> PredictionLogMetrics:
     return PredictionLogMetrics(registry)
-
-
-async def wait_for(condition: Any, what: str) -> None:
-    """Poll ``condition`` on the event loop; fail (never pass) when it stays false."""
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def test_every_record_is_written_once_in_order(

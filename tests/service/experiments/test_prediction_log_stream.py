@@ -25,6 +25,7 @@ from service.stores.config import RedisStoreConfig
 from service.stores.redis import connect
 from tests.support.ports import free_port
 from tests.support.redis_nodes import RedisProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -56,15 +57,6 @@ def streamed(client: redis.Redis | RedisCluster) -> list[dict[str, Any]]:
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(name, labels) or 0.0
-
-
-async def wait_for(condition: Any, what: str) -> None:
-    """Poll ``condition``; fail (never pass) when it stays false."""
-    for _ in range(2000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import promql_parser
 import pytest
 import yaml
 
+from tests.support.experiments import EXPERIMENT_METRICS
 from tests.support.exposition import names
 from tests.support.serving import Serving
 
@@ -28,16 +29,6 @@ GPU_ONLY = {"reaseq_gpu_memory_used_bytes", "reaseq_gpu_memory_total_bytes"}
 #: Exported only with a store that has a circuit breaker (Redis; test_store_outage.py reads it
 #: from a service on a real Redis); the embedded store of these tests has none.
 BREAKER_ONLY = {"reaseq_store_breaker_state"}
-#: Exported only while an experiment runs (test_experiment_api.py reads them from one).
-EXPERIMENT_ONLY = {
-    "reaseq_arm_requests_total",
-    "reaseq_arm_request_duration_seconds_bucket",
-    "reaseq_arm_degraded_total",
-    "reaseq_arm_score_bucket",
-    "reaseq_shadow_dropped_total",
-    "reaseq_shadow_errors_total",
-    "reaseq_experiment_bundle_memory_bytes",
-}
 GRAFANA_VARIABLES = {
     "$__rate_interval": "5m",
     "$instance": ".*",
@@ -146,7 +137,7 @@ async def test_every_queried_metric_is_exported(serving: Serving) -> None:
     queried |= set().union(*(metric_names(rule["expr"]) for rule in rules()))
     missing = {
         name
-        for name in queried - SYNTHETIC - GPU_ONLY - BREAKER_ONLY - EXPERIMENT_ONLY
+        for name in queried - SYNTHETIC - GPU_ONLY - BREAKER_ONLY - EXPERIMENT_METRICS
         if name not in exported and name not in recorded
     }
     assert not missing, f"queried but not exported: {sorted(missing)}"
