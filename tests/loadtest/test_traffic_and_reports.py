@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from loadtest.locust_results import client_view
+from loadtest.report import Gates, check_gates
 from loadtest.run import duration_seconds
 from loadtest.server_metrics import Scrape, histogram_quantile, server_view
 from loadtest.shapes import LoadShape, plan
@@ -90,3 +93,25 @@ def test_server_view_differences_two_scrapes() -> None:
 
 def test_durations() -> None:
     assert [duration_seconds(t) for t in ("30", "30s", "2m", "1h30m")] == [30, 30, 120, 5400]
+
+
+def test_shed_requests_are_counted_apart_and_gated(tmp_path: Path) -> None:
+    prefix = tmp_path / "locust"
+    Path(f"{prefix}_stats.csv").write_text(
+        "Type,Name,Request Count,Failure Count,Requests/s,50%,95%,99%\n"
+        "POST,/v1/rank,1000,60,100.0,20,30,40\n"
+        ",Aggregated,1000,60,100.0,20,30,40\n"
+    )
+    Path(f"{prefix}_failures.csv").write_text(
+        "Method,Name,Error,Occurrences\n"
+        "POST,/v1/rank,\"CatchResponseError('status 429: overloaded')\",50\n"
+        "POST,/v1/rank,\"CatchResponseError('status 503: not ready')\",10\n"
+    )
+    client = client_view(prefix)
+    assert client.shed == 50 and client.failures == 60
+    assert client.failure_ratio == pytest.approx(0.01)
+    assert client.shed_ratio == pytest.approx(0.05)
+    results = {r.name: r.passed for r in check_gates(Gates(100.0, 0.01, 0.04), client)}
+    assert results == {"p99_ms": True, "failure_ratio": True, "shed_ratio": False}
+    Path(f"{prefix}_failures.csv").unlink()
+    assert client_view(prefix).shed == 0
