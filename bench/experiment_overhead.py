@@ -39,7 +39,9 @@ app = typer.Typer(add_completion=False, help=__doc__)
 
 SECOND_VERSION = "bench-b"
 EXPERIMENT_NAME = "overhead"
-SINGLE, EXPERIMENT = "single", "experiment"
+SINGLE, SINGLE_AGAIN, EXPERIMENT = "single", "single_again", "experiment"
+#: Every configuration, in the order of the first round (later rounds rotate it).
+CONFIGURATIONS = (SINGLE, EXPERIMENT, SINGLE_AGAIN)
 #: The overhead the experiment may add to the single bundle's CPU per request.
 OVERHEAD_GOAL = 0.05
 _WARM_UP_S = 2.0
@@ -83,7 +85,11 @@ def configurations(fixture: BenchFixture) -> dict[str, tuple[list[str], dict[str
         "REASEQ_PREDICTION_LOG_SINK": "file",
         "REASEQ_PREDICTION_LOG_DIR": str(log_dir),
     }
-    return {SINGLE: (command, env), EXPERIMENT: (command, experiment_env)}
+    return {
+        SINGLE: (command, env),
+        EXPERIMENT: (command, experiment_env),
+        SINGLE_AGAIN: (command, env),
+    }
 
 
 async def _arms(url: str, bodies: list[bytes]) -> Counter[str]:
@@ -116,12 +122,13 @@ def _median(values: list[float | None]) -> float | None:
 
 
 def summarise(measured: list[Measured], rates: list[float]) -> dict[str, Any]:
-    """Median over rounds of each configuration at each rate, and the experiment's overhead in
-    CPU per request (the median over rates of the per-rate ratios, less one)."""
+    """Median over rounds of each configuration at each rate; the experiment's overhead in CPU
+    per request (the median over rates of the per-rate ratios to ``single``, less one), and the
+    same for ``single_again``, the same configuration as ``single``: the noise floor."""
     per_rate = []
     for rate in rates:
         row: dict[str, Any] = {"offered_rps": rate}
-        for name in (SINGLE, EXPERIMENT):
+        for name in CONFIGURATIONS:
             runs = [m for m in measured if m.configuration == name and m.offered_rps == rate]
             row[name] = {
                 "cpu_ms": _round(_median([m.cpu_ms for m in runs])),
@@ -130,12 +137,23 @@ def summarise(measured: list[Measured], rates: list[float]) -> dict[str, Any]:
                 "failed": sum(m.failed for m in runs),
                 "answered": sum(m.ok for m in runs),
             }
-        single, experiment = row[SINGLE]["cpu_ms"], row[EXPERIMENT]["cpu_ms"]
-        row["cpu_ratio"] = _round(experiment / single, 4) if single and experiment else None
+        row["cpu_ratio"] = _ratio(row[EXPERIMENT]["cpu_ms"], row[SINGLE]["cpu_ms"])
+        row["noise_ratio"] = _ratio(row[SINGLE_AGAIN]["cpu_ms"], row[SINGLE]["cpu_ms"])
         per_rate.append(row)
-    ratios = [r["cpu_ratio"] for r in per_rate if r["cpu_ratio"] is not None]
-    overhead = statistics.median(ratios) - 1.0 if ratios else None
-    return {"per_rate": per_rate, "cpu_overhead": _round(overhead, 4)}
+    return {
+        "per_rate": per_rate,
+        "cpu_overhead": _overhead([r["cpu_ratio"] for r in per_rate]),
+        "noise": _overhead([r["noise_ratio"] for r in per_rate]),
+    }
+
+
+def _ratio(part: float | None, whole: float | None) -> float | None:
+    return _round(part / whole, 4) if part and whole else None
+
+
+def _overhead(ratios: list[float | None]) -> float | None:
+    present = [r for r in ratios if r is not None]
+    return _round(statistics.median(present) - 1.0, 4) if present else None
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
@@ -164,25 +182,34 @@ def markdown(report: dict[str, Any]) -> str:
         f"bundle's: largest difference {report['parity']:.2g}; arms answered in the check: "
         f"{report['arm_split']}.",
         "",
-        "| offered req/s | CPU ms/request single | experiment | ratio | p50 ms single | "
-        "experiment | p99 ms single | experiment | failed single / experiment |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "`single_again` is `single` once more, started anew in the same rounds: how far two "
+        "runs of the same configuration differ here (the noise floor).",
+        "",
+        "| offered req/s | CPU ms/request single | experiment | single again | experiment / "
+        "single | single again / single | p50 ms single | experiment | p99 ms single | "
+        "experiment | failed single / experiment |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["summary"]["per_rate"]:
-        s, e = row[SINGLE], row[EXPERIMENT]
+        s, e, a = row[SINGLE], row[EXPERIMENT], row[SINGLE_AGAIN]
         lines.append(
-            f"| {row['offered_rps']:g} | {s['cpu_ms']} | {e['cpu_ms']} | {row['cpu_ratio']} | "
-            f"{s['p50_ms']} | {e['p50_ms']} | {s['p99_ms']} | {e['p99_ms']} | "
-            f"{s['failed']} / {e['failed']} |"
+            f"| {row['offered_rps']:g} | {s['cpu_ms']} | {e['cpu_ms']} | {a['cpu_ms']} | "
+            f"{row['cpu_ratio']} | {row['noise_ratio']} | {s['p50_ms']} | {e['p50_ms']} | "
+            f"{s['p99_ms']} | {e['p99_ms']} | {s['failed']} / {e['failed']} |"
         )
-    shown = "—" if overhead is None else f"{100 * overhead:+.1f}%"
+    noise = report["summary"]["noise"]
     lines += [
         "",
         f"CPU per request of the experiment over the single bundle (median over rates of the "
-        f"per-rate ratios of round medians): **{shown}**, {verdict}.",
+        f"per-rate ratios of round medians): **{_percent(overhead)}**, {verdict}; the same "
+        f"configuration run twice differs by {_percent(noise)}.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:+.1f}%"
 
 
 @app.command()
@@ -208,7 +235,8 @@ def main(
     parity, split = _check(fixture, started_as, bodies)
     measured: list[Measured] = []
     for round_ in range(rounds):
-        order = (SINGLE, EXPERIMENT) if round_ % 2 == 0 else (EXPERIMENT, SINGLE)
+        shift = round_ % len(CONFIGURATIONS)
+        order = CONFIGURATIONS[shift:] + CONFIGURATIONS[:shift]
         for name in order:
             command, env = started_as[name]
             log_path = work_dir / f"overhead-{name}-{round_}.log"
@@ -247,7 +275,8 @@ def _check(
     checked = parity_bodies(bodies)
     found = {}
     split: Counter[str] = Counter()
-    for name, (command, env) in started_as.items():
+    for name in (SINGLE, EXPERIMENT):
+        command, env = started_as[name]
         with process_on_port(command, env, fixture.root / f"overhead-{name}-parity.log") as s:
             found[name] = answers(s.url, checked)
             if name == EXPERIMENT:

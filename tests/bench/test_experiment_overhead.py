@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench.experiment_overhead import EXPERIMENT, SINGLE, Measured, markdown, summarise
+from bench.experiment_overhead import (
+    EXPERIMENT,
+    SINGLE,
+    SINGLE_AGAIN,
+    Measured,
+    markdown,
+    summarise,
+)
 
 
 def _m(name: str, round_: int, rate: float, cpu: float | None) -> Measured:
@@ -17,6 +24,10 @@ def test_overhead_is_the_median_ratio_of_round_medians() -> None:
         *(_m(EXPERIMENT, r, 20.0, cpu) for r, cpu in enumerate([4.2, 5.2, 5.4])),
         *(_m(SINGLE, r, 40.0, cpu) for r, cpu in enumerate([2.0, 2.0, 2.0])),
         *(_m(EXPERIMENT, r, 40.0, cpu) for r, cpu in enumerate([2.2, None, 2.2])),
+        *(
+            _m(SINGLE_AGAIN, r, rate, 1.01 * cpu)
+            for r, rate, cpu in [(0, 20.0, 5.0), (0, 40.0, 2.0)]
+        ),
     ]
     summary = summarise(measured, [20.0, 40.0])
     first, second = summary["per_rate"]
@@ -24,10 +35,15 @@ def test_overhead_is_the_median_ratio_of_round_medians() -> None:
     assert first["cpu_ratio"] == pytest.approx(1.04)
     assert second["cpu_ratio"] == pytest.approx(1.1)
     assert summary["cpu_overhead"] == pytest.approx(0.07)
+    assert summary["noise"] == pytest.approx(0.01)
 
 
 def test_the_report_states_the_verdict_from_the_figure() -> None:
-    measured = [_m(SINGLE, 0, 20.0, 4.0), _m(EXPERIMENT, 0, 20.0, 4.4)]
+    measured = [
+        _m(SINGLE, 0, 20.0, 4.0),
+        _m(EXPERIMENT, 0, 20.0, 4.4),
+        _m(SINGLE_AGAIN, 0, 20.0, 4.08),
+    ]
     report = {
         "summary": summarise(measured, [20.0]),
         "args": "--rounds 1",
@@ -39,6 +55,6 @@ def test_the_report_states_the_verdict_from_the_figure() -> None:
         "arm_split": {"a": 3, "b": 5},
     }
     text = markdown(report)
-    assert "+10.0%" in text and "**over** the 5% goal" in text
+    assert "+10.0%" in text and "**over** the 5% goal" in text and "differs by +2.0%" in text
     report["summary"] = summarise([_m(SINGLE, 0, 20.0, 4.0), _m(EXPERIMENT, 0, 20.0, 4.1)], [20.0])
     assert "within the 5% goal" in markdown(report)
