@@ -208,6 +208,11 @@ def simulate(
     size: Annotated[Size, typer.Option(help="Synthetic preset.")] = Size.small,
     seed: Annotated[int, typer.Option(help="Seed of the world, training and traffic.")] = 0,
     epochs: Annotated[int, typer.Option(min=1)] = 2,
+    generated: Annotated[
+        int,
+        typer.Option(min=1, max=32, help="Generated behaviours per user (K) of the full model."),
+    ] = 16,
+    gbr_epochs: Annotated[int, typer.Option(min=1, help="Epochs of the behaviour generator.")] = 2,
     requests_per_user: Annotated[int, typer.Option(min=1)] = 3,
     candidates: Annotated[int, typer.Option(min=2, max=500)] = 30,
     top_k: Annotated[int, typer.Option(min=1)] = 10,
@@ -216,8 +221,10 @@ def simulate(
         int | None, typer.Option(min=1, help="Torch threads while training.")
     ] = None,
 ) -> None:
-    """Train the ID-only and the knowledge ranker on a synthetic world, serve them as a 50/50
-    experiment, let the world's shoppers click, report the A/B and an A/A run."""
+    """Train the ID-only ranker and the full model (knowledge vectors and generated behaviours)
+    on a synthetic world, serve them as a 50/50 experiment (the knowledge ranker without
+    generated behaviours as a shadow), let the world's shoppers click, report the A/B and an A/A
+    run."""
     import logging
 
     from model_export.online_experiment import SimulationSpec, simulate
@@ -237,6 +244,8 @@ def simulate(
         size=size.value,
         seed=seed,
         epochs=epochs,
+        generated=generated,
+        gbr_epochs=gbr_epochs,
         threads=threads,
         requests_per_user=requests_per_user,
         candidates=candidates,
@@ -269,6 +278,8 @@ def _simulate_command(spec: object, results: Path) -> str:
         "size",
         "seed",
         "epochs",
+        "generated",
+        "gbr_epochs",
         "requests_per_user",
         "candidates",
         "top_k",

@@ -9,20 +9,22 @@ Every arm's bundle scores, in onnxruntime through :class:`model_export.parity.Bu
     clicked against shown-but-not-clicked items, and the mean DCG of the clicks under its own
     order. What was shown was chosen by the arm that served, so (b) favours that arm.
 
-Bundles are scored without generated behaviours (one masked slot), as the service scores a user
-whose generated block is missing.
+In (a), an arm given a generated-behaviours log (the one its ranker was trained and evaluated
+with) scores every request with that request's block, in the bundle's item vectors as the
+nearline job writes them; (b), and (a) for an arm without a log, score without generated
+behaviours (one masked slot), as the service scores a user whose generated block is missing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from model_export.dataset import RankingExamples, build_examples, time_split
+from model_export.dataset import GeneratedBlocksLog, RankingExamples, build_examples, time_split
 from model_export.evaluate import flatten
 from model_export.metrics import auc, metrics
 from model_export.parity import BundleGraphs, Feeds
@@ -44,6 +46,8 @@ BIAS_NOTE = (
 class ReplayArm:
     name: str
     bundle: Path
+    #: The blocks (a) scores the evaluation set with; None: without generated behaviours.
+    generated: GeneratedBlocksLog | None = None
 
 
 @dataclass(frozen=True)
@@ -64,10 +68,13 @@ class ReplayReport:
     served_by: dict[str, int]
     skipped_answers: int
     logged_order_dcg: float
+    #: Arms whose (a) scored with generated blocks, and the generator version of those blocks.
+    generated_blocks: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
             "evaluation_set": {name: m.model_dump() for name, m in self.evaluation.items()},
+            "evaluation_generated_blocks": self.generated_blocks,
             "logged_answers": {
                 "answers": self.answers,
                 "served_by": self.served_by,
@@ -92,16 +99,25 @@ class BundleScorer:
         sequence_mask = examples.sequence_mask[rows]
         length = max(1, int(sequence_mask.sum(axis=1).max(initial=0)))
         width = max(1, int(examples.candidate_mask[rows].sum(axis=1).max(initial=0)))
-        batch = len(sequence_mask)
+        generated_vectors, generated_mask = self._generated(examples.generated_items[rows])
         return {
             g.CANDIDATE_VECTORS: self.vectors[examples.candidate_items[rows, :width]],
             g.SEQUENCE_VECTORS: self.vectors[examples.sequence_items[rows, :length]],
             g.SEQUENCE_EVENTS: examples.sequence_events[rows, :length].astype(np.int64),
             g.SEQUENCE_GAPS: examples.sequence_gaps[rows, :length].astype(np.int64),
             g.SEQUENCE_MASK: sequence_mask[:, :length].astype(np.float32),
-            g.GENERATED_VECTORS: np.zeros((batch, 1, self.vectors.shape[1]), np.float32),
-            g.GENERATED_MASK: np.zeros((batch, 1), np.float32),
+            g.GENERATED_VECTORS: generated_vectors,
+            g.GENERATED_MASK: generated_mask,
         }
+
+    def _generated(self, items: Ints) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """The blocks' item vectors and mask (item rows, -1 at empty slots); one masked slot
+        when no row has a block, as the service pads a missing one."""
+        if not (items >= 0).any():  # attention needs a key; a masked one pools to zeros
+            items = np.full((len(items), 1), -1, np.int64)
+        valid = items >= 0
+        vectors = self.vectors[np.where(valid, items, 0)] * valid[..., None]
+        return vectors.astype(np.float32), valid.astype(np.float32)
 
     def scores(self, examples: RankingExamples) -> Floats:
         """Click probabilities ``[R, C]`` (padding slots: 0)."""
@@ -113,9 +129,12 @@ class BundleScorer:
         return out * examples.candidate_mask
 
 
-def evaluation_metrics(scorer: BundleScorer, dataset: Dataset) -> EvaluationMetrics:
-    """(a): the bundle on the evaluation side of the dataset's time split."""
-    _, evaluation = time_split(dataset, scorer.max_seq_len)
+def evaluation_metrics(
+    scorer: BundleScorer, dataset: Dataset, generated: GeneratedBlocksLog | None = None
+) -> EvaluationMetrics:
+    """(a): the bundle on the evaluation side of the dataset's time split, each request with
+    its block of ``generated`` when given."""
+    _, evaluation = time_split(dataset, scorer.max_seq_len, generated)
     found = flatten(evaluation, scorer.scores(evaluation))
     return metrics(found.labels, found.probabilities, found.users)
 
@@ -176,7 +195,7 @@ def replay(
     shown_dcg = float("nan")
     for arm in arms:
         scorer = BundleScorer(arm.bundle, dataset)
-        evaluation[arm.name] = evaluation_metrics(scorer, dataset)
+        evaluation[arm.name] = evaluation_metrics(scorer, dataset, arm.generated)
         if not kept:
             logged[arm.name] = LoggedScores(auc=float("nan"), dcg=float("nan"))
             continue
@@ -198,13 +217,26 @@ def replay(
         served_by=served_by,
         skipped_answers=sum(1 for a in answers if a.clicked or a.ordered) - len(kept),
         logged_order_dcg=shown_dcg,
+        generated_blocks={a.name: a.generated.version for a in arms if a.generated is not None},
     )
+
+
+def _blocks_used(report: ReplayReport) -> str:
+    """Which arms (a) scored with generated blocks (and of which generator), which without."""
+    without = [name for name in report.evaluation if name not in report.generated_blocks]
+    parts = [
+        f"{name} with each request's generated block from its past only (generator {version})"
+        for name, version in report.generated_blocks.items()
+    ]
+    if without:
+        parts.append(f"{', '.join(without)} without generated behaviours")
+    return "; ".join(parts)
 
 
 def replay_lines(report: ReplayReport) -> list[str]:
     """The two tables as Markdown, and the note on (b)'s bias."""
     lines = [
-        "(a) evaluation set of the dataset",
+        f"(a) evaluation set of the dataset; {_blocks_used(report)}",
         "",
         "| arm | AUC | GAUC | logloss |",
         "| --- | --- | --- | --- |",
@@ -216,7 +248,8 @@ def replay_lines(report: ReplayReport) -> list[str]:
         "",
         f"(b) {report.answers} logged answers with outcomes (served by: {served or 'none'}; "
         f"{report.skipped_answers} left out: user or item unknown to the dataset); DCG of the "
-        f"clicks in the order shown: {report.logged_order_dcg:.4f}",
+        f"clicks in the order shown: {report.logged_order_dcg:.4f}; every arm scored without "
+        "generated behaviours",
         "",
         "| arm | AUC clicked vs shown | DCG of the clicks, own order |",
         "| --- | --- | --- |",

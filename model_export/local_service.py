@@ -1,9 +1,10 @@
 """The ranking service as a local process for the offline side's runs, and a JSON client for it.
 
-``python -m service`` on a free loopback port with ``REASEQ_*`` settings, its output in a log
-file; ready once ``/readyz`` answers 200, stopped with SIGTERM (so it flushes its prediction log)
-and SIGKILL if it lingers. The client keeps one HTTP/1.1 connection (standard library only: the
-offline install has no HTTP client of its own).
+``python -m service`` on a free loopback port with ``REASEQ_*`` settings (only those given: the
+caller's own ``REASEQ_*`` variables are not passed on, so a run does not depend on the shell it
+starts from), its output in a log file; ready once ``/readyz`` answers 200, stopped with
+SIGTERM (so it flushes its prediction log) and SIGKILL if it lingers. The client keeps one
+HTTP/1.1 connection (standard library only: the offline install has no HTTP client of its own).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+PREFIX = "REASEQ_"
 START_DEADLINE_S = 120.0
 STOP_TIMEOUT_S = 30.0
 
@@ -84,12 +86,13 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], deadline_s: float) 
 def local_service(
     settings: Mapping[str, str], log_path: Path, deadline_s: float = START_DEADLINE_S
 ) -> Iterator[int]:
-    """The service with ``REASEQ_<NAME>`` from ``settings`` (names without the prefix); yields
-    its port once ready. Raises :class:`ServiceDidNotStart` with the end of its log."""
+    """The service with ``REASEQ_<NAME>`` from ``settings`` (names without the prefix) and no
+    other ``REASEQ_*`` variable; yields its port once ready. Raises :class:`ServiceDidNotStart`
+    with the end of its log."""
     port = free_port()
-    env = dict(os.environ)
-    env |= {f"REASEQ_{name.upper()}": value for name, value in settings.items()}
-    env |= {"REASEQ_HOST": "127.0.0.1", "REASEQ_PORT": str(port)}
+    env = {name: value for name, value in os.environ.items() if not name.startswith(PREFIX)}
+    env |= {f"{PREFIX}{name.upper()}": value for name, value in settings.items()}
+    env |= {f"{PREFIX}HOST": "127.0.0.1", f"{PREFIX}PORT": str(port)}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

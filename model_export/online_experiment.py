@@ -1,16 +1,20 @@
 """A simulated online experiment on the synthetic world, through the real service.
 
-One synthetic world (a preset and a seed), two bundles trained on its logs: the ID-only ranker
-(the control arm) and the ranker that fuses item IDs with their knowledge vectors (the
-treatment; no generated behaviours, so both arms read the same user snapshot). The service runs
-them as two arms with 50/50 sticky assignment, and a shadow arm re-ranking every request with
-the treatment's bundle. Every user of the world sends requests whose candidates the world's
+One synthetic world (a preset and a seed), a behaviour generator trained on its events before
+the split (as ``reaseq demo`` trains it) and three bundles trained on its logs: the ID-only
+ranker (the control arm), the full model (the treatment: item IDs fused with their knowledge
+vectors, attending over each user's generated behaviours) and the knowledge-fused ranker
+without generated behaviours (a shadow arm re-ranking every request). Each bundle has its own
+embedded user snapshot recorded beside it, which the service opens for it: the full bundle's
+holds every user's sequence and generated block (the nearline job's, in that bundle's fused
+item vectors), the others' the sequences only. The service runs control and treatment with
+50/50 sticky assignment. Every user of the world sends requests whose candidates the world's
 exposure draws, scored as of the end of the logs; the world's shoppers click on what the
 answering arm shows (their click probability times the examination of the position,
 :class:`offline.data.synthetic.ClickModel`) and order some of what they click; the clicks and
 orders go to ``POST /v1/outcomes``. The prediction log is then read, joined and reported per
-arm, and replayed offline with both bundles. The same traffic against two arms on one bundle
-(A/A) shows what "no difference" looks like.
+arm, and replayed offline with every bundle. The same traffic against two arms on the full
+bundle (A/A) shows what "no difference" looks like.
 """
 
 from __future__ import annotations
@@ -24,16 +28,20 @@ from typing import Any
 
 import numpy as np
 
+from model_export.dataset import GeneratedBlocksLog
 from model_export.evaluate import evaluate
 from model_export.experiment_replay import ReplayArm, ReplayReport, replay
 from model_export.local_service import JsonClient, local_service
 from model_export.pipeline import (
+    FULL,
     ID_ONLY,
     MODEL,
     VARIANTS,
+    SemanticVectors,
     TrainingRun,
     encode_items,
     export_run,
+    train_behaviour_generator,
     train_variant,
 )
 from model_export.train import TrainConfig
@@ -51,12 +59,14 @@ from offline.experiments.plot import plot_report
 from offline.publish.sequences import latest_sequences
 from offline.publish.stores import publish_embedded
 from service.contracts.bundle_root import activate, record_user_snapshot
-from service.contracts.manifest import read_manifest
+from service.contracts.manifest import GeneratorInfo, read_manifest
 
 log = logging.getLogger(__name__)
 
-CONTROL, TREATMENT, SHADOW = "id_only", "knowledge", "knowledge-shadow"
-AA_ARMS = ("knowledge-a", "knowledge-b")
+CONTROL, TREATMENT, SHADOW = "id_only", "full", "knowledge-shadow"
+AA_ARMS = ("full-a", "full-b")
+#: The ablation variant (:data:`model_export.pipeline.VARIANTS`) behind each arm's bundle.
+ARM_VARIANTS = {CONTROL: ID_ONLY, TREATMENT: FULL, SHADOW: MODEL}
 #: Requests ranked before their clicks are drawn and sent in one POST /v1/outcomes.
 BLOCK = 200
 
@@ -66,6 +76,10 @@ class SimulationSpec:
     size: str = "small"
     seed: int = 0
     epochs: int = 2
+    #: Generated behaviours per user (K) of the full model, and epochs of its generator (as
+    #: ``reaseq demo`` builds them).
+    generated: int = 16
+    gbr_epochs: int = 2
     #: Torch threads while training (None: one per core).
     threads: int | None = None
     requests_per_user: int = 3
@@ -82,12 +96,16 @@ class SimulationRun:
     aa: ExperimentReport
     replay: ReplayReport
     traffic: dict[str, dict[str, int]]
+    #: What the nearline job wrote into the full bundle's user snapshot.
+    nearline: dict[str, object]
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "spec": asdict(self.spec),
             "arms": {"control": CONTROL, "treatment": TREATMENT, "shadow": SHADOW},
+            "variants": ARM_VARIANTS,
+            "nearline": self.nearline,
             "ab": self.ab.as_dict(),
             "aa": self.aa.as_dict(),
             "replay": self.replay.as_dict(),
@@ -96,26 +114,71 @@ class SimulationRun:
         }
 
 
-def build_arm_bundles(dataset: Dataset, spec: SimulationSpec, out: Path) -> dict[str, Path]:
-    """The ID-only and the knowledge ranker as bundles under ``out/bundles``, each with the
-    users' sequences recorded as its embedded snapshot; the control is made current."""
+@dataclass(frozen=True)
+class ArmBundles:
+    """Each arm's bundle (the control made current), the generated blocks the full model was
+    trained and evaluated with, and what the nearline job wrote into its user snapshot."""
+
+    paths: dict[str, Path]
+    generated: GeneratedBlocksLog
+    nearline: dict[str, object]
+
+    def replay_arms(self) -> list[ReplayArm]:
+        """Every bundle, the ones that attend over generated behaviours with their blocks."""
+        return [
+            ReplayArm(arm, path, self.generated if _uses_generated(arm) else None)
+            for arm, path in self.paths.items()
+        ]
+
+
+def _uses_generated(arm: str) -> bool:
+    return VARIANTS[ARM_VARIANTS[arm]].uses_generated
+
+
+def build_arm_bundles(dataset: Dataset, spec: SimulationSpec, out: Path) -> ArmBundles:
+    """The generator (trained before the split, under ``out/gbr``) and every arm's bundle under
+    ``out/bundles``, each with its own user snapshot recorded beside it: sequences, and for the
+    full model every user's generated block in its fused item vectors."""
     semantic = encode_items(dataset.catalogue, seed=spec.seed)
+    generator = train_behaviour_generator(
+        dataset, semantic, k=spec.generated, epochs=spec.gbr_epochs, seed=spec.seed, out=out
+    )
     config = TrainConfig(epochs=spec.epochs, seed=spec.seed, threads=spec.threads, progress=False)
     paths: dict[str, Path] = {}
-    snapshot: Path | None = None
-    for arm, variant in ((CONTROL, ID_ONLY), (TREATMENT, MODEL)):
-        ranker = train_variant(dataset, semantic, config, VARIANTS[variant], None)
-        run = TrainingRun(ranker, semantic.encoder, {variant: evaluate(ranker, dataset)})
-        path = export_run(run, dataset, out / "bundles", version=f"sim-{arm}-s{spec.seed}")
-        if snapshot is None:
-            max_len = read_manifest(path).max_lengths.sequence
-            sequences = latest_sequences(dataset, max_len)
-            snapshot = publish_embedded(sequences, out / "users.npz")
-        record_user_snapshot(path, snapshot)
-        paths[arm] = path
-        log.info("%s arm: bundle %s trained in %.0f s", arm, path.name, ranker.train_seconds)
+    nearline: dict[str, object] = {}
+    for arm in ARM_VARIANTS:
+        generated = generator.log if _uses_generated(arm) else None
+        paths[arm] = _export_arm(arm, dataset, semantic, config, generated, out, spec.seed)
+        max_len = read_manifest(paths[arm]).max_lengths.sequence
+        users = publish_embedded(latest_sequences(dataset, max_len), out / f"users-{arm}.npz")
+        if generated is not None:
+            nearline = generator.publish(dataset, paths[arm], users)
+        record_user_snapshot(paths[arm], users)
     activate(paths[CONTROL])
-    return paths
+    return ArmBundles(paths, generator.log, nearline)
+
+
+def _export_arm(
+    arm: str,
+    dataset: Dataset,
+    semantic: SemanticVectors,
+    config: TrainConfig,
+    generated: GeneratedBlocksLog | None,
+    out: Path,
+    seed: int,
+) -> Path:
+    """Train the arm's variant, evaluate it (with its blocks) and export it as a bundle."""
+    variant = ARM_VARIANTS[arm]
+    ranker = train_variant(dataset, semantic, config, VARIANTS[variant], generated)
+    run = TrainingRun(
+        ranker,
+        semantic.encoder,
+        {variant: evaluate(ranker, dataset, generated)},
+        generator=None if generated is None else GeneratorInfo(version=generated.version),
+    )
+    path = export_run(run, dataset, out / "bundles", version=f"sim-{arm}-s{seed}")
+    log.info("%s arm: bundle %s trained in %.0f s", arm, path.name, ranker.train_seconds)
+    return path
 
 
 def experiment_config(name: str, arms: dict[str, Path], shadows: dict[str, Path]) -> dict[str, Any]:
@@ -126,6 +189,19 @@ def experiment_config(name: str, arms: dict[str, Path], shadows: dict[str, Path]
         "version": 1,
         "arms": [{"name": a, "bundle": p.name, "share": share} for a, p in arms.items()],
         "shadows": [{"name": s, "bundle": p.name} for s, p in shadows.items()],
+    }
+
+
+def experiment_configs(paths: dict[str, Path], seed: int) -> dict[str, dict[str, Any]]:
+    """The A/B (control and treatment, the shadow re-ranking every request) and the A/A (the
+    treatment's bundle in both arms) experiments."""
+    return {
+        "ab": experiment_config(
+            f"sim-ab-s{seed}",
+            {arm: paths[arm] for arm in (CONTROL, TREATMENT)},
+            {SHADOW: paths[SHADOW]},
+        ),
+        "aa": experiment_config(f"sim-aa-s{seed}", dict.fromkeys(AA_ARMS, paths[TREATMENT]), {}),
     }
 
 
@@ -155,8 +231,7 @@ class Shoppers:
             rows = np.arange(first, min(first + BLOCK, len(users)))
             answers = [self._rank(client, experiment, users[r], offered[r]) for r in rows]
             for answer in answers:
-                counts[answer["arm"]] = counts.get(answer["arm"], 0) + 1
-                counts["degraded"] = counts.get("degraded", 0) + bool(answer["degraded"])
+                _count(counts, answer)
             self._act(client, users[rows], answers, rng, counts)
         return counts
 
@@ -209,6 +284,21 @@ class Shoppers:
             counts["outcomes_dropped"] = counts.get("outcomes_dropped", 0) + accepted["dropped"]
 
 
+def _count(counts: dict[str, int], answer: dict[str, Any]) -> None:
+    """Answers per arm, degraded answers, and each arm's answers per degradation
+    (``<arm>/<reason>``)."""
+    arm = answer["arm"]
+    counts[arm] = counts.get(arm, 0) + 1
+    counts["degraded"] = counts.get("degraded", 0) + bool(answer["degraded"])
+    for reason in answer["degraded"]:
+        counts[degraded_key(arm, reason)] = counts.get(degraded_key(arm, reason), 0) + 1
+
+
+def degraded_key(arm: str, reason: str) -> str:
+    """The traffic count of the arm's answers degraded for ``reason``."""
+    return f"{arm}/{reason}"
+
+
 def run_experiment(
     config: dict[str, Any], shoppers: Shoppers, bundles_root: Path, folder: Path, seed: int
 ) -> dict[str, int]:
@@ -235,20 +325,16 @@ def run_experiment(
 
 
 def simulate(spec: SimulationSpec, out: Path) -> SimulationRun:
-    """Build the world and the two bundles, run the A/B and the A/A experiment through the
-    service, report both and replay the A/B log; writes the reports and plots under ``out``."""
+    """Build the world, its generator and the arms' bundles, run the A/B and the A/A experiment
+    through the service, report both and replay the A/B log; writes the reports and plots under
+    ``out``."""
     started = time.perf_counter()
     config = SyntheticConfig.preset(spec.size, seed=spec.seed)
     dataset, truth = generate_with_truth(config)
     dataset.save(out / "data")  # what `reaseq experiment replay --data` reads
     bundles = build_arm_bundles(dataset, spec, out)
     shoppers = Shoppers(ClickModel.of(config, truth), dataset, spec)
-    runs = {
-        "ab": experiment_config(f"sim-ab-s{spec.seed}", bundles, {SHADOW: bundles[TREATMENT]}),
-        "aa": experiment_config(
-            f"sim-aa-s{spec.seed}", dict.fromkeys(AA_ARMS, bundles[TREATMENT]), {}
-        ),
-    }
+    runs = experiment_configs(bundles.paths, spec.seed)
     reports: dict[str, ExperimentReport] = {}
     traffic: dict[str, dict[str, int]] = {}
     answers: dict[str, list[Answer]] = {}
@@ -265,9 +351,10 @@ def simulate(spec: SimulationSpec, out: Path) -> SimulationRun:
         reports[key] = experiment_report(joined, settings)
         answers[key] = joined.answers
         plot_report(reports[key], out / f"ctr-{key}.png")
-    arms = [ReplayArm(arm, path) for arm, path in bundles.items()]
-    replayed = replay(arms, dataset, answers["ab"], as_of=shoppers.as_of)
+    replayed = replay(bundles.replay_arms(), dataset, answers["ab"], as_of=shoppers.as_of)
     seconds = time.perf_counter() - started
-    run = SimulationRun(spec, reports["ab"], reports["aa"], replayed, traffic, seconds)
+    run = SimulationRun(
+        spec, reports["ab"], reports["aa"], replayed, traffic, bundles.nearline, seconds
+    )
     (out / "simulation.json").write_text(json.dumps(run.as_dict(), indent=2) + "\n")
     return run

@@ -325,7 +325,18 @@ def build_demo(spec: DemoSpec) -> DemoBundle:
     dataset = generate(SyntheticConfig.preset(spec.size, seed=spec.seed), end_ts=spec.end_ts)
     dataset.save(spec.out / "data")
     semantic = encode_items(dataset.catalogue, seed=spec.seed)
-    generator = _demo_generator(dataset, semantic, spec) if spec.generated > 0 else None
+    generator = (
+        train_behaviour_generator(
+            dataset,
+            semantic,
+            k=spec.generated,
+            epochs=spec.gbr_epochs,
+            seed=spec.seed,
+            out=spec.out,
+        )
+        if spec.generated > 0
+        else None
+    )
     path, metrics = build_bundle(
         dataset,
         spec.bundles,
@@ -339,19 +350,23 @@ def build_demo(spec: DemoSpec) -> DemoBundle:
     max_len = read_manifest(path).max_lengths.sequence
     users = publish_embedded(latest_sequences(dataset, max_len), spec.out / DEMO_USERS)
     record_user_snapshot(path, users)
-    nearline = None if generator is None else generator.publish(dataset, path, spec.out)
+    nearline = None if generator is None else generator.publish(dataset, path, users)
     activate(path)
     return DemoBundle(path, metrics, parity, nearline)
 
 
 @dataclass(frozen=True)
-class _DemoGenerator:
+class BehaviourGenerator:
+    """A behaviour generator, how it samples, and the blocks a ranker trains and is evaluated
+    on (one per request of the dataset, from that request's past only)."""
+
     model: GBRModel
     generation: GenerationConfig
     log: GeneratedBlocksLog
 
-    def publish(self, dataset: Dataset, bundle: Path, out: Path) -> dict[str, object]:
-        """Every user's block, in the bundle's fused item vectors, into the embedded snapshot."""
+    def publish(self, dataset: Dataset, bundle: Path, users: Path) -> dict[str, object]:
+        """Every user's block, in the bundle's fused item vectors, into the embedded snapshot
+        ``users`` (which already holds their sequences); the nearline state goes beside it."""
         from offline.gbr import run_nearline
         from service.stores.config import EmbeddedStoreConfig
 
@@ -360,22 +375,25 @@ class _DemoGenerator:
             dataset,
             self.generation,
             item_table=load_item_table(bundle, read_manifest(bundle)),
-            state_path=out / "gbr_state.npz",
+            state_path=users.parent / "gbr_state.npz",
             incremental=False,
-            store=EmbeddedStoreConfig(users_path=out / DEMO_USERS),
+            store=EmbeddedStoreConfig(users_path=users),
         )
 
 
-def _demo_generator(dataset: Dataset, semantic: SemanticVectors, spec: DemoSpec) -> _DemoGenerator:
-    """One generator, trained before the split: the training examples' blocks cannot have seen
-    the evaluation period, and the nearline blocks come from the same model."""
+def train_behaviour_generator(
+    dataset: Dataset, semantic: SemanticVectors, *, k: int, epochs: int, seed: int, out: Path
+) -> BehaviourGenerator:
+    """One generator, trained before the split (saved under ``out/gbr``): the training
+    examples' blocks cannot have seen the evaluation period, and the nearline blocks come from
+    the same model."""
     from model_export.generated_log import GeneratorSetup, generated_log
     from offline.gbr import GBRTrainConfig, GenerationConfig, train_gbr
 
     setup = GeneratorSetup(
-        train=GBRTrainConfig(epochs=spec.gbr_epochs, seed=spec.seed),
-        generation=GenerationConfig(k=spec.generated, seed=spec.seed),
+        train=GBRTrainConfig(epochs=epochs, seed=seed),
+        generation=GenerationConfig(k=k, seed=seed),
     )
     model = train_gbr(dataset, semantic.vectors, setup.train, until_ts=dataset.split_ts)
-    model.save(spec.out / "gbr")
-    return _DemoGenerator(model, setup.generation, generated_log(model, dataset, setup))
+    model.save(out / "gbr")
+    return BehaviourGenerator(model, setup.generation, generated_log(model, dataset, setup))

@@ -1,14 +1,18 @@
 """``reaseq experiment``: the report of a prediction log (tables, JSON, plot, Markdown), and a
-wrong log, Redis URL, bundle or output folder as one line that says what to fix."""
+wrong log, Redis URL, bundle or output folder as one line that says what to fix; the command
+line that regenerates the simulated experiment's section."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping
 from pathlib import Path
 
 import redis
 
+from cli.experiment import _simulate_command, simulate
+from model_export.online_experiment import SimulationSpec
 from service.experiments import records
 from tests.cli.test_errors import assert_one_line, reaseq
 from tests.offline.experiments.logs import outcome, prediction, write_log
@@ -111,3 +115,14 @@ def test_report_reads_the_redis_stream(tmp_path: Path, redis_url: str) -> None:
     )  # fmt: skip
     assert answer.code == 0, answer.text
     assert any(line.startswith("| treatment | 1 | 1 | 2 | 1 | 0 | 0.5000") for line in answer.lines)
+
+
+def test_simulate_defaults_are_the_specs_and_the_command_names_the_others() -> None:
+    defaults = SimulationSpec()
+    options = inspect.signature(simulate).parameters
+    for name in ("seed", "epochs", "generated", "gbr_epochs", "requests_per_user", "candidates"):
+        assert options[name].default == getattr(defaults, name), name
+    spec = SimulationSpec(generated=8, gbr_epochs=1)
+    assert _simulate_command(spec, Path("docs/RESULTS.md")) == (
+        "reaseq experiment simulate --results docs/RESULTS.md --generated 8 --gbr-epochs 1"
+    )

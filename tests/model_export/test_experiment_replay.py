@@ -3,14 +3,16 @@ and gets the figures the trained model gets offline."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from model_export.bundle import export_bundle
 from model_export.dataset import RankingExamples, time_split
-from model_export.evaluate import auc, eval_predictions
+from model_export.evaluate import auc, eval_predictions, evaluate
 from model_export.experiment_replay import (
     BIAS_NOTE,
     ReplayArm,
@@ -19,10 +21,12 @@ from model_export.experiment_replay import (
     replay,
     replay_lines,
 )
-from model_export.train import TrainedRanker
+from model_export.train import TrainedRanker, train
 from offline.data.canonical import Dataset
 from offline.experiments import Answer, Prediction
-from service.contracts.manifest import EvaluationMetrics, read_manifest
+from service.contracts.manifest import EvaluationMetrics, GeneratorInfo, read_manifest
+from tests.model_export.test_generated import oracle_log
+from tests.support.learnable import FAST_CONFIG, TEST_ENCODER
 
 Learnable = tuple[Dataset, npt.NDArray[np.float32]]
 
@@ -83,6 +87,30 @@ def test_replay_scores_as_the_trained_model(
     # Re-ranking by a model that learned the clicks beats the logged (unranked) order.
     assert report.logged["a"].dcg > report.logged_order_dcg
     assert replay_lines(report)[-1] == BIAS_NOTE
+
+
+def test_an_arm_with_its_generated_log_scores_the_evaluation_set_with_the_blocks(
+    tmp_path: Path, learnable: Learnable
+) -> None:
+    dataset, semantic = learnable
+    oracle = oracle_log(dataset)
+    ranker = train(dataset, semantic, replace(FAST_CONFIG, generated=oracle.k), oracle)
+    generator = GeneratorInfo(version=oracle.version)
+    bundle = export_bundle(
+        ranker, dataset, semantic, TEST_ENCODER, {}, tmp_path, None, generator=generator
+    )
+    arms = [ReplayArm("blocks", bundle, oracle), ReplayArm("none", bundle)]
+    report = replay(arms, dataset, [])
+    with_blocks = evaluate(ranker, dataset, oracle)
+    assert report.evaluation["blocks"].auc == pytest.approx(with_blocks.auc, abs=1e-4)
+    assert report.evaluation["blocks"].gauc == pytest.approx(with_blocks.gauc, abs=1e-4)
+    # Without them the ranker loses the planted signal (its scores nearly tie: AUC near 0.5).
+    assert report.evaluation["blocks"].auc > report.evaluation["none"].auc + 0.1
+    assert report.generated_blocks == {"blocks": oracle.version}
+    assert replay_lines(report)[0] == (
+        "(a) evaluation set of the dataset; blocks with each request's generated block from its "
+        "past only (generator oracle-test); none without generated behaviours"
+    )
 
 
 def test_dcg_under_an_order() -> None:
