@@ -9,6 +9,7 @@ from bench.experiment_overhead import (
     SINGLE,
     SINGLE_AGAIN,
     Measured,
+    capacities,
     markdown,
     summarise,
 )
@@ -56,5 +57,22 @@ def test_the_report_states_the_verdict_from_the_figure() -> None:
     }
     text = markdown(report)
     assert "+10.0%" in text and "**over** the 5% goal" in text and "differs by +2.0%" in text
+    noisy = [_m(SINGLE, 0, 20.0, 4.0), _m(EXPERIMENT, 0, 20.0, 4.1), _m(SINGLE_AGAIN, 0, 20.0, 3.7)]
+    assert "not resolved" in markdown(report | {"summary": summarise(noisy, [20.0])})
     report["summary"] = summarise([_m(SINGLE, 0, 20.0, 4.0), _m(EXPERIMENT, 0, 20.0, 4.1)], [20.0])
     assert "within the 5% goal" in markdown(report)
+
+
+def test_capacity_is_the_median_answered_rate_past_saturation() -> None:
+    def at(name: str, round_: int, answered: float) -> Measured:
+        return Measured(name, round_, 200.0, 0, 0, None, None, None, answered_rps=answered)
+
+    measured = [
+        *(at(SINGLE, r, v) for r, v in enumerate([80.0, 90.0, 85.0])),
+        *(at(EXPERIMENT, r, v) for r, v in enumerate([70.0, 68.0, 72.0])),
+        *(at(SINGLE_AGAIN, r, v) for r, v in enumerate([84.0, 86.0, 88.0])),
+        _m(SINGLE, 0, 20.0, 4.0),
+    ]
+    found = capacities(measured, 200.0)
+    assert (found[SINGLE], found[EXPERIMENT], found[SINGLE_AGAIN]) == (85.0, 70.0, 86.0)
+    assert found["ratio"] == pytest.approx(70 / 85, abs=1e-4)
