@@ -29,6 +29,7 @@ import aiohttp
 import typer
 from rich.console import Console
 
+from bench.experiment_work import added_work_us
 from bench.fixture import BenchFixture, build_fixture, export_version
 from bench.loadgen import offer
 from bench.report import machine
@@ -218,6 +219,17 @@ def markdown(report: dict[str, Any]) -> str:
         f"configuration run twice differs by {_percent(noise)}.",
         "",
     ]
+    added = report.get("added_work_us")
+    single_cpu = _median([row[SINGLE]["cpu_ms"] for row in report["summary"]["per_rate"]])
+    if added is not None and single_cpu:
+        lines += [
+            f"The work an experiment adds to each answer, timed in one process "
+            f"(`bench/experiment_work.py`: assignment, the arm's metrics, the prediction-log "
+            f"record and its serialisation): **{added:.1f} µs**, "
+            f"{100 * added / (1000 * single_cpu):.2f}% of single's CPU per request (median over "
+            "rates).",
+            "",
+        ]
     capacity = report.get("capacity")
     if capacity:
         lines += [
@@ -299,6 +311,7 @@ def main(
         "arm_split": dict(split),
         "measured": [m.__dict__ for m in measured],
         "summary": summarise(measured, offered),
+        "added_work_us": round(added_work_us(experiment_config(fixture), bodies[0]), 2),
         "capacity": (
             capacities(measured, saturating_rps) | {"offered_rps": saturating_rps}
             if saturating_rps

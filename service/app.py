@@ -21,7 +21,8 @@ from service.http.errors import install_error_handlers
 from service.http.guards import install_guards
 from service.http.middleware import ObservabilityMiddleware
 from service.observability.logs import logging_config
-from service.observability.metrics import ServiceMetrics, clear_multiprocess_dir
+from service.observability.metrics import ServiceMetrics
+from service.observability.multiprocess import clear_multiprocess_dir
 from service.observability.pauses import PAUSES
 from service.observability.tracing import (
     StageTracer,

@@ -7,8 +7,8 @@ Several worker processes (``REASEQ_WORKERS`` > 1) each count their own requests.
 ``PROMETHEUS_MULTIPROC_DIR`` set, prometheus-client keeps every value in a per-process file there
 and ``/metrics`` merges the files of all workers, so whichever worker answers the scrape reports
 the totals. Each gauge says how to merge (``multiprocess_mode``); the files of live-merged gauges
-of dead workers are removed on every scrape (:func:`reap_dead_workers`), while counters of dead
-workers stay, as a counter must never go down.
+of dead workers are removed on every scrape (:mod:`service.observability.multiprocess`), while
+counters of dead workers stay, as a counter must never go down.
 
 Beside the service's own families, ``/metrics`` has the standard ``process_*`` (CPU, memory, open
 files, start time; one set per live worker, labelled ``pid``, with several workers) and
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from prometheus_client import (
@@ -36,11 +34,11 @@ from prometheus_client import (
     generate_latest,
     values,
 )
-from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from service.observability.experiment_metrics import ExperimentMetrics
+from service.observability.multiprocess import WorkerProcessCollector, reap_dead_workers
 from service.observability.prediction_log_metrics import PredictionLogMetrics
 from service.ranking.observer import FetchOutcome, Stage
 from service.ranking.result import Degradation
@@ -75,7 +73,6 @@ BUNDLE_ACTIVATION_RESULTS = (
 )  # fmt: skip
 SHED_REASONS = ("queue_full", "queue_timeout", "key_limit")
 CONNECTION_DROP_REASONS = ("header_timeout", "headers_too_large", "evicted", "refused")
-_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
 
 def latency_buckets(objective_s: float) -> tuple[float, ...]:
@@ -379,74 +376,3 @@ class ServiceMetrics:
         """This worker is stopping: its live gauges must stop counting."""
         if self.multiprocess_dir is not None:
             mark_process_dead(os.getpid(), str(self.multiprocess_dir))
-
-
-class WorkerProcessCollector(Collector):
-    """The ``process_*`` metrics of every live worker sharing ``multiprocess_dir`` (and of this
-    one), each labelled with its ``pid``, read from ``/proc`` at scrape time."""
-
-    def __init__(self, multiprocess_dir: Path) -> None:
-        self._dir = multiprocess_dir
-
-    def collect(self) -> Iterable[Metric]:
-        merged: dict[str, Metric] = {}
-        for pid in sorted(worker_pids(self._dir) | {os.getpid()}):
-            # A worker that exits meanwhile yields nothing (its /proc entry is gone).
-            process = ProcessCollector(pid=_constant(pid), registry=None)
-            for family in process.collect():
-                metric = merged.setdefault(
-                    family.name,
-                    Metric(family.name, family.documentation, family.type, family.unit),
-                )
-                for sample in family.samples:
-                    metric.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
-        return list(merged.values())
-
-
-def _constant(pid: int) -> Callable[[], int]:
-    return lambda: pid
-
-
-def worker_pids(multiprocess_dir: Path) -> set[int]:
-    """Processes with live-merged gauge files in the directory."""
-    pids = set()
-    for name in os.listdir(multiprocess_dir):
-        match = _LIVE_GAUGE_FILE.match(name)
-        if match:
-            pids.add(int(match.group(1)))
-    return pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A killed worker stays a zombie until its supervisor reaps it: dead all the same.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def reap_dead_workers(multiprocess_dir: Path) -> list[int]:
-    """Mark workers that died without saying so (killed, crashed) dead; returns their pids.
-
-    gunicorn does this in its ``child_exit`` hook; uvicorn's supervisor has none, so the
-    workers do it themselves at each scrape.
-    """
-    dead = [pid for pid in worker_pids(multiprocess_dir) if not _alive(pid)]
-    for pid in dead:
-        mark_process_dead(pid, str(multiprocess_dir))
-        log.info("marked metrics of dead worker %d", pid)
-    return dead
-
-
-def clear_multiprocess_dir(multiprocess_dir: Path) -> None:
-    """Empty the directory before workers start: files of a previous run would be counted."""
-    multiprocess_dir.mkdir(parents=True, exist_ok=True)
-    for path in multiprocess_dir.glob("*.db"):
-        path.unlink()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bench.experiment_overhead import (
@@ -13,6 +15,7 @@ from bench.experiment_overhead import (
     markdown,
     summarise,
 )
+from bench.experiment_work import added_work_us
 
 
 def _m(name: str, round_: int, rate: float, cpu: float | None) -> Measured:
@@ -76,3 +79,16 @@ def test_capacity_is_the_median_answered_rate_past_saturation() -> None:
     found = capacities(measured, 200.0)
     assert (found[SINGLE], found[EXPERIMENT], found[SINGLE_AGAIN]) == (85.0, 70.0, 86.0)
     assert found["ratio"] == pytest.approx(70 / 85, abs=1e-4)
+
+
+def test_added_work_is_timed_on_real_experiment_parts() -> None:
+    config = {
+        "name": "x",
+        "version": 1,
+        "arms": [
+            {"name": "a", "bundle": "one", "share": 0.5},
+            {"name": "b", "bundle": "two", "share": 0.5},
+        ],
+    }
+    body = json.dumps({"user_id": "u1", "candidates": [f"i{n}" for n in range(50)], "top_k": 10})
+    assert 0.0 < added_work_us(config, body.encode(), repeats=50) < 1e6

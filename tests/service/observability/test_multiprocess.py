@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from loadtest.service_process import wait_ready
-from service.observability.metrics import worker_pids
+from service.observability.multiprocess import worker_pids
 from tests.support.exposition import names, samples, value
 from tests.support.ports import free_port
 
