@@ -37,6 +37,12 @@ class PredictionLog(Protocol):
         ...
 
 
+#: How long a writer lets records gather once one arrives: a write (and a wake-up of the writer)
+#: at most this often, instead of one per answer, which costs the serving threads their share of
+#: the interpreter at every answer.
+LINGER_S = 0.1
+
+
 class RecordQueue:
     """A bounded FIFO of records between callers and one writer; a full (or closed) queue
     drops. Any thread may put; the sink that owns it wakes its writer after a put."""

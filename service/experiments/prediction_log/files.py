@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from service.experiments.prediction_log.base import (
+    LINGER_S,
     LogRecord,
     RecordQueue,
     WriteFailures,
@@ -154,8 +155,10 @@ class FileLog:
         queue_size: int,
         metrics: PredictionLogMetrics,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
+        linger_s: float = LINGER_S,
     ) -> None:
         self._sink = sink
+        self._linger_s = linger_s
         self._queue = RecordQueue(queue_size, metrics)
         self._failures = WriteFailures("file", metrics)
         self._close_timeout_s = close_timeout_s
@@ -197,6 +200,7 @@ class FileLog:
                     return
                 else:
                     self._wake.wait()
+                    self._stopping.wait(self._linger_s)  # let more gather, unless closing
         finally:
             self._sink.close()
 

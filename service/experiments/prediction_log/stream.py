@@ -15,6 +15,7 @@ from contextlib import suppress
 
 from service import tasks
 from service.experiments.prediction_log.base import (
+    LINGER_S,
     LogRecord,
     RecordQueue,
     WriteFailures,
@@ -45,8 +46,10 @@ class StreamLog:
         metrics: PredictionLogMetrics,
         retry_delay_s: float = RETRY_DELAY_S,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
+        linger_s: float = LINGER_S,
     ) -> None:
         self._client = client
+        self._linger_s = linger_s
         self._maxlen = maxlen
         self._queue = RecordQueue(queue_size, metrics)
         self._failures = WriteFailures("redis stream", metrics)
@@ -98,6 +101,7 @@ class StreamLog:
                 return
             else:
                 await self._wake.wait()
+                await self._pause(self._linger_s)  # let more gather, unless closing
 
     async def _write(self, batch: list[LogRecord]) -> None:
         records, lines = await asyncio.to_thread(encode_records, batch, self._failures)
@@ -116,14 +120,14 @@ class StreamLog:
                 await pipe.execute()
         except Exception as error:  # Redis down, slow or refusing: the task carries on
             self._failures.failed(f"{type(error).__name__}: {error}", len(records))
-            await self._pause()
+            await self._pause(self._retry_delay_s)
         else:
             self._failures.succeeded(records)
 
-    async def _pause(self) -> None:
-        """Wait before the next try, unless closing (what is left is then tried at once)."""
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` unless closing (what is left is then written at once)."""
         with suppress(TimeoutError):
-            async with asyncio.timeout(self._retry_delay_s):
+            async with asyncio.timeout(seconds):
                 await self._stop.wait()
 
 

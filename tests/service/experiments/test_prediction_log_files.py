@@ -371,3 +371,19 @@ async def test_the_service_refuses_to_start_on_an_unwritable_folder(
         async with app.router.lifespan_context(app):
             pass
     assert any("refusing to start" in record.getMessage() for record in caplog.records)
+
+
+async def test_records_that_arrive_together_are_written_in_one_write(
+    metrics: PredictionLogMetrics,
+) -> None:
+    """The writer lets records gather after the first wakes it: one write, not one per answer."""
+    sink = FlakySink()
+    sink.failing = False
+    log = FileLog(sink, queue_size=100, metrics=metrics, linger_s=0.5)
+    log.record(outcome(0))
+    await asyncio.sleep(0.05)  # the writer is awake: without lingering it would write one
+    for n in range(1, 20):
+        log.record(outcome(n))
+    await wait_for(lambda: len(sink.lines) == 20, "the records were written")
+    assert sink.attempts == 1
+    await log.close()
