@@ -29,6 +29,7 @@ import aiohttp
 import typer
 from rich.console import Console
 
+from bench.experiment_toggle import OFF, ON, toggled
 from bench.experiment_work import added_work_us
 from bench.fixture import BenchFixture, build_fixture, export_version
 from bench.loadgen import offer
@@ -219,6 +220,19 @@ def markdown(report: dict[str, Any]) -> str:
         f"configuration run twice differs by {_percent(noise)}.",
         "",
     ]
+    toggle = report.get("toggled")
+    if toggle:
+        shown = ", ".join(
+            f"{row['offered_rps']:g} req/s {row[OFF]} → {row[ON]} ms" for row in toggle["per_rate"]
+        )
+        lines += [
+            "In one process, the experiment switched off and on in turn (`DELETE` and `PUT "
+            f"/v1/admin/experiment`, `bench/experiment_toggle.py`, {report['rounds']} rounds of "
+            f"each, the same rates), CPU per request off → on: {shown}; the experiment's "
+            f"overhead **{_percent(toggle['cpu_overhead'])}**, "
+            f"{_verdict(toggle['cpu_overhead'], None)}.",
+            "",
+        ]
     added = report.get("added_work_us")
     single_cpu = _median([row[SINGLE]["cpu_ms"] for row in report["summary"]["per_rate"]])
     if added is not None and single_cpu:
@@ -299,6 +313,16 @@ def main(
                     measured.append(m)
                     console.print(f"{name} round {round_} {rate:g} req/s: {m}")
                     time.sleep(1.0)
+    toggle = toggled(
+        fixture,
+        experiment_config(fixture),
+        offered,
+        rounds,
+        lambda state, url, pid, rate, round_: _measure(
+            state, url, pid, bodies, rate, duration_s, round_
+        ),
+    )
+    console.print(f"experiment switched on and off in one process: {toggle}")
     report = {
         "machine": machine(),
         "args": f"--rates {rates} --duration-s {duration_s:g} --rounds {rounds} "
@@ -311,6 +335,7 @@ def main(
         "arm_split": dict(split),
         "measured": [m.__dict__ for m in measured],
         "summary": summarise(measured, offered),
+        "toggled": toggle,
         "added_work_us": round(added_work_us(experiment_config(fixture), bodies[0]), 2),
         "capacity": (
             capacities(measured, saturating_rps) | {"offered_rps": saturating_rps}

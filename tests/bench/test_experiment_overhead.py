@@ -60,6 +60,9 @@ def test_the_report_states_the_verdict_from_the_figure() -> None:
     }
     text = markdown(report)
     assert "+10.0%" in text and "**over** the 5% goal" in text and "differs by +2.0%" in text
+    toggled = {"per_rate": [{"offered_rps": 20.0, "off": 4.0, "on": 4.1, "cpu_ratio": 1.025}]}
+    switched = markdown(report | {"toggled": toggled | {"cpu_overhead": 0.025}})
+    assert "20 req/s 4.0 → 4.1 ms" in switched and "overhead **+2.5%**, within" in switched
     noisy = [_m(SINGLE, 0, 20.0, 4.0), _m(EXPERIMENT, 0, 20.0, 4.1), _m(SINGLE_AGAIN, 0, 20.0, 3.7)]
     assert "not resolved" in markdown(report | {"summary": summarise(noisy, [20.0])})
     report["summary"] = summarise([_m(SINGLE, 0, 20.0, 4.0), _m(EXPERIMENT, 0, 20.0, 4.1)], [20.0])
