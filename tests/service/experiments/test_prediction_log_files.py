@@ -24,53 +24,19 @@ from service.experiments.prediction_log import (
     open_prediction_log,
     should_log,
 )
-from service.experiments.prediction_log.base import LogRecord
 from service.experiments.prediction_log.files import FileLog, RotatingFiles, open_file_log
-from service.experiments.records import LOG_FILE_GLOB, RECORD_FORMAT
+from service.experiments.records import LOG_FILE_GLOB
 from service.observability.prediction_log_metrics import PredictionLogMetrics
 from service.settings import Settings
 from service.settings_errors import setting_error_lines
 from service.stores.config import EmbeddedStoreConfig
+from tests.support.log_records import mixed, outcome, prediction
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.anyio
 
 MIB = 2**20
 FILE_NAME = re.compile(rf"^predictions-\d{{8}}T\d{{12}}-{os.getpid()}\.jsonl$")
-
-
-def prediction(n: int) -> LogRecord:
-    return {
-        "kind": "prediction",
-        "format": RECORD_FORMAT,
-        "ts": 1_764_000_000.0 + n,
-        "request_id": f"r{n}",
-        "user_id": f"u{n % 7}",
-        "experiment": "exp",
-        "experiment_version": 1,
-        "arm": "a" if n % 2 else "b",
-        "shadow": False,
-        "bundle_version": "test-1",
-        "items": ["i1", "i2", "i3"],
-        "scores": [0.9, 0.5, 0.1],
-        "candidates": 3,
-        "degraded": [],
-    }
-
-
-def outcome(n: int) -> LogRecord:
-    return {
-        "kind": "outcome",
-        "format": RECORD_FORMAT,
-        "ts": 1_764_000_100.0 + n,
-        "request_id": f"r{n}",
-        "item_id": "i1",
-        "outcome": "click",
-    }
-
-
-def mixed(count: int) -> list[LogRecord]:
-    return [prediction(n) if n % 3 else outcome(n) for n in range(count)]
 
 
 def read_log(folder: Path) -> list[dict[str, Any]]:

@@ -16,38 +16,18 @@ from prometheus_client import CollectorRegistry
 from redis.cluster import RedisCluster
 
 from service.experiments.prediction_log import open_prediction_log
-from service.experiments.prediction_log.base import LogRecord
 from service.experiments.prediction_log.stream import StreamLog
-from service.experiments.records import PREDICTION_STREAM, RECORD_FORMAT, STREAM_FIELD
+from service.experiments.records import PREDICTION_STREAM, STREAM_FIELD
 from service.observability.prediction_log_metrics import PredictionLogMetrics
 from service.settings import Settings
 from service.stores.config import RedisStoreConfig
 from service.stores.redis import connect
+from tests.support.log_records import prediction
 from tests.support.ports import free_port
 from tests.support.redis_nodes import RedisProcess
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.anyio
-
-
-def prediction(n: int) -> LogRecord:
-    return {
-        "kind": "prediction",
-        "format": RECORD_FORMAT,
-        "ts": 1_764_000_000.0 + n,
-        "request_id": f"r{n}",
-        "user_id": "u1",
-        "experiment": "exp",
-        "experiment_version": 1,
-        "arm": "a",
-        "shadow": False,
-        "bundle_version": "test-1",
-        "items": ["i3", "i1"],
-        "scores": [0.7, 0.2],
-        "candidates": 2,
-        "degraded": [],
-        "context": {"surface": "home"},
-    }
 
 
 def streamed(client: redis.Redis | RedisCluster) -> list[dict[str, Any]]:
