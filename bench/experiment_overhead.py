@@ -29,7 +29,7 @@ import aiohttp
 import typer
 from rich.console import Console
 
-from bench.experiment_toggle import OFF, ON, toggled
+from bench.experiment_toggle import OFF, OFF_AGAIN, ON, toggled
 from bench.experiment_work import added_work_us
 from bench.fixture import BenchFixture, build_fixture, export_version
 from bench.loadgen import offer
@@ -222,17 +222,7 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     toggle = report.get("toggled")
     if toggle:
-        shown = ", ".join(
-            f"{row['offered_rps']:g} req/s {row[OFF]} → {row[ON]} ms" for row in toggle["per_rate"]
-        )
-        lines += [
-            "In one process, the experiment switched off and on in turn (`DELETE` and `PUT "
-            f"/v1/admin/experiment`, `bench/experiment_toggle.py`, {report['rounds']} rounds of "
-            f"each, the same rates), CPU per request off → on: {shown}; the experiment's "
-            f"overhead **{_percent(toggle['cpu_overhead'])}**, "
-            f"{_verdict(toggle['cpu_overhead'], None)}.",
-            "",
-        ]
+        lines += _toggled_lines(toggle, report["rounds"])
     added = report.get("added_work_us")
     single_cpu = _median([row[SINGLE]["cpu_ms"] for row in report["summary"]["per_rate"]])
     if added is not None and single_cpu:
@@ -255,6 +245,34 @@ def markdown(report: dict[str, Any]) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def _toggled_lines(toggle: dict[str, Any], rounds: int) -> list[str]:
+    shown = ", ".join(
+        f"{row['offered_rps']:g} req/s {row[OFF]} → {row[ON]} ms (off again "
+        f"{row.get(OFF_AGAIN, '—')})"
+        for row in toggle["per_rate"]
+    )
+    noise = toggle.get("noise")
+    lines = [
+        "In one process, the experiment switched off and on in turn (`DELETE` and `PUT "
+        f"/v1/admin/experiment`, `bench/experiment_toggle.py`, {rounds} rounds of off, on and "
+        "off again in rotated order, the same rates, each state measured after a warm-up), CPU "
+        f"per request off → on: {shown}; the experiment's overhead "
+        f"**{_percent(toggle['cpu_overhead'])}**, {_verdict(toggle['cpu_overhead'], noise)}"
+        + (f"; off again against off: {_percent(noise)}." if noise is not None else "."),
+        "",
+    ]
+    warm_up = toggle.get("warm_up_cpu_ms") or {}
+    if warm_up.get(ON) and warm_up.get(OFF):
+        lines += [
+            f"The warm-up right after a switch, measured on its own: {warm_up[ON]} ms CPU per "
+            f"request after switching on (the bundles freshly loaded), {warm_up[OFF]} ms after "
+            f"switching off ({_percent(warm_up[ON] / warm_up[OFF] - 1.0)}): a one-off cost of "
+            "loading an experiment, left out of the overhead above.",
+            "",
+        ]
+    return lines
 
 
 def _verdict(overhead: float | None, noise: float | None) -> str:
@@ -318,8 +336,10 @@ def main(
         experiment_config(fixture),
         offered,
         rounds,
-        lambda state, url, pid, rate, round_: _measure(
-            state, url, pid, bodies, rate, duration_s, round_
+        duration_s,
+        _WARM_UP_S,
+        lambda state, url, pid, rate, round_, seconds: _measure(
+            state, url, pid, bodies, rate, seconds, round_
         ),
     )
     console.print(f"experiment switched on and off in one process: {toggle}")

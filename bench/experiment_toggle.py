@@ -1,7 +1,14 @@
 """The experiment switched on and off in one service process (``PUT`` and ``DELETE
-/v1/admin/experiment``), alternating, at the same offered rates: what separate processes differ
-by (memory layout, where the kernel runs them) is then the same on both sides, so the CPU per
-request of the two states compares more closely than across processes."""
+/v1/admin/experiment``) at the same offered rates: what separate processes differ by (memory
+layout, where the kernel runs them) is then the same on both sides, so the CPU per request of the
+two states compares more closely than across processes.
+
+Three states per round, in an order rotated from round to round: ``off``, ``on`` and
+``off_again`` (off once more, its own measurements: the noise floor inside one process). After
+every switch the service is first offered a warm-up at the lowest rate, measured on its own: a
+freshly loaded bundle's first requests pay for what a warm one has in hand (memory the ONNX
+sessions allocate on their first shapes, pages of the item table touched for the first time), a
+cost of the switch, not of serving an experiment."""
 
 from __future__ import annotations
 
@@ -15,7 +22,8 @@ from bench.fixture import BenchFixture
 from bench.run import process_on_port, service_command
 
 ADMIN_KEY = "bench-admin-key"
-OFF, ON = "off", "on"
+OFF, ON, OFF_AGAIN = "off", "on", "off_again"
+STATES = (OFF, ON, OFF_AGAIN)
 _EXPERIMENT_PATH = "/v1/admin/experiment"
 
 
@@ -24,7 +32,8 @@ class Measured(Protocol):
     cpu_ms: float | None
 
 
-Measure = Callable[[str, str, int, float, int], Measured]
+#: (state, url, pid, offered rate, round, seconds) → one measurement.
+Measure = Callable[[str, str, int, float, int, float], Measured]
 
 
 def toggled(
@@ -32,11 +41,14 @@ def toggled(
     config: dict[str, object],
     rates: list[float],
     rounds: int,
+    duration_s: float,
+    warm_up_s: float,
     measure: Measure,
 ) -> dict[str, Any]:
-    """``rounds`` of both states (order alternating), each at every rate through ``measure``
-    (state, url, pid, rate, round); the median CPU ms per request of each state per rate, and
-    the experiment's overhead (median over rates of the ratios, less one)."""
+    """``rounds`` of the three states, each at every rate for ``duration_s`` through
+    ``measure`` after a warm-up of ``warm_up_s``; per rate the median CPU ms per request of each
+    state, and the experiment's overhead (on over off) and the noise floor (off again over off),
+    each the median over rates of the ratios, less one."""
     command, env = service_command(fixture, 1)
     env = env | {
         "REASEQ_ADMIN_API_KEY": ADMIN_KEY,
@@ -45,23 +57,51 @@ def toggled(
         "REASEQ_PREDICTION_LOG_DIR": str(fixture.root / "predictions"),
     }
     cpu: dict[tuple[str, float], list[float]] = {}
+    warm_up: dict[str, list[float]] = {}
     with process_on_port(command, env, fixture.root / "overhead-toggled.log") as served:
+        running = OFF
         for round_ in range(rounds):
-            for state in (OFF, ON) if round_ % 2 == 0 else (ON, OFF):
-                _switch(served.url, state, config, version=2 * round_ + 1)
+            for state in rotated(round_):
+                wanted = ON if state == ON else OFF
+                switched = wanted != running
+                if switched:
+                    _switch(served.url, wanted, config, version=round_ + 1)
+                    running = wanted
+                found = measure(state, served.url, served.pid, rates[0], round_, warm_up_s)
+                if switched and found.cpu_ms is not None:
+                    warm_up.setdefault(wanted, []).append(found.cpu_ms)
                 for rate in rates:
-                    found = measure(state, served.url, served.pid, rate, round_)
+                    found = measure(state, served.url, served.pid, rate, round_, duration_s)
                     if found.cpu_ms is not None:
                         cpu.setdefault((state, rate), []).append(found.cpu_ms)
-        _switch(served.url, OFF, config, version=0)
+        if running == ON:
+            _switch(served.url, OFF, config, version=0)
+    return summarise(cpu, warm_up, rates)
+
+
+def rotated(round_: int) -> tuple[str, ...]:
+    """The states in round ``round_``'s order: each comes first, second and third in turn."""
+    shift = round_ % len(STATES)
+    return STATES[shift:] + STATES[:shift]
+
+
+def summarise(
+    cpu: dict[tuple[str, float], list[float]], warm_up: dict[str, list[float]], rates: list[float]
+) -> dict[str, Any]:
     per_rate = []
     for rate in rates:
-        off, on = (_median(cpu.get((state, rate), [])) for state in (OFF, ON))
-        ratio = round(on / off, 4) if off and on else None
-        per_rate.append({"offered_rps": rate, OFF: off, ON: on, "cpu_ratio": ratio})
-    ratios = [row["cpu_ratio"] for row in per_rate if row["cpu_ratio"] is not None]
-    overhead = round(statistics.median(ratios) - 1.0, 4) if ratios else None
-    return {"per_rate": per_rate, "cpu_overhead": overhead}
+        row: dict[str, Any] = {"offered_rps": rate}
+        for state in STATES:
+            row[state] = _median(cpu.get((state, rate), []))
+        row["cpu_ratio"] = _ratio(row[ON], row[OFF])
+        row["noise_ratio"] = _ratio(row[OFF_AGAIN], row[OFF])
+        per_rate.append(row)
+    return {
+        "per_rate": per_rate,
+        "cpu_overhead": _overhead([row["cpu_ratio"] for row in per_rate]),
+        "noise": _overhead([row["noise_ratio"] for row in per_rate]),
+        "warm_up_cpu_ms": {state: _median(values) for state, values in warm_up.items()},
+    }
 
 
 def _switch(url: str, state: str, config: dict[str, object], version: int) -> None:
@@ -72,6 +112,15 @@ def _switch(url: str, state: str, config: dict[str, object], version: int) -> No
     else:
         response = httpx.delete(f"{url}{_EXPERIMENT_PATH}", headers=headers, timeout=120)
     response.raise_for_status()
+
+
+def _ratio(part: float | None, whole: float | None) -> float | None:
+    return round(part / whole, 4) if part and whole else None
+
+
+def _overhead(ratios: list[float | None]) -> float | None:
+    present = [r for r in ratios if r is not None]
+    return round(statistics.median(present) - 1.0, 4) if present else None
 
 
 def _median(values: list[float]) -> float | None:

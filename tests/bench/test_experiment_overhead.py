@@ -15,6 +15,8 @@ from bench.experiment_overhead import (
     markdown,
     summarise,
 )
+from bench.experiment_toggle import rotated
+from bench.experiment_toggle import summarise as summarise_toggled
 from bench.experiment_work import added_work_us
 
 
@@ -60,9 +62,17 @@ def test_the_report_states_the_verdict_from_the_figure() -> None:
     }
     text = markdown(report)
     assert "+10.0%" in text and "**over** the 5% goal" in text and "differs by +2.0%" in text
-    toggled = {"per_rate": [{"offered_rps": 20.0, "off": 4.0, "on": 4.1, "cpu_ratio": 1.025}]}
-    switched = markdown(report | {"toggled": toggled | {"cpu_overhead": 0.025}})
-    assert "20 req/s 4.0 → 4.1 ms" in switched and "overhead **+2.5%**, within" in switched
+    toggled = summarise_toggled(
+        {("off", 20.0): [4.0], ("on", 20.0): [4.1], ("off_again", 20.0): [4.04]},
+        {"on": [5.0], "off": [4.0]},
+        [20.0],
+    )
+    switched = markdown(report | {"toggled": toggled})
+    assert "20 req/s 4.0 → 4.1 ms (off again 4.04)" in switched
+    assert "overhead **+2.5%**, within" in switched and "off again against off: +1.0%" in switched
+    assert "5.0 ms CPU per request after switching on" in switched and "(+25.0%)" in switched
+    toggled["noise"] = 0.06
+    assert "not resolved" in markdown(report | {"toggled": toggled}).split("In one process")[1]
     noisy = [_m(SINGLE, 0, 20.0, 4.0), _m(EXPERIMENT, 0, 20.0, 4.1), _m(SINGLE_AGAIN, 0, 20.0, 3.7)]
     assert "not resolved" in markdown(report | {"summary": summarise(noisy, [20.0])})
     report["summary"] = summarise([_m(SINGLE, 0, 20.0, 4.0), _m(EXPERIMENT, 0, 20.0, 4.1)], [20.0])
@@ -95,3 +105,10 @@ def test_added_work_is_timed_on_real_experiment_parts() -> None:
     }
     body = json.dumps({"user_id": "u1", "candidates": [f"i{n}" for n in range(50)], "top_k": 10})
     assert 0.0 < added_work_us(config, body.encode(), repeats=50) < 1e6
+
+
+def test_every_state_takes_every_place_in_the_order_over_three_rounds() -> None:
+    orders = [rotated(r) for r in range(3)]
+    assert all(sorted(order) == ["off", "off_again", "on"] for order in orders)
+    for place in range(3):
+        assert {order[place] for order in orders} == {"off", "on", "off_again"}
