@@ -59,6 +59,8 @@ POPULARITY, ID_ONLY, KNOWLEDGE_ONLY = "popularity", "id_only", "knowledge_only"
 SUM, FULL = "sum", "full"
 #: Gated fusion attending over the world generator's blocks (generated behaviours).
 GATE_GBR = "gate_gbr"
+#: Share of training requests whose generated block is hidden (see ``TrainConfig``).
+GBR_BLOCK_DROPOUT = 0.5
 #: Trained rows and the settings each changes from the spec's ranker config.
 VARIANTS: dict[str, dict[str, Any]] = {
     ID_ONLY: {"use_semantic": False},
@@ -70,7 +72,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "dropout_max_count": GATED_DROPOUT_MAX_COUNT,
         "user_layers": 1,
     },
-    GATE_GBR: {"fusion": "gate", "dropout_max_count": GATED_DROPOUT_MAX_COUNT},
+    GATE_GBR: {
+        "fusion": "gate",
+        "dropout_max_count": GATED_DROPOUT_MAX_COUNT,
+        "block_dropout": GBR_BLOCK_DROPOUT,
+    },
 }
 #: Variants that attend over generated blocks.
 GBR_VARIANTS = frozenset({GATE_GBR})

@@ -24,6 +24,7 @@ from model_export.real_data import (
     GATE,
     GATE_GBR,
     GATE_SELF_ATTENTION,
+    GBR_BLOCK_DROPOUT,
     ID_ONLY,
     KNOWLEDGE_ONLY,
     POPULARITY,
@@ -46,7 +47,11 @@ ROWS = (
     (SUM, "ID + knowledge, sum fusion"),
     (GATE, "ID + knowledge, gated fusion"),
     (GATE_SELF_ATTENTION, "ID + knowledge, gated, self-attention user encoder"),
-    (GATE_GBR, "ID + knowledge, gated, + world GBR blocks"),
+    (
+        GATE_GBR,
+        "ID + knowledge, gated, + world GBR blocks "
+        f"(hidden from {100 * GBR_BLOCK_DROPOUT:.0f}% of training requests)",
+    ),
     (FULL, "**full** (the ID + knowledge configuration best on mean validation GAUC)"),
 )
 PARTS = (("overall", "overall"), ("cold_items", "cold items"), ("sparse_users", "sparse users"))

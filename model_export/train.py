@@ -8,6 +8,7 @@ period is never looked at.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -66,6 +67,10 @@ class TrainConfig:
     #: Generated behaviours per request the ranker is trained with (K; 0 = none). It must match
     #: the width of the generated log given to :func:`train`; the bundle's manifest records it.
     generated: int = 0
+    #: Probability of hiding a training request's whole generated block (with ``generated``):
+    #: the ranker must then score well without one, and leans on the block only as far as it
+    #: adds to the user's own behaviours, rather than trusting it for what the logs already say.
+    block_dropout: float = 0.0
     #: Torch intra-op threads during training; ``None`` keeps torch's default (one per core).
     #: On cores shared with other busy processes, 1 can be faster: the small ops of this model
     #: make OpenMP threads wait on each other at every barrier.
@@ -137,6 +142,8 @@ def train(
         raise ValueError(
             f"config.generated is {config.generated} but the generated log has width {width}"
         )
+    if not 0.0 <= config.block_dropout < 1.0:
+        raise ValueError(f"block_dropout must lie in [0, 1), not {config.block_dropout}")
     previous_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -169,6 +176,7 @@ def _fit(
         for epoch in range(1, config.epochs + 1):
             model.train()
             for batch in batches(train_examples, config.batch_size, rng):
+                batch = drop_blocks(batch, config.block_dropout, rng)
                 logits = batch_logits(model, batch, id_dropout, config.dropout_max_count)
                 loss = masked_bce(logits, batch)
                 optimiser.zero_grad(set_to_none=True)
@@ -196,6 +204,14 @@ def _fit(
         best_epoch=None if best is None else best[1],
         validation_gauc=None if best is None else best[0],
     )
+
+
+def drop_blocks(batch: RankingBatch, rate: float, rng: np.random.Generator) -> RankingBatch:
+    """``batch`` with each request's generated block hidden with probability ``rate``."""
+    if rate <= 0.0:
+        return batch
+    keep = torch.from_numpy(rng.random(batch.generated_mask.shape[0]) >= rate)
+    return dataclasses.replace(batch, generated_mask=batch.generated_mask * keep[:, None].float())
 
 
 def validation_gauc(

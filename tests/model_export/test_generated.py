@@ -25,7 +25,7 @@ from model_export.dataset import (
 )
 from model_export.evaluate import evaluate
 from model_export.parity import BundleGraphs, ParityShape, check_parity, random_feeds
-from model_export.train import TrainedRanker, train
+from model_export.train import TrainConfig, TrainedRanker, drop_blocks, train
 from offline.data.canonical import Dataset
 from service.contracts import graphs as g
 from service.contracts.manifest import EvaluationMetrics, GeneratorInfo, read_manifest
@@ -83,6 +83,27 @@ def test_batches_trim_empty_columns_and_keep_one_masked_slot(learnable: Learnabl
     empty = build_examples(dataset, 5, GeneratedBlocksLog(items=items[:, :0], version="none"))
     batch = next(batches(empty, 4))
     assert batch.generated_items.shape == (4, 1) and float(batch.generated_mask.sum()) == 0.0
+
+
+def test_block_dropout_hides_whole_blocks_of_about_its_share_of_requests(
+    learnable: Learnable,
+) -> None:
+    dataset, _ = learnable
+    n = len(example_requests(dataset)[0])
+    items = np.tile(np.arange(1, 4, dtype=np.int64), (n, 1))
+    examples = build_examples(dataset, 5, GeneratedBlocksLog(items=items, version="full"))
+    batch = next(batches(examples, 512))
+    rng = np.random.default_rng(0)
+    assert drop_blocks(batch, 0.0, rng) is batch
+    dropped = drop_blocks(batch, 0.5, rng)
+    per_request = dropped.generated_mask.sum(dim=1)
+    # Each block is hidden whole or kept whole, and nothing else in the batch changes.
+    assert set(per_request.tolist()) <= {0.0, 3.0}
+    assert 0.35 < float((per_request == 0).float().mean()) < 0.65
+    assert torch.equal(dropped.generated_items, batch.generated_items)
+    assert torch.equal(dropped.sequence_mask, batch.sequence_mask)
+    with pytest.raises(ValueError, match="block_dropout"):
+        train(dataset, learnable[1], TrainConfig(block_dropout=1.0))
 
 
 def test_the_generated_pathway_learns_a_planted_signal(
