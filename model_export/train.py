@@ -67,9 +67,11 @@ class TrainConfig:
     #: Generated behaviours per request the ranker is trained with (K; 0 = none). It must match
     #: the width of the generated log given to :func:`train`; the bundle's manifest records it.
     generated: int = 0
-    #: Probability of hiding a training request's whole generated block (with ``generated``):
-    #: the ranker must then score well without one, and leans on the block only as far as it
-    #: adds to the user's own behaviours, rather than trusting it for what the logs already say.
+    #: Probability of hiding a training request's whole generated block (only with
+    #: ``generated``): the ranker must then score well without one, and leans on the block only
+    #: as far as it adds to the user's own behaviours, rather than trusting it for what the logs
+    #: already say. It pays where blocks are noisy (real logs) and costs where they are
+    #: informative (docs/RESULTS.md: the real-data protocol trains its GBR variant with 0.5).
     block_dropout: float = 0.0
     #: Torch intra-op threads during training; ``None`` keeps torch's default (one per core).
     #: On cores shared with other busy processes, 1 can be faster: the small ops of this model
@@ -176,7 +178,8 @@ def _fit(
         for epoch in range(1, config.epochs + 1):
             model.train()
             for batch in batches(train_examples, config.batch_size, rng):
-                batch = drop_blocks(batch, config.block_dropout, rng)
+                if config.generated:
+                    batch = drop_blocks(batch, config.block_dropout, rng)
                 logits = batch_logits(model, batch, id_dropout, config.dropout_max_count)
                 loss = masked_bce(logits, batch)
                 optimiser.zero_grad(set_to_none=True)

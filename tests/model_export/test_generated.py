@@ -106,6 +106,18 @@ def test_block_dropout_hides_whole_blocks_of_about_its_share_of_requests(
         train(dataset, learnable[1], TrainConfig(block_dropout=1.0))
 
 
+def test_block_dropout_leaves_a_ranker_without_blocks_exactly_as_it_was(
+    learnable: Learnable, trained: TrainedRanker
+) -> None:
+    """A ranker without generated blocks draws nothing for block dropout: its training (the
+    shuffling shares the generator) is the same whatever the rate."""
+    dataset, semantic = learnable
+    assert trained.config.generated == 0
+    again = train(dataset, semantic, replace(trained.config, block_dropout=0.5))
+    for name, value in trained.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[name]), name
+
+
 def test_the_generated_pathway_learns_a_planted_signal(
     learnable: Learnable,
     oracle: GeneratedBlocksLog,
