@@ -45,6 +45,18 @@ SourceOpt = Annotated[Path | None, typer.Option(help="Folder with the dataset's 
 SizeOpt = Annotated[options.Size, typer.Option(help="Synthetic preset.")]
 BackendOpt = Annotated[BackendKind, typer.Option(help="Who answers the agents' prompts.")]
 CacheOpt = Annotated[Path, typer.Option(help="SQLite cache of agent answers.")]
+SampleUsersOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Load only this many users of a --source log, chosen by a hash of their ID keyed by "
+        "the seed, while the file streams (a sample of a log too big to load whole).",
+    ),
+]
+SinceOpt = Annotated[
+    int | None, typer.Option(help="Load only interactions at or after this Unix time.")
+]
+UntilOpt = Annotated[int | None, typer.Option(help="Load only interactions before this Unix time.")]
 
 
 def load_source(
@@ -56,8 +68,12 @@ def load_source(
     click_threshold: float = 4.0,
     negatives: int = 4,
     split_quantile: float = 0.8,
+    sample_users: int | None = None,
+    since: int | None = None,
+    until: int | None = None,
 ) -> Dataset:
-    """The canonical dataset: generated, or loaded from ``source`` in format ``kind``."""
+    """The canonical dataset: generated, or loaded from ``source`` in format ``kind`` (sampled
+    as ``sample_users``, ``since`` and ``until`` say; see ``LoaderConfig``)."""
     if kind is SourceFormat.synthetic:
         from offline.data.synthetic import SyntheticConfig, generate
 
@@ -66,7 +82,13 @@ def load_source(
         raise typer.BadParameter(f"--source is required for --format {kind.value}")
     from offline.data.loaders import LoaderConfig, load_dataset
 
-    config = LoaderConfig(click_threshold, negatives, split_quantile, seed)
+    try:
+        config = LoaderConfig(
+            click_threshold, negatives, split_quantile, seed,
+            sample_users=sample_users, since=since, until=until,
+        )  # fmt: skip
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
     return load_dataset(kind.value, source, config)
 
 
@@ -80,13 +102,22 @@ def knowledge(
     out: Annotated[Path, typer.Option(help="Records, JSON Lines.")] = DEFAULT_WORK
     / "knowledge.jsonl",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    sample_users: SampleUsersOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
 ) -> None:
     """Run the knowledge agents over a catalogue (cached); print the run report."""
     from offline.data.canonical import Dataset
     from offline.knowledge.runner import BackendKind as Backends
     from offline.knowledge.runner import describe_catalogue, write_records
 
-    dataset = Dataset.load(data) if data is not None else load_source(kind, source, size=size)
+    dataset = (
+        Dataset.load(data)
+        if data is not None
+        else load_source(
+            kind, source, size=size, sample_users=sample_users, since=since, until=until
+        )
+    )
     records, report = describe_catalogue(
         dataset.catalogue, Backends(backend.value), cache, progress=progress
     )
@@ -144,6 +175,9 @@ def build(
     click_threshold: Annotated[float, typer.Option(help="Ratings at or above: a click.")] = 4.0,
     negatives: Annotated[int, typer.Option(min=0, help="Sampled non-clicks per click.")] = 4,
     split_quantile: Annotated[float, typer.Option(help="Time split quantile.")] = 0.8,
+    sample_users: SampleUsersOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     work: Annotated[
         Path, typer.Option(help="Folder for data, cache, records, run, user snapshot.")
     ] = DEFAULT_WORK,
@@ -171,7 +205,8 @@ def build(
     )
     dataset = load_source(
         kind, source, size=size, seed=seed, click_threshold=click_threshold,
-        negatives=negatives, split_quantile=split_quantile,
+        negatives=negatives, split_quantile=split_quantile, sample_users=sample_users,
+        since=since, until=until,
     )  # fmt: skip
     spec = BuildSpec(
         work=work,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.bundles import build_bundle
+from tests.support.loaders import write_recbole
 from tests.support.ports import free_port
 
 REASEQ = [sys.executable, "-m", "cli.main"]
@@ -128,6 +129,8 @@ def test_serve_with_an_unknown_bundle_version(empty: Path) -> None:
         (("encode", "--reduce", "squash"), "'squash' is not one of 'truncate', 'project'"),
         (("build", "--reduce", "squash"), "'squash' is not one of 'truncate', 'project'"),
         (("build", "--format", "recbole"), "--source is required for --format recbole"),
+        (("build", "--sample-users", "0"), "should be greater than or equal to 1"),
+        (("knowledge", "--since", "noon"), "'--since': Input should be a valid integer"),
         (("nosuch",), "No such command 'nosuch'"),
     ],
 )
@@ -136,6 +139,13 @@ def test_a_bad_option_is_one_line_with_the_choices(
 ) -> None:
     answer = reaseq(*args, cwd=empty)
     assert_one_line(answer, expected, "--help")
+
+
+def test_a_sample_that_keeps_nothing_is_one_line(empty: Path) -> None:
+    source = write_recbole(empty / "recbole")
+    args = ("--format", "recbole", "--source", str(source), "--since", "10", "--until", "5")
+    answer = reaseq("build", *args, cwd=empty)
+    assert_one_line(answer, "since (10) must come before until (5)")
 
 
 @pytest.mark.parametrize("debug", [("--debug",), ("REASEQ_DEBUG", "1")])

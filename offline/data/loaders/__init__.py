@@ -5,6 +5,11 @@ Reviews 2023 JSONL. Every loader follows the rules of :mod:`offline.data.loaders
 from a rating threshold, sampled non-clicks from items live at the time, original IDs kept with a
 ``u``/``i`` prefix, a split at a quantile of time. Nothing is downloaded: point a loader at a
 folder that already holds the files.
+
+Files are read by Arrow one block at a time into a columnar log (:mod:`.batches`, :mod:`.log`), so
+a Taobao-size log (100M rows) is a few bytes a field; ``LoaderConfig.sample_users``, ``since`` and
+``until`` sample it while it streams. A file Arrow's reader has doubts about is read line by line,
+which is also what names a malformed line.
 """
 
 from __future__ import annotations

@@ -23,28 +23,33 @@ format:
   (model selection, early stopping), the period after ``test_ts`` the test.
 * **Item text.** Keywords with a timestamp (user tags) are kept only when written before
   ``split_ts``: a tag written in the evaluation period is part of its future.
+* **Sample.** ``sample_users``, ``since`` and ``until`` keep part of the log, chosen while it is
+  read (:mod:`.log`); every rule above then applies to that part as if it were the whole log.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from offline.data.canonical import Behaviours, Catalogue, Dataset, Impressions
+from offline.data.loaders.log import Interactions
 
 USER_PREFIX, ITEM_PREFIX = "u", "i"
 NO_BEHAVIOUR, CLICK, CART, PURCHASE = 0, 1, 2, 3
 #: Price band of an item without a price: the middle one.
 UNKNOWN_PRICE_BAND = 2
 _REDRAW_ROUNDS = 8
+#: The bounds of ``LoaderConfig.block_bytes``: Arrow needs a whole line in one block.
+MIN_BLOCK_BYTES, MAX_BLOCK_BYTES = 1 << 10, 1 << 30
 
 
 @dataclass(frozen=True)
 class LoaderConfig:
-    """How interactions become clicks, impressions and a split."""
+    """How interactions become clicks, impressions and a split, and how much is read at once."""
 
     click_threshold: float = 4.0
     negatives_per_positive: int = 4
@@ -52,6 +57,20 @@ class LoaderConfig:
     seed: int = 0
     #: Start of the test period as a quantile of time (``None``: no validation period).
     test_quantile: float | None = None
+    #: Keep only this many users, those with the smallest hashes of their ID keyed by ``seed``
+    #: (the same users whatever the file order; others with another seed), chosen while the log
+    #: streams, so a sampled load never holds the whole log. ``None``: every user.
+    sample_users: int | None = None
+    #: Keep only interactions with ``since <= timestamp < until`` (the loader's timestamps:
+    #: Unix seconds, or line numbers for a RecBole file without times), applied while reading.
+    since: int | None = None
+    until: int | None = None
+    #: The memory bound of reading: bytes of text parsed at once (Arrow's block size; the
+    #: line-by-line readers append every ``block_bytes // 64`` lines). Reading holds about one
+    #: block of text plus the log read so far, about 19 bytes an interaction (the distinct user
+    #: and item IDs once each, and the sample's hash per user). Assembling the dataset, with its
+    #: sampled negatives, is what needs most memory (see docs/SCALE.md).
+    block_bytes: int = 16 << 20
 
     def __post_init__(self) -> None:
         if not 0 < self.split_quantile < 1:
@@ -60,6 +79,31 @@ class LoaderConfig:
             raise ValueError("test_quantile must lie between split_quantile and 1")
         if self.negatives_per_positive < 0:
             raise ValueError("negatives_per_positive must be >= 0")
+        if self.sample_users is not None and self.sample_users < 1:
+            raise ValueError(f"sample_users must be >= 1, not {self.sample_users}")
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError(f"since ({self.since}) must come before until ({self.until})")
+        if not MIN_BLOCK_BYTES <= self.block_bytes <= MAX_BLOCK_BYTES:
+            raise ValueError(
+                f"block_bytes must lie in [{MIN_BLOCK_BYTES}, {MAX_BLOCK_BYTES}], "
+                f"not {self.block_bytes}"
+            )
+
+    def log(self) -> Interactions:
+        """An empty log that samples as this config says."""
+        return Interactions(
+            sample_users=self.sample_users,
+            seed=self.seed,
+            since=self.since,
+            until=self.until,
+            batch_rows=max(1, self.block_bytes // 64),
+        )
+
+    def sampling(self) -> dict[str, int | None] | None:
+        """The sample's settings for a dataset's meta; None for the whole log."""
+        if self.sample_users is None and self.since is None and self.until is None:
+            return None
+        return {"users": self.sample_users, "since": self.since, "until": self.until}
 
 
 @dataclass
@@ -78,29 +122,13 @@ class ItemFields:
     keywords: list[tuple[str, int]] = field(default_factory=list)
 
 
-@dataclass
-class Interactions:
-    """The log as read, one entry per interaction, in any order."""
+class ItemLookup(Protocol):
+    """Catalogue metadata by original item ID (a ``dict`` is one)."""
 
-    users: list[str] = field(default_factory=list)
-    items: list[str] = field(default_factory=list)
-    ts: list[int] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)  # 1 click, 0 observed non-click
-    events: list[int] = field(default_factory=list)  # behaviour event id, 0 for none
-    requests: list[bool] = field(default_factory=list)  # whether it is a page view
+    def get(self, item: str, default: ItemFields, /) -> ItemFields: ...
 
-    def add(
-        self, user: str, item: str, ts: int, *, label: int, event: int, request: bool = True
-    ) -> None:
-        self.users.append(user)
-        self.items.append(item)
-        self.ts.append(ts)
-        self.labels.append(label)
-        self.events.append(event)
-        self.requests.append(request)
 
-    def __len__(self) -> int:
-        return len(self.users)
+_NO_FIELDS = ItemFields()
 
 
 def _price_bands(
@@ -128,28 +156,40 @@ def _keywords(fields: ItemFields, before_ts: int) -> str:
 
 def _catalogue(
     item_ids: list[str],
-    meta: dict[str, ItemFields],
+    meta: ItemLookup,
     launch: npt.NDArray[np.int64],
     department: str,
     split_ts: int,
 ) -> Catalogue:
-    fields = [meta.get(item, ItemFields()) for item in item_ids]
-    paths = np.array([f.category_path or f"{department}>Other" for f in fields])
-    prices = np.array([max(f.price, 0.0) for f in fields], dtype=np.float32)
-    tops = np.array([path.split(">", 1)[0] for path in paths.tolist()])
+    """One column at a time, so a catalogue of millions of items holds no object per item."""
+    paths, brands, prices, titles, materials = [], [], [], [], []
+    styles, audiences, keywords, descriptions = [], [], [], []
+    for item in item_ids:
+        found = meta.get(item, _NO_FIELDS)
+        paths.append(found.category_path or f"{department}>Other")
+        brands.append(found.brand)
+        prices.append(max(found.price, 0.0))
+        titles.append(found.title or item)
+        materials.append(found.material)
+        styles.append(found.style)
+        audiences.append(found.audience)
+        keywords.append(_keywords(found, split_ts))
+        descriptions.append(found.description)
+    price_values = np.array(prices, dtype=np.float32)
+    tops = np.array([path.split(">", 1)[0] for path in paths])
     return Catalogue(
         item_ids=np.array([ITEM_PREFIX + item for item in item_ids]),
-        category_paths=paths,
-        brands=np.array([f.brand for f in fields]),
-        price_bands=_price_bands(prices, tops),
-        prices=prices,
-        titles=np.array([f.title or item for f, item in zip(fields, item_ids, strict=True)]),
-        materials=np.array([f.material for f in fields]),
-        styles=np.array([f.style for f in fields]),
-        audiences=np.array([f.audience for f in fields]),
+        category_paths=np.array(paths),
+        brands=np.array(brands),
+        price_bands=_price_bands(price_values, tops),
+        prices=price_values,
+        titles=np.array(titles),
+        materials=np.array(materials),
+        styles=np.array(styles),
+        audiences=np.array(audiences),
         launch_ts=launch,
-        keywords=np.array([_keywords(f, split_ts) for f in fields] or [""])[: len(fields)],
-        descriptions=np.array([f.description for f in fields] or [""])[: len(fields)],
+        keywords=np.array(keywords or [""])[: len(item_ids)],
+        descriptions=np.array(descriptions or [""])[: len(item_ids)],
     )
 
 
@@ -207,23 +247,23 @@ def _later_repeats(rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
 
 def assemble_dataset(
     log: Interactions,
-    meta: dict[str, ItemFields],
+    meta: ItemLookup,
     config: LoaderConfig,
     source: str,
     department: str = "Catalogue",
 ) -> Dataset:
     """The canonical dataset for ``log``; see the module docstring for every rule."""
-    if len(log) == 0:
+    columns = log.finish()
+    if len(columns.ts) == 0:
         raise ValueError(f"{source}: no interactions to build a dataset from")
-    user_ids, user_idx = np.unique(np.array(log.users), return_inverse=True)
-    item_ids, item_idx = np.unique(np.array(log.items), return_inverse=True)
-    ts = np.asarray(log.ts, dtype=np.int64)
-    labels, events = np.asarray(log.labels, np.int8), np.asarray(log.events, np.int8)
+    user_ids, user_idx = columns.user_ids, columns.users
+    item_ids, item_idx = columns.item_ids, columns.items
+    ts, labels, events = columns.ts, columns.labels, columns.events
     launch = np.full(len(item_ids), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(launch, item_idx, ts)
 
     rng = np.random.default_rng(config.seed)
-    req = np.flatnonzero(np.asarray(log.requests, dtype=bool))
+    req = np.flatnonzero(columns.requests)
     k = config.negatives_per_positive
     negatives = sample_negatives(user_idx[req], ts[req], user_idx, item_idx, ts, k, rng)
     negatives[labels[req] == 0] = -1  # observed non-clicks stand alone
@@ -264,12 +304,14 @@ def assemble_dataset(
             "negatives": "never-engaged items, by popularity before the request",
             "seed": config.seed,
         },
-        "interactions": len(log),
+        "interactions": len(ts),
         "items": len(item_ids),
         "users": len(user_ids),
         "impressions": len(impressions),
         "behaviours": len(behaviours),
     }
+    if config.sampling() is not None:
+        meta_info["loader"]["sample"] = config.sampling()
     return Dataset(
         catalogue=_catalogue(item_ids.tolist(), meta, launch, department, split_ts),
         user_ids=np.char.add(USER_PREFIX, user_ids.astype(str)),
