@@ -229,9 +229,10 @@ def main(
     plan: list[tuple[str, bool, int | None]] = [("read", False, None)]
     if dataset:
         plan.append(("dataset", True, None))
-    if sample_users is not None:
+    if sample_users is not None:  # a sample's dataset is small even where the whole one is not
         plan += [
-            (f"{name}, {sample_users:,} users", whole, sample_users) for name, whole, _ in plan
+            (f"{name}, {sample_users:,} users", whole, sample_users)
+            for name, whole in (("read", False), ("dataset", True))
         ]
     for name, whole, sample in plan:
         runs[name] = _run(directory, whole, sample, block_bytes)
