@@ -29,7 +29,7 @@ import aiohttp
 import typer
 from rich.console import Console
 
-from bench.experiment_toggle import OFF, OFF_AGAIN, ON, toggled
+from bench.experiment_toggle import OFF, OFF_AGAIN, ON, overhead, ratio, toggled
 from bench.experiment_work import added_work_us
 from bench.fixture import BenchFixture, build_fixture, export_version
 from bench.loadgen import offer
@@ -136,8 +136,8 @@ def capacities(measured: list[Measured], rate: float) -> dict[str, Any]:
             m.answered_rps for m in measured if m.configuration == name and m.offered_rps == rate
         ]
         found[name] = _round(_median(list(runs)), 2)
-    found["ratio"] = _ratio(found[EXPERIMENT], found[SINGLE])
-    found["noise_ratio"] = _ratio(found[SINGLE_AGAIN], found[SINGLE])
+    found["ratio"] = ratio(found[EXPERIMENT], found[SINGLE])
+    found["noise_ratio"] = ratio(found[SINGLE_AGAIN], found[SINGLE])
     return found
 
 
@@ -157,23 +157,14 @@ def summarise(measured: list[Measured], rates: list[float]) -> dict[str, Any]:
                 "failed": sum(m.failed for m in runs),
                 "answered": sum(m.ok for m in runs),
             }
-        row["cpu_ratio"] = _ratio(row[EXPERIMENT]["cpu_ms"], row[SINGLE]["cpu_ms"])
-        row["noise_ratio"] = _ratio(row[SINGLE_AGAIN]["cpu_ms"], row[SINGLE]["cpu_ms"])
+        row["cpu_ratio"] = ratio(row[EXPERIMENT]["cpu_ms"], row[SINGLE]["cpu_ms"])
+        row["noise_ratio"] = ratio(row[SINGLE_AGAIN]["cpu_ms"], row[SINGLE]["cpu_ms"])
         per_rate.append(row)
     return {
         "per_rate": per_rate,
-        "cpu_overhead": _overhead([r["cpu_ratio"] for r in per_rate]),
-        "noise": _overhead([r["noise_ratio"] for r in per_rate]),
+        "cpu_overhead": overhead([r["cpu_ratio"] for r in per_rate]),
+        "noise": overhead([r["noise_ratio"] for r in per_rate]),
     }
-
-
-def _ratio(part: float | None, whole: float | None) -> float | None:
-    return _round(part / whole, 4) if part and whole else None
-
-
-def _overhead(ratios: list[float | None]) -> float | None:
-    present = [r for r in ratios if r is not None]
-    return _round(statistics.median(present) - 1.0, 4) if present else None
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
@@ -181,8 +172,8 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    overhead = report["summary"]["cpu_overhead"]
-    verdict = _verdict(overhead, report["summary"]["noise"])
+    cpu_overhead = report["summary"]["cpu_overhead"]
+    verdict = _verdict(cpu_overhead, report["summary"]["noise"])
     lines = [
         "# What an experiment costs",
         "",
@@ -216,7 +207,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"CPU per request of the experiment over the single bundle (median over rates of the "
-        f"per-rate ratios of round medians): **{_percent(overhead)}**, {verdict}; the same "
+        f"per-rate ratios of round medians): **{_percent(cpu_overhead)}**, {verdict}; the same "
         f"configuration run twice differs by {_percent(noise)}.",
         "",
     ]

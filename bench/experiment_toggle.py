@@ -93,13 +93,13 @@ def summarise(
         row: dict[str, Any] = {"offered_rps": rate}
         for state in STATES:
             row[state] = _median(cpu.get((state, rate), []))
-        row["cpu_ratio"] = _ratio(row[ON], row[OFF])
-        row["noise_ratio"] = _ratio(row[OFF_AGAIN], row[OFF])
+        row["cpu_ratio"] = ratio(row[ON], row[OFF])
+        row["noise_ratio"] = ratio(row[OFF_AGAIN], row[OFF])
         per_rate.append(row)
     return {
         "per_rate": per_rate,
-        "cpu_overhead": _overhead([row["cpu_ratio"] for row in per_rate]),
-        "noise": _overhead([row["noise_ratio"] for row in per_rate]),
+        "cpu_overhead": overhead([row["cpu_ratio"] for row in per_rate]),
+        "noise": overhead([row["noise_ratio"] for row in per_rate]),
         "warm_up_cpu_ms": {state: _median(values) for state, values in warm_up.items()},
     }
 
@@ -114,11 +114,13 @@ def _switch(url: str, state: str, config: dict[str, object], version: int) -> No
     response.raise_for_status()
 
 
-def _ratio(part: float | None, whole: float | None) -> float | None:
+def ratio(part: float | None, whole: float | None) -> float | None:
+    """``part / whole`` to 4 places, or ``None`` when either is missing."""
     return round(part / whole, 4) if part and whole else None
 
 
-def _overhead(ratios: list[float | None]) -> float | None:
+def overhead(ratios: list[float | None]) -> float | None:
+    """The median of the ratios present, less one (4 places)."""
     present = [r for r in ratios if r is not None]
     return round(statistics.median(present) - 1.0, 4) if present else None
 

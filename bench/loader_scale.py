@@ -159,10 +159,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"({report['file_mib']:,.0f} MiB) with the public log's shape. Each line is a fresh "
         "child process: `peak RSS` is its peak resident memory (`VmHWM`; Python, NumPy and "
         "pyarrow included); "
-        "`bytes/row` is its growth over what it held at the start, per row of the file: at a "
-        "few million rows that is mostly the fixed working memory of one block (Arrow's buffers, "
-        "its memory pool, the block's string columns), not a cost per row. `log` is what grows "
-        "with the rows: the bytes of the columnar log itself, 19 a row. "
+        "`bytes/row` is its growth over what it held at the start, per row of the file; it "
+        "includes the fixed working memory of one block (Arrow's buffers, its memory pool, the "
+        "block's string columns) and the ID tables, so it is not a cost per row alone. `log` is "
+        "the bytes of the columnar log itself, 19 a row. "
         f"Block size {report['block_bytes'] >> 20} MiB (`LoaderConfig.block_bytes`).",
         "",
         "| load | rows in file | rows kept | users | items | impressions | seconds | rows/s "
