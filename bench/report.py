@@ -150,14 +150,19 @@ def _overload_lines(title: str, overloaded: dict[str, Any], objective: float) ->
     admission = ", ".join(f"`{k}={v}`" for k, v in limits.items()) if limits else "the defaults"
     return [
         "",
-        f"**{title}**: {overloaded['factor']}× the service's median sustainable "
-        f"{overloaded['workload']} rate ({overloaded['offered_rps']} req/s offered), admission "
+        f"**{title}**: {overloaded['factor']}× the most the service answered in a "
+        f"{overloaded['workload']} ladder ({_v(overloaded.get('capacity_rps'), ' req/s')}, "
+        f"median over rounds; {overloaded['offered_rps']} req/s offered), admission "
         f"limits {admission}: {overloaded['accepted']} of {overloaded['sent']} requests "
         f"accepted ({overloaded['accepted_rps']} req/s), {overloaded['shed']} shed with 429 and "
         f"`Retry-After` (p99 of the 429 answers {_v(overloaded.get('shed_p99_ms'), ' ms')}), "
         f"{overloaded['failed_otherwise']} failed otherwise; the accepted ones answered with p50 "
         f"**{overloaded['accepted_p50_ms']} ms** and p99 **{overloaded['accepted_p99_ms']} ms** "
-        f"(objective {objective:.0f} ms).",
+        f"(objective {objective:.0f} ms). The load generator, on the same cores, sent "
+        f"with a lag of p99 {_v(overloaded.get('send_lag_p99_ms'), ' ms')}; counted from "
+        f"the actual send, accepted p99 {_v(overloaded.get('accepted_after_send_p99_ms'), ' ms')}"
+        f", and the service's own time p99 "
+        f"{_v(overloaded.get('accepted_server_p99_ms'), ' ms')}.",
     ]
 
 

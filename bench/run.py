@@ -5,6 +5,7 @@ rate; the service's session and overload measurements."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import statistics
 import sys
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from bench.fixture import BenchFixture
 from bench.loadgen import RateResult, closed_loop, offer
@@ -208,25 +211,29 @@ OVERLOAD_ADMISSION = {
 def overload(
     fixture: BenchFixture,
     workload: Workload,
-    sustainable_rps: float,
+    capacity_rps: float,
     factor: float,
     duration_s: float,
     log_path: Path,
     admission: dict[str, str] | None = None,
 ) -> dict[str, object]:
-    """Offer ``factor`` x the sustainable rate to a service with the ``admission`` limits
-    (``None``: its defaults): the share shed with 429 and the latency of the requests accepted
-    and of the 429 answers."""
+    """Offer ``factor`` x ``capacity_rps`` (the most the service answered in its ladders) to a
+    service with the ``admission`` limits (``None``: its defaults): the share shed with 429, the
+    latency of the requests accepted and of the 429 answers, and the load generator's own lag
+    (on shared cores it competes with the service it overloads)."""
     command, env = service_command(fixture, 1)
     with process_on_port(command, env | (admission or {}), log_path) as served:
         bodies = fixture.requests(workload)
         url = f"{served.url}/v1/rank"
-        asyncio.run(offer(url, bodies, sustainable_rps, 2.0, seed=98))  # warm up
-        result = asyncio.run(offer(url, bodies, factor * sustainable_rps, duration_s, seed=97))
+        asyncio.run(offer(url, bodies, capacity_rps / 2, 2.0, seed=98))  # warm up
+        result = asyncio.run(offer(url, bodies, factor * capacity_rps, duration_s, seed=97))
+    after_send = [b["client"] - b["send_lag"] for b in result.breakdowns]
+    server = [b["request"] for b in result.breakdowns if "request" in b]
     return {
         "workload": workload.name,
         "admission": admission or {},
-        "offered_rps": round(factor * sustainable_rps, 2),
+        "capacity_rps": round(capacity_rps, 2),
+        "offered_rps": round(factor * capacity_rps, 2),
         "factor": factor,
         "sent": result.sent,
         "accepted": result.ok,
@@ -236,7 +243,14 @@ def overload(
         "accepted_p50_ms": round(result.accepted_percentile(50), 2),
         "accepted_p99_ms": round(result.accepted_percentile(99), 2),
         "shed_p99_ms": _rounded(result.shed_percentile(99)),
+        "send_lag_p99_ms": _rounded(result.lag_percentile(99)),
+        "accepted_after_send_p99_ms": _rounded(_p99(after_send)),
+        "accepted_server_p99_ms": _rounded(_p99(server)),
     }
+
+
+def _p99(values: list[float]) -> float:
+    return float(np.percentile(values, 99, method="higher")) if values else math.nan
 
 
 def _rounded(value: float) -> float | None:

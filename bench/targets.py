@@ -40,7 +40,7 @@ def targets(summary: dict[str, Any]) -> list[Target]:
          w2.get("capacity_ratio_ray_serve"), 2.0, True, "×"),
         (f"Session ({encoder} user encoder): later pages / first request (client)", "≥ 1.5×",
          session.get("client_speedup"), 1.5, True, "×"),
-        ("3× overload, default limits: p99 of accepted requests", "≤ 50 ms",
+        ("3× the most answered, default limits: p99 of accepted requests", "≤ 50 ms",
          defaults.get("accepted_p99_ms"), 50.0, False, " ms"),
     ]  # fmt: skip
 
