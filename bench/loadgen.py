@@ -17,6 +17,8 @@ import aiohttp
 import numpy as np
 
 _CONNECTIONS = 512
+#: The ``Server-Timing`` part with the service's whole time for one request.
+SERVER_PART = "server"
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,14 @@ class RateResult:
     def lag_percentile(self, q: float) -> float:
         """Over every request: how late the load generator itself sent it."""
         return _percentile(self.send_lag_ms, q)
+
+    def after_send_percentile(self, q: float) -> float:
+        """Over the answered requests, counted from their actual send, not their schedule."""
+        return _percentile([b["client"] - b["send_lag"] for b in self.breakdowns], q)
+
+    def server_percentile(self, q: float) -> float:
+        """Over the answered requests: the service's own time, from its ``Server-Timing``."""
+        return _percentile([b[SERVER_PART] for b in self.breakdowns if SERVER_PART in b], q)
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -5,7 +5,6 @@ rate; the service's session and overload measurements."""
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import statistics
 import sys
@@ -14,8 +13,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from bench.fixture import BenchFixture
 from bench.loadgen import RateResult, closed_loop, offer
@@ -227,8 +224,6 @@ def overload(
         url = f"{served.url}/v1/rank"
         asyncio.run(offer(url, bodies, capacity_rps / 2, 2.0, seed=98))  # warm up
         result = asyncio.run(offer(url, bodies, factor * capacity_rps, duration_s, seed=97))
-    after_send = [b["client"] - b["send_lag"] for b in result.breakdowns]
-    server = [b["request"] for b in result.breakdowns if "request" in b]
     return {
         "workload": workload.name,
         "admission": admission or {},
@@ -244,13 +239,9 @@ def overload(
         "accepted_p99_ms": round(result.accepted_percentile(99), 2),
         "shed_p99_ms": _rounded(result.shed_percentile(99)),
         "send_lag_p99_ms": _rounded(result.lag_percentile(99)),
-        "accepted_after_send_p99_ms": _rounded(_p99(after_send)),
-        "accepted_server_p99_ms": _rounded(_p99(server)),
+        "accepted_after_send_p99_ms": _rounded(result.after_send_percentile(99)),
+        "accepted_server_p99_ms": _rounded(result.server_percentile(99)),
     }
-
-
-def _p99(values: list[float]) -> float:
-    return float(np.percentile(values, 99, method="higher")) if values else math.nan
 
 
 def _rounded(value: float) -> float | None:

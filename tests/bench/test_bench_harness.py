@@ -15,13 +15,14 @@ import psutil
 import pytest
 from aiohttp import web
 
-from bench.loadgen import RateResult, offer, server_timing
+from bench.loadgen import SERVER_PART, RateResult, offer, server_timing
 from bench.profile import summarise_samples
 from bench.report import BenchReport, markdown, plot, summarise
 from bench.run import SystemRun, saturated, sustained
 from bench.systems import max_score_difference, tree_cpu_seconds
 from bench.tail import tail_breakdown, tail_reading
 from bench.workloads import W1, Workload
+from service.ranking.breakdown import RequestBreakdown
 from tests.support.ports import free_port
 
 
@@ -84,6 +85,8 @@ def test_open_loop_load_over_real_http() -> None:
     assert {body["n"] for body in received} == {0, 1, 2}
     assert len(result.breakdowns) == result.ok and len(result.send_lag_ms) == result.sent
     assert all(b["server"] == 0.5 and b["client"] >= b["send_lag"] for b in result.breakdowns)
+    assert result.server_percentile(99) == 0.5
+    assert result.after_send_percentile(99) <= result.accepted_percentile(99)
 
 
 def _ladder(system: str, rps: list[float], p99: list[float], round_index: int = 0) -> SystemRun:
@@ -217,3 +220,9 @@ def test_server_timing_header_parts() -> None:
     parts = server_timing("fetch;dur=1.5, wait;dur=0.25, batch;desc=3, bogus, x;dur=y")
     assert parts == {"fetch": 1.5, "wait": 0.25, "batch": 3.0}
     assert server_timing(None) == {}
+
+
+def test_the_service_own_time_is_read_from_its_server_timing_header() -> None:
+    breakdown = RequestBreakdown(started=time.perf_counter() - 0.004)
+    parts = server_timing(breakdown.header())
+    assert parts[SERVER_PART] >= 4.0 and "batch" in parts
