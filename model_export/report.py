@@ -119,7 +119,10 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
     blocks, every ranker of the ablation, and the generators' evaluation against their
     baselines; also the text encoder's name."""
     world = SyntheticConfig.preset(
-        spec.size, seed=seed, exploration_share=spec.world.exploration_share
+        spec.size,
+        seed=seed,
+        exploration_share=spec.world.exploration_share,
+        exploration_aim=spec.world.exploration_aim,
     )
     dataset, truth = generate_with_truth(world)
     records = OfflineKnowledgeBackend().describe(dataset.catalogue)
@@ -279,8 +282,7 @@ def render_markdown(
         "generator sections below also show the plain generator with the same slots). The "
         "**oracle** attends over items of each user's true "
         "secondary kind, known only to the world's generator: the ceiling for blocks. The "
-        f"world gives {spec.world.exploration_share:.0%} of every page to exploration (items "
-        "from the departments other than the user's primary one), in both periods; the "
+        f"world gives {spec.world.exploration_text()}, in both periods; the "
         "**exploration** slice is the evaluation impressions of items outside the user's "
         "primary department. AUC and GAUC, mean ± std over seeds; the gain rows are per-seed "
         "differences.",

@@ -42,6 +42,9 @@ class WorldSetup:
     """The exploring world and the corpus the world generator learns before the logs."""
 
     exploration_share: float = 0.2
+    #: Of the exploration slots, the share aimed at the complements of the shopper's primary
+    #: kind (:attr:`offline.data.synthetic.SyntheticConfig.exploration_aim`).
+    exploration_aim: float = 0.0
     external_shoppers: int = 2000
     clicks_per_shopper: int = 16
     walks: int = 1500
@@ -49,6 +52,17 @@ class WorldSetup:
     #: Of the world generator's K slots, those given to items beyond the history's department
     #: (:mod:`offline.gbr.beyond`).
     beyond_slots: int = 4
+
+    def exploration_text(self) -> str:
+        """How the world explores, in words."""
+        text = f"{self.exploration_share:.0%} of every page to exploration (items from the "
+        text += "departments other than the user's primary one"
+        if not self.exploration_aim:
+            return text + ", uniformly)"
+        return text + (
+            f"; {self.exploration_aim:.0%} of them aimed at the kinds that complement the "
+            "user's primary kind, as co-purchases across all shoppers suggest, the rest uniform)"
+        )
 
 
 def world_corpus(

@@ -31,6 +31,11 @@ class SyntheticConfig:
     #: than the shopper's primary one, as platforms serve to learn interests the logs do not show.
     #: The other sources share the rest in the proportions of ``exposure_mix``.
     exploration_share: float = 0.0
+    #: Of the exploration slots, the share aimed at the kinds that complement the shopper's
+    #: primary kind in other departments (what a platform learns from co-purchases across all
+    #: shoppers, not from this one): an item of one such kind, uniformly; the rest explore
+    #: uniformly outside the primary department.
+    exploration_aim: float = 0.0
     secondary_complement_prob: float = 0.7  # secondary interest is a complement of the primary
     secondary_weight: float = 0.9  # strength of the secondary interest (primary: 1)
     item_residual: float = 0.35  # weight of the part of an item's latent no metadata explains
@@ -53,6 +58,8 @@ class SyntheticConfig:
             raise ValueError("target_ctr must lie in (0, 1) and exposure_mix must sum to 1")
         if not 0 <= self.exploration_share < 1:
             raise ValueError("exploration_share must lie in [0, 1)")
+        if not 0 <= self.exploration_aim <= 1:
+            raise ValueError("exploration_aim must lie in [0, 1]")
 
     @property
     def slot_sources(self) -> tuple[float, ...]:

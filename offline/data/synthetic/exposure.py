@@ -2,8 +2,10 @@
 
 Each slot of a page draws from one source: the shopper's primary department (popularity-weighted),
 the whole catalogue by popularity, uniformly at random, or (when the world explores) uniformly from
-the departments other than the shopper's primary one. A page never repeats an item and never
-shows one before its launch; offending slots are redrawn in vectorised rounds.
+the departments other than the shopper's primary one; with an exploration aim, that share of the
+exploration slots shows an item of a kind that complements the shopper's primary kind in another
+department (chosen uniformly among those kinds). A page never repeats an item and never shows one
+before its launch; offending slots are redrawn in vectorised rounds.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy.typing as npt
 
 from offline.data.synthetic.catalogue import Items
 from offline.data.synthetic.config import SyntheticConfig
-from offline.data.synthetic.latent import Floats, Ints
+from offline.data.synthetic.latent import Floats, HiddenWorld, Ints, Ragged, pick
 from offline.data.synthetic.population import Requests, Users
 
 OWN_AREA, POPULAR, UNIFORM, EXPLORE = 0, 1, 2, 3  # slot sources, as in SyntheticConfig.slot_sources
@@ -27,17 +29,23 @@ def draw_exposure(
     users: Users,
     requests: Requests,
     seed: np.random.SeedSequence,
+    world: HiddenWorld | None = None,
 ) -> tuple[Ints, Floats]:
-    """The items each request shows ([requests, slots]) and the hidden user-item affinity."""
+    """The items each request shows ([requests, slots]) and the hidden user-item affinity;
+    ``world`` (its complement kinds) is needed when the exploration is aimed."""
     n_req, k = len(requests.user), config.impressions_per_request
     shown = np.empty((n_req, k), dtype=np.int64)
     affinity = np.empty((n_req, k), dtype=np.float32)
-    sampler = ExposureSampler(config, items)
+    if config.exploration_aim and config.exploration_share and world is None:
+        raise ValueError("aimed exploration needs the world's complement kinds")
+    aim = world.cross_complements if world is not None and config.exploration_aim else None
+    sampler = ExposureSampler(config, items, aim)
     # One seed per fixed-size chunk: results do not depend on memory or on how chunks are run.
     for chunk, chunk_seed in enumerate(seed.spawn(-(-n_req // CHUNK_REQUESTS))):
         rows = slice(chunk * CHUNK_REQUESTS, (chunk + 1) * CHUNK_REQUESTS)
         user, ts = requests.user[rows], requests.ts[rows]
-        shown[rows] = sampler.sample(users.area[user], ts, np.random.default_rng(chunk_seed))
+        rng = np.random.default_rng(chunk_seed)
+        shown[rows] = sampler.sample(users.area[user], ts, rng, users.primary[user])
         affinity[rows] = np.einsum("rkd,rd->rk", items.latent[shown[rows]], users.latent[user])
     return shown, affinity
 
@@ -48,8 +56,17 @@ class ExposureSampler:
     SOURCE_ROUNDS = 8  # redraw rounds from a slot's own source before falling back
     MAX_ROUNDS = 64
 
-    def __init__(self, config: SyntheticConfig, items: Items) -> None:
+    def __init__(
+        self, config: SyntheticConfig, items: Items, complements: Ragged | None = None
+    ) -> None:
         self.mix, self.k = np.asarray(config.slot_sources), config.impressions_per_request
+        self.aim, self.complements = config.exploration_aim, complements
+        # Kind c's items are by_leaf[leaf_start[c]:leaf_start[c + 1]].
+        self.by_leaf = np.argsort(items.leaf, kind="stable")
+        n_leaves = int(items.leaf.max(initial=0)) + 1
+        if complements is not None:
+            n_leaves = max(n_leaves, len(complements[1]))
+        self.leaf_start = np.searchsorted(items.leaf[self.by_leaf], np.arange(n_leaves + 1))
         self.launch_ts = items.launch_ts
         self.popular_cdf = np.cumsum(items.popularity) / items.popularity.sum()
         # Per-department CDFs laid end to end: department a's items have keys in (a, a + 1], so
@@ -65,21 +82,29 @@ class ExposureSampler:
         # Department a's items are by_area[area_start[a]:area_start[a + 1]].
         self.area_start = np.searchsorted(area, np.arange(int(area.max(initial=0)) + 2))
 
-    def sample(self, area: Ints, ts: Ints, rng: np.random.Generator) -> Ints:
+    def sample(
+        self, area: Ints, ts: Ints, rng: np.random.Generator, kind: Ints | None = None
+    ) -> Ints:
+        """Per request (its primary department ``area``, time ``ts`` and, for aimed exploration,
+        primary ``kind``), ``k`` distinct items live at ``ts``."""
         source = rng.choice(len(self.mix), size=(len(area), self.k), p=self.mix)
         area_of_slot = np.broadcast_to(area[:, None], source.shape)
+        kind_of_slot = None if kind is None else np.broadcast_to(kind[:, None], source.shape)
         shown = np.empty(source.shape, dtype=np.int64)
         redo = np.ones(source.shape, dtype=bool)
         for round_ in range(self.MAX_ROUNDS):
             if round_ == self.SOURCE_ROUNDS:
                 source = np.full(source.shape, FALLBACK)
-            shown[redo] = self._draw(source[redo], area_of_slot[redo], rng)
+            kinds = None if kind_of_slot is None else kind_of_slot[redo]
+            shown[redo] = self._draw(source[redo], area_of_slot[redo], rng, kinds)
             redo = self._invalid(shown, ts)
             if not redo.any():
                 return shown
         raise RuntimeError("exposure sampling did not converge; the catalogue is too small")
 
-    def _draw(self, source: Ints, area: Ints, rng: np.random.Generator) -> Ints:
+    def _draw(
+        self, source: Ints, area: Ints, rng: np.random.Generator, kind: Ints | None = None
+    ) -> Ints:
         u = rng.random(len(source))
         drawn = np.searchsorted(self.popular_cdf, u, side="right")  # POPULAR by default
         own = source == OWN_AREA
@@ -88,6 +113,11 @@ class ExposureSampler:
         drawn[uniform] = rng.integers(0, len(self.launch_ts), int(uniform.sum()))
         explore = source == EXPLORE
         drawn[explore] = self._elsewhere(area[explore], u[explore])
+        if self.complements is not None and kind is not None and explore.any():
+            slots = np.flatnonzero(explore)
+            aimed = slots[rng.random(len(slots)) < self.aim]
+            found = self._complementary(kind[aimed], rng)
+            drawn[aimed[found >= 0]] = found[found >= 0]
         fallback = source == FALLBACK
         drawn[fallback] = self.always_live[rng.integers(0, len(self.always_live), fallback.sum())]
         return np.minimum(drawn, len(self.launch_ts) - 1)
@@ -98,6 +128,17 @@ class ExposureSampler:
         outside = len(self.by_area) - (last - first)
         index = np.floor(u * outside).astype(np.int64)
         return self.by_area[np.where(index < first, index, index + last - first)]
+
+    def _complementary(self, kind: Ints, rng: np.random.Generator) -> Ints:
+        """An item of a kind complementing each ``kind`` in another department, uniformly
+        (-1 where the kind has no such complement with items)."""
+        assert self.complements is not None
+        chosen = pick(self.complements, kind, rng)
+        known = np.where(chosen >= 0, chosen, 0)
+        first, last = self.leaf_start[known], self.leaf_start[known + 1]
+        index = first + np.floor(rng.random(len(kind)) * (last - first)).astype(np.int64)
+        found = self.by_leaf[np.minimum(index, len(self.by_leaf) - 1)]
+        return np.where((chosen >= 0) & (last > first), found, -1)
 
     def _invalid(self, shown: Ints, ts: Ints) -> npt.NDArray[np.bool_]:
         """Slots showing an item not yet launched, or repeating an item earlier in the page."""

@@ -45,7 +45,7 @@ def generate_with_truth(
     world, catalogue, items = draw_world(config, window)
     users = draw_users(config, world, items, np.random.default_rng(seeds[2]))
     requests = draw_requests(config, window, np.random.default_rng(seeds[3]))
-    shown, affinity = draw_exposure(config, items, users, requests, seeds[4])
+    shown, affinity = draw_exposure(config, items, users, requests, seeds[4], world)
     logit = _click_logits(config, items, shown, affinity)
     click_bias = _calibrate_bias(logit, config.target_ctr)
     rng = np.random.default_rng(seeds[5])

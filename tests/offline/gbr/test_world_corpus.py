@@ -53,6 +53,35 @@ def test_exploration_shows_other_departments() -> None:
         SyntheticConfig.preset("tiny", exploration_share=1.0)
 
 
+def test_aimed_exploration_shows_the_complements_of_the_primary_kind() -> None:
+    def complement_share(aim: float) -> tuple[float, float]:
+        config = SyntheticConfig.preset("tiny", exploration_share=0.4, exploration_aim=aim)
+        dataset, truth = generate_with_truth(config)
+        world, _, _ = draw_world(config, Window.of(config, DEFAULT_END_TS))
+        matrix, _lengths = world.cross_complements
+        imp = dataset.impressions
+        primary = truth.user_primary_leaf[imp.user_idx]
+        outside = truth.item_department[imp.item_idx] != truth.user_department[imp.user_idx]
+        complementary = (matrix[primary] == truth.item_leaf[imp.item_idx][:, None]).any(axis=1)
+        secondary = truth.item_leaf[imp.item_idx] == truth.user_secondary_leaf[imp.user_idx]
+        return float(complementary[outside].mean()), float(secondary[outside].mean())
+
+    uniform, aimed = complement_share(0.0), complement_share(1.0)
+    # Aimed, the exploration slots of users whose primary kind has complements in other
+    # departments (about two in five in this world) show those kinds, and with them the
+    # secondary interest, many times as often as uniform exploration does.
+    assert aimed[0] > 10 * uniform[0]
+    assert aimed[1] > 3 * uniform[1]
+    # Aim without exploration changes nothing; an aim outside [0, 1] is refused.
+    config = SyntheticConfig.preset("tiny", seed=4)
+    np.testing.assert_array_equal(
+        generate(config).impressions.item_idx,
+        generate(replace(config, exploration_aim=1.0)).impressions.item_idx,
+    )
+    with pytest.raises(ValueError, match="exploration_aim"):
+        SyntheticConfig.preset("tiny", exploration_aim=1.5)
+
+
 def test_external_shoppers_are_not_the_platform_and_not_the_future(
     tiny: tuple[Dataset, GroundTruth],
 ) -> None:
