@@ -305,13 +305,24 @@ def results(
     docs: Annotated[Path, typer.Option(help="Folder for RESULTS.md and results.json.")] = Path(
         "docs"
     ),
+    exploration_aim: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of the world's exploration slots aimed at the kinds complementing the "
+            "user's primary kind (0: uniform exploration, as the recorded results).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Regenerate docs/RESULTS.md and docs/results.json: the ranker's ablation (ID only,
     + knowledge, + GBR, full) and the behaviour generator against its baselines, with its cost."""
     from model_export.report import ResultsSpec, write_results
+    from model_export.world_ablation import WorldSetup
 
     _logging()
-    spec = ResultsSpec(size=size.value, seeds=tuple(range(seeds)))
+    world = WorldSetup(exploration_aim=exploration_aim)
+    spec = ResultsSpec(size=size.value, seeds=tuple(range(seeds)), world=world)
     document = write_results(spec, docs)
     typer.echo(json.dumps(document["summary"], indent=2))
 

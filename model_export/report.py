@@ -92,6 +92,18 @@ class ResultsSpec:
     #: The exploring world and the world generator's corpus.
     world: WorldSetup = field(default_factory=WorldSetup)
 
+    @property
+    def command(self) -> str:
+        """The ``reaseq results`` line that runs this spec."""
+        parts = [COMMAND]
+        if self.size != "demo":
+            parts.append(f"--size {self.size}")
+        if self.seeds != tuple(range(len(self.seeds))) or len(self.seeds) != 3:
+            parts.append(f"--seeds {len(self.seeds)}")
+        if self.world.exploration_aim:
+            parts.append(f"--exploration-aim {self.world.exploration_aim:g}")
+        return " ".join(parts)
+
 
 def machine_description() -> str:
     cpu = platform.processor() or platform.machine()
@@ -229,7 +241,7 @@ def _table(summary: dict[str, dict[str, dict[str, float]]], names: list[str]) ->
 
 
 def _provenance(context: dict[str, Any]) -> str:
-    return f"_Regenerate with `{COMMAND}`; measured on {context['machine']}._"
+    return f"_Regenerate with `{context['command']}`; measured on {context['machine']}._"
 
 
 def render_markdown(
@@ -295,7 +307,8 @@ def render_markdown(
     lines = [
         "# Offline results",
         "",
-        f"Regenerate with `{COMMAND}` (or `make results`); it also writes `docs/results.json`.",
+        f"Regenerate with `{spec.command}` (or `make results`); it also writes "
+        "`docs/results.json`.",
         "",
         f"Synthetic data, preset `{spec.size}`, time split (train before the split time, evaluate "
         f"after it), seeds {', '.join(map(str, spec.seeds))}: mean ± std over seeds. "
@@ -360,7 +373,7 @@ def write_results(spec: ResultsSpec, docs_dir: Path) -> dict[str, Any]:
     encoders = ablation_rows.encoder_ablation(runs)
     generator = gbr_report.summarise_generator([run.generator for run in seed_runs])
     context = {
-        "command": COMMAND,
+        "command": spec.command,
         "encoder": encoder,
         "machine": machine_description(),
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
