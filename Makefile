@@ -8,7 +8,7 @@ PORT ?= 8000
 # PyTorch is installed first, pinned, so that the project's torch range is met by a CPU build
 # instead of pulling the CUDA packages. Override for another build, e.g. TORCH_SPEC=torch==2.5.1.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= cpu,train,dev,loadtest,kernels
+EXTRAS ?= cpu,train,dev,loadtest,kernels,scale
 PYTEST_ARGS ?= -m "not slow and not gpu"
 STAMP := $(VENV)/.installed
 

@@ -183,11 +183,13 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(docs: Path, section: str) -> Path:
-    """Replace the Loaders section of docs/SCALE.md (or start the file with it)."""
+def write_section(docs: Path, section: str, title: str = SECTION) -> Path:
+    """Replace one section of docs/SCALE.md, from its ``title`` line to the next ``## `` heading
+    (the Loaders section by default; bench/offline_scale.py writes its own), keeping the others;
+    add it if the file has none (or start the file with it)."""
     path = docs / "SCALE.md"
     text = path.read_text() if path.exists() else "# Scale\n\n"
-    heading = f"{SECTION}\n"
+    heading = f"{title}\n"
     if heading in text:
         start = text.index(heading)
         end = text.find("\n## ", start + len(heading))

@@ -21,6 +21,9 @@ from cli import options
 
 if TYPE_CHECKING:
     from offline.data.canonical import Dataset
+    from offline.encode import Vectors
+    from offline.knowledge.schema import ItemKnowledge
+    from service.contracts.manifest import TextEncoderInfo
 
 DEFAULT_WORK = Path("var/build")
 
@@ -137,7 +140,6 @@ def encode(
     out: Annotated[Path, typer.Option(help="Vectors file (.npz).")] = DEFAULT_WORK / "vectors.npz",
 ) -> None:
     """Encode knowledge records into unit-norm float32 vectors, saved with the encoder's name."""
-    import numpy as np
 
     from offline.encode import encode_records
     from offline.knowledge.runner import read_records
@@ -146,10 +148,20 @@ def encode(
     vectors, info = encode_records(
         found, options.encoder_choice(encoder, dim, seed, model_dir, reduce).build()
     )
+    write_vectors(out, found, vectors, info)
+
+
+def write_vectors(
+    out: Path, records: list[ItemKnowledge], vectors: Vectors, info: TextEncoderInfo
+) -> None:
+    """The vectors file `reaseq encode` writes (the records' item IDs, float32 vectors, the
+    encoder's info), and its line."""
+    import numpy as np
+
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         out,
-        item_ids=np.array([r.item_id for r in found]),
+        item_ids=np.array([r.item_id for r in records]),
         vectors=vectors.astype(np.float32),
         encoder=np.array(info.model_dump_json()),
     )

@@ -44,6 +44,7 @@ from cli.options import (
     UserLayersOpt,
     encoder_choice,
 )
+from cli.scale import scale_app
 from service.contracts.bundle_root import activate as make_current
 from service.contracts.bundle_root import current_bundle_dir, record_user_snapshot
 
@@ -344,6 +345,7 @@ _openapi_commands.register(app)
 _results_real_commands.register(app)
 app.add_typer(gbr_app, name="gbr")
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(scale_app, name="scale")
 
 if __name__ == "__main__":
     app()

@@ -52,6 +52,8 @@ class Install:
 #: The device path runs where PyTorch and the kernels are installed (the kernels installs below),
 #: never in the plain serving install, which has no PyTorch.
 _DEVICE_PATH = {"service.device": "the device path: PyTorch, with the kernels extra"}
+#: The pipelines on Ray Data run with the scale extra, never in the plain offline install.
+_RAY_PIPELINES = {"offline.scale": "the pipelines on Ray Data, with the scale extra"}
 #: Modules of a GPU library that an install's markers leave out on some platforms (Triton is
 #: Linux-only): skipped where that distribution is not part of the install, checked where it is.
 GPU_MODULES = {"kernels.target_attention.triton": "triton"}
@@ -65,8 +67,10 @@ INSTALLS = (
     Install(("cpu", "kernels"), ("kernels", "service.device")),
     Install(("gpu", "kernels"), ("kernels", "service.device")),
     # The demo image; the offline side loads bundles in ONNX Runtime as the service does.
-    Install(("cpu", "train"), ("offline", "model_export", "cli")),
-    Install(("cpu", "train", "st"), ("offline", "model_export")),
+    Install(("cpu", "train"), ("offline", "model_export", "cli"), skip=_RAY_PIPELINES),
+    Install(("cpu", "train", "st"), ("offline", "model_export"), skip=_RAY_PIPELINES),
+    # `reaseq scale`: the offline side on Ray Data.
+    Install(("cpu", "train", "scale"), ("offline.scale", "cli")),
     Install(("loadtest",), ("loadtest",)),
     # make chaos: it builds its bundles and serves them.
     Install(("loadtest", "cpu", "train"), ("chaos",)),
@@ -93,7 +97,7 @@ def _extras_serving(package: str) -> tuple[str, ...]:
 SERVED_BY: dict[str, tuple[str, ...]] = {
     package: _extras_serving(package)
     for package in dict.fromkeys(p.partition(".")[0] for i in INSTALLS for p in i.packages)
-} | {"tests": ("cpu", "gpu", "tracing", "loadtest", "kernels", "train", "st", "dev")}
+} | {"tests": ("cpu", "gpu", "tracing", "loadtest", "kernels", "train", "st", "scale", "dev")}
 #: Distributions of import names that may not be installed here (GPU-only, optional backends).
 KNOWN_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),

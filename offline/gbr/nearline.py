@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,9 @@ from service.stores.snapshot import GeneratedBlocks, UserSnapshot
 log = logging.getLogger(__name__)
 
 Ints = npt.NDArray[np.int64]
+#: Generates and writes the blocks of the given dataset rows of users at run time ``now``;
+#: returns how many blocks it wrote.
+BlockWriter = Callable[[Ints, int], int]
 Strings = npt.NDArray[np.str_]
 
 
@@ -168,13 +171,13 @@ def generate_users(
         user_ids=dataset.user_ids[users],
         item_idx=generated.item_idx,
         item_ids=item_ids,
-        vectors=_block_vectors(generated, catalogue_ids, item_table, model),
+        vectors=block_vectors(generated, catalogue_ids, item_table, model),
         confidence=generated.confidence,
         gbr_version=model.version,
     )
 
 
-def _block_vectors(
+def block_vectors(
     generated: GeneratedItems, catalogue_ids: Strings, table: ItemTable | None, model: GBRModel
 ) -> npt.NDArray[np.float32]:
     if table is None:
@@ -261,11 +264,14 @@ def run_nearline(
     store: StoreConfig,
     ttl_s: int = 7 * 86_400,
     progress: bool = False,
+    write_blocks: BlockWriter | None = None,
 ) -> dict[str, object]:
     """Select users, generate, write to ``store`` (the embedded snapshot at its ``users_path``,
     or Redis), then save the state
     (after the write, so a failed write is retried rather than skipped next time). Incremental
-    runs also refresh blocks older than half the TTL, before Redis drops them."""
+    runs also refresh blocks older than half the TTL, before Redis drops them.
+    ``write_blocks`` replaces the generation and the write (:mod:`offline.scale` spreads them
+    over Ray workers); the selection, the state and the summary stay these."""
     started = time.perf_counter()
     now = int(time.time())
     previous = GenerationState.load(state_path)
@@ -273,18 +279,21 @@ def run_nearline(
     users = users_to_generate(
         dataset, state, model.version, config.k, now=now, refresh_after_s=ttl_s // 2
     )
-    generated = generate_users(model, dataset, users, config, item_table, progress=progress)
-    if isinstance(store, EmbeddedStoreConfig):
-        written = write_embedded(generated, store.users_path)
+    if write_blocks is None:
+        generated = generate_users(model, dataset, users, config, item_table, progress=progress)
+        if isinstance(store, EmbeddedStoreConfig):
+            written = write_embedded(generated, store.users_path)
+        else:
+            written = write_redis(generated, store, ttl_s)
     else:
-        written = write_redis(generated, store, ttl_s)
+        written = write_blocks(users, now)
     next_state(dataset, previous, users, model.version, config.k, now).save(state_path)
     seconds = time.perf_counter() - started
     return {
         "gbr_version": model.version,
         "store": store.type,
-        "users_generated": len(generated),
+        "users_generated": len(users),
         "blocks_written": written,
         "seconds": round(seconds, 2),
-        "users_per_s": round(len(generated) / max(seconds, 1e-9), 1),
+        "users_per_s": round(len(users) / max(seconds, 1e-9), 1),
     }

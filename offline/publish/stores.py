@@ -61,7 +61,7 @@ def publish_redis(
         version = manifest.version
         previous = writer.active_bundle()
         items = writer.write_item_vectors(version, table.ids.tolist(), table.vectors)
-        users, kept = _write_sequences(writer, version, sequences, table, replace_sequences)
+        users, kept = write_sequences(writer, version, sequences, table, replace_sequences)
         if activate:
             writer.set_active_bundle(version)
     finally:
@@ -82,7 +82,7 @@ def publish_redis(
 _BATCH = 512
 
 
-def _write_sequences(
+def write_sequences(
     writer: RedisWriter,
     version: str,
     sequences: UserSequences,

@@ -59,3 +59,24 @@ def pod_spec(resource: Resource) -> Resource | None:
     if resource["kind"] in WORKLOAD_KINDS:
         return resource["spec"]["template"]["spec"]  # type: ignore[no-any-return]
     return None
+
+
+def pod_templates(resource: Resource) -> dict[str, Resource]:
+    """Every pod template of a resource, by where it lies: a workload's, a CronJob's job template's,
+    and a KubeRay RayJob's (``ray.io/v1``: head, each worker group, the submitter). Empty for other
+    kinds. Unlike :func:`pod_spec`, it sees the pods that CronJobs and RayJobs create."""
+    spec = resource.get("spec", {})
+    if resource["kind"] in WORKLOAD_KINDS:
+        return {"spec.template": spec["template"]}
+    if resource["kind"] == "CronJob":
+        return {"spec.jobTemplate.spec.template": spec["jobTemplate"]["spec"]["template"]}
+    if resource["kind"] == "RayJob":
+        cluster = spec.get("rayClusterSpec", {})
+        head = cluster["headGroupSpec"]["template"]
+        templates = {"spec.rayClusterSpec.headGroupSpec.template": head}
+        for index, group in enumerate(cluster.get("workerGroupSpecs", [])):
+            templates[f"spec.rayClusterSpec.workerGroupSpecs[{index}].template"] = group["template"]
+        if "submitterPodTemplate" in spec:
+            templates["spec.submitterPodTemplate"] = spec["submitterPodTemplate"]
+        return templates
+    return {}

@@ -34,6 +34,7 @@ CUSTOM_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
+    ("ray.io/v1", "RayJob"): "rayjob.json",
 }
 PRESTOP_SLEEP_S = 5
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import redis
 
-from offline.data.canonical import Behaviours, Dataset
+from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
 from offline.gbr.beyond import item_groups
 from offline.gbr.checkpoint import GBRModel
@@ -22,6 +22,7 @@ from service.bundles.loaded import ItemTable
 from service.contracts import keys
 from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig
 from service.stores.snapshot import UserSnapshot
+from tests.support.gbr import with_new_events
 
 CONFIG = GenerationConfig(k=4, steps=2)
 DIM = 8
@@ -107,7 +108,7 @@ def test_redis_blocks_follow_the_key_layout_with_ttl(
     client.close()
 
 
-def test_incremental_regenerates_only_users_with_new_events(
+def test_incremental_regenerates_only_userswith_new_events(
     item_model: GBRModel, tiny: tuple[Dataset, GroundTruth], table: ItemTable, tmp_path: Path
 ) -> None:
     dataset = tiny[0]
@@ -117,7 +118,7 @@ def test_incremental_regenerates_only_users_with_new_events(
     assert _embedded(item_model, dataset, table, tmp_path, incremental=True)["users_generated"] == 0
     blocks_before = UserSnapshot.load(tmp_path / "users.npz")
     active = np.unique(dataset.behaviours.user_idx)[:2].astype(np.int64)
-    later = _with_new_events(dataset, active)
+    later = with_new_events(dataset, active)
     again = _embedded(item_model, later, table, tmp_path, incremental=True)
     assert again["users_generated"] == 2
     state = GenerationState.load(tmp_path / "state.npz")
@@ -127,22 +128,3 @@ def test_incremental_regenerates_only_users_with_new_events(
     for user in dataset.user_ids[quiet].tolist():  # untouched users keep their blocks
         old, new = blocks_before.generated(user), snapshot.generated(user)
         assert old is not None and new is not None and old.item_ids == new.item_ids
-
-
-def _with_new_events(dataset: Dataset, users: np.ndarray) -> Dataset:
-    beh = dataset.behaviours
-    ts = int(beh.ts.max()) + 60
-    unseen = np.setdiff1d(np.arange(len(dataset.catalogue)), beh.item_idx)[: len(users)]
-    added = Behaviours(
-        user_idx=np.concatenate([beh.user_idx, users.astype(np.int32)]),
-        item_idx=np.concatenate([beh.item_idx, unseen.astype(np.int32)]),
-        ts=np.concatenate([beh.ts, np.full(len(users), ts)]),
-        event=np.concatenate([beh.event, np.ones(len(users), np.int8)]),
-    )
-    order = np.lexsort((added.ts, added.user_idx))
-    return replace(
-        dataset,
-        behaviours=Behaviours(
-            added.user_idx[order], added.item_idx[order], added.ts[order], added.event[order]
-        ),
-    )
