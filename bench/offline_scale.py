@@ -185,7 +185,7 @@ def _stages(spec: dict[str, Any], on_ray: bool) -> dict[str, Callable[[], int]]:
     from offline.scale.encode import encode_records_ray
     from offline.scale.generate import generate_users_ray
     from offline.scale.knowledge import describe_lines_ray
-    from offline.scale.publish import publish_redis_ray
+    from offline.scale.publish import ray_writes
     from offline.scale.session import WorkerPool
 
     pool = WorkerPool(shard_rows=spec["shard_rows"])
@@ -195,7 +195,9 @@ def _stages(spec: dict[str, Any], on_ray: bool) -> dict[str, Callable[[], int]]:
         "generate": lambda: len(
             generate_users_ray(model, dataset, users, config, table, pool=pool)
         ),
-        "publish": lambda: _keys(publish_redis_ray(sequences, bundle, store, pool=pool)),
+        "publish": lambda: _keys(
+            publish_redis(sequences, bundle, store, writes=ray_writes(store, pool))
+        ),
     }
 
 

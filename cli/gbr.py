@@ -22,6 +22,7 @@ from cli.options import (
     RedisClusterOpt,
     RedisUrlOpt,
     StoreKind,
+    store_config,
 )
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def _setup(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _generation(
+def generation_config(
     k: int,
     steps: int,
     temperature: float,
@@ -78,6 +79,9 @@ def _generation(
     batch: int,
     beyond_slots: int = 0,
 ) -> GenerationConfig:
+    """The generation options as a config; ``--beyond-slots`` beyond ``--k`` is refused."""
+    if k < beyond_slots:
+        raise typer.BadParameter(f"must lie in 0..k={k}", param_hint="--beyond-slots")
     from offline.gbr.generate import GenerationConfig
 
     return GenerationConfig(
@@ -188,21 +192,15 @@ def generate(
     from service.bundles.loaded import load_item_table
     from service.contracts.bundle_root import current_bundle_dir
     from service.contracts.manifest import read_manifest
-    from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
 
-    if k < beyond_slots:
-        raise typer.BadParameter(f"must lie in 0..k={k}", param_hint="--beyond-slots")
+    config = generation_config(k, steps, temperature, top_p, seed, batch_size, beyond_slots)
     bundle_dir = bundles / version if version else current_bundle_dir(bundles)
     table = load_item_table(bundle_dir, read_manifest(bundle_dir))
-    target: StoreConfig = (
-        EmbeddedStoreConfig(users_path=users_path)
-        if store is StoreKind.embedded
-        else RedisStoreConfig(url=redis_url, cluster=redis_cluster)
-    )
+    target = store_config(store, users_path, redis_url, redis_cluster)
     summary = run_nearline(
         GBRModel.load(checkpoint),
         Dataset.load(data),
-        _generation(k, steps, temperature, top_p, seed, batch_size, beyond_slots),
+        config,
         item_table=table,
         state_path=state,
         incremental=incremental,
@@ -235,7 +233,7 @@ def evaluate(
     report = evaluate_generator(
         GBRModel.load(checkpoint),
         dataset,
-        generation=_generation(k, steps, temperature, top_p, seed, 256),
+        generation=generation_config(k, steps, temperature, top_p, seed, 256),
         truth=_synthetic_truth(dataset),
         cost_users=cost_users,
     )

@@ -15,6 +15,7 @@ import typer
 
 if TYPE_CHECKING:
     from offline.encode.choice import EncoderChoice
+    from service.stores.config import StoreConfig
 
 DEFAULT_BUNDLES = Path("bundles")
 #: Where ``reaseq demo`` writes its data, generator, run and user snapshot.
@@ -28,6 +29,17 @@ class StoreKind(StrEnum):
 
     embedded = "embedded"
     redis = "redis"
+
+
+def store_config(
+    kind: StoreKind, users_path: Path, redis_url: str, redis_cluster: bool
+) -> StoreConfig:
+    """The store a command writes to: the embedded snapshot at ``users_path``, or Redis."""
+    from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig
+
+    if kind is StoreKind.embedded:
+        return EmbeddedStoreConfig(users_path=users_path)
+    return RedisStoreConfig(url=redis_url, cluster=redis_cluster)
 
 
 class Size(StrEnum):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import options
-from cli.gbr import KOpt, SeedOpt, StepsOpt, TemperatureOpt, TopPOpt
+from cli.gbr import KOpt, SeedOpt, StepsOpt, TemperatureOpt, TopPOpt, generation_config
 from cli.knowledge import (
     DEFAULT_WORK,
     BackendKind,
@@ -216,7 +216,8 @@ def publish(
     _require_ray()
     from offline.data.canonical import Dataset
     from offline.publish.sequences import latest_sequences
-    from offline.scale.publish import check_reachable, publish_redis_ray
+    from offline.publish.stores import publish_redis
+    from offline.scale.publish import check_reachable, ray_writes
     from service.contracts.bundle_root import current_bundle_dir
     from service.contracts.manifest import read_manifest
     from service.stores.config import RedisStoreConfig
@@ -227,14 +228,14 @@ def publish(
     store = RedisStoreConfig(url=redis_url, cluster=redis_cluster)
     check_reachable(store)  # before Ray starts: a wrong URL is one line
     with _on_ray(ray_address, num_cpus):
-        counts = publish_redis_ray(
+        counts = publish_redis(
             sequences,
             bundle_dir,
             store,
             activate=activate,
             gc_grace_s=gc_grace_s,
             replace_sequences=replace_sequences,
-            pool=_pool(workers, shard_users),
+            writes=ray_writes(store, _pool(workers, shard_users)),
         )
     typer.echo(json.dumps(counts))
 
@@ -286,9 +287,9 @@ def nearline(
     _require_ray()
     from offline.data.canonical import Dataset
     from offline.gbr.checkpoint import GBRModel
-    from service.stores.config import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
+    from service.stores.config import RedisStoreConfig
 
-    config = _generation_config(k, steps, temperature, top_p, seed, batch_size, beyond_slots)
+    config = generation_config(k, steps, temperature, top_p, seed, batch_size, beyond_slots)
     if out is not None and incremental:
         raise typer.BadParameter("writes every active user's blocks: drop one", param_hint="--out")
     if out is None and store is options.StoreKind.embedded and not users_path.is_file():
@@ -300,26 +301,20 @@ def nearline(
         with _on_ray(ray_address, num_cpus):
             _blocks_to_file(model, dataset, config, table, pool, out)
         return
-    target: StoreConfig = EmbeddedStoreConfig(users_path=users_path)
-    if store is options.StoreKind.redis:
+    target = options.store_config(store, users_path, redis_url, redis_cluster)
+    if isinstance(target, RedisStoreConfig):
         from offline.scale.publish import check_reachable
 
-        target = RedisStoreConfig(url=redis_url, cluster=redis_cluster)
         check_reachable(target)  # before Ray starts: a wrong URL is one line
     with _on_ray(ray_address, num_cpus):
-        from offline.scale.nearline import run_nearline_ray
+        from offline.gbr.nearline import run_nearline
+        from offline.scale.nearline import ray_block_writer
 
-        summary = run_nearline_ray(
-            model,
-            dataset,
-            config,
-            item_table=table,
-            state_path=state,
-            incremental=incremental,
-            store=target,
-            ttl_s=ttl_s,
-            pool=pool,
-        )
+        writer = ray_block_writer(model, dataset, config, table, target, ttl_s, pool)
+        summary = run_nearline(
+            model, dataset, config, item_table=table, store=target, write_blocks=writer,
+            state_path=state, incremental=incremental, ttl_s=ttl_s,
+        )  # fmt: skip
     typer.echo(json.dumps(summary, indent=2))
 
 
@@ -348,27 +343,3 @@ def _blocks_to_file(
         gbr_version=np.array(generated.gbr_version),
     )
     typer.echo(f"{len(generated)} users' blocks ({generated.gbr_version}) -> {out}")
-
-
-def _generation_config(
-    k: int,
-    steps: int,
-    temperature: float,
-    top_p: float,
-    seed: int,
-    batch_size: int,
-    beyond_slots: int,
-) -> GenerationConfig:
-    if k < beyond_slots:
-        raise typer.BadParameter(f"must lie in 0..k={k}", param_hint="--beyond-slots")
-    from offline.gbr.generate import GenerationConfig
-
-    return GenerationConfig(
-        k=k,
-        steps=steps,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        batch_size=batch_size,
-        beyond_slots=beyond_slots,
-    )

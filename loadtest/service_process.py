@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,9 @@ from pathlib import Path
 
 import httpx
 
+from model_export.local_service import ServiceDidNotStart, free_port, stop_process
 
-class ServiceDidNotStart(RuntimeError):
-    pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["ServiceDidNotStart", "free_port", "local_service", "serving_process", "wait_ready"]
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes] | None, deadline_s: float) -> None:
@@ -60,17 +53,7 @@ def serving_process(
         wait_ready(url, process, deadline_s)
         yield process
     finally:
-        stop(process, stop_timeout_s)
-
-
-def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
-    """SIGTERM, and SIGKILL if it has not exited within ``timeout_s``."""
-    process.terminate()
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        stop_process(process, stop_timeout_s)
 
 
 @contextmanager

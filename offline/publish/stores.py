@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def publish_redis(
     activate: bool = True,
     gc_grace_s: int | None = None,
     replace_sequences: bool = False,
+    writes: VersionWrites | None = None,
 ) -> dict[str, int]:
     """Write the bundle's item vectors and every user's sequence under the bundle's version,
     then (with ``activate``) flip the active bundle, so readers never see a half-written version.
@@ -53,15 +55,17 @@ def publish_redis(
     deliberate backfill).
 
     With ``gc_grace_s``, the keys of every other version except the one active before (the
-    rollback target) then expire after that many seconds (:mod:`offline.publish.retention`)."""
+    rollback target) then expire after that many seconds (:mod:`offline.publish.retention`).
+    ``writes`` does the item and user writes (default: this process)."""
+    writes = writes or VersionWrites()
     manifest = read_manifest(bundle_dir)
     table = load_item_table(bundle_dir, manifest)
     writer = RedisWriter.from_url(store.url, cluster=store.cluster)
     try:
         version = manifest.version
         previous = writer.active_bundle()
-        items = writer.write_item_vectors(version, table.ids.tolist(), table.vectors)
-        users, kept = write_sequences(writer, version, sequences, table, replace_sequences)
+        items = writes.items(writer, version, table)
+        users, kept = writes.users(writer, version, sequences, table, replace_sequences)
         if activate:
             writer.set_active_bundle(version)
     finally:
@@ -106,6 +110,26 @@ def write_sequences(
         written += writer.write_sequence_vectors(version, held)
         kept += len(held)
     return written, kept
+
+
+#: Writes one version's item vectors; how many.
+ItemsWrite = Callable[[RedisWriter, str, ItemTable], int]
+#: Writes one version's users (sequences and vectors; ``replace``: overwrite live sequences);
+#: how many users, and how many kept their live sequence.
+UsersWrite = Callable[[RedisWriter, str, UserSequences, ItemTable, bool], tuple[int, int]]
+
+
+def write_items(writer: RedisWriter, version: str, table: ItemTable) -> int:
+    return writer.write_item_vectors(version, table.ids.tolist(), table.vectors)
+
+
+@dataclass(frozen=True)
+class VersionWrites:
+    """How one version's items and users reach Redis: through the publishing process's own
+    writer by default, or spread over Ray workers (:func:`offline.scale.publish.ray_writes`)."""
+
+    items: ItemsWrite = write_items
+    users: UsersWrite = write_sequences
 
 
 def _user_rows(

@@ -1,5 +1,5 @@
 """The nearline job on Ray: :func:`offline.gbr.nearline.run_nearline` with generation (and, for
-Redis, the writes) spread over workers.
+Redis, the writes) spread over workers, through the block writer given to it.
 
 The selection (:func:`users_to_generate`: everyone with events, or in incremental mode only the
 users with events since the last run and the blocks older than half the TTL), the state file and
@@ -10,12 +10,10 @@ snapshot is one file, rewritten by the driver (:func:`write_embedded`).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from offline.data.canonical import Dataset
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.generate import GenerationConfig
-from offline.gbr.nearline import Ints, run_nearline, write_embedded
+from offline.gbr.nearline import BlockWriter, Ints, write_embedded
 from offline.scale.generate import generate_users_ray, write_blocks_ray
 from offline.scale.publish import check_reachable
 from offline.scale.session import WorkerPool
@@ -23,20 +21,18 @@ from service.bundles.loaded import ItemTable
 from service.stores.config import EmbeddedStoreConfig, StoreConfig
 
 
-def run_nearline_ray(
+def ray_block_writer(
     model: GBRModel,
     dataset: Dataset,
     config: GenerationConfig,
-    *,
     item_table: ItemTable | None,
-    state_path: Path,
-    incremental: bool,
     store: StoreConfig,
     ttl_s: int = 7 * 86_400,
     pool: WorkerPool | None = None,
-) -> dict[str, object]:
-    """Select users, generate and write their blocks on Ray, then save the state; returns the
-    summary :func:`run_nearline` returns."""
+) -> BlockWriter:
+    """The ``write_blocks`` of :func:`offline.gbr.nearline.run_nearline` on Ray: blocks generated
+    by the workers, then the embedded snapshot rewritten by the driver, or written to Redis by the
+    workers shard by shard."""
     workers = pool or WorkerPool()
 
     def write_blocks(users: Ints, now: int) -> int:
@@ -48,7 +44,4 @@ def run_nearline_ray(
             model, dataset, users, config, item_table, store, ttl_s, created_at=now, pool=workers
         )
 
-    return run_nearline(
-        model, dataset, config, item_table=item_table, state_path=state_path,
-        incremental=incremental, store=store, ttl_s=ttl_s, write_blocks=write_blocks,
-    )  # fmt: skip
+    return write_blocks

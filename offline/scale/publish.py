@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,23 +19,12 @@ import numpy.typing as npt
 import pyarrow as pa
 import ray
 import ray.data
-import redis
-from redis.cluster import RedisCluster
 
-from offline.publish.retention import expire_old_versions
 from offline.publish.sequences import UserSequences
-from offline.publish.stores import write_sequences
+from offline.publish.stores import VersionWrites, write_sequences
+from offline.scale import shards as sharding
 from offline.scale.session import WorkerPool
-from offline.scale.shards import (
-    collected,
-    concatenated,
-    ranges,
-    shard_arrays,
-    shard_dataset,
-    shard_row,
-)
-from service.bundles.loaded import ItemTable, load_item_table
-from service.contracts.manifest import read_manifest
+from service.bundles.loaded import ItemTable
 from service.stores.config import RedisStoreConfig
 from service.stores.redis_writer import RedisWriter
 
@@ -47,7 +35,7 @@ def write_item_shards(
     """A ``map_batches`` function: each shard's item vectors under ``version``."""
     counts = []
     for row in range(len(batch)):
-        shard = shard_arrays(batch, row)
+        shard = sharding.shard_arrays(batch, row)
         vectors = shard["vectors"].reshape(len(shard["ids"]), shard["dim"])
         writer = RedisWriter.from_url(store.url, cluster=store.cluster)
         try:
@@ -69,7 +57,8 @@ class SequenceShardWriter:
         self.store, self.version, self.replace = store, version, replace_sequences
 
     def __call__(self, batch: pa.Table) -> dict[str, npt.NDArray[Any]]:
-        return concatenated([self._shard(shard_arrays(batch, row)) for row in range(len(batch))])
+        parts = [self._shard(sharding.shard_arrays(batch, row)) for row in range(len(batch))]
+        return sharding.concatenated(parts)
 
     def _shard(self, shard: dict[str, Any]) -> dict[str, npt.NDArray[Any]]:
         sequences = UserSequences(
@@ -89,36 +78,17 @@ class SequenceShardWriter:
         return {"written": np.asarray([written], np.int64), "kept": np.asarray([kept], np.int64)}
 
 
-def publish_redis_ray(
-    sequences: UserSequences,
-    bundle_dir: Path,
-    store: RedisStoreConfig,
-    activate: bool = True,
-    gc_grace_s: int | None = None,
-    replace_sequences: bool = False,
-    *,
-    pool: WorkerPool | None = None,
-) -> dict[str, int]:
-    """:func:`offline.publish.stores.publish_redis` from Ray workers: the same keys and values,
-    the same counts."""
-    pool = pool or WorkerPool()
-    manifest = read_manifest(bundle_dir)
-    table = load_item_table(bundle_dir, manifest)
-    version = manifest.version
-    writer = RedisWriter.from_url(store.url, cluster=store.cluster)
-    try:
-        previous = writer.active_bundle()
-        items = _write_items(table, store, version, pool)
-        users, kept = _write_users(sequences, table, store, version, replace_sequences, pool)
-        if activate:
-            writer.set_active_bundle(version)
-    finally:
-        writer.close()
-    counts = {"items": items, "users": users, "kept_live_sequences": kept}
-    if gc_grace_s is not None:
-        keep = {version} if previous is None else {version, previous}
-        counts["expiring_keys"] = _expire_others(store, keep, gc_grace_s)
-    return counts
+def ray_writes(store: RedisStoreConfig, pool: WorkerPool | None = None) -> VersionWrites:
+    """:func:`offline.publish.stores.publish_redis`'s writes from Ray workers: shards of items
+    (tasks) and of users (actors holding the item table), each through its own pipelined writer;
+    ``publish_redis`` still flips the active version once, after them."""
+    workers = pool or WorkerPool()
+    return VersionWrites(
+        items=lambda _, version, table: _write_items(table, store, version, workers),
+        users=lambda _, version, sequences, table, replace: _write_users(
+            sequences, table, store, version, replace, workers
+        ),
+    )
 
 
 def check_reachable(store: RedisStoreConfig) -> None:
@@ -135,9 +105,11 @@ def _write_items(table: ItemTable, store: RedisStoreConfig, version: str, pool: 
     if len(table.ids) == 0:
         return 0
     dim = table.vectors.shape[1]
-    shards = shard_dataset(
-        shard_row({"ids": table.ids[a:b], "vectors": np.asarray(table.vectors[a:b])}, {"dim": dim})
-        for a, b in ranges(len(table.ids), pool.shard_rows)
+    shards = sharding.shard_dataset(
+        sharding.shard_row(
+            {"ids": table.ids[a:b], "vectors": np.asarray(table.vectors[a:b])}, {"dim": dim}
+        )
+        for a, b in sharding.ranges(len(table.ids), pool.shard_rows)
     )
     stage = shards.map_batches(
         partial(write_item_shards, store=store, version=version),
@@ -145,7 +117,7 @@ def _write_items(table: ItemTable, store: RedisStoreConfig, version: str, pool: 
         batch_format="pyarrow",
         compute=ray.data.TaskPoolStrategy(size=pool.size(shards.count())),
     )
-    return sum(int(batch["written"].sum()) for batch in collected(stage))
+    return sum(int(batch["written"].sum()) for batch in sharding.collected(stage))
 
 
 def _write_users(
@@ -159,7 +131,7 @@ def _write_users(
     if len(sequences) == 0:
         return 0, 0
     arrays = (table.ids, np.asarray(table.vectors), table.default_vector)
-    shards = shard_dataset(_user_rows(sequences, pool.shard_rows))
+    shards = sharding.shard_dataset(_user_rows(sequences, pool.shard_rows))
     stage = shards.map_batches(
         SequenceShardWriter,
         batch_size=1,
@@ -175,16 +147,16 @@ def _write_users(
         runtime_env={"env_vars": {"TQDM_DISABLE": "1"}},
     )
     written = kept = 0
-    for batch in collected(stage):
+    for batch in sharding.collected(stage):
         written += int(batch["written"].sum())
         kept += int(batch["kept"].sum())
     return written, kept
 
 
 def _user_rows(sequences: UserSequences, size: int) -> Iterator[pa.Table]:
-    for a, b in ranges(len(sequences), size):
+    for a, b in sharding.ranges(len(sequences), size):
         first, last = int(sequences.offsets[a]), int(sequences.offsets[b])
-        yield shard_row(
+        yield sharding.shard_row(
             {
                 "user_ids": sequences.user_ids[a:b],
                 "offsets": sequences.offsets[a : b + 1] - first,
@@ -193,12 +165,3 @@ def _user_rows(sequences: UserSequences, size: int) -> Iterator[pa.Table]:
                 "ts": sequences.ts[first:last],
             }
         )
-
-
-def _expire_others(store: RedisStoreConfig, keep: set[str], grace_s: int) -> int:
-    url = store.url
-    client = RedisCluster.from_url(url) if store.cluster else redis.Redis.from_url(url)
-    try:
-        return sum(expire_old_versions(client, keep, grace_s).values())
-    finally:
-        client.close()

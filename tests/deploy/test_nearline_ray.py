@@ -26,13 +26,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.deploy.kustomize import (
-    Resource,
-    load_documents,
-    pod_templates,
-    read_kustomization,
-    render,
-)
+from tests.deploy import kustomize
 from tests.deploy.test_dockerfile import stages
 from tests.deploy.test_kubernetes import KUBERNETES_VERSION
 from tests.deploy.test_kubernetes import validate as validate_core
@@ -58,14 +52,14 @@ def load_trigger() -> ModuleType:
 trigger = load_trigger()
 
 
-def validate(resource: Resource) -> None:
+def validate(resource: kustomize.Resource) -> None:
     """A RayJob against the vendored schema and its pod templates as core PodTemplates; any other
     resource as tests/deploy/test_kubernetes.py validates it."""
     if (resource["apiVersion"], resource["kind"]) != ("ray.io/v1", "RayJob"):
         validate_core(resource)
         return
     jsonschema.Draft202012Validator(json.loads(RAYJOB_SCHEMA.read_text())).validate(resource)
-    for path, template in pod_templates(resource).items():
+    for path, template in kustomize.pod_templates(resource).items():
         wrapped = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}}
         try:
             kubernetes_validate.validate(
@@ -75,48 +69,48 @@ def validate(resource: Resource) -> None:
             raise AssertionError(f"{path}: {error}") from error
 
 
-def rendered() -> list[Resource]:
-    return render(OVERLAY)
+def rendered() -> list[kustomize.Resource]:
+    return kustomize.render(OVERLAY)
 
 
-def one(resources: list[Resource], kind: str, name: str) -> Resource:
+def one(resources: list[kustomize.Resource], kind: str, name: str) -> kustomize.Resource:
     (found,) = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
     return found
 
 
-def rayjob(resources: list[Resource]) -> Resource:
+def rayjob(resources: list[kustomize.Resource]) -> kustomize.Resource:
     return one(resources, "RayJob", TEMPLATE)
 
 
-def containers(template: Resource) -> Iterator[Resource]:
+def containers(template: kustomize.Resource) -> Iterator[kustomize.Resource]:
     yield from template["spec"]["containers"]
     yield from template["spec"].get("initContainers", [])
 
 
-def ray_templates(job: Resource) -> dict[str, Resource]:
+def ray_templates(job: kustomize.Resource) -> dict[str, kustomize.Resource]:
     """The head's and the worker groups' pod templates (not the submitter's)."""
-    return {path: t for path, t in pod_templates(job).items() if "rayClusterSpec" in path}
+    return {path: t for path, t in kustomize.pod_templates(job).items() if "rayClusterSpec" in path}
 
 
-def nearline_templates(resources: list[Resource]) -> dict[str, Resource]:
+def nearline_templates(resources: list[kustomize.Resource]) -> dict[str, kustomize.Resource]:
     """The pod templates of the component: the RayJob's and the CronJob's."""
     return {
         f"{r['kind']}/{r['metadata']['name']} {path}": template
         for r in resources
         if r["kind"] in {"RayJob", "CronJob"}
-        for path, template in pod_templates(r).items()
+        for path, template in kustomize.pod_templates(r).items()
     }
 
 
-def head(job: Resource) -> Resource:
+def head(job: kustomize.Resource) -> kustomize.Resource:
     return job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]  # type: ignore[no-any-return]
 
 
-def submitter(job: Resource) -> Resource:
+def submitter(job: kustomize.Resource) -> kustomize.Resource:
     return job["spec"]["submitterPodTemplate"]  # type: ignore[no-any-return]
 
 
-def options(job: Resource) -> dict[str, str | bool]:
+def options(job: kustomize.Resource) -> dict[str, str | bool]:
     """The entrypoint's options after `reaseq scale nearline`: a value, or True for a flag."""
     words = shlex.split(job["spec"]["entrypoint"])
     assert words[:3] == ["reaseq", "scale", "nearline"], words
@@ -129,13 +123,15 @@ def options(job: Resource) -> dict[str, str | bool]:
     return found
 
 
-def path_option(job: Resource, option: str) -> str:
+def path_option(job: kustomize.Resource, option: str) -> str:
     value = options(job)[option]
     assert isinstance(value, str), f"{option} names no path"
     return value
 
 
-def mount_of(template: Resource, container: Resource, path: str) -> tuple[Resource, Resource]:
+def mount_of(
+    template: kustomize.Resource, container: kustomize.Resource, path: str
+) -> tuple[kustomize.Resource, kustomize.Resource]:
     """The volume mount under which ``path`` lies in the container (the deepest), and its volume."""
     under = [
         m
@@ -152,8 +148,8 @@ def mount_of(template: Resource, container: Resource, path: str) -> tuple[Resour
 
 
 def test_every_file_of_the_component_validates() -> None:
-    for entry in read_kustomization(COMPONENT)["resources"]:
-        for document in load_documents(COMPONENT / entry):
+    for entry in kustomize.read_kustomization(COMPONENT)["resources"]:
+        for document in kustomize.load_documents(COMPONENT / entry):
             validate(document)
 
 
@@ -164,7 +160,10 @@ def test_every_rendered_resource_validates() -> None:
 
 
 def test_the_overlay_adds_the_component_and_changes_nothing_of_cpu_redis() -> None:
-    below = {(r["kind"], r["metadata"]["name"]): r for r in render(K8S / "overlays" / "cpu-redis")}
+    below = {
+        (r["kind"], r["metadata"]["name"]): r
+        for r in kustomize.render(K8S / "overlays" / "cpu-redis")
+    }
     above = {(r["kind"], r["metadata"]["name"]): r for r in rendered()}
     assert {key: above[key] for key in below} == below
     added = {kind for kind, _ in set(above) - set(below)}
@@ -216,7 +215,7 @@ def test_the_redis_url_is_the_services_own_setting() -> None:
 def test_the_driver_reads_the_bundles_and_inputs_read_only_from_volumes() -> None:
     resources = rendered()
     job = rayjob(resources)
-    (bundles_pvc,) = load_documents(K8S / "base" / "bundles-pvc.yaml")
+    (bundles_pvc,) = kustomize.load_documents(K8S / "base" / "bundles-pvc.yaml")
     claim = bundles_pvc["metadata"]["name"]
     assert one(resources, "PersistentVolumeClaim", claim)
     bundle_root = one(resources, "ConfigMap", "reaseq-config")["data"]["REASEQ_BUNDLE_ROOT"]
@@ -281,9 +280,9 @@ def test_every_container_runs_locked_down_with_limits() -> None:
 
 def test_the_ray_cluster_runs_one_image_with_cpu_limits_and_probes() -> None:
     job = rayjob(rendered())
-    images = {c["image"] for t in pod_templates(job).values() for c in containers(t)}
+    images = {c["image"] for t in kustomize.pod_templates(job).values() for c in containers(t)}
     assert images == {IMAGE}, "head, workers and submitter must run the same Ray"
-    for path, template in pod_templates(job).items():
+    for path, template in kustomize.pod_templates(job).items():
         assert template["spec"]["automountServiceAccountToken"] is False, path
     for path, template in ray_templates(job).items():
         ray = template["spec"]["containers"][0]
@@ -363,7 +362,7 @@ def test_the_trigger_may_manage_rayjobs_and_nothing_else() -> None:
 # --- the trigger ----------------------------------------------------------------------------
 
 
-def server_copy(template: Resource) -> Resource:
+def server_copy(template: kustomize.Resource) -> kustomize.Resource:
     """The template as `kubectl get -o json` returns it: with what the server and KubeRay wrote."""
     metadata = {
         **template["metadata"],
@@ -388,7 +387,7 @@ def test_a_run_is_the_template_running_under_a_generated_name() -> None:
     assert "status" not in run
 
 
-def run_of(name: str, created: str, **status: str) -> Resource:
+def run_of(name: str, created: str, **status: str) -> kustomize.Resource:
     return {"metadata": {"name": name, "creationTimestamp": created}, "status": status}
 
 
@@ -462,7 +461,7 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
-def write_state(path: Path, rayjobs: dict[str, Resource], **rest: Any) -> None:
+def write_state(path: Path, rayjobs: dict[str, kustomize.Resource], **rest: Any) -> None:
     path.write_text(json.dumps({"rayjobs": rayjobs, **rest}))
 
 

@@ -33,8 +33,8 @@ from offline.publish.stores import publish_embedded, publish_redis
 from offline.scale.encode import encode_records_ray
 from offline.scale.generate import generate_users_ray
 from offline.scale.knowledge import describe_lines_ray
-from offline.scale.nearline import run_nearline_ray
-from offline.scale.publish import publish_redis_ray
+from offline.scale.nearline import ray_block_writer
+from offline.scale.publish import ray_writes
 from offline.scale.session import WorkerPool
 from service.bundles.loaded import ItemTable, load_item_table
 from service.contracts import keys
@@ -148,7 +148,9 @@ def test_publish_writes_the_single_process_keys_and_values(
     reference = redis_dump(redis_url)
     flush(redis_url)
     _live_sequence(redis_url)
-    counts = publish_redis_ray(sequences, bundle_dir, store, gc_grace_s=600, pool=POOL)
+    counts = publish_redis(
+        sequences, bundle_dir, store, gc_grace_s=600, writes=ray_writes(store, POOL)
+    )
     assert counts == reference_counts and counts["expiring_keys"] > 0
     assert counts["kept_live_sequences"] == 1
     assert redis_dump(redis_url) == reference
@@ -168,10 +170,11 @@ def test_incremental_nearline_regenerates_only_userswith_new_events(
     )  # fmt: skip
 
     def on_ray(data: Dataset) -> dict[str, object]:
-        return run_nearline_ray(
+        store = EmbeddedStoreConfig(users_path=tmp_path / "ray.npz")
+        return run_nearline(
             item_model, data, CONFIG, item_table=table, incremental=True,
-            state_path=tmp_path / "ray_state.npz",
-            store=EmbeddedStoreConfig(users_path=tmp_path / "ray.npz"), pool=POOL,
+            state_path=tmp_path / "ray_state.npz", store=store,
+            write_blocks=ray_block_writer(item_model, data, CONFIG, table, store, pool=POOL),
         )  # fmt: skip
 
     first = on_ray(dataset)
