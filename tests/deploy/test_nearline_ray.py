@@ -6,80 +6,29 @@ schema vendored in tests/deploy/schemas/rayjob.json and its pod templates (head,
 as core PodTemplates. And the invariants hold: the entrypoint runs `reaseq scale nearline --store
 redis --incremental` with the service's own Redis URL, the pods mount the bundle volume and keep the
 incremental state on a volume, every container runs locked down with resource limits, runs never
-overlap, and the trigger's copy of the template is a RayJob that runs (its flow is run against a
-stand-in kubectl, since the tests have no cluster)."""
+overlap, and the CronJob runs the component's trigger (its flow: test_nearline_trigger.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import shlex
-import stat
-import sys
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
-from types import ModuleType
-from typing import Any
-
-import jsonschema
-import kubernetes_validate
-import pytest
+from pathlib import PurePosixPath
 
 from tests.deploy import kustomize
+from tests.deploy.nearline import (
+    COMPONENT,
+    IMAGE,
+    K8S,
+    TEMPLATE,
+    TRIGGER_IMAGE,
+    one,
+    rayjob,
+    rendered,
+    trigger,
+    validate,
+)
 from tests.deploy.test_dockerfile import stages
-from tests.deploy.test_kubernetes import KUBERNETES_VERSION
-from tests.deploy.test_kubernetes import validate as validate_core
-
-ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "deploy" / "k8s"
-COMPONENT = K8S / "components" / "nearline-ray"
-OVERLAY = K8S / "overlays" / "cpu-redis-nearline"
-RAYJOB_SCHEMA = Path(__file__).parent / "schemas" / "rayjob.json"
-TEMPLATE = "reaseq-nearline"
-IMAGE = "registry.example.com/reaseq:0.1.0-nearline"
-TRIGGER_IMAGE = "registry.example.com/reaseq:0.1.0-nearline-trigger"
-
-
-def load_trigger() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("nearline_trigger", COMPONENT / "trigger.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-trigger = load_trigger()
-
-
-def validate(resource: kustomize.Resource) -> None:
-    """A RayJob against the vendored schema and its pod templates as core PodTemplates; any other
-    resource as tests/deploy/test_kubernetes.py validates it."""
-    if (resource["apiVersion"], resource["kind"]) != ("ray.io/v1", "RayJob"):
-        validate_core(resource)
-        return
-    jsonschema.Draft202012Validator(json.loads(RAYJOB_SCHEMA.read_text())).validate(resource)
-    for path, template in kustomize.pod_templates(resource).items():
-        wrapped = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}}
-        try:
-            kubernetes_validate.validate(
-                {**wrapped, "template": template}, KUBERNETES_VERSION, strict=True
-            )
-        except kubernetes_validate.ValidationError as error:
-            raise AssertionError(f"{path}: {error}") from error
-
-
-def rendered() -> list[kustomize.Resource]:
-    return kustomize.render(OVERLAY)
-
-
-def one(resources: list[kustomize.Resource], kind: str, name: str) -> kustomize.Resource:
-    (found,) = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
-    return found
-
-
-def rayjob(resources: list[kustomize.Resource]) -> kustomize.Resource:
-    return one(resources, "RayJob", TEMPLATE)
 
 
 def containers(template: kustomize.Resource) -> Iterator[kustomize.Resource]:
@@ -357,164 +306,6 @@ def test_the_trigger_may_manage_rayjobs_and_nothing_else() -> None:
     (rule,) = role["rules"]
     assert rule["apiGroups"] == ["ray.io"] and rule["resources"] == ["rayjobs"]
     assert set(rule["verbs"]) == {"get", "list", "create", "delete"}
-
-
-# --- the trigger ----------------------------------------------------------------------------
-
-
-def server_copy(template: kustomize.Resource) -> kustomize.Resource:
-    """The template as `kubectl get -o json` returns it: with what the server and KubeRay wrote."""
-    metadata = {
-        **template["metadata"],
-        "uid": "0c6a",
-        "resourceVersion": "42",
-        "creationTimestamp": "2026-12-02T19:00:00Z",
-        "finalizers": ["ray.io/rayjob-finalizer"],
-        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
-    }
-    return {**template, "metadata": metadata, "status": {"jobDeploymentStatus": "Suspended"}}
-
-
-def test_a_run_is_the_template_running_under_a_generated_name() -> None:
-    template = rayjob(rendered())
-    run = trigger.run_manifest(server_copy(template))
-    validate(run)
-    assert run["metadata"] == {
-        "generateName": f"{TEMPLATE}-",
-        "labels": {**template["metadata"]["labels"], trigger.RUN_OF_LABEL: TEMPLATE},
-    }
-    assert run["spec"] == {**template["spec"], "suspend": False}
-    assert "status" not in run
-
-
-def run_of(name: str, created: str, **status: str) -> kustomize.Resource:
-    return {"metadata": {"name": name, "creationTimestamp": created}, "status": status}
-
-
-def test_old_finished_runs_are_pruned_and_running_ones_kept() -> None:
-    runs = [
-        run_of("a", "2026-12-02T10:00:00Z", jobDeploymentStatus="Complete"),
-        run_of("b", "2026-12-02T10:05:00Z", jobDeploymentStatus="Failed"),
-        run_of("c", "2026-12-02T10:10:00Z", jobDeploymentStatus="Running"),
-        run_of("d", "2026-12-02T10:15:00Z", jobDeploymentStatus="Complete"),
-    ]
-    assert trigger.runs_to_delete(runs, keep=1) == ["b", "a"]
-    assert trigger.runs_to_delete(runs, keep=5) == []
-    assert trigger.succeeded(run_of("x", "", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"))
-    failed = run_of("x", "", jobDeploymentStatus="Complete", jobStatus="FAILED")
-    assert not trigger.succeeded(failed)
-    assert not trigger.succeeded(run_of("x", "", jobDeploymentStatus="Failed"))
-
-
-# A stand-in for kubectl with the few commands trigger.py uses, over a JSON file of RayJobs. A
-# created RayJob steps through the statuses listed in the file, one per `get`.
-FAKE_KUBECTL = """
-import json, os, sys
-path = os.environ["FAKE_KUBE_STATE"]
-state = json.load(open(path))
-jobs = state["rayjobs"]
-args = sys.argv[1:]
-def save():
-    json.dump(state, open(path, "w"))
-if args[:2] == ["get", "rayjobs"]:
-    key, value = args[3].split("=")
-    items = [j for j in jobs.values() if j["metadata"].get("labels", {}).get(key) == value]
-    print(json.dumps({"items": items}))
-elif args[:2] == ["get", "rayjob"]:
-    job = jobs[args[2]]
-    steps = state["steps"].get(args[2], [])
-    if steps:
-        job["status"] = steps.pop(0)
-        save()
-    print(json.dumps(job))
-elif args[0] == "create":
-    job = json.loads(sys.stdin.read())
-    name = job["metadata"]["generateName"] + "run%d" % len(state["created"])
-    job["metadata"].update(name=name, creationTimestamp="2026-12-02T19:00:00Z")
-    jobs[name] = job
-    state["created"].append(name)
-    state["steps"][name] = state.pop("next_steps")
-    save()
-    sys.stdout.write(name)
-elif args[:2] == ["delete", "rayjob"]:
-    del jobs[args[2]]
-    state["deleted"].append(args[2])
-    save()
-else:
-    sys.exit("unexpected: kubectl %s" % " ".join(args))
-"""
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A file of RayJobs holding the template, and a kubectl on PATH that serves it."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    kubectl = bin_dir / "kubectl"
-    kubectl.write_text(f"#!{sys.executable}\n{FAKE_KUBECTL}")
-    kubectl.chmod(kubectl.stat().st_mode | stat.S_IEXEC)
-    state = tmp_path / "state.json"
-    template = server_copy(rayjob(rendered()))
-    write_state(state, {TEMPLATE: template}, created=[], deleted=[], steps={})
-    monkeypatch.setenv("FAKE_KUBE_STATE", str(state))
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return state
-
-
-def write_state(path: Path, rayjobs: dict[str, kustomize.Resource], **rest: Any) -> None:
-    path.write_text(json.dumps({"rayjobs": rayjobs, **rest}))
-
-
-def read_state(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
-
-
-RUNNING = {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"}
-SUCCEEDED = {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}
-
-
-def test_the_trigger_starts_a_run_and_succeeds_with_it(cluster: Path) -> None:
-    state = read_state(cluster)
-    state["next_steps"] = [
-        {"jobDeploymentStatus": "Initializing"},
-        RUNNING,
-        SUCCEEDED,
-    ]
-    cluster.write_text(json.dumps(state))
-    assert trigger.main(["--poll-s", "0"]) == 0
-    state = read_state(cluster)
-    (name,) = state["created"]
-    created = state["rayjobs"][name]
-    validate({k: v for k, v in created.items() if k != "status"})
-    assert created["spec"]["suspend"] is False
-    assert state["rayjobs"][TEMPLATE]["spec"]["suspend"] is True
-
-
-def test_the_trigger_fails_when_the_ray_job_failed(cluster: Path) -> None:
-    state = read_state(cluster)
-    state["next_steps"] = [{"jobDeploymentStatus": "Failed", "jobStatus": "FAILED"}]
-    cluster.write_text(json.dumps(state))
-    assert trigger.main(["--poll-s", "0"]) == trigger.RUN_FAILED
-
-
-def test_a_retried_trigger_waits_for_the_run_it_left_and_prunes_old_ones(cluster: Path) -> None:
-    state = read_state(cluster)
-    label = {trigger.RUN_OF_LABEL: TEMPLATE}
-    for name, created, status in (
-        ("old", "2026-12-02T18:00:00Z", {"jobDeploymentStatus": "Complete"}),
-        ("left", "2026-12-02T18:55:00Z", RUNNING),
-    ):
-        state["rayjobs"][name] = {
-            "metadata": {"name": name, "labels": label, "creationTimestamp": created},
-            "status": status,
-        }
-    state["steps"]["left"] = [RUNNING, SUCCEEDED]
-    cluster.write_text(json.dumps(state))
-    assert trigger.main(["--poll-s", "0", "--keep", "1"]) == 0
-    state = read_state(cluster)
-    assert state["created"] == [], "a run left by an earlier attempt is not doubled"
-    assert state["deleted"] == ["old"]
-    assert TEMPLATE in state["rayjobs"], "the template is never pruned"
 
 
 # --- images ---------------------------------------------------------------------------------
