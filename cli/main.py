@@ -315,6 +315,14 @@ def results(
             "user's primary kind (0: uniform exploration, as the recorded results).",
         ),
     ] = 0.0,
+    secondary_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Strength of each user's secondary interest against the primary's 1 (the "
+            "recorded results: 0.9).",
+        ),
+    ] = 0.9,
 ) -> None:
     """Regenerate docs/RESULTS.md and docs/results.json: the ranker's ablation (ID only,
     + knowledge, + GBR, full) and the behaviour generator against its baselines, with its cost."""
@@ -322,7 +330,7 @@ def results(
     from model_export.world_ablation import WorldSetup
 
     _logging()
-    world = WorldSetup(exploration_aim=exploration_aim)
+    world = WorldSetup(exploration_aim=exploration_aim, secondary_weight=secondary_weight)
     spec = ResultsSpec(size=size.value, seeds=tuple(range(seeds)), world=world)
     document = write_results(spec, docs)
     typer.echo(json.dumps(document["summary"], indent=2))

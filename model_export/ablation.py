@@ -16,7 +16,7 @@ from model_export.pipeline import FULL, GATE, GATE_SELF_ATTENTION, ID_GBR, ID_ON
 from model_export.world_ablation import EXPLORATION, recovered_share
 from service.contracts.manifest import EvaluationMetrics
 
-FULL_PLAIN, ORACLE = "full_plain", "oracle"
+FULL_PLAIN, ORACLE, COMPLEMENTS = "full_plain", "oracle", "complements"
 GAIN_METRICS = ("auc", "gauc")
 #: The ablation's rows, in order, with what each adds.
 ROWS = (
@@ -26,12 +26,14 @@ ROWS = (
     (FULL_PLAIN, "knowledge + plain GBR (logs only)"),
     (FULL, "full: knowledge + world GBR"),
     (ORACLE, "oracle: knowledge + blocks of the true secondary kind"),
+    (COMPLEMENTS, "knowledge + complement blocks (records only, no generator)"),
 )
 #: Per-seed differences against the knowledge-only ranker.
 GAINS = (
     (FULL_PLAIN, "plain GBR − knowledge"),
     (FULL, "full − knowledge (world GBR's gain)"),
     (ORACLE, "oracle − knowledge (the ceiling)"),
+    (COMPLEMENTS, "complement blocks − knowledge"),
 )
 SLICES = (
     ("overall", ""),
@@ -106,14 +108,24 @@ def table_lines(
     return lines
 
 
+def against_ceiling(
+    table: dict[str, Any], row: str
+) -> list[tuple[str, str, dict[str, float], dict[str, float]]]:
+    """Per slice where both are present: its label and suffix, the AUC gain of ``row`` over
+    knowledge only and the oracle's (the ceiling)."""
+    found = []
+    for label, suffix in SLICES:
+        gain = table.get(f"gain_{row}{suffix}", {}).get("auc")
+        ceiling = table.get(f"gain_{ORACLE}{suffix}", {}).get("auc")
+        if gain is not None and ceiling is not None:
+            found.append((label, suffix, gain, ceiling))
+    return found
+
+
 def findings(table: dict[str, Any], generator: dict[str, Any] | None) -> list[str]:
     """What the figures say about generated behaviours, computed from them."""
     lines = []
-    for label, suffix in SLICES:
-        gain = table.get(f"gain_{FULL}{suffix}", {}).get("auc")
-        ceiling = table.get(f"gain_{ORACLE}{suffix}", {}).get("auc")
-        if gain is None or ceiling is None:
-            continue
+    for label, suffix, gain, ceiling in against_ceiling(table, FULL):
         beyond = gain["std"] > 0 and gain["mean"] > 2 * gain["std"]
         sentence = (
             f"- {label}: world GBR adds {gain['mean']:+.4f} ± {gain['std']:.4f} AUC to knowledge "
@@ -132,6 +144,54 @@ def findings(table: dict[str, Any], generator: dict[str, Any] | None) -> list[st
             f"- Share of generated items in the user's hidden secondary kind: world generator "
             f"{world:.4f}, plain generator {plain:.4f}: {ratio}."
         )
+    return lines + complement_findings(table, (generator or {}).get("block_secondary_share", {}))
+
+
+#: Block sources by their ranker's row, as the report names them.
+BLOCK_SOURCES = (
+    (ORACLE, "oracle", "oracle"),
+    (COMPLEMENTS, "complements", "complement blocks"),
+    (FULL, "world", "world GBR"),
+    (FULL_PLAIN, "plain", "plain GBR"),
+)
+
+
+def complement_findings(table: dict[str, Any], shares: dict[str, Any]) -> list[str]:
+    """Each block source's share of the secondary kind beside what its ranker gains, and the
+    share of the oracle's gain the complement blocks recover."""
+    if not shares:
+        return []
+    found = [
+        (row, shares[key]["mean"], label) for row, key, label in BLOCK_SOURCES if key in shares
+    ]
+    parts = ", ".join(f"{label} {share:.4f}" for _, share, label in found)
+    lines = [
+        "- Share of the evaluation requests' block items in the user's secondary kind: "
+        + parts
+        + "."
+    ]
+    gains = []
+    for label, _, gain, ceiling in against_ceiling(table, COMPLEMENTS):
+        text = f"{label} {gain['mean']:+.4f} ± {gain['std']:.4f}"
+        if ceiling["mean"] > 0:
+            text += f" ({gain['mean'] / ceiling['mean']:.0%} of the ceiling)"
+        gains.append(text)
+    if gains:
+        lines.append("- Complement blocks add, in AUC to knowledge only: " + "; ".join(gains) + ".")
+    world, complements = (
+        shares.get("world", {}).get("mean"),
+        shares.get("complements", {}).get("mean"),
+    )
+    exploration = table.get(f"gain_{COMPLEMENTS}/{EXPLORATION}", {}).get("auc")
+    ceiling = table.get(f"gain_{ORACLE}/{EXPLORATION}", {}).get("auc")
+    if world and complements and exploration and ceiling and ceiling["mean"] > 0:
+        richer, recovered = complements / world, exploration["mean"] / ceiling["mean"]
+        if richer >= 2 and recovered < 0.5:
+            lines.append(
+                f"- Complement blocks hold {richer:.1f}× the world generator's share of the "
+                f"secondary kind and recover {recovered:.0%} of the exploration ceiling: a "
+                "block's share of the secondary kind alone does not buy the ceiling."
+            )
     return lines
 
 

@@ -55,6 +55,11 @@ def summarise_generator(reports: list[dict[str, Any]]) -> dict[str, Any]:
         summary["secondary_visibility"] = {
             key: _stats([v[key] for v in visible]) for key in VISIBILITY if key in visible[0]
         }
+    if all("block_secondary_share" in r for r in reports):
+        sources = list(reports[0]["block_secondary_share"])
+        summary["block_secondary_share"] = {
+            s: _stats([r["block_secondary_share"][s] for r in reports]) for s in sources
+        }
     for key in ("train_seconds", "generation_seconds", "users"):
         values = [float(r[key]) for r in reports if r.get(key) is not None]
         if values:

@@ -12,6 +12,9 @@ Three pieces beside the ranker's ablation (:mod:`model_export.report`):
 * **The oracle ceiling**: the ranker trained and evaluated with blocks drawn from each user's true
   secondary kind (known only to the world's generator). GBR is reported as the share of the
   oracle's gain over knowledge only that it recovers.
+* **Complement blocks**: no generator at all; items of the kinds the knowledge records name as
+  cross-department complements of the main kind of the user's history. What world knowledge of
+  the records' kind proposes, beside the block share each source holds of the secondary kind.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from model_export.evaluate import Predictions
 from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth, SyntheticConfig
 from offline.data.synthetic.external import external_shoppers
+from offline.gbr.complements import KindComplements
 from offline.gbr.sequences import behaviour_sequences
 from offline.gbr.world_corpus import WorldCorpus, knowledge_walks
 from offline.knowledge.schema import ItemKnowledge
@@ -35,6 +39,7 @@ Ints = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 EXPLORATION = "exploration"
 ORACLE_VERSION = "oracle-secondary-interest"
+COMPLEMENTS_VERSION = "knowledge-complements-of-the-main-kind"
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class WorldSetup:
     #: Of the exploration slots, the share aimed at the complements of the shopper's primary
     #: kind (:attr:`offline.data.synthetic.SyntheticConfig.exploration_aim`).
     exploration_aim: float = 0.0
+    #: Strength of each user's secondary interest against the primary's 1
+    #: (:attr:`offline.data.synthetic.SyntheticConfig.secondary_weight`).
+    secondary_weight: float = SyntheticConfig.secondary_weight
     external_shoppers: int = 2000
     clicks_per_shopper: int = 16
     walks: int = 1500
@@ -83,28 +91,85 @@ def world_corpus(
     )
 
 
+class KindMembers:
+    """The catalogue rows of each kind in launch order, to draw those live at a time."""
+
+    def __init__(self, kind_of_item: Ints, launch_ts: Ints) -> None:
+        order = np.lexsort((launch_ts, kind_of_item))
+        self._rows, self._launch = order, launch_ts[order]
+        kinds = kind_of_item[order]
+        self._starts = np.searchsorted(kinds, np.arange(int(kind_of_item.max(initial=-1)) + 2))
+
+    def live(self, kinds: Ints, at: int) -> Ints:
+        """Rows of ``kinds`` launched at or before ``at``."""
+        parts = []
+        for kind in kinds.tolist():
+            if not 0 <= kind < len(self._starts) - 1:
+                continue  # a kind no item has
+            lo, hi = self._starts[kind], self._starts[kind + 1]
+            parts.append(
+                self._rows[lo : lo + int(np.searchsorted(self._launch[lo:hi], at, "right"))]
+            )
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 def oracle_log(dataset: Dataset, truth: GroundTruth, k: int, seed: int) -> GeneratedBlocksLog:
     """Per request of :func:`example_requests`, ``k`` items of the user's true secondary kind
     launched before the request (drawn uniformly; fewer, padded with -1, where the kind has
     fewer), the blocks a generator that knew the hidden interest would write."""
     users, ts = example_requests(dataset)
     rng = np.random.default_rng(seed)
-    launch = dataset.catalogue.launch_ts
-    by_leaf: dict[int, Ints] = {}
-    for leaf in np.unique(truth.item_leaf).tolist():
-        members = np.flatnonzero(truth.item_leaf == leaf)
-        by_leaf[leaf] = members[np.argsort(launch[members], kind="stable")]
+    members = KindMembers(truth.item_leaf, dataset.catalogue.launch_ts)
     blocks = np.full((len(users), k), -1, np.int64)
     secondary = truth.user_secondary_leaf[users]
     for row, (leaf, at) in enumerate(zip(secondary.tolist(), ts.tolist(), strict=True)):
-        if leaf not in by_leaf:
-            continue
-        members = by_leaf[leaf]
-        live = members[: int(np.searchsorted(launch[members], at, side="right"))]
+        live = members.live(np.array([leaf]), at)
         if len(live):
             take = rng.choice(live, size=min(k, len(live)), replace=False)
             blocks[row, : len(take)] = take
     return GeneratedBlocksLog(items=blocks, version=ORACLE_VERSION)
+
+
+def complement_log(
+    dataset: Dataset, complements: KindComplements, k: int, seed: int
+) -> GeneratedBlocksLog:
+    """Per request of :func:`example_requests`, ``k`` items (drawn uniformly among those
+    launched before the request and not in the history) of the kinds the knowledge records name
+    as cross-department complements of the history's main kind: its most frequent kind among
+    the user's behaviours strictly before the request. No truth and no generator: what the
+    records alone propose. Empty (-1) where the history is empty or its main kind has none."""
+    users, ts = example_requests(dataset)
+    rng = np.random.default_rng(seed)
+    members = KindMembers(complements.item_kind, dataset.catalogue.launch_ts)
+    events = dataset.behaviours
+    starts = np.searchsorted(events.user_idx, np.arange(len(dataset.user_ids) + 1))
+    blocks = np.full((len(users), k), -1, np.int64)
+    for row, (user, at) in enumerate(zip(users.tolist(), ts.tolist(), strict=True)):
+        lo = starts[user]
+        history = events.item_idx[
+            lo : lo + int(np.searchsorted(events.ts[lo : starts[user + 1]], at))
+        ]
+        if not len(history):
+            continue
+        main = np.bincount(complements.item_kind[history], minlength=complements.n_kinds).argmax()
+        live = np.setdiff1d(members.live(complements.cross_complements[main], at), history)
+        if len(live):
+            take = rng.choice(live, size=min(k, len(live)), replace=False)
+            blocks[row, : len(take)] = take
+    return GeneratedBlocksLog(items=blocks, version=COMPLEMENTS_VERSION)
+
+
+def block_secondary_share(log: GeneratedBlocksLog, dataset: Dataset, truth: GroundTruth) -> float:
+    """The share of the evaluation requests' block items that are of the user's true secondary
+    kind (0 when they hold none)."""
+    users, ts = example_requests(dataset)
+    evaluated = ts >= dataset.split_ts
+    blocks, owners = log.items[evaluated], users[evaluated]
+    filled = blocks >= 0
+    if not filled.any():
+        return 0.0
+    wanted = truth.user_secondary_leaf[owners][:, None]
+    return float((truth.item_leaf[np.where(filled, blocks, 0)] == wanted)[filled].mean())
 
 
 def exploration_slice(truth: GroundTruth) -> Callable[[Predictions], dict[str, Mask]]:

@@ -69,15 +69,25 @@ def test_every_section_names_its_command_and_machine(report: tuple[dict, str]) -
 
 def test_ablation_covers_every_ranker_and_slice(report: tuple[dict, str]) -> None:  # type: ignore[type-arg]
     document, markdown = report
-    for name in ("id_only", "model", "id_gbr", "full_plain", "full", "oracle"):
+    for name in ("id_only", "model", "id_gbr", "full_plain", "full", "oracle", "complements"):
         for suffix in ("", "/sparse_users", "/cold_items", "/exploration"):
             stats = document["ablation"][name + suffix]
             assert 0.0 <= stats["auc"]["mean"] <= 1.0 and stats["gauc"]["std"] >= 0.0
-    for gain in ("gain_full", "gain_full_plain", "gain_oracle"):
+    for gain in ("gain_full", "gain_full_plain", "gain_oracle", "gain_complements"):
         assert gain + "/exploration" in document["ablation"]
     assert document["ablation"]["examples/exploration"]["n"]["mean"] > 0
     assert "| full: knowledge + world GBR |" in markdown
     assert "- exploration: world GBR adds" in markdown
+    shares = document["generator"]["block_secondary_share"]
+    assert set(shares) == {"plain", "world", "oracle", "complements"}
+    assert shares["oracle"]["mean"] == 1.0 and 0.0 <= shares["complements"]["mean"] <= 1.0
+    per_seed = [run["block_secondary_share"]["world"] for run in document["generator_runs"]]
+    assert shares["world"]["mean"] == pytest.approx(sum(per_seed) / len(per_seed))
+    assert "| knowledge + complement blocks (records only, no generator) |" in markdown
+    assert "- Share of the evaluation requests' block items in the user's secondary kind: " in (
+        markdown
+    )
+    assert "- Complement blocks add, in AUC to knowledge only: overall " in markdown
 
 
 def test_fusion_and_encoder_rows_are_gained_against_the_summed_light_ranker(
@@ -117,3 +127,18 @@ def test_generator_sections_hold_baselines_consistency_and_cost(report: tuple[di
     corpus = document["generator_runs"][0]["world_corpus"]
     assert corpus["sources"] == {"external shoppers": 40, "knowledge walks": 40}
     assert "Share of generated items in the user's hidden secondary kind" in markdown
+
+
+def test_the_command_names_each_world_setting_off_its_default() -> None:
+    import inspect
+
+    from cli.main import results
+
+    assert ResultsSpec().command == COMMAND
+    world = WorldSetup(exploration_aim=0.5, secondary_weight=1.5)
+    assert ResultsSpec(world=world).command == (
+        f"{COMMAND} --exploration-aim 0.5 --secondary-weight 1.5"
+    )
+    defaults = inspect.signature(results).parameters
+    assert defaults["secondary_weight"].default == WorldSetup.secondary_weight
+    assert defaults["exploration_aim"].default == WorldSetup.exploration_aim

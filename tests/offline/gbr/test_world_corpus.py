@@ -11,7 +11,13 @@ import pytest
 
 from model_export.dataset import example_requests
 from model_export.evaluate import Predictions
-from model_export.world_ablation import EXPLORATION, exploration_slice, oracle_log
+from model_export.world_ablation import (
+    EXPLORATION,
+    block_secondary_share,
+    complement_log,
+    exploration_slice,
+    oracle_log,
+)
 from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth, SyntheticConfig, generate, generate_with_truth
 from offline.data.synthetic.config import DEFAULT_END_TS, Window
@@ -20,6 +26,7 @@ from offline.data.synthetic.generate import draw_world, stage_seeds
 from offline.data.synthetic.population import draw_users
 from offline.gbr.beyond import generate_blocks, item_groups
 from offline.gbr.checkpoint import GBRModel
+from offline.gbr.complements import KindComplements
 from offline.gbr.generate import GenerationConfig
 from offline.gbr.sequences import behaviour_sequences
 from offline.gbr.train import GBRTrainConfig, train_gbr
@@ -173,6 +180,48 @@ def test_oracle_blocks_hold_the_secondary_kind_and_no_future(
     items = log.items[rows, cols]
     assert (truth.item_leaf[items] == truth.user_secondary_leaf[users[rows]]).all()
     assert (dataset.catalogue.launch_ts[items] <= ts[rows]).all()
+
+
+def test_complement_blocks_follow_the_main_kind_of_the_past_and_see_no_future(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    dataset, truth = tiny
+    complements = KindComplements.from_records(
+        OfflineKnowledgeBackend().describe(dataset.catalogue)
+    )
+    log = complement_log(dataset, complements, k=4, seed=0)
+    users, ts = example_requests(dataset)
+    assert log.items.shape == (len(users), 4)
+    events = dataset.behaviours
+    checked = 0
+    for row in np.flatnonzero((log.items >= 0).any(axis=1)).tolist():
+        mine = events.user_idx == users[row]
+        past = events.item_idx[mine & (events.ts < ts[row])].astype(np.int64)
+        assert len(past), "a block without a history"
+        main = np.bincount(complements.item_kind[past], minlength=complements.n_kinds).argmax()
+        items = log.items[row][log.items[row] >= 0]
+        assert np.isin(complements.item_kind[items], complements.cross_complements[main]).all()
+        assert (dataset.catalogue.launch_ts[items] <= ts[row]).all()
+        assert not np.isin(items, past).any(), "a block repeats the history"
+        checked += 1
+    assert checked > len(users) // 5
+    np.testing.assert_array_equal(complement_log(dataset, complements, 4, 0).items, log.items)
+    chance = np.mean([np.mean(truth.item_leaf == leaf) for leaf in truth.user_secondary_leaf])
+    assert block_secondary_share(log, dataset, truth) > 2 * chance
+
+
+def test_block_secondary_share_counts_filled_slots_of_evaluation_requests(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    dataset, truth = tiny
+    oracle = oracle_log(dataset, truth, k=4, seed=0)
+    assert block_secondary_share(oracle, dataset, truth) == 1.0
+    empty = replace(oracle, items=np.full_like(oracle.items, -1))
+    assert block_secondary_share(empty, dataset, truth) == 0.0
+    _, ts = example_requests(dataset)
+    shifted = oracle.items.copy()
+    shifted[ts < dataset.split_ts] = 0  # training requests do not count
+    assert block_secondary_share(replace(oracle, items=shifted), dataset, truth) == 1.0
 
 
 def test_exploration_slice_is_outside_the_primary_department(
