@@ -142,16 +142,6 @@ class DeviceRunner:
     def graphs_engine(self) -> str:
         return self._graphs.engine
 
-    def score(
-        self,
-        candidates: FloatArray,
-        real: BehaviourBlock,
-        generated: BehaviourBlock,
-        explain: bool = False,
-    ) -> ScoreResult:
-        """One request alone (a batch of one), without the cache."""
-        return self.score_batch([ScoringRequest(candidates, real, generated, explain)])[0]
-
     def score_batch(self, requests: Sequence[ScoringRequest]) -> list[ScoreResult]:
         """Scores ``[C_r]`` per request, in order, and the attention weights of those that
         explain (``[C_r, slots of the block]``, padding slots 0), as the host path gives them."""

@@ -131,16 +131,6 @@ class GraphRunner:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
-    def score(
-        self,
-        candidates: FloatArray,
-        real: BehaviourBlock,
-        generated: BehaviourBlock,
-        explain: bool = False,
-    ) -> ScoreResult:
-        """One request alone (a batch of one), without the cache."""
-        return self.score_batch([ScoringRequest(candidates, real, generated, explain)])[0]
-
     def score_batch(self, requests: Sequence[ScoringRequest]) -> list[ScoreResult]:
         """Scores ``[C_r]`` per request, in order. Attention weights come from the split path, so
         a request that asks for explanations goes through it whatever the mode."""

@@ -47,7 +47,9 @@ def _request(
 
 
 def _alone(runner: GraphRunner, request: ScoringRequest) -> ScoreResult:
-    return runner.score(request.candidates, request.real, request.generated, request.explain)
+    """``request`` scored alone (a batch of one), without the cache."""
+    bare = ScoringRequest(request.candidates, request.real, request.generated, request.explain)
+    return runner.score_batch([bare])[0]
 
 
 @pytest.mark.parametrize("mode", ["split", "full"])
