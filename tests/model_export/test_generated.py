@@ -18,6 +18,7 @@ import torch
 from model_export.bundle import export_bundle, fused_item_table
 from model_export.dataset import (
     GeneratedBlocksLog,
+    batch_logits,
     batches,
     build_examples,
     example_requests,
@@ -143,15 +144,7 @@ def test_generated_items_are_scored_through_the_fused_table(
     model = with_blocks.model.eval()
     table = torch.from_numpy(fused_item_table(with_blocks))
     with torch.inference_mode():
-        by_index = model(
-            batch.candidate_items,
-            batch.sequence_items,
-            batch.sequence_events,
-            batch.sequence_gaps,
-            batch.generated_items,
-            batch.sequence_mask,
-            batch.generated_mask,
-        )
+        by_index = batch_logits(model, batch)
         by_vector = model.score_vectors(
             table[batch.candidate_items],
             table[batch.sequence_items],
