@@ -4,7 +4,8 @@ knowledge table (ID + knowledge against ID only, per slice).
 
 Rows add one signal at a time; the generated-behaviour rows differ only in where each request's
 block comes from: the plain generator (trained on the logs alone), the world generator
-(pretrained on the world corpus, then the logs) or the oracle (the user's true secondary kind).
+(pretrained on the world corpus, then the logs), the oracle (the user's true secondary kind) or
+the knowledge records' complements of the history's main kind (no generator).
 """
 
 from __future__ import annotations
@@ -147,49 +148,44 @@ def findings(table: dict[str, Any], generator: dict[str, Any] | None) -> list[st
     return lines + complement_findings(table, (generator or {}).get("block_secondary_share", {}))
 
 
-#: Block sources by their ranker's row, as the report names them.
+#: Block sources (their key in ``block_secondary_share``) as the report names them.
 BLOCK_SOURCES = (
-    (ORACLE, "oracle", "oracle"),
-    (COMPLEMENTS, "complements", "complement blocks"),
-    (FULL, "world", "world GBR"),
-    (FULL_PLAIN, "plain", "plain GBR"),
+    ("oracle", "oracle"),
+    ("complements", "complement blocks"),
+    ("world", "world GBR"),
+    ("plain", "plain GBR"),
 )
 
 
 def complement_findings(table: dict[str, Any], shares: dict[str, Any]) -> list[str]:
-    """Each block source's share of the secondary kind beside what its ranker gains, and the
-    share of the oracle's gain the complement blocks recover."""
+    """Each block source's share of the secondary kind, what the complement blocks gain and the
+    share of the oracle's gain they recover."""
     if not shares:
         return []
-    found = [
-        (row, shares[key]["mean"], label) for row, key, label in BLOCK_SOURCES if key in shares
-    ]
-    parts = ", ".join(f"{label} {share:.4f}" for _, share, label in found)
+    parts = [f"{label} {shares[key]['mean']:.4f}" for key, label in BLOCK_SOURCES if key in shares]
     lines = [
         "- Share of the evaluation requests' block items in the user's secondary kind: "
-        + parts
+        + ", ".join(parts)
         + "."
     ]
-    gains = []
-    for label, _, gain, ceiling in against_ceiling(table, COMPLEMENTS):
+    gains, recovered = [], {}
+    for label, suffix, gain, ceiling in against_ceiling(table, COMPLEMENTS):
         text = f"{label} {gain['mean']:+.4f} ± {gain['std']:.4f}"
         if ceiling["mean"] > 0:
-            text += f" ({gain['mean'] / ceiling['mean']:.0%} of the ceiling)"
+            recovered[suffix] = gain["mean"] / ceiling["mean"]
+            text += f" ({recovered[suffix]:.0%} of the ceiling)"
         gains.append(text)
     if gains:
         lines.append("- Complement blocks add, in AUC to knowledge only: " + "; ".join(gains) + ".")
-    world, complements = (
-        shares.get("world", {}).get("mean"),
-        shares.get("complements", {}).get("mean"),
-    )
-    exploration = table.get(f"gain_{COMPLEMENTS}/{EXPLORATION}", {}).get("auc")
-    ceiling = table.get(f"gain_{ORACLE}/{EXPLORATION}", {}).get("auc")
-    if world and complements and exploration and ceiling and ceiling["mean"] > 0:
-        richer, recovered = complements / world, exploration["mean"] / ceiling["mean"]
-        if richer >= 2 and recovered < 0.5:
+    world = shares.get("world", {}).get("mean")
+    complements = shares.get("complements", {}).get("mean")
+    exploration = recovered.get(f"/{EXPLORATION}")
+    if world and complements and exploration is not None:
+        richer = complements / world
+        if richer >= 2 and exploration < 0.5:
             lines.append(
                 f"- Complement blocks hold {richer:.1f}× the world generator's share of the "
-                f"secondary kind and recover {recovered:.0%} of the exploration ceiling: a "
+                f"secondary kind and recover {exploration:.0%} of the exploration ceiling: a "
                 "block's share of the secondary kind alone does not buy the ceiling."
             )
     return lines

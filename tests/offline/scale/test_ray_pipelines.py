@@ -157,7 +157,7 @@ def test_publish_writes_the_single_process_keys_and_values(
     assert reference[keys.ACTIVE_BUNDLE.encode()] == (b"scale-1", False)
 
 
-def test_incremental_nearline_regenerates_only_userswith_new_events(
+def test_incremental_nearline_regenerates_only_users_with_new_events(
     item_model: GBRModel, tiny: tuple[Dataset, GroundTruth], bundle_dir: Path, tmp_path: Path
 ) -> None:
     dataset, table = tiny[0], _table(bundle_dir)
