@@ -70,6 +70,27 @@ def plot(report: BenchReport, path: Path) -> None:
     plt.close(figure)
 
 
+def _priority(summary: dict[str, Any]) -> str:
+    niceness = summary.get("system_niceness")
+    if not niceness:
+        return ""
+    return (
+        f"; every system runs at niceness +{niceness}, below the load generator, so that the "
+        "generator, as on a machine of its own, sends and reads on time and its lateness is not "
+        "counted as the system's"
+    )
+
+
+def _knee(summary: dict[str, Any]) -> str:
+    factor = summary.get("ladder_factor")
+    if not factor:
+        return ""
+    return (
+        f". Rates rise by ×{factor}; one more rate, at the geometric middle between the highest "
+        "sustained and the next rate offered, halves that step where the sustainable rate lies"
+    )
+
+
 def _v(value: object, suffix: str = "") -> str:
     return "—" if value is None else f"{value}{suffix}"
 
@@ -285,7 +306,8 @@ def markdown(summary: Summary) -> str:
         "Every system serves the same users from the same snapshot, on this machine, with the "
         "open-loop load generator on the same cores (Poisson arrivals, "
         f"{summary['seconds_per_rate']} s per offered rate, latency from the scheduled send "
-        f"time). Each system climbs its ladder of rates {summary.get('rounds', 1)} times, the "
+        f"time){_priority(summary)}. Each system climbs its ladder of rates "
+        f"{summary.get('rounds', 1)} times, the "
         "systems interleaved (service, then each other system, then the service again …), and "
         "the tables give the median over those rounds and their range. A rate is sustained "
         f"when p99 ≤ {summary['p99_objective_ms']:.0f} ms and ≤ 1% of the requests sent fail. "
@@ -321,8 +343,8 @@ def markdown(summary: Summary) -> str:
         "sustains none counts as 0 in the median; — when the median is 0); *capacity*: the "
         "highest throughput achieved at any latency with ≤ 1% failing (a rate saturates when "
         "more fail or the median passes 1 s; the ladder stops after two saturated rates in a "
-        "row). Ratios are of the medians. The FLOP/s fraction is the model's arithmetic at the "
-        "service's median sustainable rate over the measured peak.",
+        f"row){_knee(summary)}. Ratios are of the medians. The FLOP/s fraction is the model's "
+        "arithmetic at the service's median sustainable rate over the measured peak.",
         "",
         *targets_markdown(summary),
         *(["", "What the figures say:", "", *_reading(workloads)] if _reading(workloads) else []),

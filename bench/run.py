@@ -5,6 +5,7 @@ rate; the service's session and overload measurements."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import statistics
 import sys
@@ -58,6 +59,13 @@ class SystemRun:
             return None
         return self.cpu_ms[self.rates.index(result)]
 
+    def sort_by_rate(self) -> None:
+        """Rates, and what was measured at each, in the order of the offered rate."""
+        order = sorted(range(len(self.rates)), key=lambda n: self.rates[n].offered_rps)
+        self.rates = [self.rates[n] for n in order]
+        self.cpu_ms = [self.cpu_ms[n] for n in order]
+        self.stages_ms = [self.stages_ms[n] for n in order]
+
     def capacity(self) -> RateResult | None:
         """The highest throughput achieved at any latency, with at most 1% failing."""
         answered = [r for r in self.rates if not saturated(r)]
@@ -86,11 +94,18 @@ class Served:
     pid: int
 
 
+#: How much lower than the load generator's the CPU priority of every measured system is. On
+#: shared cores a system at equal priority starves the generator, whose own lateness then counts
+#: as the system's latency; a load generator on another machine is never starved.
+SYSTEM_NICENESS = 5
+
+
 @contextmanager
 def process_on_port(command: list[str], env: dict[str, str], log_path: Path) -> Iterator[Served]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with serving_process([*command, "--port", str(port)], env, log_path, url, 180) as process:
+    command = [*command, "--port", str(port)]
+    with serving_process(command, env, log_path, url, 180, niceness=SYSTEM_NICENESS) as process:
         yield Served(url, process.pid)
 
 
@@ -133,17 +148,17 @@ def climb(
     round_index: int = 0,
 ) -> SystemRun:
     """Offer rising rates until two in a row saturate the system (so both the rate sustained
-    within the latency objective and the capacity at any latency are seen); with ``pid``, the
-    CPU time of that process tree per answered request at each rate."""
+    within the latency objective and the capacity at any latency are seen), then one rate at the
+    knee (:func:`knee_rate`); with ``pid``, the CPU time of that process tree per answered
+    request at each rate."""
     run = SystemRun(system, workload.name, round=round_index)
     load_before = os.getloadavg()[0]
     asyncio.run(offer(f"{url}/v1/rank", bodies, ladder.start_rps, 2.0, seed=99))  # warm up
-    rate = ladder.start_rps
-    misses = 0
-    for step in range(ladder.steps):
+
+    def measure(rate: float, seed: int) -> RateResult:
         before = Scrape.fetch(url) if scrape else None
         cpu_before = tree_cpu_seconds(pid) if pid is not None else None
-        result = asyncio.run(offer(f"{url}/v1/rank", bodies, rate, duration_s, seed=step))
+        result = asyncio.run(offer(f"{url}/v1/rank", bodies, rate, duration_s, seed=seed))
         cpu = None
         if cpu_before is not None and pid is not None and result.ok:
             cpu = 1000.0 * (tree_cpu_seconds(pid) - cpu_before) / result.ok
@@ -151,13 +166,32 @@ def climb(
         run.cpu_ms.append(cpu)
         run.stages_ms.append(stage_profile(before, Scrape.fetch(url)) if before else {})
         log(f"{system} {workload.name} round {round_index} {result.summary()} cpu_ms {cpu}")
-        misses = misses + 1 if saturated(result) else 0
+        time.sleep(1.0)  # let queues drain between rates
+        return result
+
+    rate = ladder.start_rps
+    misses = 0
+    for step in range(ladder.steps):
+        misses = misses + 1 if saturated(measure(rate, step)) else 0
         if misses == 2:
             break
         rate *= ladder.factor
-        time.sleep(1.0)  # let queues drain between rates
+    between = knee_rate(run)
+    if between is not None:
+        measure(between, ladder.steps)
+        run.sort_by_rate()
     run.load_average = (load_before, os.getloadavg()[0])
     return run
+
+
+def knee_rate(run: SystemRun) -> float | None:
+    """The geometric middle between the highest rate sustained and the next rate offered above
+    it, which was not: one more rate there halves the ladder's step where the answer lies."""
+    best = run.sustainable()
+    if best is None:
+        return None
+    above = [r.offered_rps for r in run.rates if r.offered_rps > best.offered_rps]
+    return math.sqrt(best.offered_rps * min(above)) if above else None
 
 
 def stage_profile(before: Scrape, after: Scrape) -> dict[str, float]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.run import P99_OBJECTIVE_MS, SystemRun
+from bench.run import P99_OBJECTIVE_MS, SYSTEM_NICENESS, Ladder, SystemRun
 from bench.systems import BASELINE, RAY_SERVE, SERVICE
 from bench.tail import tail_breakdown
 from bench.workloads import Workload
@@ -115,6 +115,8 @@ def summarise(report: BenchReport, item_dim: int, hidden_dim: int) -> Summary:
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "p99_objective_ms": P99_OBJECTIVE_MS,
         "seconds_per_rate": report.duration_s,
+        "ladder_factor": Ladder.factor,
+        "system_niceness": SYSTEM_NICENESS,
         "rounds": report.rounds,
         "service_workers": report.workers,
         "matmul_peak_gflops": round(report.peak_flops / 1e9, 2),

@@ -40,14 +40,17 @@ def serving_process(
     url: str,
     deadline_s: float = 120,
     stop_timeout_s: float = 15,
+    niceness: int = 0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``command``, a server that will listen at ``url``, with ``env`` over this process's
     environment and its output in ``log_path``; yield it once ``url/readyz`` answers 200, then
     stop it (SIGTERM, SIGKILL after ``stop_timeout_s``). Raises :class:`ServiceDidNotStart`
-    when it exits first or is not ready within ``deadline_s``."""
+    when it exits first or is not ready within ``deadline_s``. A positive ``niceness`` lowers
+    its CPU priority (and its children's) below this process's."""
+    prefix = ["nice", "-n", str(niceness)] if niceness else []
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            list(command), env=os.environ | dict(env), stdout=log, stderr=subprocess.STDOUT
+            [*prefix, *command], env=os.environ | dict(env), stdout=log, stderr=subprocess.STDOUT
         )
     try:
         wait_ready(url, process, deadline_s)

@@ -18,10 +18,11 @@ from aiohttp import web
 from bench.loadgen import SERVER_PART, RateResult, offer, server_timing
 from bench.profile import summarise_samples
 from bench.report import BenchReport, markdown, plot, summarise
-from bench.run import SystemRun, saturated, sustained
+from bench.run import SYSTEM_NICENESS, SystemRun, knee_rate, saturated, sustained
 from bench.systems import max_score_difference, tree_cpu_seconds
 from bench.tail import tail_breakdown, tail_reading
 from bench.workloads import W1, Workload
+from loadtest.service_process import serving_process
 from service.ranking.breakdown import RequestBreakdown
 from tests.support.ports import free_port
 
@@ -153,8 +154,43 @@ def test_report_takes_medians_over_interleaved_rounds(tmp_path: Path) -> None:
     assert "| service_self_attention | server | 4.0 | 1.0 | 4.0× |" in text
     assert "max abs difference 1.0e-07." in text
     assert "the model stages take 1.00 ms of the 3.00 ms" in text
+    assert f"every system runs at niceness +{SYSTEM_NICENESS}, below the load generator" in text
+    assert "Rates rise by ×1.4; one more rate, at the geometric middle" in text
     plot(report, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_the_knee_rate_lies_between_the_last_rate_sustained_and_the_next() -> None:
+    ladder = _ladder("service", [20, 40, 80, 160], [10, 20, 90, 400])
+    assert knee_rate(ladder) == pytest.approx(math.sqrt(40 * 80))
+    assert knee_rate(_ladder("service", [20, 40], [10, 20])) is None  # nothing above missed
+    assert knee_rate(_ladder("service", [20, 40], [90, 400])) is None  # nothing sustained
+    ladder.rates.append(RateResult(56.0, 560, 560, 0, 10.0, [1.0] * 560))
+    ladder.cpu_ms.append(3.0)
+    ladder.stages_ms.append({"request": 4.0})
+    ladder.sort_by_rate()
+    assert [r.offered_rps for r in ladder.rates] == [20, 40, 56, 80, 160]
+    assert ladder.cpu_ms[2] == 3.0 and ladder.stages_ms[2] == {"request": 4.0}
+    assert ladder.sustainable() is ladder.rates[2]
+
+
+def test_measured_systems_run_at_a_lower_cpu_priority_than_the_load_generator(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    server = (
+        "import http.server, sys\n"
+        "class Ready(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers()\n"
+        f"http.server.HTTPServer(('127.0.0.1', {port}), Ready).serve_forever()\n"
+    )
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-c", server]
+    with serving_process(command, {}, tmp_path / "log", url, 60, niceness=SYSTEM_NICENESS) as p:
+        assert psutil.Process(p.pid).nice() == min(19, psutil.Process().nice() + SYSTEM_NICENESS)
+    with serving_process(command, {}, tmp_path / "log", url, 60) as process:
+        assert psutil.Process(process.pid).nice() == psutil.Process().nice()
 
 
 def test_cpu_of_a_process_tree_counts_its_children() -> None:
