@@ -10,7 +10,7 @@ is built with array operations so the demo dataset is ready in well under a seco
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -307,3 +307,23 @@ def batches(
     rows = np.arange(len(examples)) if rng is None else rng.permutation(len(examples))
     for first in range(0, len(rows), batch_size):
         yield collate(examples, rows[first : first + batch_size])
+
+
+def slot_scores(
+    model: torch.nn.Module,
+    examples: RankingExamples,
+    batch_size: int,
+    score: Callable[[Tensor], Tensor] = lambda logits: logits,
+) -> npt.NDArray[np.float64]:
+    """``score`` of the logits ``[R, C]`` of every candidate slot of ``examples`` (padding slots
+    included), with ``model`` in evaluation mode and no gradients."""
+    model.eval()
+    out = np.zeros(examples.candidate_items.shape, dtype=np.float64)
+    first = 0
+    with torch.inference_mode():
+        for batch in batches(examples, batch_size):
+            logits = batch_logits(model, batch)
+            rows, width = logits.shape
+            out[first : first + rows, :width] = score(logits).double().numpy()
+            first += rows
+    return out

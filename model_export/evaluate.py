@@ -15,19 +15,16 @@ import torch
 from model_export.dataset import (
     GeneratedBlocksLog,
     RankingExamples,
-    batch_logits,
-    batches,
+    slot_scores,
     time_split,
 )
-from model_export.metrics import auc, gauc, logloss, metrics
+from model_export.metrics import Floats, Ints, auc, gauc, logloss, metrics
 from model_export.train import TrainedRanker
 from offline.data.canonical import Dataset
 from service.contracts.manifest import EvaluationMetrics
 
 __all__ = ["auc", "gauc", "logloss", "metrics"]
 
-Floats = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
 
 #: Users with at most this many real behaviours before a request count as sparse.
 SPARSE_USER_HISTORY = 5
@@ -46,16 +43,7 @@ class Predictions:
 
 def predict(trained: TrainedRanker, examples: RankingExamples, batch_size: int = 1024) -> Floats:
     """Click probabilities ``[R, C]`` for every candidate slot (padding slots included)."""
-    model = trained.model.eval()
-    out = np.zeros(examples.candidate_items.shape, dtype=np.float64)
-    first = 0
-    with torch.inference_mode():
-        for batch in batches(examples, batch_size):
-            logits = batch_logits(model, batch)
-            rows, width = logits.shape
-            out[first : first + rows, :width] = torch.sigmoid(logits).double().numpy()
-            first += rows
-    return out
+    return slot_scores(trained.model, examples, batch_size, torch.sigmoid)
 
 
 def flatten(examples: RankingExamples, probabilities: Floats) -> Predictions:

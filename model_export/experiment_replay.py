@@ -26,15 +26,13 @@ import numpy.typing as npt
 
 from model_export.dataset import GeneratedBlocksLog, RankingExamples, build_examples, time_split
 from model_export.evaluate import flatten
-from model_export.metrics import auc, metrics
+from model_export.metrics import Floats, Ints, auc, metrics
 from model_export.parity import BundleGraphs, Feeds
 from offline.data.canonical import Dataset, Impressions
 from offline.experiments.join import Answer
 from service.contracts import graphs as g
 from service.contracts.manifest import EvaluationMetrics
 
-Floats = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
 BATCH = 256
 BIAS_NOTE = (
     "(b) is biased towards the arm that served: the logged items are the ones it chose to show, "

@@ -12,14 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-import numpy.typing as npt
 
 from model_export.dataset import RankingExamples
+from model_export.metrics import Floats, Ints
 from offline.data.canonical import Dataset
 from offline.data.loaders.assemble import sample_negatives
 
-Floats = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
 CUTOFF = 10
 
 

@@ -25,6 +25,7 @@ from model_export.dataset import (
     batch_logits,
     batches,
     item_training_counts,
+    slot_scores,
     time_split,
     validation_examples,
 )
@@ -221,15 +222,7 @@ def validation_gauc(
     model: RankingModel, examples: RankingExamples, batch_size: int = 1024
 ) -> float:
     """GAUC of ``model`` on ``examples`` (the early-stopping criterion)."""
-    model.eval()
-    scores = np.zeros(examples.candidate_items.shape, dtype=np.float64)
-    first = 0
-    with torch.inference_mode():
-        for batch in batches(examples, batch_size):
-            logits = batch_logits(model, batch)
-            rows, width = logits.shape
-            scores[first : first + rows, :width] = logits.double().numpy()
-            first += rows
+    scores = slot_scores(model, examples, batch_size)
     mask = examples.candidate_mask
     users = np.broadcast_to(examples.user_idx[:, None], mask.shape)[mask]
     return gauc(examples.labels[mask], scores[mask], users)

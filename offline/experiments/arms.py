@@ -10,7 +10,7 @@ bootstrap over users (:mod:`offline.experiments.bootstrap`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -59,15 +59,7 @@ class ArmResult:
     metrics: dict[str, Estimate]
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "arm": self.arm,
-            "requests": self.requests,
-            "users": self.users,
-            "impressions": self.impressions,
-            "clicks": self.clicks,
-            "orders": self.orders,
-            "metrics": {name: value.as_dict() for name, value in self.metrics.items()},
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -80,11 +72,7 @@ class Difference:
     p_value: float
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "difference": self.difference.as_dict(),
-            "lift": self.lift.as_dict(),
-            "p_value": self.p_value,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -94,11 +82,7 @@ class Comparison:
     metrics: dict[str, Difference]
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "arm": self.arm,
-            "control": self.control,
-            "metrics": {name: value.as_dict() for name, value in self.metrics.items()},
-        }
+        return asdict(self)
 
 
 def user_sums(answers: Sequence[Answer], positions: int) -> tuple[UserSums, dict[str, int]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,7 @@ class ReadCounts:
     malformed: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "predictions": self.predictions,
-            "outcomes": self.outcomes,
-            "unknown_kinds": self.unknown_kinds,
-            "malformed": self.malformed,
-        }
+        return asdict(self)
 
 
 def parse_record(raw: Any, counts: ReadCounts) -> LogRecord | None:

@@ -13,7 +13,7 @@ takes well under a minute.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from offline.knowledge.world import PRICE_BANDS
 # Kept importable from here: the confidences are part of this backend's documented behaviour.
 __all__ = ["METADATA_CONFIDENCE", "OfflineKnowledgeBackend"]
 
+#: An answer whose fields the world tables reason out (see ``REASONED_FIELDS``).
+Reasoned = TypeVar("Reasoned", ScenarioAnswer, RelationAnswer)
+
 
 class OfflineKnowledgeBackend(KnowledgeBackend, AgentBackend):
     """Describes items from their metadata plus the built-in world-knowledge tables."""
@@ -65,19 +68,9 @@ class OfflineKnowledgeBackend(KnowledgeBackend, AgentBackend):
         if role is AgentRole.ATTRIBUTES:
             return AgentReply(attributes)
         if role is AgentRole.SCENARIOS:
-            fields = {
-                name: list(getattr(tables, name))
-                for name in ScenarioAnswer.model_fields
-                if name in REASONED_FIELDS
-            }
-            return AgentReply(ScenarioAnswer(reasoning=_why(tables, "scenarios"), **fields))
+            return AgentReply(_looked_up(ScenarioAnswer, tables, "scenarios"))
         if role is AgentRole.RELATIONS:
-            fields = {
-                name: list(getattr(tables, name))
-                for name in RelationAnswer.model_fields
-                if name in REASONED_FIELDS
-            }
-            return AgentReply(RelationAnswer(reasoning=_why(tables, "relations"), **fields))
+            return AgentReply(_looked_up(RelationAnswer, tables, "relations"))
         return AgentReply(review(facts, findings))
 
     @staticmethod
@@ -144,6 +137,14 @@ def _why(tables: CategoryKnowledge, what: str) -> str:
     if tables.confidence == 0:
         return f"The tables know nothing about {' > '.join(tables.path)}; no {what} inferred."
     return f"Looked up the {what} of {' > '.join(tables.path)} in the world tables."
+
+
+def _looked_up(answer: type[Reasoned], tables: CategoryKnowledge, what: str) -> Reasoned:
+    """The ``answer`` to a reasoned role, its fields copied from the category's tables."""
+    fields = {
+        name: list(getattr(tables, name)) for name in answer.model_fields if name in REASONED_FIELDS
+    }
+    return answer(reasoning=_why(tables, what), **fields)
 
 
 def _metadata_rows(catalogue: Catalogue) -> list[dict[str, Any]]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Request, Security
+from fastapi import APIRouter, Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from service.errors import AdminDisabled, AdminUnauthorized
 from service.http.api_keys import API_KEY_HEADER, ServiceKeys, rank_caller
+from service.http.schemas import ErrorResponse
 
 RANK_KEY = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -59,3 +60,20 @@ async def require_admin_key(
         raise AdminUnauthorized("missing X-API-Key header: admin endpoints require an admin key")
     if not keys.accepts(x_api_key):
         raise AdminUnauthorized("X-API-Key not accepted as an admin key")
+
+
+#: What any admin route may answer before it runs: no accepted key, or admin turned off.
+ADMIN_ACCESS_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key."},
+    404: {"model": ErrorResponse, "description": "Admin endpoints are disabled."},
+}
+
+
+def admin_router(responses: dict[int | str, dict[str, object]]) -> APIRouter:
+    """A router of admin endpoints: under ``/v1/admin``, each behind an admin key."""
+    return APIRouter(
+        prefix="/v1/admin",
+        tags=["admin"],
+        dependencies=[Depends(require_admin_key)],
+        responses=responses,
+    )

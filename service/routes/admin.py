@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import Path
 
 from service.bundles.lifecycle import Activation, ActivationTrigger
 from service.bundles.schemas import ActivateBundleRequest, BundleActivationResponse
@@ -17,23 +17,19 @@ from service.http.schemas import (
     ErrorResponse,
     UserId,
 )
-from service.routes.access import require_admin_key
+from service.routes.access import ADMIN_ACCESS_RESPONSES, admin_router
 from service.routes.deps import RequestLimitsDep, RuntimeDep
 from service.routes.events import events_to_new_events
 
-router = APIRouter(
-    prefix="/v1/admin",
-    tags=["admin"],
-    dependencies=[Depends(require_admin_key)],
-    responses={
+router = admin_router(
+    {
         400: UNREADABLE_BODY_RESPONSE,
-        401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key."},
-        404: {"model": ErrorResponse, "description": "Admin endpoints are disabled."},
+        **ADMIN_ACCESS_RESPONSES,
         413: {"model": ErrorResponse, "description": "The body is over REASEQ_MAX_BODY_BYTES."},
         408: BODY_TIMEOUT_RESPONSE,
         422: INVALID_REQUEST_RESPONSE,
         503: {"model": ErrorResponse, "description": "The store cannot take the write now."},
-    },
+    }
 )
 
 

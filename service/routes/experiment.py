@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-
 from service.experiments.config import ExperimentConfig
 from service.experiments.experiment import ExperimentSource
 from service.experiments.schemas import ExperimentResponse, ExperimentStopped, experiment_response
@@ -13,18 +11,14 @@ from service.http.schemas import (
     UNREADABLE_BODY_RESPONSE,
     ErrorResponse,
 )
-from service.routes.access import require_admin_key
+from service.routes.access import ADMIN_ACCESS_RESPONSES, admin_router
 from service.routes.deps import ExperimentsDep
 
-router = APIRouter(
-    prefix="/v1/admin",
-    tags=["admin"],
-    dependencies=[Depends(require_admin_key)],
-    responses={
-        401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key."},
-        404: {"model": ErrorResponse, "description": "Admin endpoints are disabled."},
+router = admin_router(
+    {
+        **ADMIN_ACCESS_RESPONSES,
         503: {"model": ErrorResponse, "description": "Not ready yet (not_ready)."},
-    },
+    }
 )
 
 _START_ERRORS: dict[int | str, dict[str, object]] = {

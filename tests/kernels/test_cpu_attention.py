@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,24 +19,36 @@ from kernels.target_attention.cpu import (
 )
 from kernels.target_attention.reference import target_attention
 
+#: A pool and its candidates (none, or an empty pool, included), and the seed of their values.
+POOL_SHAPES = {
+    "candidates": st.integers(0, 70),
+    "length": st.integers(0, 90),
+    "heads": st.sampled_from([1, 2, 4]),
+    "head_dim": st.sampled_from([3, 8, 16]),
+    "seed": st.integers(0, 2**16),
+}
+
+Floats = npt.NDArray[np.float32]
+
+
+def _pool(
+    seed: int, candidates: int, length: int, dim: int, scale: float
+) -> tuple[Floats, Floats, Floats]:
+    """Random queries ``[candidates, dim]``, keys and values ``[length, dim]``; queries and keys
+    times ``scale``, for sharper weights."""
+    rng = np.random.default_rng(seed)
+    queries = rng.standard_normal((candidates, dim)).astype(np.float32) * scale
+    keys = rng.standard_normal((length, dim)).astype(np.float32) * scale
+    return queries, keys, rng.standard_normal((length, dim)).astype(np.float32)
+
 
 @settings(max_examples=60, deadline=None)
-@given(
-    candidates=st.integers(0, 70),
-    length=st.integers(0, 90),
-    heads=st.sampled_from([1, 2, 4]),
-    head_dim=st.sampled_from([3, 8, 16]),
-    chunk_bytes=st.sampled_from([1, 4096, 1 << 20]),
-    seed=st.integers(0, 2**16),
-)
+@given(**POOL_SHAPES, chunk_bytes=st.sampled_from([1, 4096, 1 << 20]))
 def test_matches_the_reference(
     candidates: int, length: int, heads: int, head_dim: int, chunk_bytes: int, seed: int
 ) -> None:
-    rng = np.random.default_rng(seed)
     dim = heads * head_dim
-    queries = rng.standard_normal((candidates, dim)).astype(np.float32) * 2
-    keys = rng.standard_normal((length, dim)).astype(np.float32) * 2
-    values = rng.standard_normal((length, dim)).astype(np.float32)
+    queries, keys, values = _pool(seed, candidates, length, dim, scale=2)
     behaviours = HeadMajorBehaviours.from_rows(keys, values, heads)
     pooled, weights = attend(queries, behaviours, return_weights=True, chunk_bytes=chunk_bytes)
     assert pooled.shape == (candidates, dim)
@@ -56,25 +69,13 @@ def test_matches_the_reference(
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    candidates=st.integers(0, 70),
-    length=st.integers(0, 90),
-    heads=st.sampled_from([1, 2, 4]),
-    head_dim=st.sampled_from([3, 8, 16]),
-    explain=st.booleans(),
-    seed=st.integers(0, 2**16),
-)
+@given(**POOL_SHAPES, explain=st.booleans())
 def test_the_onnxruntime_graph_matches_numpy(
     candidates: int, length: int, heads: int, head_dim: int, explain: bool, seed: int
 ) -> None:
-    rng = np.random.default_rng(seed)
     dim = heads * head_dim
-    queries = rng.standard_normal((candidates, dim)).astype(np.float32) * 3
-    behaviours = HeadMajorBehaviours.from_rows(
-        rng.standard_normal((length, dim)).astype(np.float32) * 3,
-        rng.standard_normal((length, dim)).astype(np.float32),
-        heads,
-    )
+    queries, keys, values = _pool(seed, candidates, length, dim, scale=3)
+    behaviours = HeadMajorBehaviours.from_rows(keys, values, heads)
     pooled, weights = _onnx(heads, head_dim)(queries, behaviours, explain)
     expected, expected_weights = attend(queries, behaviours, explain)
     assert pooled.shape == (candidates, dim) and np.isfinite(pooled).all()

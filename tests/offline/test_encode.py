@@ -25,6 +25,16 @@ def tiny_vectors(tiny: Generated) -> tuple[np.ndarray, object]:
     return semantic_vectors(tiny[0].catalogue, OfflineKnowledgeBackend(), TfidfSvdEncoder(dim=16))
 
 
+def _random_pairs(items: int, seed: int) -> np.ndarray:
+    """``[2, 5000]`` indices of item pairs drawn at random (an item may meet itself)."""
+    return np.random.default_rng(seed).integers(0, items, (2, 5000))
+
+
+def _pair_similarity(vectors: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The dot product of the rows ``a[n]`` and ``b[n]`` of ``vectors``, for each ``n``."""
+    return np.einsum("nd,nd->n", vectors[a], vectors[b])
+
+
 def test_rows_are_unit_norm_float32() -> None:
     encoder = TfidfSvdEncoder(dim=3)
     encoder.fit(TEXTS)
@@ -72,9 +82,8 @@ def test_items_of_one_kind_are_closer_than_random_pairs(
 ) -> None:
     vectors, _ = tiny_vectors
     leaf = tiny[1].item_leaf
-    rng = np.random.default_rng(0)
-    a, b = rng.integers(0, len(leaf), (2, 5000))
-    similarity = np.einsum("nd,nd->n", vectors[a], vectors[b])
+    a, b = _random_pairs(len(leaf), seed=0)
+    similarity = _pair_similarity(vectors, a, b)
     same = (leaf[a] == leaf[b]) & (a != b)
     assert similarity[same].mean() > similarity[~same].mean() + 0.3
 
@@ -84,8 +93,6 @@ def test_semantic_similarity_tracks_the_hidden_item_similarity(
 ) -> None:
     vectors, _ = tiny_vectors
     latent = tiny[1].item_latent
-    rng = np.random.default_rng(1)
-    a, b = rng.integers(0, len(latent), (2, 5000))
-    semantic = np.einsum("nd,nd->n", vectors[a], vectors[b])
-    hidden = np.einsum("nd,nd->n", latent[a], latent[b])
+    a, b = _random_pairs(len(latent), seed=1)
+    semantic, hidden = _pair_similarity(vectors, a, b), _pair_similarity(latent, a, b)
     assert np.corrcoef(semantic, hidden)[0, 1] > 0.25

@@ -11,17 +11,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.http_server import service_env
 from tests.support.ports import free_port
 
 
 def test_python_m_service_serves(bundle_root: Path, users_snapshot: Path) -> None:
     port = free_port()
-    env = os.environ | {
-        "REASEQ_PORT": str(port),
-        "REASEQ_BUNDLE_ROOT": str(bundle_root),
-        "REASEQ_EMBEDDED_USERS_PATH": str(users_snapshot),
-        "REASEQ_LOG_LEVEL": "warning",
-    }
+    env = (
+        os.environ
+        | service_env(port, bundle_root, users_snapshot)
+        | {"REASEQ_LOG_LEVEL": "warning"}
+    )
     process = subprocess.Popen([sys.executable, "-m", "service"], env=env)
     base = f"http://127.0.0.1:{port}"
     try:

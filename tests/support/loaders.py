@@ -4,11 +4,14 @@ the checks every canonical dataset loaded from them must pass."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from offline.data.canonical import Dataset
+from offline.data.loaders import LoaderConfig, MalformedDataError, load_dataset
 
 T0 = 1_600_000_000
 GENRES = ("Action", "Comedy", "Drama", "Horror", "Romance")
@@ -133,3 +136,23 @@ def check_canonical(dataset: Dataset) -> None:
     # A request never shows an item twice.
     pairs = imp.request_ids * len(catalogue) + imp.item_idx
     assert len(np.unique(pairs)) == len(pairs)
+
+
+def check_broken_line_named(
+    kind: str,
+    path: Path,
+    bad_line: str,
+    message: str,
+    at: Callable[[int], int],
+    config: LoaderConfig | None = None,
+) -> None:
+    """Insert ``bad_line`` into the file ``path`` at index ``at(lines in the file)``: loading its
+    folder as ``kind`` fails with ``message``, naming the file and the line."""
+    lines = path.read_bytes().decode("latin-1").splitlines()
+    index = at(len(lines))
+    lines.insert(index, bad_line)
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    with pytest.raises(MalformedDataError, match=message) as caught:
+        load_dataset(kind, path.parent, config)
+    assert caught.value.line == index + 1 and caught.value.path == path
+    assert f"{path.name}:{index + 1}:" in str(caught.value)

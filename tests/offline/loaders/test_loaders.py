@@ -11,6 +11,7 @@ import pytest
 from offline.data.canonical import Dataset
 from offline.data.loaders import LoaderConfig, MalformedDataError, load_dataset
 from tests.support.loaders import (
+    check_broken_line_named,
     check_canonical,
     write_amazon,
     write_movielens,
@@ -82,14 +83,7 @@ def test_a_malformed_line_names_the_file_and_line(
     kind: str, file: str, bad_line: str, message: str, tmp_path: Path
 ) -> None:
     source = WRITERS[kind](tmp_path / kind)
-    path = source / file
-    lines = path.read_bytes().decode("latin-1").splitlines()
-    lines.insert(4, bad_line)  # becomes line 5
-    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
-    with pytest.raises(MalformedDataError, match=message) as caught:
-        load_dataset(kind, source)
-    assert caught.value.line == 5 and caught.value.path == path
-    assert f"{file}:5:" in str(caught.value)
+    check_broken_line_named(kind, source / file, bad_line, message, at=lambda _: 4)  # line 5
 
 
 def test_a_missing_file_or_bad_header_is_clear(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from offline.data.loaders import (
 from offline.data.loaders.log import Interactions
 from offline.data.loaders.taobao import read_taobao
 from tests.support.loaders import (
+    check_broken_line_named,
     write_amazon,
     write_movielens,
     write_movielens_csv,
@@ -96,12 +97,17 @@ def line_reader_only(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, "read_with_fallback", lines_only)
 
 
-@pytest.mark.parametrize("name", sorted(WRITERS))
+@pytest.fixture(params=sorted(WRITERS))
+def written(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path]:
+    """``(loader kind, folder)`` of the small files of each format, one format a test."""
+    kind, write = WRITERS[request.param]
+    return kind, write(tmp_path / request.param)
+
+
 def test_small_blocks_give_the_dataset_one_block_gives(
-    name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    written: tuple[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    kind, write = WRITERS[name]
-    source = write(tmp_path / name)
+    kind, source = written
     config = LoaderConfig(test_quantile=0.9)
     with caplog.at_level(logging.INFO, logger=batches.__name__):
         whole = load_dataset(kind, source, config)
@@ -111,12 +117,10 @@ def test_small_blocks_give_the_dataset_one_block_gives(
     assert_same(whole, streamed)
 
 
-@pytest.mark.parametrize("name", sorted(WRITERS))
 def test_arrow_reads_what_the_line_readers_read(
-    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    written: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kind, write = WRITERS[name]
-    source = write(tmp_path / name)
+    kind, source = written
     config = LoaderConfig(click_threshold=3.5, seed=5, block_bytes=SMALL)
     by_arrow = load_dataset(kind, source, config)
     line_reader_only(monkeypatch)
@@ -173,10 +177,8 @@ def test_a_sample_keeps_exactly_the_chosen_users_rows(tmp_path: Path, block_byte
     assert chosen_users(users, 6, 0) != chosen_users(users, 6, 1)
 
 
-@pytest.mark.parametrize("name", sorted(WRITERS))
-def test_every_format_samples_users_and_time(name: str, tmp_path: Path) -> None:
-    kind, write = WRITERS[name]
-    source = write(tmp_path / name)
+def test_every_format_samples_users_and_time(written: tuple[str, Path]) -> None:
+    kind, source = written
     whole = load_dataset(kind, source)
     imp = whole.impressions.ts
     since, until = int(np.quantile(imp, 0.2)), int(np.quantile(imp, 0.9))
@@ -214,16 +216,10 @@ def test_a_broken_line_in_a_later_block_is_named(
     name: str, file: str, bad_line: str, message: str, tmp_path: Path
 ) -> None:
     kind, write = WRITERS[name]
-    source = write(tmp_path / name)
-    path = source / file
-    lines = path.read_bytes().decode("latin-1").splitlines()
-    at = len(lines) * 3 // 4  # past the first blocks, in all but the smallest files
-    lines.insert(at, bad_line)
-    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
-    with pytest.raises(MalformedDataError, match=message) as caught:
-        load_dataset(kind, source, LoaderConfig(block_bytes=SMALL))
-    assert caught.value.line == at + 1 and caught.value.path == path
-    assert f"{file}:{at + 1}:" in str(caught.value)
+    path = write(tmp_path / name) / file
+    # Past the first blocks, in all but the smallest files.
+    late = LoaderConfig(block_bytes=SMALL)
+    check_broken_line_named(kind, path, bad_line, message, at=lambda n: n * 3 // 4, config=late)
 
 
 @pytest.mark.parametrize(

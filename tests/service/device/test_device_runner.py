@@ -15,6 +15,7 @@ from service.ranking.behaviours import BehaviourBlock
 from service.ranking.scoring import GraphRunner, ScoreResult, ScoringRequest
 from service.ranking.user_cache import UserKey, UserStateCache, behaviours_fingerprint
 from service.settings import Settings
+from tests.support.behaviours import random_block
 
 torch = pytest.importorskip("torch")
 
@@ -33,15 +34,8 @@ MIXED = [(1, 5, 2, True), (7, 12, 0, True), (3, 0, 4, False), (0, 3, 1, True), (
 
 
 def _block(rng: np.random.Generator, length: int, dim: int, generated: bool) -> BehaviourBlock:
-    if length == 0:
-        return BehaviourBlock.padding(dim)
-    return BehaviourBlock(
-        item_ids=[f"i{n}" for n in rng.integers(0, 64, length)],
-        vectors=rng.standard_normal((length, dim)).astype(np.float32),
-        mask=np.ones(length, np.float32),
-        events=np.zeros(length, np.int64) if generated else rng.integers(1, 4, length),
-        gaps=np.zeros(length, np.int64) if generated else rng.integers(0, 18, length),
-    )
+    """Behaviours on items the test bundle knows (i0 … i63)."""
+    return random_block(rng, length, dim, generated=generated, items=64, max_gap=18)
 
 
 def mixed_batch(

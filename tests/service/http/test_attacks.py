@@ -9,14 +9,11 @@ import json
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.support.exposition import value
-from tests.support.http_server import ServiceProcess, running_service
+from tests.support.http_server import RANK, ServiceProcess, module_service
 
 LEGIT_KEY = "legit-key"
 GREEDY_KEY = "greedy-key"
@@ -25,36 +22,22 @@ PER_KEY = 2
 BODY_READ_TIMEOUT_MS = 1500
 HEADER_READ_TIMEOUT_MS = 2000
 MAX_CONNECTIONS = 200
-RANK = {"user_id": "u1", "candidates": [f"i{n}" for n in range(200)], "top_k": 10}
 DEADLINE_S = 3.0
 LEGIT_REQUESTS = 15
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, bundle_root: Path, users_snapshot: Path
-) -> Iterator[ServiceProcess]:
-    """Few admission slots and a short queue, which a handful of hostile clients could fill."""
-    folder = tmp_path_factory.mktemp("attacked")
-    with running_service(
-        bundle_root,
-        users_snapshot,
-        folder / "service.log",
-        api_keys=f"{LEGIT_KEY},{GREEDY_KEY}",
-        rank_max_in_flight=str(MAX_IN_FLIGHT),
-        rank_max_queued=str(MAX_IN_FLIGHT),
-        rank_queue_timeout_ms="200",
-        rank_max_in_flight_per_key=str(PER_KEY),
-        body_read_timeout_ms=str(BODY_READ_TIMEOUT_MS),
-        header_read_timeout_ms=str(HEADER_READ_TIMEOUT_MS),
-        max_connections=str(MAX_CONNECTIONS),
-    ) as service:
-        yield service
-
-
-def _address(server: ServiceProcess) -> tuple[str, int]:
-    host, port = server.url.removeprefix("http://").split(":")
-    return host, int(port)
+#: Few admission slots and a short queue, which a handful of hostile clients could fill.
+server = module_service(
+    "attacked",
+    api_keys=f"{LEGIT_KEY},{GREEDY_KEY}",
+    rank_max_in_flight=str(MAX_IN_FLIGHT),
+    rank_max_queued=str(MAX_IN_FLIGHT),
+    rank_queue_timeout_ms="200",
+    rank_max_in_flight_per_key=str(PER_KEY),
+    body_read_timeout_ms=str(BODY_READ_TIMEOUT_MS),
+    header_read_timeout_ms=str(HEADER_READ_TIMEOUT_MS),
+    max_connections=str(MAX_CONNECTIONS),
+)
 
 
 def _metrics(server: ServiceProcess) -> str:
@@ -72,7 +55,7 @@ async def _trickle(server: ServiceProcess, key: str | None, stop: asyncio.Event)
     ).encode()
     ended: Counter[str] = Counter()
     while not stop.is_set():
-        reader, writer = await asyncio.open_connection(*_address(server))
+        reader, writer = await asyncio.open_connection(*server.address)
         writer.write(head + body[:10])
         answer = b""
         for byte in body[10:-1]:
@@ -174,7 +157,7 @@ def _half_open(server: ServiceProcess, count: int) -> list[socket.socket]:
     """Connections that send a request line and one header, and never the blank line."""
     opened = []
     for _ in range(count):
-        connection = socket.create_connection(_address(server), timeout=5)
+        connection = socket.create_connection(server.address, timeout=5)
         connection.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
         opened.append(connection)
     return opened

@@ -13,13 +13,12 @@ import httpx
 import pytest
 
 from tests.support.exposition import value
-from tests.support.http_server import ServiceProcess, running_service
+from tests.support.http_server import RANK, ServiceProcess, running_service
 
 RANK_KEYS = ("rank-key-one", "rank-key-two")
 ADMIN_KEYS = ("admin-key-one", "admin-key-two")
 MAX_BODY_BYTES = 8192
 BODY_READ_TIMEOUT_MS = 400
-RANK = {"user_id": "u1", "candidates": [f"i{n}" for n in range(200)], "top_k": 10}
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +114,7 @@ def _trickled_rank(server: ServiceProcess) -> tuple[bytes, float]:
         f"POST /v1/rank HTTP/1.1\r\nHost: test\r\nX-API-Key: {RANK_KEYS[0]}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
-    host, port = server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
+    with socket.create_connection(server.address, timeout=10) as connection:
         connection.sendall(head + body[: len(body) // 2])
         sent = time.monotonic()
         answer = b""
@@ -150,8 +148,7 @@ def test_a_caller_without_a_key_is_refused_before_its_body(
         f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
         "Content-Length: 5000\r\n\r\n"
     ).encode()
-    host, port = server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
+    with socket.create_connection(server.address, timeout=10) as connection:
         connection.sendall(head)
         answer = connection.recv(65536)
     assert answer.startswith(b"HTTP/1.1 401 "), answer

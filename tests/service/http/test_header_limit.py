@@ -6,38 +6,24 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.exposition import value
-from tests.support.http_server import ServiceProcess, running_service
+from tests.support.http_server import RANK, ServiceProcess, module_service
 
 #: The default: the server runs without the setting.
 MAX_HEADER_BYTES = 16_384
 OVERSIZED = 64 * 1024
-RANK = {"user_id": "u1", "candidates": [f"i{n}" for n in range(200)], "top_k": 10}
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, bundle_root: Path, users_snapshot: Path
-) -> Iterator[ServiceProcess]:
-    folder = tmp_path_factory.mktemp("header_limit")
-    with running_service(bundle_root, users_snapshot, folder / "service.log") as service:
-        yield service
-
-
-def _address(server: ServiceProcess) -> tuple[str, int]:
-    host, port = server.url.removeprefix("http://").split(":")
-    return host, int(port)
+server = module_service("header_limit")
 
 
 def _exchange(server: ServiceProcess, request: bytes) -> tuple[bytes, bool]:
     """What the server answers ``request`` on a new connection, and whether it then closed it."""
-    with socket.create_connection(_address(server), timeout=5) as connection:
+    with socket.create_connection(server.address, timeout=5) as connection:
         connection.sendall(request)
         answer = b""
         while b"\r\n\r\n" not in answer:

@@ -11,10 +11,6 @@ bounded number of examples per operation keeps the run to seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import CheckContext, not_a_server_error
@@ -26,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from cli.openapi import openapi_schema
-from tests.support.http_server import ServiceProcess, running_service
+from tests.support.http_server import ServiceProcess, module_service
 
 ADMIN_KEY = "fuzz-admin-key"
 EXAMPLES_PER_OPERATION = 40
@@ -61,15 +57,7 @@ CHECKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def fuzzed_service(
-    tmp_path_factory: pytest.TempPathFactory, bundle_root: Path, users_snapshot: Path
-) -> Iterator[ServiceProcess]:
-    log = tmp_path_factory.mktemp("fuzz") / "service.log"
-    with running_service(
-        bundle_root, users_snapshot, log, admin_api_key=ADMIN_KEY, access_log="false"
-    ) as service:
-        yield service
+fuzzed_service = module_service("fuzz", admin_api_key=ADMIN_KEY, access_log="false")
 
 
 # The schema the service publishes: building the app reads no bundle, and the schema does not

@@ -20,6 +20,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from loadtest.service_process import wait_ready
 from service.observability.multiprocess import worker_pids
 from tests.support.exposition import names, samples, value
+from tests.support.http_server import service_env
 from tests.support.ports import free_port
 
 RANK_200 = {"route": "/v1/rank", "status": "200"}
@@ -32,14 +33,15 @@ def two_workers(
 ) -> Iterator[tuple[str, Path]]:
     metrics_dir = tmp_path / "metrics"
     port = free_port()
-    env = os.environ | {
-        "REASEQ_PORT": str(port),
-        "REASEQ_BUNDLE_ROOT": str(bundle_root),
-        "REASEQ_EMBEDDED_USERS_PATH": str(users_snapshot),
-        "REASEQ_WORKERS": "2",
-        "REASEQ_ACCESS_LOG": "false",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-    }
+    env = (
+        os.environ
+        | service_env(port, bundle_root, users_snapshot)
+        | {
+            "REASEQ_WORKERS": "2",
+            "REASEQ_ACCESS_LOG": "false",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
+    )
     log = open(tmp_path / "service.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"

@@ -19,20 +19,7 @@ from service.ranking.user_cache import (
     UserStateCache,
     behaviours_fingerprint,
 )
-
-
-def _block(
-    rng: np.random.Generator, length: int, dim: int, generated: bool = False
-) -> BehaviourBlock:
-    if length == 0:
-        return BehaviourBlock.padding(dim)
-    return BehaviourBlock(
-        item_ids=[f"i{n}" for n in rng.integers(0, 1000, length)],
-        vectors=rng.standard_normal((length, dim)).astype(np.float32),
-        mask=np.ones(length, np.float32),
-        events=np.zeros(length, np.int64) if generated else rng.integers(1, 4, length),
-        gaps=np.zeros(length, np.int64) if generated else rng.integers(0, 10, length),
-    )
+from tests.support.behaviours import random_block
 
 
 def _request(
@@ -40,8 +27,8 @@ def _request(
 ) -> ScoringRequest:
     return ScoringRequest(
         rng.standard_normal((candidates, dim)).astype(np.float32),
-        _block(rng, length, dim),
-        _block(rng, k, dim, generated=True),
+        random_block(rng, length, dim),
+        random_block(rng, k, dim, generated=True),
         explain,
     )
 
@@ -202,7 +189,7 @@ def test_new_behaviours_or_a_new_bundle_never_reuse_old_keys(bundle: LoadedBundl
     # Time passed: the same events fall into other gap buckets.
     older = BehaviourBlock(real.item_ids, real.vectors, real.mask, real.events, real.gaps + 1)
     # A new generated block.
-    regenerated = _block(rng, 2, dim, generated=True)
+    regenerated = random_block(rng, 2, dim, generated=True)
     for real_block, generated in [
         (longer, request.generated),
         (older, request.generated),

@@ -61,11 +61,15 @@ async def _until_normal(client: httpx.AsyncClient, deadline_s: float = 10.0) -> 
         await asyncio.sleep(0.05)
 
 
-async def test_ranks_and_appends_over_a_cluster(
-    serving: Serving, redis_cluster_url: str, bundle: LoadedBundle, users: DemoUsers
-) -> None:
+@pytest.fixture
+def cluster_url(redis_cluster_url: str, bundle: LoadedBundle, users: DemoUsers) -> str:
+    """The flushed cluster, holding the demo users."""
     write_redis(redis_cluster_url, bundle, users, cluster=True)
-    async with serving(redis_url=redis_cluster_url, **CLUSTER) as client:
+    return redis_cluster_url
+
+
+async def test_ranks_and_appends_over_a_cluster(serving: Serving, cluster_url: str) -> None:
+    async with serving(redis_url=cluster_url, **CLUSTER) as client:
         assert (await client.get("/readyz")).status_code == 200
         body = (await client.post("/v1/rank", json=RANK)).json()
         assert body["degraded"] == []
@@ -81,14 +85,9 @@ def _manual_failover(cluster: LocalCluster, replica: RedisProcess) -> None:
 
 
 async def test_manual_failover_keeps_answering(
-    serving: Serving,
-    redis_cluster: LocalCluster,
-    redis_cluster_url: str,
-    bundle: LoadedBundle,
-    users: DemoUsers,
+    serving: Serving, redis_cluster: LocalCluster, cluster_url: str
 ) -> None:
-    write_redis(redis_cluster_url, bundle, users, cluster=True)
-    async with serving(redis_url=redis_cluster_url, **CLUSTER) as client:
+    async with serving(redis_url=cluster_url, **CLUSTER) as client:
         assert (await client.post("/v1/rank", json=RANK)).json()["degraded"] == []
         stop = asyncio.Event()
         ranking = asyncio.create_task(_keep_ranking(client, stop))
@@ -103,16 +102,11 @@ async def test_manual_failover_keeps_answering(
 
 
 async def test_killed_master_is_replaced_while_answering(
-    serving: Serving,
-    redis_cluster: LocalCluster,
-    redis_cluster_url: str,
-    bundle: LoadedBundle,
-    users: DemoUsers,
+    serving: Serving, redis_cluster: LocalCluster, cluster_url: str
 ) -> None:
-    write_redis(redis_cluster_url, bundle, users, cluster=True)
     master = redis_cluster.node_of(USER_KEY)
     replica = redis_cluster.node_of(USER_KEY, replica=True)
-    async with serving(redis_url=redis_cluster_url, **CLUSTER) as client:
+    async with serving(redis_url=cluster_url, **CLUSTER) as client:
         assert (await client.post("/v1/rank", json=RANK)).json()["degraded"] == []
         stop = asyncio.Event()
         ranking = asyncio.create_task(_keep_ranking(client, stop))

@@ -23,9 +23,9 @@ class Clock:
 class Store:
     """Counts calls; fails with ``failure`` while it is set."""
 
-    def __init__(self) -> None:
+    def __init__(self, failure: Exception | None = None) -> None:
         self.calls = 0
-        self.failure: Exception | None = None
+        self.failure = failure
 
     async def read(self) -> str:
         self.calls += 1
@@ -50,9 +50,21 @@ async def _fail(breaker: CircuitBreaker, store: Store, times: int) -> None:
             await breaker.call(store.read)
 
 
+async def _open(breaker: CircuitBreaker) -> Store:
+    """A refusing store, after the three failures that open ``breaker``."""
+    store = Store(StoreUnavailable("refused"))
+    await _fail(breaker, store, 3)
+    return store
+
+
+async def _recover(breaker: CircuitBreaker, store: Store) -> None:
+    """The store answers again, and so does a call through the breaker."""
+    store.failure = None
+    assert await breaker.call(store.read) == "answer"
+
+
 async def test_opens_after_consecutive_failures_and_fails_fast(breaker: CircuitBreaker) -> None:
-    store = Store()
-    store.failure = StoreTimeout("slow")
+    store = Store(StoreTimeout("slow"))
     with pytest.raises(StoreTimeout):
         await breaker.call(store.read)
     store.failure = StoreUnavailable("refused")
@@ -69,15 +81,12 @@ async def test_a_success_resets_the_count(breaker: CircuitBreaker) -> None:
     for _ in range(3):
         store.failure = StoreUnavailable("refused")
         await _fail(breaker, store, 2)
-        store.failure = None
-        assert await breaker.call(store.read) == "answer"
+        await _recover(breaker, store)
     assert breaker.state is BreakerState.CLOSED
 
 
 async def test_half_open_probe_closes_or_reopens(breaker: CircuitBreaker, clock: Clock) -> None:
-    store = Store()
-    store.failure = StoreUnavailable("refused")
-    await _fail(breaker, store, 3)
+    store = await _open(breaker)
     clock.now += 4.9
     assert breaker.state is BreakerState.OPEN
     clock.now += 0.1
@@ -86,15 +95,12 @@ async def test_half_open_probe_closes_or_reopens(breaker: CircuitBreaker, clock:
     assert breaker.state is BreakerState.OPEN
     assert store.calls == 4
     clock.now += 5.0
-    store.failure = None
-    assert await breaker.call(store.read) == "answer"
+    await _recover(breaker, store)
     assert breaker.state is BreakerState.CLOSED
 
 
 async def test_one_probe_at_a_time(breaker: CircuitBreaker, clock: Clock) -> None:
-    store = Store()
-    store.failure = StoreUnavailable("refused")
-    await _fail(breaker, store, 3)
+    store = await _open(breaker)
     clock.now += 5.0
     release = asyncio.Event()
 
@@ -112,21 +118,17 @@ async def test_one_probe_at_a_time(breaker: CircuitBreaker, clock: Clock) -> Non
 
 
 async def test_a_cancelled_probe_gives_no_verdict(breaker: CircuitBreaker, clock: Clock) -> None:
-    store = Store()
-    store.failure = StoreUnavailable("refused")
-    await _fail(breaker, store, 3)
+    store = await _open(breaker)
     clock.now += 5.0
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.01):
             await breaker.call(lambda: asyncio.sleep(10))
     assert breaker.state is BreakerState.HALF_OPEN
-    store.failure = None
-    assert await breaker.call(store.read) == "answer"  # the next call probes
+    await _recover(breaker, store)  # the next call probes
 
 
 async def test_other_errors_do_not_count(breaker: CircuitBreaker) -> None:
-    store = Store()
-    store.failure = ValueError("a bug, not an outage")
+    store = Store(ValueError("a bug, not an outage"))
     for _ in range(5):
         with pytest.raises(ValueError):
             await breaker.call(store.read)
@@ -135,8 +137,7 @@ async def test_other_errors_do_not_count(breaker: CircuitBreaker) -> None:
 
 async def test_threshold_zero_never_opens(clock: Clock) -> None:
     breaker = CircuitBreaker("redis", BreakerPolicy(failure_threshold=0), clock)
-    store = Store()
-    store.failure = StoreUnavailable("refused")
+    store = Store(StoreUnavailable("refused"))
     await _fail(breaker, store, 20)
     assert breaker.state is BreakerState.CLOSED
 
@@ -144,9 +145,7 @@ async def test_threshold_zero_never_opens(clock: Clock) -> None:
 async def test_listeners_see_every_transition(breaker: CircuitBreaker, clock: Clock) -> None:
     seen: list[tuple[str, str]] = []
     breaker.on_transition(lambda old, new: seen.append((old.value, new.value)))
-    store = Store()
-    store.failure = StoreUnavailable("refused")
-    await _fail(breaker, store, 3)
+    store = await _open(breaker)
     clock.now += 5.0
     store.failure = None
     await breaker.call(store.read)
