@@ -323,6 +323,14 @@ def results(
             "recorded results: 0.9).",
         ),
     ] = 0.9,
+    co_interest: Annotated[
+        bool,
+        typer.Option(
+            "--co-interest",
+            help="A world whose secondary interests follow one pattern per primary kind, which "
+            "only shoppers' behaviour reveals (the recorded results: off).",
+        ),
+    ] = False,
 ) -> None:
     """Regenerate docs/RESULTS.md and docs/results.json: the ranker's ablation (ID only,
     + knowledge, + GBR, full) and the behaviour generator against its baselines, with its cost."""
@@ -330,7 +338,11 @@ def results(
     from model_export.world_ablation import WorldSetup
 
     _logging()
-    world = WorldSetup(exploration_aim=exploration_aim, secondary_weight=secondary_weight)
+    world = WorldSetup(
+        exploration_aim=exploration_aim,
+        secondary_weight=secondary_weight,
+        co_interest=co_interest,
+    )
     spec = ResultsSpec(size=size.value, seeds=tuple(range(seeds)), world=world)
     document = write_results(spec, docs)
     typer.echo(json.dumps(document["summary"], indent=2))

@@ -104,6 +104,8 @@ class ResultsSpec:
             parts.append(f"--exploration-aim {self.world.exploration_aim:g}")
         if self.world.secondary_weight != WorldSetup.secondary_weight:
             parts.append(f"--secondary-weight {self.world.secondary_weight:g}")
+        if self.world.co_interest:
+            parts.append("--co-interest")
         return " ".join(parts)
 
 
@@ -138,6 +140,7 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
         exploration_share=spec.world.exploration_share,
         exploration_aim=spec.world.exploration_aim,
         secondary_weight=spec.world.secondary_weight,
+        co_interest=spec.world.co_interest,
     )
     dataset, truth = generate_with_truth(world)
     records = OfflineKnowledgeBackend().describe(dataset.catalogue)

@@ -53,6 +53,9 @@ class WorldSetup:
     #: Strength of each user's secondary interest against the primary's 1
     #: (:attr:`offline.data.synthetic.SyntheticConfig.secondary_weight`).
     secondary_weight: float = SyntheticConfig.secondary_weight
+    #: Whether the world's secondary interests follow co-interest patterns
+    #: (:attr:`offline.data.synthetic.SyntheticConfig.co_interest`).
+    co_interest: bool = SyntheticConfig.co_interest
     external_shoppers: int = 2000
     clicks_per_shopper: int = 16
     walks: int = 1500

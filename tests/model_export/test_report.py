@@ -135,10 +135,11 @@ def test_the_command_names_each_world_setting_off_its_default() -> None:
     from cli.main import results
 
     assert ResultsSpec().command == COMMAND
-    world = WorldSetup(exploration_aim=0.5, secondary_weight=1.5)
+    world = WorldSetup(exploration_aim=0.5, secondary_weight=1.5, co_interest=True)
     assert ResultsSpec(world=world).command == (
-        f"{COMMAND} --exploration-aim 0.5 --secondary-weight 1.5"
+        f"{COMMAND} --exploration-aim 0.5 --secondary-weight 1.5 --co-interest"
     )
     defaults = inspect.signature(results).parameters
     assert defaults["secondary_weight"].default == WorldSetup.secondary_weight
     assert defaults["exploration_aim"].default == WorldSetup.exploration_aim
+    assert defaults["co_interest"].default == WorldSetup.co_interest

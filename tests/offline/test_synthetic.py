@@ -15,6 +15,7 @@ from offline.data.synthetic import (
     GroundTruth,
     SyntheticConfig,
     generate,
+    generate_with_truth,
 )
 from service.contracts.features import EVENT_TYPES, event_type_id
 
@@ -142,6 +143,23 @@ def test_exposure_favours_the_primary_interest_and_hides_the_secondary(small: Ge
     assert secondary.mean() < 0.01
     # The hidden interest is real: when it is shown, it is clicked well above the base rate.
     assert impressions.clicked[secondary].mean() > 1.5 * impressions.clicked.mean()
+
+
+def test_co_interest_worlds_give_one_secondary_kind_per_primary_kind() -> None:
+    config = SyntheticConfig.preset("tiny", co_interest=True)
+    _, truth = generate_with_truth(config)
+    top = np.array([path.split(">")[0] for path in truth.leaf_paths])
+    primary, secondary = truth.user_primary_leaf, truth.user_secondary_leaf
+    patterned = np.array([
+        np.bincount(secondary[primary == leaf]).max() / (primary == leaf).sum()
+        for leaf in np.unique(primary)
+    ])  # fmt: skip
+    # Most shoppers of one primary kind share its one co-interest kind, in another department.
+    assert np.average(patterned, weights=np.bincount(primary)[np.unique(primary)]) > 0.6
+    assert (top[secondary] != top[primary]).all()
+    _, free = generate_with_truth(SyntheticConfig.preset("tiny"))
+    assert not np.array_equal(free.user_secondary_leaf, secondary)
+    np.testing.assert_array_equal(free.user_primary_leaf, primary)  # the rest of the world stays
 
 
 def test_clicks_follow_the_hidden_affinity(small: Generated) -> None:

@@ -37,6 +37,11 @@ class SyntheticConfig:
     #: uniformly outside the primary department.
     exploration_aim: float = 0.0
     secondary_complement_prob: float = 0.7  # secondary interest is a complement of the primary
+    #: When set, the complement a shopper's secondary interest takes is a pattern of the world,
+    #: not the shopper's own choice: one kind per primary kind, the same for every shopper
+    #: (a cross-department complement the records name where there is one, else a kind in
+    #: another department that no record names), which only shoppers' behaviour reveals.
+    co_interest: bool = False
     secondary_weight: float = 0.9  # strength of the secondary interest (primary: 1)
     item_residual: float = 0.35  # weight of the part of an item's latent no metadata explains
     activity_sigma: float = 1.1  # log-normal spread of requests per user (heavy tail)

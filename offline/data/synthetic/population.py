@@ -16,6 +16,8 @@ from offline.data.synthetic.config import SyntheticConfig, Window
 from offline.data.synthetic.latent import Floats, HiddenWorld, Ints, pick, unit
 from offline.knowledge.world import PRICE_BANDS, STYLES
 
+CO_INTEREST_STREAM = 0xC0  # the random stream of a world's co-interest patterns
+
 
 @dataclass(frozen=True)
 class Users:
@@ -39,6 +41,8 @@ def draw_users(
     n = config.n_users
     primary = items.leaf[rng.integers(0, len(items.leaf), n)]  # interests follow the catalogue
     complement = pick(world.cross_complements, primary, rng)
+    if config.co_interest:
+        complement = co_interests(world, config.seed)[primary]
     elsewhere = rng.integers(0, world.n_leaves, n)
     same_top = world.leaf_top[elsewhere] == world.leaf_top[primary]
     elsewhere[same_top] = (elsewhere[same_top] + world.n_leaves // 2) % world.n_leaves
@@ -54,6 +58,21 @@ def draw_users(
         + 0.3 * noise
     )  # fmt: skip
     return Users(primary, world.leaf_top[primary], secondary, latent)
+
+
+def co_interests(world: HiddenWorld, seed: int) -> Ints:
+    """Per leaf kind, the one kind its shoppers' secondary interest takes in a world with
+    co-interest patterns: one of its cross-department complements, else a kind of another
+    department. Drawn from ``seed`` alone, so that every population of one world (the platform's
+    users and the other platform's shoppers) follows the same patterns."""
+    rng = np.random.default_rng([seed, CO_INTEREST_STREAM])
+    named = pick(world.cross_complements, np.arange(world.n_leaves), rng)
+    other = rng.integers(0, world.n_leaves, world.n_leaves)
+    same_top = world.leaf_top[other] == world.leaf_top
+    while same_top.any():
+        other[same_top] = rng.integers(0, world.n_leaves, int(same_top.sum()))
+        same_top = world.leaf_top[other] == world.leaf_top
+    return np.where(named >= 0, named, other)
 
 
 def draw_requests(config: SyntheticConfig, window: Window, rng: np.random.Generator) -> Requests:
