@@ -71,24 +71,19 @@ def plot(report: BenchReport, path: Path) -> None:
 
 
 def _priority(summary: dict[str, Any]) -> str:
+    """How the systems' CPU priority stands to the load generator's (runs before it: nothing)."""
     niceness = summary.get("system_niceness")
-    if not niceness:
-        return ""
-    return (
-        f"; every system runs at niceness +{niceness}, below the load generator, so that the "
-        "generator, as on a machine of its own, sends and reads on time and its lateness is not "
-        "counted as the system's"
-    )
+    below = f"; every system runs at niceness +{niceness}, below the load generator, so that"
+    why = " the generator, as on a machine of its own, sends and reads on time and its lateness"
+    return f"{below}{why} is not counted as the system's" if niceness else ""
 
 
 def _knee(summary: dict[str, Any]) -> str:
+    """How the ladder's rates rise, and the rate added at its knee."""
     factor = summary.get("ladder_factor")
-    if not factor:
-        return ""
-    return (
-        f". Rates rise by ×{factor}; one more rate, at the geometric middle between the highest "
-        "sustained and the next rate offered, halves that step where the sustainable rate lies"
-    )
+    knee = ", halves that step where the sustainable rate lies"
+    middle = "one more rate, at the geometric middle between the highest sustained and the next"
+    return f". Rates rise by ×{factor}; {middle} rate offered{knee}" if factor else ""
 
 
 def _v(value: object, suffix: str = "") -> str:
