@@ -31,6 +31,7 @@ VISIBILITY = (
     "history_share",
     "catalogue_share",
     "users_with_any",
+    "primary_main_kind",
     "complement_top1",
     "complement_top3",
 )
@@ -98,6 +99,7 @@ def visibility_lines(summary: dict[str, Any]) -> list[str]:
         "history_share": "share of training-period history items in the user's secondary kind",
         "catalogue_share": "share of the catalogue in the user's secondary kind (chance level)",
         "users_with_any": "users with at least one secondary-kind item in their history",
+        "primary_main_kind": "users whose history's most frequent kind is their primary kind",
         "complement_top1": "users whose top cross-department knowledge complement of their "
         "history is the secondary kind",
         "complement_top3": "… among the top three complements",
@@ -200,6 +202,12 @@ def secondary_findings(summary: dict[str, Any]) -> list[str]:
             f"{visibility['history_share']['mean']:.4f} of the items against a catalogue share "
             f"of {visibility['catalogue_share']['mean']:.4f}: a model of these logs alone has "
             "little to learn it from."
+        )
+    if "primary_main_kind" in visibility:
+        lines.append(
+            "- The most frequent kind of a user's training-period history is their primary kind "
+            f"for {visibility['primary_main_kind']['mean']:.4f} of users: only that often can a "
+            "pattern from the primary kind to the secondary one start from the right kind."
         )
     for method in ("gbr_beyond", "gbr_world", "gbr_complements"):
         if method in share and "gbr" in share:

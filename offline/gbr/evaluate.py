@@ -94,9 +94,11 @@ def secondary_visibility(
     complements: KindComplements | None = None,
 ) -> dict[str, float]:
     """How much of each user's secondary interest the generator could see: the share of history
-    items in it against its share of the catalogue (chance), the share of users with any, and,
-    given the knowledge complements, how often the history's top (top three) cross-department
-    complement kinds are the secondary interest."""
+    items in it against its share of the catalogue (chance), the share of users with any, how
+    often the history's most frequent kind is the user's primary kind (what any pattern from the
+    primary to the secondary kind starts from) and, given the knowledge complements, how often
+    the history's top (top three) cross-department complement kinds are the secondary
+    interest."""
     owner = np.repeat(np.arange(history.n_users), history.lengths())
     in_secondary = truth.item_leaf[history.items] == truth.user_secondary_leaf[owner]
     with_any = np.zeros(history.n_users, bool)
@@ -108,6 +110,7 @@ def secondary_visibility(
         "history_share": float(in_secondary.mean()) if len(in_secondary) else 0.0,
         "catalogue_share": float(leaf_share[truth.user_secondary_leaf[users]].mean()),
         "users_with_any": float(with_any[users].mean()),
+        "primary_main_kind": float(np.mean([_main_leaf(history, user, truth) for user in users])),
     }
     if complements is not None:
         kind_leaf = np.full(complements.n_kinds, -1, np.int64)
@@ -120,6 +123,12 @@ def secondary_visibility(
         found["complement_top1"] = float(np.mean([r == 0 for r in ranks]))
         found["complement_top3"] = float(np.mean([r < 3 for r in ranks]))
     return {key: round(value, 4) for key, value in found.items()}
+
+
+def _main_leaf(history: BehaviourSequences, user: int, truth: GroundTruth) -> bool:
+    """Whether the most frequent kind of ``user``'s history is their primary kind."""
+    leaves = truth.item_leaf[history.of(user)]
+    return len(leaves) > 0 and int(np.bincount(leaves).argmax()) == truth.user_primary_leaf[user]
 
 
 def generation_cost(

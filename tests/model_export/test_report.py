@@ -117,9 +117,9 @@ def test_generator_sections_hold_baselines_consistency_and_cost(report: tuple[di
     assert set(generator["semantic_consistency"]) == methods
     assert 0.0 <= generator["recall"]["gbr"]["mean"] <= 1.0
     visibility = generator["secondary_visibility"]
-    assert {"history_share", "catalogue_share", "users_with_any", "complement_top1"} <= set(
-        visibility
-    )
+    visible = {"history_share", "catalogue_share", "users_with_any", "primary_main_kind"}
+    assert visible | {"complement_top1"} <= set(visibility)
+    assert "users whose history's most frequent kind is their primary kind" in markdown
     assert [(row["k"], row["steps"]) for row in generator["cost"]] == [(4, 1), (8, 1), (8, 2)]
     assert all(row["users_per_s"] > 0 for row in generator["cost"])
     assert "| K=8 |" in markdown and "S=2" in markdown

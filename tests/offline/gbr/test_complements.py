@@ -54,3 +54,9 @@ def test_fill_takes_complement_kinds_and_keeps_the_rest(
     assert changed > 0
     visible = secondary_visibility(history, users, truth, complements)
     assert 0.0 <= visible["complement_top1"] <= visible["complement_top3"] <= 1.0
+    main_is_primary = [
+        np.bincount(truth.item_leaf[history.of(user)]).argmax() == truth.user_primary_leaf[user]
+        for user in users.tolist()
+    ]
+    assert visible["primary_main_kind"] == round(float(np.mean(main_is_primary)), 4)
+    assert 0.0 < visible["primary_main_kind"] < 1.0
