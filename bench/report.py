@@ -71,7 +71,8 @@ def plot(report: BenchReport, path: Path) -> None:
 
 
 def _priority(summary: dict[str, Any]) -> str:
-    """How the systems' CPU priority stands to the load generator's (runs before it: nothing)."""
+    """How the systems' CPU priority stands to the load generator's (nothing for a summary
+    written before the setting existed)."""
     niceness = summary.get("system_niceness")
     below = f"; every system runs at niceness +{niceness}, below the load generator, so that"
     why = " the generator, as on a machine of its own, sends and reads on time and its lateness"

@@ -72,7 +72,7 @@ def beyond_fill(
         windows = sequences.windows(users[rows], lengths[rows], width)
         prob = torch.from_numpy(slot_probabilities(model, windows, k))
         history = sequences.histories(users[rows], lengths[rows])
-        main = _main_group(history, groups)
+        main = main_group(history, groups)
         banned = group_of[None, :] == torch.from_numpy(main)[:, None]
         kept = items[rows, : k - slots]
         for taken in (history, kept):
@@ -103,7 +103,7 @@ def item_prior(model: GBRModel) -> npt.NDArray[np.float32]:
     return (counts / counts.sum() * len(counts)).astype(np.float32)
 
 
-def _main_group(history: Ints, groups: Ints) -> Ints:
+def main_group(history: Ints, groups: Ints) -> Ints:
     """The most frequent group among each row's history items (-1 for an empty history)."""
     n_groups = int(groups.max(initial=0)) + 1
     counts = np.zeros((len(history), n_groups), np.int64)

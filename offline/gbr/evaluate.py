@@ -26,7 +26,7 @@ import numpy.typing as npt
 from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
 from offline.gbr import baselines
-from offline.gbr.beyond import generate_blocks
+from offline.gbr.beyond import generate_blocks, main_group
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.complements import KindComplements, complement_fill
 from offline.gbr.generate import GenerationConfig, generate_for_users
@@ -106,11 +106,12 @@ def secondary_visibility(
     leaf_share = np.bincount(truth.item_leaf, minlength=len(truth.leaf_paths)) / len(
         truth.item_leaf
     )
+    main_kind = main_group(history.histories(users, history.lengths()[users]), truth.item_leaf)
     found = {
         "history_share": float(in_secondary.mean()) if len(in_secondary) else 0.0,
         "catalogue_share": float(leaf_share[truth.user_secondary_leaf[users]].mean()),
         "users_with_any": float(with_any[users].mean()),
-        "primary_main_kind": float(np.mean([_main_leaf(history, user, truth) for user in users])),
+        "primary_main_kind": float(np.mean(main_kind == truth.user_primary_leaf[users])),
     }
     if complements is not None:
         kind_leaf = np.full(complements.n_kinds, -1, np.int64)
@@ -123,12 +124,6 @@ def secondary_visibility(
         found["complement_top1"] = float(np.mean([r == 0 for r in ranks]))
         found["complement_top3"] = float(np.mean([r < 3 for r in ranks]))
     return {key: round(value, 4) for key, value in found.items()}
-
-
-def _main_leaf(history: BehaviourSequences, user: int, truth: GroundTruth) -> bool:
-    """Whether the most frequent kind of ``user``'s history is their primary kind."""
-    leaves = truth.item_leaf[history.of(user)]
-    return len(leaves) > 0 and int(np.bincount(leaves).argmax()) == truth.user_primary_leaf[user]
 
 
 def generation_cost(

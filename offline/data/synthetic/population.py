@@ -40,7 +40,7 @@ def draw_users(
 ) -> Users:
     n = config.n_users
     primary = items.leaf[rng.integers(0, len(items.leaf), n)]  # interests follow the catalogue
-    complement = pick(world.cross_complements, primary, rng)
+    complement = pick(world.cross_complements, primary, rng)  # drawn either way: same stream
     if config.co_interest:
         complement = co_interests(world, config.seed)[primary]
     elsewhere = rng.integers(0, world.n_leaves, n)

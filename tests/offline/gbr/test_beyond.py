@@ -8,7 +8,7 @@ import numpy as np
 
 from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
-from offline.gbr.beyond import _main_group, beyond_fill, item_groups, item_prior
+from offline.gbr.beyond import beyond_fill, item_groups, item_prior, main_group
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.complements import slot_probabilities
 from offline.gbr.generate import GeneratedItems
@@ -52,7 +52,7 @@ def test_beyond_slots_take_the_highest_lift(
     skewed = replace(item_model, item_counts=counts)
     filled = beyond_fill(skewed, history, users, lengths, empty, groups, slots=slots)
     lift = prob / item_prior(skewed)[None, :]
-    main = _main_group(history.histories(users, lengths), groups)
+    main = main_group(history.histories(users, lengths), groups)
     for row, user in enumerate(users.tolist()):
         allowed = groups != main[row]
         allowed[history.of(user)] = False
