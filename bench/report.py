@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 
 from bench.fixture import BenchFixture
 from bench.run import P99_OBJECTIVE_MS
+from bench.steal import percent, stolen_lines
 from bench.summary import MODEL_STAGES, BenchReport, Summary, summarise
 from bench.systems import BASELINE, RAY_SERVE, SERVICE, SERVICE_SELF_ATTENTION
 from bench.tail import OVERLAPS, PARTS, tail_reading
@@ -179,7 +180,8 @@ def _overload_lines(title: str, overloaded: dict[str, Any], objective: float) ->
         f"with a lag of p99 {_v(overloaded.get('send_lag_p99_ms'), ' ms')}; counted from "
         f"the actual send, accepted p99 {_v(overloaded.get('accepted_after_send_p99_ms'), ' ms')}"
         f", and the service's own time p99 "
-        f"{_v(overloaded.get('accepted_server_p99_ms'), ' ms')}.",
+        f"{_v(overloaded.get('accepted_server_p99_ms'), ' ms')}. The hypervisor stole "
+        f"{percent(overloaded.get('cpu_stolen_share'))} of the machine's CPU meanwhile.",
     ]
 
 
@@ -190,17 +192,19 @@ def _ladder_lines(name: str, entry: dict[str, Any]) -> list[str]:
         chosen = next(r for r in row["rounds"] if r["round"] == row["median_round"])
         lines += [
             f"**{system}** (round {chosen['round']}, the median one; load average before and "
-            f"after {chosen['load_average']})",
+            f"after {chosen['load_average']}; CPU stolen over the ladder "
+            f"{percent(chosen.get('cpu_stolen_share'))})",
             "",
             "| offered req/s | achieved req/s | p50 ms | p95 ms | p99 ms | failed | CPU ms/request "
-            "| generator lag p99 ms |",
-            "|---|---|---|---|---|---|---|---|",
+            "| generator lag p99 ms | CPU stolen |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for rate in chosen["rates"]:
             lines.append(
                 f"| {rate['offered_rps']} | {rate['achieved_rps']} | {_v(rate['p50_ms'])} | "
                 f"{_v(rate['p95_ms'])} | {_v(rate['p99_ms'])} | {rate['failed']} | "
-                f"{_v(rate['cpu_ms_per_request'])} | {_v(rate.get('send_lag_p99_ms'))} |"
+                f"{_v(rate['cpu_ms_per_request'])} | {_v(rate.get('send_lag_p99_ms'))} | "
+                f"{percent(rate.get('cpu_stolen_share'))} |"
             )
         lines.append("")
         stages = row.get("stages_ms_at_sustainable")
@@ -344,6 +348,13 @@ def markdown(summary: Summary) -> str:
         "",
         *targets_markdown(summary),
         *(["", "What the figures say:", "", *_reading(workloads)] if _reading(workloads) else []),
+        *stolen_lines(
+            [
+                (name, system, entry[system]["rounds"])
+                for name, entry in workloads.items()
+                for system in _systems(entry)
+            ]
+        ),
         *_session_lines(summary.get("sessions") or {}),
         *_tail_lines(workloads),
     ]

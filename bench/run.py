@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bench.fixture import BenchFixture
 from bench.loadgen import RateResult, closed_loop, offer
+from bench.steal import MachineCpu
 from bench.systems import tree_cpu_seconds
 from bench.workloads import Workload
 from loadtest.server_metrics import STAGE_HISTOGRAM, Scrape
@@ -44,6 +45,8 @@ class SystemRun:
     stages_ms: list[dict[str, float]] = field(default_factory=list)
     #: CPU milliseconds of the system's processes per answered request, at each rate.
     cpu_ms: list[float | None] = field(default_factory=list)
+    #: Share of the machine's CPU time the hypervisor stole while each rate was offered.
+    stolen: list[float | None] = field(default_factory=list)
     #: Which of the interleaved rounds this ladder was.
     round: int = 0
     #: 1-minute load average before and after the ladder.
@@ -64,6 +67,7 @@ class SystemRun:
         order = sorted(range(len(self.rates)), key=lambda n: self.rates[n].offered_rps)
         self.rates = [self.rates[n] for n in order]
         self.cpu_ms = [self.cpu_ms[n] for n in order]
+        self.stolen = [self.stolen[n] for n in order]
         self.stages_ms = [self.stages_ms[n] for n in order]
 
     def capacity(self) -> RateResult | None:
@@ -158,7 +162,9 @@ def climb(
     def measure(rate: float, seed: int) -> RateResult:
         before = Scrape.fetch(url) if scrape else None
         cpu_before = tree_cpu_seconds(pid) if pid is not None else None
+        machine_before = MachineCpu.now()
         result = asyncio.run(offer(f"{url}/v1/rank", bodies, rate, duration_s, seed=seed))
+        run.stolen.append(MachineCpu.now().stolen_share_since(machine_before))
         cpu = None
         if cpu_before is not None and pid is not None and result.ok:
             cpu = 1000.0 * (tree_cpu_seconds(pid) - cpu_before) / result.ok
@@ -257,7 +263,9 @@ def overload(
         bodies = fixture.requests(workload)
         url = f"{served.url}/v1/rank"
         asyncio.run(offer(url, bodies, capacity_rps / 2, 2.0, seed=98))  # warm up
+        machine_before = MachineCpu.now()
         result = asyncio.run(offer(url, bodies, factor * capacity_rps, duration_s, seed=97))
+        stolen = MachineCpu.now().stolen_share_since(machine_before)
     return {
         "workload": workload.name,
         "admission": admission or {},
@@ -275,6 +283,7 @@ def overload(
         "send_lag_p99_ms": _rounded(result.lag_percentile(99)),
         "accepted_after_send_p99_ms": _rounded(result.after_send_percentile(99)),
         "accepted_server_p99_ms": _rounded(result.server_percentile(99)),
+        "cpu_stolen_share": None if stolen is None else round(stolen, 3),
     }
 
 

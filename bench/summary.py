@@ -55,7 +55,12 @@ def round_entry(run: SystemRun) -> dict[str, Any]:
     rates = []
     for n, rate in enumerate(run.rates):
         cpu = run.cpu_ms[n] if n < len(run.cpu_ms) else None
-        rates.append(rate.summary() | {"cpu_ms_per_request": _round(cpu, 3)})
+        stolen = run.stolen[n] if n < len(run.stolen) else None
+        rates.append(
+            rate.summary()
+            | {"cpu_ms_per_request": _round(cpu, 3), "cpu_stolen_share": _round(stolen, 3)}
+        )
+    shares = [v for v in run.stolen if v is not None]
     return {
         "round": run.round,
         "sustainable_rps": _round(best.achieved_rps) if best else None,
@@ -63,6 +68,8 @@ def round_entry(run: SystemRun) -> dict[str, Any]:
         "capacity_rps": _round(most.achieved_rps) if most else None,
         "cpu_ms_at_sustainable": _round(run.cpu_ms_at(best), 3),
         "load_average": [round(x, 2) for x in run.load_average],
+        # Over the whole ladder: the mean of its rates' shares (each rate lasts as long).
+        "cpu_stolen_share": _round(statistics.fmean(shares), 3) if shares else None,
         "stages_ms_at_sustainable": {k: round(v, 3) for k, v in stages.items()} or None,
         "tail_at_sustainable": tail_breakdown(best.breakdowns) if best else None,
         # At the sustainable rate already when that rate was also the highest throughput.

@@ -98,6 +98,7 @@ def _ladder(system: str, rps: list[float], p99: list[float], round_index: int = 
         latencies = [1.0] * (sent - slow) + [slowest] * slow
         found.rates.append(RateResult(rate, sent, sent, 0, 10.0, latencies))
         found.cpu_ms.append(2.0 if system == "service" else 6.0)
+        found.stolen.append(0.01 + 0.1 * round_index)
         stages = {"request": 3.0, "attention": 1.0} if system == "service" else {}
         found.stages_ms.append(stages)
     return found
@@ -156,6 +157,19 @@ def test_report_takes_medians_over_interleaved_rounds(tmp_path: Path) -> None:
     assert "the model stages take 1.00 ms of the 3.00 ms" in text
     assert f"every system runs at niceness +{SYSTEM_NICENESS}, below the load generator" in text
     assert "Rates rise by ×1.4; one more rate, at the geometric middle" in text
+    # The CPU the hypervisor stole, beside each round's rate, and the rounds set side by side.
+    assert entry["service"]["rounds"][2]["cpu_stolen_share"] == 0.21
+    assert "| W1 | service | 1 | 20.0 | 11% |" in text
+    assert (
+        "- W1, service: 40.0 req/s sustained in the round with the least stolen (1%), "
+        "80.0 req/s in the one with the most (21%)." in text
+    )
+    # The median round's ladder (round 0, 1% stolen) with the share at each rate.
+    assert (
+        "the median one; load average before and after [0.0, 0.0]; CPU stolen over the "
+        "ladder 1%)" in text
+    )
+    assert "| 0 | 2.0 | — | 1% |" in text
     plot(report, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000
 
@@ -167,10 +181,12 @@ def test_the_knee_rate_lies_between_the_last_rate_sustained_and_the_next() -> No
     assert knee_rate(_ladder("service", [20, 40], [90, 400])) is None  # nothing sustained
     ladder.rates.append(RateResult(56.0, 560, 560, 0, 10.0, [1.0] * 560))
     ladder.cpu_ms.append(3.0)
+    ladder.stolen.append(0.5)
     ladder.stages_ms.append({"request": 4.0})
     ladder.sort_by_rate()
     assert [r.offered_rps for r in ladder.rates] == [20, 40, 56, 80, 160]
     assert ladder.cpu_ms[2] == 3.0 and ladder.stages_ms[2] == {"request": 4.0}
+    assert ladder.stolen[2] == 0.5
     assert ladder.sustainable() is ladder.rates[2]
 
 
