@@ -19,11 +19,13 @@ from bench.peak import matmul_peak_flops
 from bench.profile import profile_under_load
 from bench.report import BenchReport, write_report
 from bench.run import (
+    FIRST_COME_ADMISSION,
     OVERLOAD_ADMISSION,
     Ladder,
     SystemRun,
     climb,
     overload,
+    overload_rounds,
     process_on_port,
     session_speedup,
 )
@@ -43,6 +45,8 @@ app = typer.Typer(add_completion=False, help=__doc__)
 
 SESSION_USERS = 40
 OVERLOAD_FACTOR = 3.0
+#: Overload runs per admission config: the median one is reported.
+OVERLOAD_RUNS = 3
 SESSION_PAGES = 4
 
 
@@ -116,6 +120,7 @@ def main(
         profile=profile,
         overload=overloaded.get("tight", {}),
         overload_defaults=overloaded.get("defaults", {}),
+        overload_first_come=overloaded.get("first_come", {}),
         systems=[_describe(s, parity) for s in systems],
         sessions=sessions,
         rounds=rounds,
@@ -168,7 +173,8 @@ def _overload(
 ) -> dict[str, dict[str, object]]:  # fmt: skip
     """3x the most the service answered at any rate of a ladder (median over rounds; with its
     default limits it sheds above its sustainable rate, so a ladder's capacity understates what
-    it can answer), with its default admission limits and with the tight ones."""
+    it can answer), with its default admission limits, with the queue first come, first served
+    throughout, and with the tight limits; each :data:`OVERLOAD_RUNS` times, interleaved."""
     answered = sorted(
         max(rate.achieved_rps for rate in run.rates)
         for run in runs
@@ -177,14 +183,17 @@ def _overload(
     if not answered:
         return {}
     capacity = answered[len(answered) // 2]  # the median round's most
-    found = {}
-    for name, admission in (("defaults", None), ("tight", OVERLOAD_ADMISSION)):
-        found[name] = overload(
+    configs = {"defaults": None, "first_come": FIRST_COME_ADMISSION, "tight": OVERLOAD_ADMISSION}
+
+    def measure(name: str, n: int) -> dict[str, object]:
+        found = overload(
             fixture, workload, capacity, OVERLOAD_FACTOR, duration_s,
-            work_dir / f"overload-{name}.log", admission,
+            work_dir / f"overload-{name}-{n}.log", configs[name],
         )  # fmt: skip
-        console.print(f"overload ({name}): {found[name]}")
-    return found
+        console.print(f"overload ({name}, run {n}): {found}")
+        return found
+
+    return overload_rounds(OVERLOAD_RUNS, configs, measure)
 
 
 def _timed(difference: float | None) -> bool:

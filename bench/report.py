@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench.fixture import BenchFixture
+from bench.overload_report import overload_section
 from bench.run import P99_OBJECTIVE_MS
 from bench.steal import percent, stolen_lines
 from bench.summary import MODEL_STAGES, BenchReport, Summary, summarise
@@ -159,30 +160,6 @@ def _session_lines(sessions: dict[str, dict[str, float]]) -> list[str]:
         "`timings_ms.total` (fetch to ranking, without HTTP).",
     ]
     return lines
-
-
-def _overload_lines(title: str, overloaded: dict[str, Any], objective: float) -> list[str]:
-    if not overloaded:
-        return []
-    limits = overloaded["admission"]
-    admission = ", ".join(f"`{k}={v}`" for k, v in limits.items()) if limits else "the defaults"
-    return [
-        "",
-        f"**{title}**: {overloaded['factor']}× the most the service answered in a "
-        f"{overloaded['workload']} ladder ({_v(overloaded.get('capacity_rps'), ' req/s')}, "
-        f"median over rounds; {overloaded['offered_rps']} req/s offered), admission "
-        f"limits {admission}: {overloaded['accepted']} of {overloaded['sent']} requests "
-        f"accepted ({overloaded['accepted_rps']} req/s), {overloaded['shed']} shed with 429 and "
-        f"`Retry-After` (p99 of the 429 answers {_v(overloaded.get('shed_p99_ms'), ' ms')}), "
-        f"{overloaded['failed_otherwise']} failed otherwise; the accepted ones answered with p50 "
-        f"**{overloaded['accepted_p50_ms']} ms** and p99 **{overloaded['accepted_p99_ms']} ms** "
-        f"(objective {objective:.0f} ms). The load generator, on the same cores, sent "
-        f"with a lag of p99 {_v(overloaded.get('send_lag_p99_ms'), ' ms')}; counted from "
-        f"the actual send, accepted p99 {_v(overloaded.get('accepted_after_send_p99_ms'), ' ms')}"
-        f", and the service's own time p99 "
-        f"{_v(overloaded.get('accepted_server_p99_ms'), ' ms')}. The hypervisor stole "
-        f"{percent(overloaded.get('cpu_stolen_share'))} of the machine's CPU meanwhile.",
-    ]
 
 
 def _ladder_lines(name: str, entry: dict[str, Any]) -> list[str]:
@@ -358,12 +335,7 @@ def markdown(summary: Summary) -> str:
         *_session_lines(summary.get("sessions") or {}),
         *_tail_lines(workloads),
     ]
-    tight, defaults = summary.get("overload") or {}, summary.get("overload_defaults") or {}
-    if tight or defaults:
-        lines += ["", "## Overload and load shedding"]
-        objective = float(summary["p99_objective_ms"])
-        lines += _overload_lines("Default limits", defaults, objective)
-        lines += _overload_lines("Tight limits", tight, objective)
+    lines += overload_section(summary)
     profile = summary.get("profile") or {}
     if profile:
         lines += [

@@ -36,6 +36,8 @@ class BenchReport:
     profile: dict[str, object] = field(default_factory=dict)  # py-spy self time, when taken
     overload: dict[str, object] = field(default_factory=dict)  # 3x, tight admission limits
     overload_defaults: dict[str, object] = field(default_factory=dict)  # 3x, default limits
+    #: 3x, default limits with the queue first come, first served throughout.
+    overload_first_come: dict[str, object] = field(default_factory=dict)
     #: Each system: name, description, settings, score parity with the service, timed or not.
     systems: list[dict[str, object]] = field(default_factory=list)
     #: The session measurement of each system that took it.
@@ -133,6 +135,7 @@ def summarise(report: BenchReport, item_dim: int, hidden_dim: int) -> Summary:
         "profile": report.profile,
         "overload": report.overload,
         "overload_defaults": report.overload_defaults,
+        "overload_first_come": report.overload_first_come,
         "wall_s": round(report.wall_s, 1),
         "load_average_before_after": [round(x, 2) for x in report.load_average],
         "workloads": {},

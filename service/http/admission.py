@@ -1,10 +1,19 @@
 """Load shedding: a bounded number of rank requests in flight, a bounded queue, and 429 past them.
 
-Past its capacity a replica can only make every request slower; answering the excess at once
-with ``429 Too Many Requests`` and ``Retry-After`` keeps the latency of the admitted ones and
-tells callers (and their retry budgets) to back off or try another replica. A request waits in
-the queue at most ``queue_timeout_s``: one that has waited longer would miss its caller's
-deadline anyway, so it is shed too. The limits are per worker process.
+Past its capacity a replica can only make every request slower; answering the excess with
+``429 Too Many Requests`` and ``Retry-After`` keeps the latency of the admitted ones and tells
+callers (and their retry budgets) to back off or try another replica. The limits are per worker
+process.
+
+The queue absorbs bursts and is served first come, first served while it copes. Where in the
+last ``congestion_interval_s`` more requests arrived than completed by more than the slots and
+the queue hold, the queue stands: the replica is past its capacity, and waiting only ages every
+request. There the queue turns last in, first out, and a waiter may stay only
+``congested_timeout_s`` (a full queue pushes out its oldest waiter instead of refusing the
+newcomer): the requests admitted under overload are the fresh ones, served within the
+objective, and the rest are shed quickly (the controlled delay and adaptive LIFO of Maurer,
+"Fail at Scale", ACM Queue 2015). Otherwise a waiter may stay ``queue_timeout_s``: one that has
+waited longer would miss its caller's deadline anyway.
 
 A request is admitted only once its API key has been checked and its whole body has arrived
 (:mod:`service.http.guards` orders the middleware so): a slot is held for the time a request
@@ -18,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
+import time
 from collections import Counter as Tally
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,17 +49,28 @@ CALLER_SCOPE_KEY = "reaseq.caller"
 #: Rank requests in flight per scoring thread by default: about what one thread scores within
 #: the latency objective as one batch (docs/DEPLOYMENT.md, capacity planning).
 IN_FLIGHT_PER_SCORING_THREAD = 3
+#: Queue places per slot by default: room for a Poisson burst; the queue's time limits, not its
+#: length, bound what a waiter loses.
+QUEUED_PER_SLOT = 4
 #: The default queue wait, as a share of the latency objective: an admitted request has spent
 #: at most this much of its budget waiting. A tenth shed Poisson bursts from a quarter of a
-#: replica's capacity on; half keeps the sustainable rate near that of unbounded queues while
-#: the accepted p99 at three times capacity stays near the objective (docs/OPERATIONS.md).
+#: replica's capacity on; half keeps the sustainable rate near that of unbounded queues
+#: (docs/OPERATIONS.md).
 QUEUE_TIMEOUT_SHARE_OF_OBJECTIVE = 0.5
+#: The wait allowed in a standing queue, as a share of the objective: a tenth, so that what
+#: is admitted under overload has nearly its whole budget left.
+CONGESTED_TIMEOUT_SHARE_OF_OBJECTIVE = 0.1
+#: The window over which arrivals and completions are counted, in latency objectives: five,
+#: long enough that a Poisson burst below capacity does not look like overload.
+CONGESTION_INTERVAL_OBJECTIVES = 5.0
 _CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
 class ShedReason(enum.StrEnum):
     QUEUE_FULL = "queue_full"
     QUEUE_TIMEOUT = "queue_timeout"
+    #: Let go from a standing queue: past its short wait, or pushed out by a newer request.
+    QUEUE_STANDING = "queue_standing"
     KEY_LIMIT = "key_limit"
 
 
@@ -69,6 +90,11 @@ class AdmissionLimits:
     retry_after_s: int
     #: Slots, and queue places, one key may hold; ``None``: no limit per key.
     max_per_key: int | None = None
+    #: The longest wait in a standing queue; ``None``: ``queue_timeout_s`` (and first come,
+    #: first served throughout).
+    congested_timeout_s: float | None = None
+    #: The window over which arrivals and completions are counted.
+    congestion_interval_s: float = 0.25
 
 
 def usable_cores() -> int:
@@ -96,15 +122,20 @@ def default_per_key(max_in_flight: int) -> int:
 
 
 class AdmissionControl:
-    """At most ``max_in_flight`` holders, at most ``max_queued`` waiters in FIFO order; a
-    caller over its ``max_per_key`` slots waits while later callers under theirs go first.
+    """At most ``max_in_flight`` holders and ``max_queued`` waiters; the queue first come,
+    first served until it stands, then last in, first out with a short wait (see the module).
+    A caller over its ``max_per_key`` slots waits while other callers under theirs go first.
 
     Not bound to an event loop until a request waits, and then only through that request's
     future, so one instance serves whichever loop runs the app.
     """
 
     def __init__(
-        self, limits: AdmissionLimits, in_flight: Gauge | None = None, queued: Gauge | None = None
+        self,
+        limits: AdmissionLimits,
+        in_flight: Gauge | None = None,
+        queued: Gauge | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limits = limits
         self._held: Tally[Caller] = Tally()
@@ -112,6 +143,14 @@ class AdmissionControl:
         self._waiters: deque[_Waiter] = deque()
         self._in_flight_gauge = in_flight
         self._queued_gauge = queued
+        self._clock = clock
+        #: Requests that asked for a slot, and slots given back, in the current window.
+        self._window_start = clock()
+        self._arrived = 0
+        self._completed = 0
+        #: Whether the last whole window saw more arrive, beyond what completed, than the
+        #: slots and the queue hold.
+        self._standing = False
 
     @property
     def in_flight(self) -> int:
@@ -121,21 +160,43 @@ class AdmissionControl:
     def queued(self) -> int:
         return len(self._waiters)
 
+    def congested(self) -> bool:
+        """Whether the queue stands (with the controlled delay configured): in the last whole
+        window of ``congestion_interval_s``, more requests arrived than completed by more
+        than the slots and the queue hold, so some had to be shed whatever the order. Arrivals and
+        completions do not depend on how the queue is served, so serving it newest first
+        does not keep it standing; a burst the queue absorbs does not turn it."""
+        if self.limits.congested_timeout_s is None:
+            return False
+        now = self._clock()
+        if now - self._window_start >= self.limits.congestion_interval_s:
+            held = self.limits.max_in_flight + self.limits.max_queued
+            self._standing = self._arrived - self._completed > held
+            self._window_start, self._arrived, self._completed = now, 0, 0
+        return self._standing
+
     async def acquire(self, caller: Caller = None) -> None:
         """Take a slot for ``caller``, waiting in the queue if need be; raises :class:`Shed`
         when refused."""
+        self._arrived += 1
         # A slot is free only while no waiter may take it (release() hands slots over at
         # once), so taking it overtakes no one.
         if self.in_flight < self.limits.max_in_flight and self._may_hold(caller):
             self._take(caller)
             return
-        self._check_queue(caller)
-        waiter = _Waiter(caller, asyncio.get_running_loop().create_future())
+        congested = self.congested()
+        if congested:
+            self._expire_stale()
+        self._check_queue(caller, congested)
+        waiter = _Waiter(caller, asyncio.get_running_loop().create_future(), self._clock())
         self._waiters.append(waiter)
         self._waiting[caller] += 1
         self._gauge(self._queued_gauge, +1)
+        timeout_s = self.limits.queue_timeout_s
+        if congested and self.limits.congested_timeout_s is not None:
+            timeout_s = self.limits.congested_timeout_s
         try:
-            await asyncio.wait((waiter.future,), timeout=self.limits.queue_timeout_s)
+            await asyncio.wait((waiter.future,), timeout=timeout_s)
         except BaseException:
             self._leave_queue(waiter)
             raise
@@ -144,31 +205,45 @@ class AdmissionControl:
             raise self._shed(
                 ShedReason.QUEUE_TIMEOUT,
                 f"{self.limits.max_in_flight} requests in flight and waited "
-                f"{self.limits.queue_timeout_s * 1000:.0f} ms in the queue",
+                f"{timeout_s * 1000:.0f} ms in the queue",
+            )
+        if not waiter.future.result():
+            # Let go from a standing queue; already off it.
+            raise self._shed(
+                ShedReason.QUEUE_STANDING,
+                f"{self.limits.max_in_flight} requests in flight and more arriving than "
+                "completing; under sustained overload the newest requests go first",
             )
         # release() handed a slot over and already took this waiter off the queue.
 
     def release(self, caller: Caller = None) -> None:
-        """Give ``caller``'s slot back, or hand it to the longest waiter that may hold it."""
+        """Give ``caller``'s slot back, or hand it to the waiter next in turn that may hold it:
+        the longest waiting, or the newest in a standing queue."""
         self._held[caller] -= 1
         if self._held[caller] <= 0:
             del self._held[caller]
         self._gauge(self._in_flight_gauge, -1)
-        for waiter in self._waiters:
+        self._completed += 1
+        turn: Iterable[_Waiter] = self._waiters
+        if self.congested():
+            self._expire_stale()
+            turn = reversed(self._waiters)
+        for waiter in turn:
             if self._may_hold(waiter.caller):
                 self._unqueue(waiter)
                 self._take(waiter.caller)
-                waiter.future.set_result(None)
+                waiter.future.set_result(True)
                 return
 
     def _may_hold(self, caller: Caller) -> bool:
         per_key = self.limits.max_per_key
         return per_key is None or caller is None or self._held[caller] < per_key
 
-    def _check_queue(self, caller: Caller) -> None:
-        """Raise :class:`Shed` unless ``caller`` may wait: a free place in the queue, and one
-        of its key's share of them. The key limit is the reason when the key's share is used
-        up, or when only the key's share of the slots keeps it from a free one."""
+    def _check_queue(self, caller: Caller, congested: bool) -> None:
+        """Raise :class:`Shed` unless ``caller`` may wait: a free place in the queue (in a
+        standing queue, the oldest waiter gives up its place), and one of its key's share of
+        them. The key limit is the reason when the key's share is used up, or when only the
+        key's share of the slots keeps it from a free one."""
         limits = self.limits
         per_key = limits.max_per_key
         own_places_used = (
@@ -181,11 +256,27 @@ class AdmissionControl:
                 f"this API key has {self._held[caller]} requests in flight and "
                 f"{self._waiting[caller]} waiting, its share of at most {per_key} each",
             )
-        if queue_full:
+        if queue_full and congested and self._waiters:
+            self._let_go(self._waiters[0])
+        elif queue_full:
             raise self._shed(
                 ShedReason.QUEUE_FULL,
                 f"{limits.max_in_flight} requests in flight and the queue is full",
             )
+
+    def _expire_stale(self) -> None:
+        """Let go every waiter that has waited longer than a standing queue allows."""
+        limit_s = self.limits.congested_timeout_s
+        if limit_s is None:
+            return
+        cutoff = self._clock() - limit_s
+        while self._waiters and self._waiters[0].since < cutoff:
+            self._let_go(self._waiters[0])
+
+    def _let_go(self, waiter: _Waiter) -> None:
+        """Take ``waiter`` off the queue without a slot: it is shed as timed out."""
+        self._unqueue(waiter)
+        waiter.future.set_result(False)
 
     def _take(self, caller: Caller) -> None:
         self._held[caller] += 1
@@ -200,8 +291,9 @@ class AdmissionControl:
 
     def _leave_queue(self, waiter: _Waiter) -> None:
         if waiter.future.done() and not waiter.future.cancelled():
-            # The slot was handed over as the wait ended: pass it on.
-            self.release(waiter.caller)
+            if waiter.future.result():
+                # The slot was handed over as the wait ended: pass it on.
+                self.release(waiter.caller)
             return
         waiter.future.cancel()
         if waiter in self._waiters:
@@ -220,7 +312,9 @@ class AdmissionControl:
 @dataclass(eq=False)
 class _Waiter:
     caller: Caller
-    future: asyncio.Future[None]
+    #: True: handed a slot; False: let go from a standing queue.
+    future: asyncio.Future[bool]
+    since: float
 
 
 class AdmissionMiddleware:

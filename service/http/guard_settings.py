@@ -37,8 +37,8 @@ class GuardSettings(BaseSettings):
     rank_max_queued: int | None = Field(
         default=None,
         ge=0,
-        description="Rank requests waiting for a slot per worker, more: 429; unset = as many "
-        "as may be in flight.",
+        description="Rank requests waiting for a slot per worker, more: 429 (in a standing "
+        "queue the oldest waiter gets the 429); unset = 4 per slot.",
     )
     rank_queue_timeout_ms: int | None = Field(
         default=None,
@@ -46,6 +46,23 @@ class GuardSettings(BaseSettings):
         le=60_000,
         description="Longest wait for a slot, longer: 429; unset = half the latency "
         "objective (REASEQ_LATENCY_OBJECTIVE_MS).",
+    )
+    rank_queue_congested_timeout_ms: float | None = Field(
+        default=None,
+        ge=0,
+        le=60_000,
+        description="Longest wait for a slot once the queue stands (in the last "
+        "REASEQ_RANK_QUEUE_CONGESTION_INTERVAL_MS more requests arrived than completed by more "
+        "than the slots and the queue hold), longer: 429; a standing queue also serves the newest "
+        "request first. Unset = a tenth of the latency objective; 0 = off (first come, first "
+        "served with REASEQ_RANK_QUEUE_TIMEOUT_MS throughout).",
+    )
+    rank_queue_congestion_interval_ms: float | None = Field(
+        default=None,
+        gt=0,
+        le=600_000,
+        description="The window over which rank arrivals and completions are counted to tell "
+        "a standing queue; unset = five latency objectives.",
     )
     rank_max_in_flight_per_key: int | None = Field(
         default=None,

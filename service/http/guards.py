@@ -16,7 +16,10 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from service.http.admission import (
+    CONGESTED_TIMEOUT_SHARE_OF_OBJECTIVE,
+    CONGESTION_INTERVAL_OBJECTIVES,
     QUEUE_TIMEOUT_SHARE_OF_OBJECTIVE,
+    QUEUED_PER_SLOT,
     AdmissionControl,
     AdmissionLimits,
     AdmissionMiddleware,
@@ -80,9 +83,20 @@ def admission_limits(settings: Settings, cores: int) -> AdmissionLimits:
     in_flight = settings.rank_max_in_flight or default_in_flight(
         settings.scoring_threads, settings.workers, cores
     )
-    queued = settings.rank_max_queued if settings.rank_max_queued is not None else in_flight
+    queued = (
+        settings.rank_max_queued
+        if settings.rank_max_queued is not None
+        else QUEUED_PER_SLOT * in_flight
+    )
+    objective_ms = settings.latency_objective_ms
     queue_timeout_ms = settings.rank_queue_timeout_ms or (
-        settings.latency_objective_ms * QUEUE_TIMEOUT_SHARE_OF_OBJECTIVE
+        objective_ms * QUEUE_TIMEOUT_SHARE_OF_OBJECTIVE
+    )
+    congested_timeout_ms = settings.rank_queue_congested_timeout_ms
+    if congested_timeout_ms is None:
+        congested_timeout_ms = objective_ms * CONGESTED_TIMEOUT_SHARE_OF_OBJECTIVE
+    interval_ms = settings.rank_queue_congestion_interval_ms or (
+        objective_ms * CONGESTION_INTERVAL_OBJECTIVES
     )
     limits = AdmissionLimits(
         max_in_flight=in_flight,
@@ -90,12 +104,21 @@ def admission_limits(settings: Settings, cores: int) -> AdmissionLimits:
         queue_timeout_s=queue_timeout_ms / 1000.0,
         retry_after_s=settings.rank_retry_after_s,
         max_per_key=settings.rank_max_in_flight_per_key or default_per_key(in_flight),
+        congested_timeout_s=congested_timeout_ms / 1000.0 if congested_timeout_ms else None,
+        congestion_interval_s=interval_ms / 1000.0,
+    )
+    standing = (
+        f"; once the queue stands {interval_ms:.0f} ms, newest first for at most "
+        f"{congested_timeout_ms:.0f} ms"
+        if congested_timeout_ms
+        else ""
     )
     log.info(
-        "rank admission: %d in flight (%d per API key), %d queued for at most %.0f ms",
+        "rank admission: %d in flight (%d per API key), %d queued for at most %.0f ms%s",
         limits.max_in_flight,
         limits.max_per_key,
         limits.max_queued,
         queue_timeout_ms,
+        standing,
     )
     return limits

@@ -71,7 +71,7 @@ BUNDLE_ACTIVATION_TRIGGERS = ("admin", "rollback", "watch")
 BUNDLE_ACTIVATION_RESULTS = (
     "success", "unchanged", "not_found", "corrupt", "incompatible", "store_unavailable", "error",
 )  # fmt: skip
-SHED_REASONS = ("queue_full", "queue_timeout", "key_limit")
+SHED_REASONS = ("queue_full", "queue_timeout", "queue_standing", "key_limit")
 CONNECTION_DROP_REASONS = ("header_timeout", "headers_too_large", "evicted", "refused")
 
 
@@ -299,6 +299,7 @@ class ServiceMetrics:
         self.rank_shed = Counter(
             "reaseq_rank_shed_total",
             "Rank requests answered 429 by reason: queue_full (at once), queue_timeout (waited), "
+            "queue_standing (let go from a queue that stands under sustained overload), "
             "key_limit (the API key holds its share of the slots and queue places).",
             ["reason"],
             registry=registry,

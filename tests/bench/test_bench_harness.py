@@ -16,9 +16,17 @@ import pytest
 from aiohttp import web
 
 from bench.loadgen import SERVER_PART, RateResult, offer, server_timing
+from bench.overload_report import overload_section
 from bench.profile import summarise_samples
 from bench.report import BenchReport, markdown, plot, summarise
-from bench.run import SYSTEM_NICENESS, SystemRun, knee_rate, saturated, sustained
+from bench.run import (
+    SYSTEM_NICENESS,
+    SystemRun,
+    knee_rate,
+    overload_rounds,
+    saturated,
+    sustained,
+)
 from bench.systems import max_score_difference, tree_cpu_seconds
 from bench.tail import tail_breakdown, tail_reading
 from bench.workloads import W1, Workload
@@ -278,3 +286,44 @@ def test_the_service_own_time_is_read_from_its_server_timing_header() -> None:
     breakdown = RequestBreakdown(started=time.perf_counter() - 0.004)
     parts = server_timing(breakdown.header())
     assert parts[SERVER_PART] >= 4.0 and "batch" in parts
+
+
+def _overloaded(p99: float, stolen: float) -> dict[str, object]:
+    return {
+        "workload": "W1", "admission": {}, "capacity_rps": 100.0, "offered_rps": 300.0,
+        "factor": 3.0, "sent": 1800, "accepted": 600, "shed": 1200, "failed_otherwise": 0,
+        "accepted_rps": 100.0, "accepted_p50_ms": 10.0, "accepted_p99_ms": p99,
+        "shed_p99_ms": 5.0, "send_lag_p99_ms": 2.0, "accepted_after_send_p99_ms": p99,
+        "accepted_server_p99_ms": 20.0, "cpu_stolen_share": stolen,
+    }  # fmt: skip
+
+
+def test_overload_runs_interleave_the_limits_and_report_the_median_run() -> None:
+    order: list[tuple[str, int]] = []
+    p99s = {"defaults": [60.0, 30.0, 40.0], "tight": [20.0, float("nan"), 25.0]}
+
+    def measure(name: str, n: int) -> dict[str, object]:
+        order.append((name, n))
+        return _overloaded(p99s[name][n], 0.01 * n)
+
+    found = overload_rounds(3, {"defaults": None, "tight": {"X": "1"}}, measure)
+    assert order == [("defaults", 0), ("tight", 0), ("defaults", 1), ("tight", 1),
+                     ("defaults", 2), ("tight", 2)]  # fmt: skip
+    assert found["defaults"]["accepted_p99_ms"] == 40.0  # the median of 60, 30, 40
+    assert found["defaults"]["accepted_p99_ms_each"] == [60.0, 30.0, 40.0]
+    assert found["defaults"]["cpu_stolen_share_each"] == [0.0, 0.01, 0.02]
+    assert found["tight"]["accepted_p99_ms"] == 25.0  # a run without a p99 counts as the worst
+    summary = {
+        "p99_objective_ms": 50.0,
+        "overload_defaults": found["defaults"],
+        "overload_first_come": _overloaded(70.0, 0.0),
+        "overload": found["tight"],
+    }
+    text = "\n".join(overload_section(summary))
+    assert text.index("**Default limits**") < text.index("**First come, first served**")
+    assert (
+        "**Default limits**: Of 3 runs, interleaved with the other limits (accepted p99 60.0, "
+        "30.0, 40.0 ms; CPU stolen 0%, 1%, 2%), the median one: 3.0× the most" in text
+    )
+    assert "p99 **40.0 ms** (objective 50 ms)" in text
+    assert "**First come, first served**: 3.0× the most" in text  # one run: no list

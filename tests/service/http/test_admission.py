@@ -1,4 +1,5 @@
-"""Admission control: slots, a FIFO queue, the queue's time budget, cancellation."""
+"""Admission control: slots, a FIFO queue, the queue's time budget, cancellation, and a standing
+queue served newest first with a short wait."""
 
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ pytestmark = pytest.mark.anyio
 
 
 def _control(
-    in_flight: int = 1, queued: int = 1, timeout_s: float = 5.0, per_key: int | None = None
+    in_flight: int = 1,
+    queued: int = 1,
+    timeout_s: float = 5.0,
+    per_key: int | None = None,
+    congested_timeout_s: float | None = None,
+    clock: Clock | None = None,
 ) -> tuple[AdmissionControl, ServiceMetrics]:
     metrics = ServiceMetrics()
     limits = AdmissionLimits(
@@ -31,9 +37,23 @@ def _control(
         queue_timeout_s=timeout_s,
         retry_after_s=3,
         max_per_key=per_key,
+        congested_timeout_s=congested_timeout_s,
+        congestion_interval_s=1.0,
     )
-    control = AdmissionControl(limits, metrics.rank_in_flight, metrics.rank_queued)
+    control = AdmissionControl(
+        limits, metrics.rank_in_flight, metrics.rank_queued, clock=clock or Clock()
+    )
     return control, metrics
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _gauges(metrics: ServiceMetrics) -> tuple[float | None, float | None]:
@@ -101,6 +121,107 @@ async def test_a_long_wait_is_shed() -> None:
     assert refused.value.reason is ShedReason.QUEUE_TIMEOUT
     assert "waited 20 ms in the queue" in refused.value.message
     assert (control.in_flight, control.queued) == (1, 0) == _gauges(metrics)
+
+
+async def _stand(control: AdmissionControl, clock: Clock) -> list[asyncio.Task[None]]:
+    """Overload ``control`` (one slot, two queue places): four arrivals and no completion in a
+    window, more than the slot and the queue hold; the window ends and the queue stands.
+    Returns the two waiters left in the queue, the older first."""
+    await control.acquire()
+    waiters = [asyncio.create_task(control.acquire()) for _ in range(2)]
+    await asyncio.sleep(0)
+    with pytest.raises(Shed):  # the queue is full and does not stand yet: refused at once
+        await control.acquire()
+    assert not control.congested()
+    clock.now += 1.0
+    assert control.congested()
+    return waiters
+
+
+async def test_a_standing_queue_serves_the_newest_first() -> None:
+    clock = Clock()
+    control, _ = _control(in_flight=1, queued=2, congested_timeout_s=5.0, clock=clock)
+    older, newer = await _stand(control, clock)
+    control.release()
+    await newer
+    assert not older.done() and (control.in_flight, control.queued) == (1, 1)
+    control.release()
+    await older  # still within the standing queue's wait
+    control.release()
+    assert control.in_flight == 0
+
+
+async def test_a_standing_queue_lets_go_of_waiters_past_its_short_wait() -> None:
+    clock = Clock()
+    control, metrics = _control(in_flight=1, queued=3, congested_timeout_s=0.5, clock=clock)
+    await control.acquire()
+    waiters = [asyncio.create_task(control.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)
+    with pytest.raises(Shed):
+        await control.acquire()
+    clock.now += 1.0  # the window ends with 5 arrivals, no completion: the queue stands
+    fresh = asyncio.create_task(control.acquire())
+    await asyncio.sleep(0)
+    # The three waited a whole second, past the 0.5 s a standing queue allows: the newcomer
+    # let them go before it joined.
+    for stale in waiters:
+        with pytest.raises(Shed) as refused:
+            await stale
+        assert refused.value.reason is ShedReason.QUEUE_STANDING
+        assert "newest requests go first" in refused.value.message
+    assert (control.in_flight, control.queued) == (1, 1) == _gauges(metrics)
+    control.release()
+    await fresh
+
+
+async def test_a_full_standing_queue_pushes_out_its_oldest_waiter() -> None:
+    clock = Clock()
+    control, _ = _control(in_flight=1, queued=2, congested_timeout_s=5.0, clock=clock)
+    older, newer = await _stand(control, clock)
+    newcomer = asyncio.create_task(control.acquire())
+    await asyncio.sleep(0)
+    with pytest.raises(Shed) as refused:
+        await older
+    assert refused.value.reason is ShedReason.QUEUE_STANDING
+    assert control.queued == 2
+    control.release()
+    await newcomer  # the newest first
+    assert not newer.done()
+    control.release()
+    await newer
+
+
+async def test_a_burst_the_queue_holds_does_not_make_it_stand() -> None:
+    clock = Clock()
+    control, _ = _control(in_flight=1, queued=2, congested_timeout_s=0.5, clock=clock)
+    await control.acquire()
+    first, second = (asyncio.create_task(control.acquire()) for _ in range(2))
+    await asyncio.sleep(0)
+    clock.now += 1.0  # three arrivals, no completion: what the slot and the queue hold
+    assert not control.congested()
+    control.release()
+    await first  # first come, first served
+    assert not second.done()
+    control.release()
+    await second
+    control.release()
+
+
+async def test_without_the_controlled_delay_the_queue_never_stands() -> None:
+    clock = Clock()
+    control, _ = _control(in_flight=1, queued=1, clock=clock)
+    await control.acquire()
+    waiting = asyncio.create_task(control.acquire())
+    await asyncio.sleep(0)
+    for _ in range(5):
+        with pytest.raises(Shed) as refused:
+            await control.acquire()
+        assert refused.value.reason is ShedReason.QUEUE_FULL
+    clock.now += 1.0
+    assert not control.congested()
+    control.release()
+    await waiting
+    control.release()
 
 
 async def test_a_cancelled_waiter_leaves_the_queue() -> None:
@@ -209,16 +330,30 @@ def test_default_per_key_leaves_a_quarter_of_the_slots(in_flight: int, per_key: 
 def test_default_admission_limits() -> None:
     limits = admission_limits(Settings.model_construct(), cores=2)
     assert limits == AdmissionLimits(
-        max_in_flight=3, max_queued=3, queue_timeout_s=0.025, retry_after_s=1, max_per_key=2
+        max_in_flight=3,
+        max_queued=12,
+        queue_timeout_s=0.025,
+        retry_after_s=1,
+        max_per_key=2,
+        congested_timeout_s=0.005,
+        congestion_interval_s=0.25,
     )
     settings = Settings(
         rank_max_in_flight=8,
         rank_max_queued=0,
         rank_queue_timeout_ms=40,
+        rank_queue_congested_timeout_ms=0,
         rank_max_in_flight_per_key=8,
         latency_objective_ms=200,
     )
     assert admission_limits(settings, cores=2) == AdmissionLimits(
-        max_in_flight=8, max_queued=0, queue_timeout_s=0.04, retry_after_s=1, max_per_key=8
+        max_in_flight=8,
+        max_queued=0,
+        queue_timeout_s=0.04,
+        retry_after_s=1,
+        max_per_key=8,
+        congested_timeout_s=None,  # 0: first come, first served throughout
+        congestion_interval_s=1.0,
     )
-    assert admission_limits(Settings(latency_objective_ms=200), cores=2).queue_timeout_s == 0.1
+    slow = admission_limits(Settings(latency_objective_ms=200), cores=2)
+    assert (slow.queue_timeout_s, slow.congested_timeout_s) == (0.1, 0.02)
