@@ -25,7 +25,7 @@ from loadtest.server_metrics import STAGE_HISTOGRAM, Scrape
 from loadtest.service_process import free_port, serving_process
 
 #: One measurement's figures, as they go into the summary.
-Summary = dict[str, Any]
+Figures = dict[str, Any]
 
 P99_OBJECTIVE_MS = 50.0
 _MAX_FAILED = 0.01
@@ -253,11 +253,11 @@ FIRST_COME_ADMISSION = {"REASEQ_RANK_QUEUE_CONGESTED_TIMEOUT_MS": "0"}
 
 
 def overload_rounds(
-    runs: int, configs: dict[str, dict[str, str] | None], measure: Callable[[str, int], Summary]
-) -> dict[str, Summary]:
+    runs: int, configs: dict[str, dict[str, str] | None], measure: Callable[[str, int], Figures]
+) -> dict[str, Figures]:
     """``runs`` overload runs of each admission config, interleaved (a, b, c, a, b, c, …);
     per config, the run with the median accepted p99, with every run's p99 and stolen CPU."""
-    found: dict[str, list[Summary]] = {name: [] for name in configs}
+    found: dict[str, list[Figures]] = {name: [] for name in configs}
     for n in range(runs):
         for name in configs:
             found[name].append(measure(name, n))
@@ -284,7 +284,7 @@ def overload(
     duration_s: float,
     log_path: Path,
     admission: dict[str, str] | None = None,
-) -> Summary:
+) -> Figures:
     """Offer ``factor`` x ``capacity_rps`` (the most the service answered in its ladders) to a
     service with the ``admission`` limits (``None``: its defaults): the share shed with 429, the
     latency of the requests accepted and of the 429 answers, and the load generator's own lag

@@ -108,8 +108,8 @@ def admission_limits(settings: Settings, cores: int) -> AdmissionLimits:
         congestion_interval_s=interval_ms / 1000.0,
     )
     standing = (
-        f"; once the queue stands {interval_ms:.0f} ms, newest first for at most "
-        f"{congested_timeout_ms:.0f} ms"
+        f"; a standing queue (told over {interval_ms:.0f} ms windows) serves the newest "
+        f"first for at most {congested_timeout_ms:.0f} ms"
         if congested_timeout_ms
         else ""
     )
