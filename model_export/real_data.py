@@ -11,8 +11,10 @@ Protocol (one run per seed; the seed drives the sampled negatives and the traini
   SVD; the count of distinct vectors is reported.
 * **Rankers** on the same examples: popularity (behaviours before the request), ID only,
   knowledge only, ID + knowledge with the plain sum and with gated fusion, the gated one with the
-  self-attention user encoder; ``full`` is the one ID + knowledge configuration with the best
-  validation GAUC averaged over seeds (one configuration shipped, as a team would ship one).
+  self-attention user encoder, and the gated one with the world generator's blocks, grown as a
+  residual on the gated ranker of its seed (:mod:`model_export.train`); ``full`` is the one
+  ID + knowledge configuration with the best validation GAUC averaged over seeds (one
+  configuration shipped, as a team would ship one).
 * **Figures**: AUC, GAUC, logloss overall and on slices (cold items, sparse users) with their
   sizes; HR@10 and NDCG@10 against sampled items (:mod:`model_export.sampled_ranking`).
 """
@@ -82,6 +84,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 #: Variants that attend over generated blocks.
 GBR_VARIANTS = frozenset({GATE_GBR})
+#: Variants grown as a residual on another (``train``'s ``start_from``): the GBR variant on the
+#: gated knowledge ranker of the same seed, so its blocks are kept only as far as validation
+#: says they add to that ranker.
+GROWN_ON = {GATE_GBR: GATE}
 #: The candidates ``full`` is chosen from, by validation GAUC.
 FULL_CANDIDATES = (SUM, GATE, GATE_SELF_ATTENTION, GATE_GBR)
 SLICES = ("cold_items", "sparse_users")
@@ -253,13 +259,19 @@ def run_seed(spec: RealDataSpec, seed: int) -> dict[str, Any]:
         model, corpus = world_generator(dataset, vectors, records, spec, seed)
         generated = generated_log(model, dataset, spec.generator)
         generator = generator_row(dataset, model, corpus, spec, seed)
+    models: dict[str, TrainedRanker] = {}
     for name in spec.variants:
         started = time.perf_counter()
         blocks = generated if name in GBR_VARIANTS else None
         config = replace(spec.ranker, seed=seed, **VARIANTS[name])
         if blocks is not None:
             config = replace(config, generated=blocks.k)
-        trained = train(dataset, vectors, config, blocks)
+        base = GROWN_ON.get(name)
+        if base is not None and base not in models:  # trained for the residual, not reported
+            base_config = replace(spec.ranker, seed=seed, **VARIANTS[base])
+            models[base] = train(dataset, vectors, base_config)
+        start_from = None if base is None else models[base].model
+        trained = models[name] = train(dataset, vectors, config, blocks, start_from)
         has_id = trained.model.items.has_id.numpy() > 0
         rows[name] = _scores(dataset, trained, spec, seed, blocks)
         validation[name] = float(trained.validation_gauc or 0.0)

@@ -25,6 +25,7 @@ from model_export.real_data import (
     GATE_GBR,
     GATE_SELF_ATTENTION,
     GBR_BLOCK_DROPOUT,
+    GROWN_ON,
     ID_ONLY,
     KNOWLEDGE_ONLY,
     POPULARITY,
@@ -49,8 +50,8 @@ ROWS = (
     (GATE_SELF_ATTENTION, "ID + knowledge, gated, self-attention user encoder"),
     (
         GATE_GBR,
-        "ID + knowledge, gated, + world GBR blocks "
-        f"(hidden from {100 * GBR_BLOCK_DROPOUT:.0f}% of training requests)",
+        "ID + knowledge, gated, + world GBR blocks (grown on the gated ranker, "
+        f"hidden from {100 * GBR_BLOCK_DROPOUT:.0f}% of training requests)",
     ),
     (FULL, "**full** (the ID + knowledge configuration best on mean validation GAUC)"),
 )
@@ -130,7 +131,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def _gbr_lines(summary: dict[str, Any]) -> list[str]:
+def _gbr_lines(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
     """What the generated behaviours add on real data, read off the figures."""
     lines = []
     gain = summary.get("gbr_gain")
@@ -140,6 +141,16 @@ def _gbr_lines(summary: dict[str, Any]) -> list[str]:
             for part, label in PARTS
         )
         lines.append(f"- World GBR blocks − gated knowledge ranker, GAUC: {parts}.")
+    epochs = [run["best_epoch"].get(GATE_GBR) for run in runs]
+    if GATE_GBR in GROWN_ON and all(epoch is not None for epoch in epochs):
+        kept = sum(1 for epoch in epochs if epoch > 0)
+        lines.append(
+            f"- The GBR ranker grows on the `{GROWN_ON[GATE_GBR]}` ranker of its seed (that "
+            "ranker frozen, only the generated-behaviour branch trained, the start itself "
+            f"a candidate of early stopping): validation kept a trained branch in {kept} of "
+            f"{len(epochs)} seeds (best epochs {', '.join(str(e) for e in epochs)}; 0 is the "
+            "start, which scores as the ranker it grew on)."
+        )
     generator = summary.get("generator")
     if generator:
         recall = generator["recall"]
@@ -308,7 +319,7 @@ def render(spec: RealDataSpec, summary: dict[str, Any], runs: list[dict[str, Any
         "### Read off the figures",
         "",
         *_findings(summary, runs),
-        *_gbr_lines(summary),
+        *_gbr_lines(summary, runs),
         END,
     ]
     return "\n".join(lines) + "\n"

@@ -3,6 +3,12 @@
 When the dataset has a validation period (``test_ts``), every epoch ends with the GAUC of the
 validation requests, and the weights of the best epoch are kept (early stopping): the test
 period is never looked at.
+
+A ranker with generated blocks can also grow as a **residual** on a trained ranker without them
+(``start_from``): it starts from that ranker's weights, which score exactly as before whatever
+the block (the generated values start at zero), only the generated-behaviour branch learns, and
+the start itself is a candidate of early stopping (epoch 0). The blocks are then kept only as
+far as validation says they add to the ranker they were grown on.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import torch
+from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
@@ -36,6 +43,9 @@ from offline.data.canonical import Dataset
 #: With gated fusion, IDs are dropped in training only for items seen at most this often: the
 #: setting ``reaseq results-real`` measures and ``reaseq build --fusion gate`` uses.
 GATED_DROPOUT_MAX_COUNT = 10
+#: What the names of the generated-behaviour branch's parameters hold (``generated_type``,
+#: ``generated_keys``, ``generated_values``, ``generated_queries``).
+GENERATED_BRANCH = "generated"
 
 
 @dataclass(frozen=True)
@@ -131,10 +141,13 @@ def train(
     semantic_vectors: npt.NDArray[np.float32],
     config: TrainConfig,
     generated: GeneratedBlocksLog | None = None,
+    start_from: RankingModel | None = None,
 ) -> TrainedRanker:
     """Fit a ranker with Adam on BCE over the impressions of requests before ``split_ts``.
 
-    With ``generated``, every example also attends over its request's generated block.
+    With ``generated``, every example also attends over its request's generated block; with
+    ``start_from`` as well (a ranker of the same shape trained without blocks), only the
+    generated-behaviour branch is trained on top of it (see the module).
     """
     if semantic_vectors.shape[0] != len(dataset.catalogue):
         raise ValueError(
@@ -145,13 +158,15 @@ def train(
         raise ValueError(
             f"config.generated is {config.generated} but the generated log has width {width}"
         )
+    if start_from is not None and generated is None:
+        raise ValueError("start_from grows a generated-behaviour branch: it needs generated blocks")
     if not 0.0 <= config.block_dropout < 1.0:
         raise ValueError(f"block_dropout must lie in [0, 1), not {config.block_dropout}")
     previous_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _fit(dataset, semantic_vectors, config, generated)
+        return _fit(dataset, semantic_vectors, config, generated, start_from)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -161,6 +176,7 @@ def _fit(
     semantic_vectors: npt.NDArray[np.float32],
     config: TrainConfig,
     generated: GeneratedBlocksLog | None,
+    start_from: RankingModel | None = None,
 ) -> TrainedRanker:
     started = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -170,11 +186,16 @@ def _fit(
         raise ValueError("no training requests before split_ts")
     validation = validation_examples(dataset, config.max_seq_len, generated)
     model = build_model(config, semantic_vectors, item_training_counts(dataset))
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    trained = list(model.parameters())
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    if start_from is not None:
+        trained = grow_generated_branch(model, start_from)
+        if validation is not None and len(validation) > 0:
+            best = (validation_gauc(model, validation), 0, copy.deepcopy(model.state_dict()))
+    optimiser = torch.optim.Adam(trained, lr=config.lr)
     id_dropout = config.id_dropout if config.use_semantic else 0.0
     steps = config.epochs * -(-len(train_examples) // config.batch_size)
     loss_value = float("nan")
-    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     with tqdm(total=steps, desc="train", unit="batch", disable=not config.progress) as bar:
         for epoch in range(1, config.epochs + 1):
             model.train()
@@ -198,6 +219,8 @@ def _fit(
                 break
     if best is not None:
         model.load_state_dict(best[2])
+    for parameter in model.parameters():  # a residual's frozen base trains again if asked to
+        parameter.requires_grad_(True)
     model.eval()
     return TrainedRanker(
         model=model,
@@ -208,6 +231,20 @@ def _fit(
         best_epoch=None if best is None else best[1],
         validation_gauc=None if best is None else best[0],
     )
+
+
+def grow_generated_branch(model: RankingModel, start_from: RankingModel) -> list[nn.Parameter]:
+    """Load ``start_from``'s weights into ``model`` and freeze all but the generated-behaviour
+    branch (its type vector, keys, values and queries); the parameters left to train."""
+    if start_from.shape != model.shape:
+        raise ValueError(f"cannot start a {model.shape} ranker from a {start_from.shape} one")
+    model.load_state_dict(start_from.state_dict())
+    branch = []
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(GENERATED_BRANCH in name)
+        if parameter.requires_grad:
+            branch.append(parameter)
+    return branch
 
 
 def drop_blocks(batch: RankingBatch, rate: float, rng: np.random.Generator) -> RankingBatch:

@@ -26,7 +26,7 @@ from model_export.dataset import (
 )
 from model_export.evaluate import evaluate
 from model_export.parity import BundleGraphs, ParityShape, check_parity, random_feeds
-from model_export.train import TrainConfig, TrainedRanker, drop_blocks, train
+from model_export.train import GENERATED_BRANCH, TrainConfig, TrainedRanker, drop_blocks, train
 from offline.data.canonical import Dataset
 from service.contracts import graphs as g
 from service.contracts.manifest import EvaluationMetrics, GeneratorInfo, read_manifest
@@ -176,3 +176,47 @@ def test_bundle_with_generated_blocks_records_them_and_keeps_parity(
     with_block = graphs.full(feeds | {g.GENERATED_MASK: np.ones((3, 4), np.float32)})
     without = graphs.full(feeds | {g.GENERATED_MASK: np.zeros((3, 4), np.float32)})
     assert np.abs(with_block - without).max() > 1e-3  # the block now moves scores
+
+
+def test_a_residual_learns_the_planted_signal_on_a_frozen_base(
+    learnable: Learnable,
+    oracle: GeneratedBlocksLog,
+    trained: TrainedRanker,
+    model_metrics: dict[str, EvaluationMetrics],
+) -> None:
+    """Grown on a ranker without blocks, only the generated branch moves, and it alone carries
+    the planted signal."""
+    dataset, semantic = learnable
+    config = replace(trained.config, generated=oracle.k)
+    residual = train(dataset, semantic, config, oracle, start_from=trained.model)
+    base = trained.model.state_dict()
+    moved = {
+        name
+        for name, value in residual.model.state_dict().items()
+        if not torch.equal(value, base[name])
+    }
+    assert moved and all(GENERATED_BRANCH in name for name in moved), moved
+    assert evaluate(residual, dataset, oracle).auc > model_metrics["model"].auc + 0.1
+    # Without a block it scores exactly as the ranker it grew on.
+    torch.testing.assert_close(
+        evaluate(residual, dataset).auc, evaluate(trained, dataset).auc, rtol=0, atol=1e-6
+    )
+
+
+def test_a_residual_validation_does_not_favour_keeps_its_start(
+    learnable: Learnable, trained: TrainedRanker
+) -> None:
+    """The start is early stopping's epoch 0: blocks that hold nothing never beat it."""
+    dataset, semantic = learnable
+    ts = dataset.impressions.ts
+    split = replace(dataset, test_ts=int(np.quantile(ts[ts >= dataset.split_ts], 0.5)))
+    empty = GeneratedBlocksLog(
+        np.full((len(build_examples(split, 1).labels), 4), -1, np.int64), "empty"
+    )
+    config = replace(trained.config, generated=empty.k, epochs=2, patience=1)
+    residual = train(split, semantic, config, empty, start_from=trained.model)
+    assert residual.best_epoch == 0
+    for name, value in residual.model.state_dict().items():
+        assert torch.equal(value, trained.model.state_dict()[name]), name
+    with pytest.raises(ValueError, match="generated blocks"):
+        train(split, semantic, trained.config, start_from=trained.model)

@@ -61,6 +61,11 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
     assert "overall/gauc" in merged["summary"]["gbr_gain"]
     markdown = (docs / "RESULTS.md").read_text()
     assert "+ world GBR blocks" in markdown and "Beyond-log recall@16" in markdown
+    # Grown on the gated ranker of its seed: never below it on validation (epoch 0 is its start).
+    for run in merged["runs"]:
+        assert run["best_epoch"][GATE_GBR] >= 0
+        assert run["validation_gauc"][GATE_GBR] >= run["validation_gauc"]["gate"] - 1e-9
+    assert "The GBR ranker grows on the `gate` ranker of its seed" in markdown
     assert markdown.count(START) == 1
     # Rerunning replaces the section instead of adding a second one.
     write_real_results(replace(spec, seeds=(0,)), docs)
