@@ -18,6 +18,7 @@ from bench.lineup import lineup
 from bench.peak import matmul_peak_flops
 from bench.profile import profile_under_load
 from bench.report import BenchReport, write_report
+from bench.rounds import EXTRA_PASSES, counted, ladder_stolen, short_of_clean
 from bench.run import (
     FIRST_COME_ADMISSION,
     OVERLOAD_ADMISSION,
@@ -86,28 +87,40 @@ def main(
     runs: list[SystemRun] = []
     sessions: dict[str, dict[str, float]] = {}
     profile: dict[str, object] = {}
+
+    def climb_round(system: System, round_index: int) -> None:
+        nonlocal profile
+        log_path = work_dir / f"{system.name}-{round_index}.log"
+        with process_on_port(system.command, system.env, log_path) as served:
+            own = system.fixture
+            if round_index == 0 and system.session and "W2" in {w.name for w in chosen}:
+                pages = _session_bodies(own.requests(WORKLOADS["W2"]))
+                sessions[system.name] = session_speedup(served.url, pages)
+                console.print(f"session {system.name}: {sessions[system.name]}")
+            for workload in chosen:
+                bodies = own.requests(workload)
+                run = climb(
+                    served.url, system.name, workload, bodies,
+                    Ladder(system.start_rps[workload.name]), duration_s, system.scrape,
+                    console.print, pid=served.pid, round_index=round_index,
+                )  # fmt: skip
+                runs.append(run)
+                best = run.sustainable()
+                if not profile and system.name == SERVICE and best is not None:
+                    profile = _profile(served.pid, served.url, bodies, best.offered_rps,
+                                       duration_s, workload)  # fmt: skip
+
     for round_index in range(rounds):
         for system in timed:
-            log_path = work_dir / f"{system.name}-{round_index}.log"
-            with process_on_port(system.command, system.env, log_path) as served:
-                own = system.fixture
-                if round_index == 0 and system.session and "W2" in {w.name for w in chosen}:
-                    pages = _session_bodies(own.requests(WORKLOADS["W2"]))
-                    sessions[system.name] = session_speedup(served.url, pages)
-                    console.print(f"session {system.name}: {sessions[system.name]}")
-                for workload in chosen:
-                    bodies = own.requests(workload)
-                    run = climb(
-                        served.url, system.name, workload, bodies,
-                        Ladder(system.start_rps[workload.name]), duration_s, system.scrape,
-                        console.print, pid=served.pid, round_index=round_index,
-                    )  # fmt: skip
-                    runs.append(run)
-                    best = run.sustainable()
-                    if not profile and system.name == SERVICE and best is not None:
-                        profile = _profile(served.pid, served.url, bodies, best.offered_rps,
-                                           duration_s, workload)  # fmt: skip
-    overloaded = _overload(fixture, chosen[0], runs, duration_s, work_dir)
+            climb_round(system, round_index)
+    for extra in range(EXTRA_PASSES):  # robbed rounds climbed again, interleaved as before
+        short = short_of_clean(runs, [s.name for s in timed], rounds)
+        if not short:
+            break
+        console.print(f"robbed rounds: climbing again for {', '.join(short)}")
+        for system in (s for s in timed if s.name in short):
+            climb_round(system, rounds + extra)
+    overloaded = _overload(fixture, chosen[0], runs, rounds, duration_s, work_dir)
     report = BenchReport(
         workloads=chosen,
         runs=runs,
@@ -168,17 +181,21 @@ def _profile(
 
 
 def _overload(
-    fixture: BenchFixture, workload: Workload, runs: list[SystemRun], duration_s: float,
-    work_dir: Path,
+    fixture: BenchFixture, workload: Workload, runs: list[SystemRun], rounds: int,
+    duration_s: float, work_dir: Path,
 ) -> dict[str, dict[str, object]]:  # fmt: skip
-    """3x the most the service answered at any rate of a ladder (median over rounds; with its
+    """3x the most the service answered at any rate of a ladder (median over the rounds the
+    medians take, :func:`bench.rounds.counted`; with its
     default limits it sheds above its sustainable rate, so a ladder's capacity understates what
     it can answer), with its default admission limits, with the queue first come, first served
     throughout, and with the tight limits; each :data:`OVERLOAD_RUNS` times, interleaved."""
+    ladders = [r for r in runs if r.system == SERVICE and r.workload == workload.name and r.rates]
+    kept = counted(
+        [{"round": r.round, "cpu_stolen_share": ladder_stolen(r)} for r in ladders],
+        rounds,
+    )  # fmt: skip
     answered = sorted(
-        max(rate.achieved_rps for rate in run.rates)
-        for run in runs
-        if run.system == SERVICE and run.workload == workload.name and run.rates
+        max(rate.achieved_rps for rate in run.rates) for run in ladders if run.round in kept
     )
     if not answered:
         return {}

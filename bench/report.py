@@ -72,6 +72,20 @@ def plot(report: BenchReport, path: Path) -> None:
     plt.close(figure)
 
 
+def _robbed(summary: dict[str, Any]) -> str:
+    """The re-climbing rule of the run, when it had one."""
+    share = summary.get("robbed_share")
+    if share is None:
+        return ""
+    return (
+        f"; a round during which the hypervisor stole more than {100 * share:.0f}% of the "
+        f"machine's CPU is climbed again after the others (at most {summary['extra_passes']} "
+        "more passes over the systems short of clean rounds), and the medians take each "
+        f"system's {summary.get('rounds', 1)} least robbed rounds (all rounds are listed under "
+        '"CPU stolen by the hypervisor")'
+    )
+
+
 def _priority(summary: dict[str, Any]) -> str:
     """How the systems' CPU priority stands to the load generator's (nothing for a summary
     written before the setting existed)."""
@@ -286,7 +300,8 @@ def markdown(summary: Summary) -> str:
         f"time){_priority(summary)}. Each system climbs its ladder of rates "
         f"{summary.get('rounds', 1)} times, the "
         "systems interleaved (service, then each other system, then the service again …), and "
-        "the tables give the median over those rounds and their range. A rate is sustained "
+        f"the tables give the median over those rounds and their range{_robbed(summary)}. "
+        "A rate is sustained "
         f"when p99 ≤ {summary['p99_objective_ms']:.0f} ms and ≤ 1% of the requests sent fail. "
         "CPU ms per request: user + system CPU time of every process of the system (from "
         "`/proc`) over the requests it answered at that rate.",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.rounds import EXTRA_PASSES, ROBBED_SHARE, counted, ladder_stolen
 from bench.run import P99_OBJECTIVE_MS, SYSTEM_NICENESS, Ladder, SystemRun
 from bench.systems import BASELINE, RAY_SERVE, SERVICE
 from bench.tail import tail_breakdown
@@ -62,7 +63,7 @@ def round_entry(run: SystemRun) -> dict[str, Any]:
             rate.summary()
             | {"cpu_ms_per_request": _round(cpu, 3), "cpu_stolen_share": _round(stolen, 3)}
         )
-    shares = [v for v in run.stolen if v is not None]
+    ladder_share = ladder_stolen(run)
     return {
         "round": run.round,
         "sustainable_rps": _round(best.achieved_rps) if best else None,
@@ -70,8 +71,7 @@ def round_entry(run: SystemRun) -> dict[str, Any]:
         "capacity_rps": _round(most.achieved_rps) if most else None,
         "cpu_ms_at_sustainable": _round(run.cpu_ms_at(best), 3),
         "load_average": [round(x, 2) for x in run.load_average],
-        # Over the whole ladder: the mean of its rates' shares (each rate lasts as long).
-        "cpu_stolen_share": _round(statistics.fmean(shares), 3) if shares else None,
+        "cpu_stolen_share": _round(ladder_share, 3),
         "stages_ms_at_sustainable": {k: round(v, 3) for k, v in stages.items()} or None,
         "tail_at_sustainable": tail_breakdown(best.breakdowns) if best else None,
         # At the sustainable rate already when that rate was also the highest throughput.
@@ -91,16 +91,21 @@ def _median(values: list[float | None], missing: float | None = 0.0) -> float | 
     return round(middle, 3) if middle else None
 
 
-def system_entry(runs: list[SystemRun]) -> dict[str, Any]:
-    """One system under one workload over its rounds: medians, spread, the median round."""
-    rounds = [round_entry(run) for run in sorted(runs, key=lambda r: r.round)]
+def system_entry(runs: list[SystemRun], counted_rounds: int | None = None) -> dict[str, Any]:
+    """One system under one workload over its rounds: medians, spread, the median round, over
+    the ``counted_rounds`` least robbed of its ladders (all of them when None)."""
+    climbed = [round_entry(run) for run in sorted(runs, key=lambda r: r.round)]
+    kept = counted(climbed, counted_rounds or len(climbed))
+    for entry in climbed:
+        entry["counted"] = entry["round"] in kept
+    rounds = [entry for entry in climbed if entry["counted"]]
     sustainable = [r["sustainable_rps"] for r in rounds]
     capacity = [r["capacity_rps"] for r in rounds]
     filled = [v or 0.0 for v in sustainable]
     median = _median(sustainable)
     middle = min(range(len(rounds)), key=lambda n: abs(filled[n] - (median or 0.0)))
     return {
-        "rounds": rounds,
+        "rounds": climbed,
         "sustainable_rps": median,
         "sustainable_spread": [min(filled), max(filled)],
         "capacity_rps": _median(capacity),
@@ -127,6 +132,8 @@ def summarise(report: BenchReport, item_dim: int, hidden_dim: int) -> Summary:
         "ladder_factor": Ladder.factor,
         "system_niceness": SYSTEM_NICENESS,
         "rounds": report.rounds,
+        "robbed_share": ROBBED_SHARE,
+        "extra_passes": EXTRA_PASSES,
         "service_workers": report.workers,
         "matmul_peak_gflops": round(report.peak_flops / 1e9, 2),
         "systems": report.systems,
@@ -151,7 +158,7 @@ def summarise(report: BenchReport, item_dim: int, hidden_dim: int) -> Summary:
         systems = sorted({r.system for r in report.runs if r.workload == workload.name})
         for system in systems:
             runs = [r for r in report.runs if r.system == system and r.workload == workload.name]
-            entry[system] = system_entry(runs)
+            entry[system] = system_entry(runs, report.rounds)
         service = entry.get(SERVICE, {})
         for other in (BASELINE, RAY_SERVE):
             theirs = entry.get(other, {})

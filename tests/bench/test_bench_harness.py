@@ -167,7 +167,7 @@ def test_report_takes_medians_over_interleaved_rounds(tmp_path: Path) -> None:
     assert "Rates rise by ×1.4; one more rate, at the geometric middle" in text
     # The CPU the hypervisor stole, beside each round's rate, and the rounds set side by side.
     assert entry["service"]["rounds"][2]["cpu_stolen_share"] == 0.21
-    assert "| W1 | service | 1 | 20.0 | 11% |" in text
+    assert "| W1 | service | 1 | 20.0 | 11% | yes |" in text
     assert (
         "- W1, service: 40.0 req/s sustained in the round with the least stolen (1%), "
         "80.0 req/s in the one with the most (21%)." in text

@@ -28,7 +28,7 @@ def test_rounds_are_set_beside_what_was_stolen_during_them() -> None:
         {"round": 2, "sustainable_rps": 120.0, "cpu_stolen_share": 0.1},
     ]
     lines = stolen_lines([("W1", "service", rounds)])
-    assert "| W1 | service | 1 | none | 30% |" in lines
+    assert "| W1 | service | 1 | none | 30% | yes |" in lines
     assert (
         "- W1, service: 150.0 req/s sustained in the round with the least stolen (1%), none "
         "in the one with the most (30%)." in lines
