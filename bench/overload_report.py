@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.steal import percent
+from bench.steal import ROBBED_SHARE, percent
 
 
 def overload_section(summary: dict[str, Any]) -> list[str]:
@@ -34,11 +34,18 @@ def _overload_lines(title: str, overloaded: dict[str, Any], objective: float) ->
     limits = overloaded["admission"]
     admission = ", ".join(f"`{k}={v}`" for k, v in limits.items()) if limits else "the defaults"
     each = overloaded.get("accepted_p99_ms_each") or []
+    kept = overloaded.get("counted_each") or [True] * len(each)
+    median = (
+        "the median one:"
+        if all(kept)
+        else f"the median of the {sum(kept)} least robbed (the others robbed of more than "
+        f"{percent(ROBBED_SHARE)} of the CPU and run again):"
+    )
     repeated = (
         f" Of {len(each)} runs, interleaved with the other limits (accepted p99 "
         f"{', '.join(f'{_v(v)}' for v in each)} ms; CPU stolen "
         f"{', '.join(percent(v) for v in overloaded.get('cpu_stolen_share_each') or [])}), "
-        "the median one:"
+        f"{median}"
         if len(each) > 1
         else ""
     )

@@ -12,11 +12,10 @@ import statistics
 from typing import Any
 
 from bench.run import SystemRun
+from bench.steal import EXTRA_PASSES, ROBBED_SHARE
 
-#: A ladder during which more than this share of the machine's CPU was stolen is robbed.
-ROBBED_SHARE = 0.10
-#: The most extra passes over the systems short of clean ladders.
-EXTRA_PASSES = 2
+__all__ = ["EXTRA_PASSES", "ROBBED_SHARE", "counted", "ladder_stolen", "round_stolen",
+           "short_of_clean"]  # fmt: skip
 
 
 def ladder_stolen(run: SystemRun) -> float | None:

@@ -8,6 +8,12 @@ from typing import Any
 
 import psutil
 
+#: A ladder or overload run during which more than this share of the machine's CPU was stolen
+#: is robbed: it is measured again after the others (see :mod:`bench.rounds`).
+ROBBED_SHARE = 0.10
+#: The most extra passes over the systems (or admission configs) short of clean measurements.
+EXTRA_PASSES = 2
+
 #: Rounds whose stolen shares differ by at least this much are named side by side.
 SPREAD_WORTH_NAMING = 0.02
 

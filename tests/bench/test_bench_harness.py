@@ -327,3 +327,23 @@ def test_overload_runs_interleave_the_limits_and_report_the_median_run() -> None
     )
     assert "p99 **40.0 ms** (objective 50 ms)" in text
     assert "**First come, first served**: 3.0× the most" in text  # one run: no list
+
+
+def test_robbed_overload_runs_are_run_again_and_left_out_of_the_median() -> None:
+    order: list[tuple[str, int]] = []
+    # defaults: run 1 robbed (30% stolen) and slow; its rerun (run 3) is clean.
+    runs = {"defaults": [(40.0, 0.02), (500.0, 0.30), (45.0, 0.05), (42.0, 0.01)],
+            "tight": [(20.0, 0.0), (25.0, 0.0), (30.0, 0.0)]}  # fmt: skip
+
+    def measure(name: str, n: int) -> dict[str, object]:
+        order.append((name, n))
+        return _overloaded(*runs[name][n])
+
+    found = overload_rounds(3, {"defaults": None, "tight": {"X": "1"}}, measure)
+    assert order[-1] == ("defaults", 3) and len(order) == 7  # only the robbed config again
+    assert found["defaults"]["counted_each"] == [True, False, True, True]
+    assert found["defaults"]["accepted_p99_ms"] == 42.0  # the median of 40, 45, 42
+    assert found["tight"]["accepted_p99_ms"] == 25.0 and found["tight"]["runs"] == 3
+    text = "\n".join(overload_section({"p99_objective_ms": 50.0,
+                                       "overload_defaults": found["defaults"]}))  # fmt: skip
+    assert "the median of the 3 least robbed (the others robbed of more than 10%" in text
