@@ -18,7 +18,7 @@ from bench.lineup import lineup
 from bench.peak import matmul_peak_flops
 from bench.profile import profile_under_load
 from bench.report import BenchReport, write_report
-from bench.rounds import EXTRA_PASSES, counted, ladder_stolen, short_of_clean
+from bench.rounds import counted, ladder_stolen, short_of_clean
 from bench.run import (
     FIRST_COME_ADMISSION,
     OVERLOAD_ADMISSION,
@@ -30,6 +30,7 @@ from bench.run import (
     process_on_port,
     session_speedup,
 )
+from bench.steal import EXTRA_PASSES
 from bench.systems import (
     PARITY_TOLERANCE,
     SERVICE,
@@ -185,10 +186,10 @@ def _overload(
     duration_s: float, work_dir: Path,
 ) -> dict[str, dict[str, object]]:  # fmt: skip
     """3x the most the service answered at any rate of a ladder (median over the rounds the
-    medians take, :func:`bench.rounds.counted`; with its
-    default limits it sheds above its sustainable rate, so a ladder's capacity understates what
-    it can answer), with its default admission limits, with the queue first come, first served
-    throughout, and with the tight limits; each :data:`OVERLOAD_RUNS` times, interleaved."""
+    medians take, :func:`bench.rounds.counted`; with its default limits it sheds above its
+    sustainable rate, so a ladder's capacity understates what it can answer), with its default
+    admission limits, with the queue first come, first served throughout, and with the tight
+    limits; each :data:`OVERLOAD_RUNS` times, interleaved."""
     ladders = [r for r in runs if r.system == SERVICE and r.workload == workload.name and r.rates]
     kept = counted(
         [{"round": r.round, "cpu_stolen_share": ladder_stolen(r)} for r in ladders],

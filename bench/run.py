@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.fixture import BenchFixture
 from bench.loadgen import RateResult, closed_loop, offer
-from bench.steal import EXTRA_PASSES, ROBBED_SHARE, MachineCpu
+from bench.steal import EXTRA_PASSES, MachineCpu, least_robbed, robbed
 from bench.systems import tree_cpu_seconds
 from bench.workloads import Workload
 from loadtest.server_metrics import STAGE_HISTOGRAM, Scrape
@@ -265,14 +265,18 @@ def overload_rounds(
         for name in configs:
             found[name].append(measure(name, n))
     for extra in range(EXTRA_PASSES):
-        short = [name for name, each in found.items() if sum(map(_clean, each)) < runs]
+        short = [
+            name
+            for name, each in found.items()
+            if sum(not robbed(r.get("cpu_stolen_share")) for r in each) < runs
+        ]
         if not short:
             break
         for name in short:
             found[name].append(measure(name, runs + extra))
     chosen = {}
     for name, each in found.items():
-        least = sorted(range(len(each)), key=lambda n: (_stolen(each[n]), n))[:runs]
+        least = least_robbed([r.get("cpu_stolen_share") for r in each], runs)
         ordered = sorted(
             (each[n] for n in least), key=lambda r: _p99_or_worst(r["accepted_p99_ms"])
         )
@@ -283,15 +287,6 @@ def overload_rounds(
             "counted_each": [n in least for n in range(len(each))],
         }
     return chosen
-
-
-def _stolen(run: Figures) -> float:
-    share = run.get("cpu_stolen_share")
-    return float(share) if isinstance(share, int | float) else 0.0
-
-
-def _clean(run: Figures) -> bool:
-    return _stolen(run) <= ROBBED_SHARE
 
 
 def _p99_or_worst(value: object) -> float:

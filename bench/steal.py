@@ -3,6 +3,8 @@ of a bench run, and set beside what each round sustained in the report."""
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,23 @@ class MachineCpu:
         """The share of the CPU time since ``earlier`` that was stolen; None if none passed."""
         spent = self.total_s - earlier.total_s
         return None if spent <= 0 else max(0.0, self.steal_s - earlier.steal_s) / spent
+
+
+def mean_share(shares: Iterable[float | None]) -> float | None:
+    """The mean of the measured shares (each over as long a time); None if none was measured."""
+    measured = [share for share in shares if share is not None]
+    return statistics.fmean(measured) if measured else None
+
+
+def robbed(share: float | None) -> bool:
+    """Whether more than :data:`ROBBED_SHARE` was stolen (unmeasured: nothing says so)."""
+    return share is not None and share > ROBBED_SHARE
+
+
+def least_robbed(shares: Sequence[float | None], count: int) -> list[int]:
+    """Indices of the ``count`` least robbed measurements (unmeasured counts as none stolen),
+    the earlier first on a tie."""
+    return sorted(range(len(shares)), key=lambda n: (shares[n] or 0.0, n))[:count]
 
 
 def percent(share: float | None) -> str:

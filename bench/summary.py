@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.rounds import EXTRA_PASSES, ROBBED_SHARE, counted, ladder_stolen
+from bench.rounds import counted, ladder_stolen
 from bench.run import P99_OBJECTIVE_MS, SYSTEM_NICENESS, Ladder, SystemRun
+from bench.steal import EXTRA_PASSES, ROBBED_SHARE
 from bench.systems import BASELINE, RAY_SERVE, SERVICE
 from bench.tail import tail_breakdown
 from bench.workloads import Workload

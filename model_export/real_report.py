@@ -142,7 +142,7 @@ def _gbr_lines(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]
         )
         lines.append(f"- World GBR blocks − gated knowledge ranker, GAUC: {parts}.")
     epochs = [run["best_epoch"].get(GATE_GBR) for run in runs]
-    if GATE_GBR in GROWN_ON and all(epoch is not None for epoch in epochs):
+    if all(epoch is not None for epoch in epochs):
         kept = sum(1 for epoch in epochs if epoch > 0)
         lines.append(
             f"- The GBR ranker grows on the `{GROWN_ON[GATE_GBR]}` ranker of its seed (that "

@@ -4,8 +4,9 @@ each system's least robbed rounds, by the stolen share alone."""
 from __future__ import annotations
 
 from bench.loadgen import RateResult
-from bench.rounds import ROBBED_SHARE, counted, round_stolen, short_of_clean
+from bench.rounds import counted, round_stolen, short_of_clean
 from bench.run import SystemRun
+from bench.steal import ROBBED_SHARE
 from bench.summary import system_entry
 
 
