@@ -157,8 +157,10 @@ def _gbr_lines(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]
         names = {"gbr_world": "world generator (blocks as the ranker gets them)",
                  "gbr": "world generator, greedy", "cooccurrence": "co-occurrence",
                  "popularity": "popularity", "semantic_nn": "semantic neighbours"}  # fmt: skip
+        tested = all(run["generator"].get("targets") == "test period" for run in runs)
+        period = "of the test period" if tested else "after the split"
         lines.append(
-            "- Beyond-log recall@16 (new clicks after the split): "
+            f"- Beyond-log recall@16 (new clicks {period}): "
             + ", ".join(
                 f"{label} {recall[name]['mean']:.4f} ± {recall[name]['std']:.4f}"
                 for name, label in names.items()
@@ -166,7 +168,30 @@ def _gbr_lines(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]
             )
             + "."
         )
+        lines.extend(_slot_lines(runs))
     return lines
+
+
+def _slot_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """The beyond-log slot count each seed's validation chose, with the recall behind it."""
+    chosen = [run["generator"].get("beyond_slots") for run in runs]
+    if any(slots is None for slots in chosen):
+        return []
+    choices = sorted(
+        {int(slots) for run in runs for slots in run["generator"]["validation_recall"]}
+    )
+    recall = {
+        slots: [run["generator"]["validation_recall"][str(slots)] for run in runs]
+        for slots in choices
+    }
+    figures = ", ".join(
+        f"{slots} slots {statistics.fmean(values):.4f}" for slots, values in recall.items()
+    )
+    return [
+        "- Beyond-log slots of the ranker's blocks, chosen per seed by the recall of the "
+        f"validation period's new clicks: {', '.join(str(s) for s in chosen)} "
+        f"(validation recall@16, mean over seeds: {figures})."
+    ]
 
 
 def _cell(stats: dict[str, float], signed: bool = False) -> str:

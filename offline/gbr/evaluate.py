@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,21 +27,29 @@ import numpy.typing as npt
 from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
 from offline.gbr import baselines
-from offline.gbr.beyond import generate_blocks, main_group
+from offline.gbr.beyond import beyond_fill, generate_blocks, main_group
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.complements import KindComplements, complement_fill
-from offline.gbr.generate import GenerationConfig, generate_for_users
+from offline.gbr.generate import GenerationConfig, generate_for_prefixes, generate_for_users
 from offline.gbr.sequences import BehaviourSequences, behaviour_sequences
 
 Ints = npt.NDArray[np.int64]
+#: A period of target clicks: from its start (inclusive) to its end (exclusive; ``None``: on).
+Window = tuple[float, float | None]
 CLICK = 1
 DEFAULT_COST_GRID: tuple[tuple[int, int], ...] = ((8, 2), (16, 4), (16, 8), (32, 8))
 
 
-def future_targets(dataset: Dataset, history: BehaviourSequences) -> tuple[Ints, list[set[int]]]:
-    """Users with history and new clicks after the split, and each one's set of new clicks."""
+def future_targets(
+    dataset: Dataset, history: BehaviourSequences, window: Window | None = None
+) -> tuple[Ints, list[set[int]]]:
+    """Users with history and new clicks after the split, and each one's set of new clicks;
+    with ``window`` (start, end or ``None``), only the clicks from its start and before its end."""
     beh = dataset.behaviours
-    after = (beh.ts >= dataset.split_ts) & (beh.event == CLICK)
+    start, end = window or (dataset.split_ts, None)
+    after = (beh.ts >= start) & (beh.event == CLICK)
+    if end is not None:
+        after &= beh.ts < end
     targets: list[set[int]] = [set() for _ in range(history.n_users)]
     for user, item in zip(beh.user_idx[after].tolist(), beh.item_idx[after].tolist(), strict=True):
         targets[user].add(item)
@@ -149,6 +158,34 @@ def generation_cost(
     return rows
 
 
+def choose_beyond_slots(
+    model: GBRModel,
+    dataset: Dataset,
+    config: GenerationConfig,
+    groups: Ints,
+    choices: Sequence[int],
+    window: Window,
+) -> tuple[int, dict[int, float]]:
+    """The number of beyond-log slots, among ``choices``, whose blocks recall the most new
+    clicks in ``window`` (a validation period; figures to report come from a later one), and
+    the recall of each choice; a tie goes to fewer slots. The history is the events before the
+    split, as for :func:`evaluate_generator`."""
+    history = behaviour_sequences(dataset.behaviours, len(dataset.user_ids), dataset.split_ts)
+    users, targets = future_targets(dataset, history, window)
+    lengths = history.lengths()[users]
+    greedy = generate_for_prefixes(model, history, users, lengths, replace(config, beyond_slots=0))
+    recall: dict[int, float] = {}
+    for slots in sorted(set(choices)):
+        block = greedy
+        if slots:
+            block = beyond_fill(
+                model, history, users, lengths, greedy, groups, slots=slots,
+                batch_size=config.batch_size, lift=config.beyond_lift,
+            )  # fmt: skip
+        recall[slots] = recall_and_hits(block.item_idx, targets)[0]
+    return max(recall, key=lambda slots: (recall[slots], -slots)), recall
+
+
 def evaluate_generator(
     model: GBRModel,
     dataset: Dataset,
@@ -162,8 +199,10 @@ def evaluate_generator(
     others: dict[str, GBRModel] | None = None,
     others_generation: GenerationConfig | None = None,
     groups: Ints | None = None,
+    window: Window | None = None,
 ) -> dict[str, Any]:
-    """GBR against the baselines on the dataset's time split, as a JSON-ready dict; with
+    """GBR against the baselines on the dataset's time split (the target clicks in ``window``,
+    default: all after the split), as a JSON-ready dict; with
     ``complements``, also GBR whose last ``complement_slots`` slots go to knowledge complements
     (``gbr_complements``); ``others`` are more generators, each a method under its name,
     generated for the same users with ``others_generation`` (default: ``generation``), whose
@@ -177,7 +216,7 @@ def evaluate_generator(
     config = generation or GenerationConfig()
     k, n_items, semantic = config.k, model.n_items, model.semantic_vectors
     history = behaviour_sequences(dataset.behaviours, len(dataset.user_ids), dataset.split_ts)
-    users, targets = future_targets(dataset, history)
+    users, targets = future_targets(dataset, history, window)
     started = time.perf_counter()
     block = generate_for_users(model, history, users, config)
     seconds = time.perf_counter() - started

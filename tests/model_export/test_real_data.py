@@ -58,6 +58,12 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
         assert GATE_GBR in run["rows"] and GATE_GBR in run["validation_gauc"]
         assert set(run["generator"]["recall"]) >= {"gbr", "gbr_world", "cooccurrence"}
         assert run["generator"]["world_corpus"]["sources"]["knowledge walks"] > 0
+        # The slot count is validation's best; recall is reported on the test period.
+        generator = run["generator"]
+        assert generator["targets"] == "test period"
+        assert set(generator["validation_recall"]) == {"0", "2", "4"}
+        best = max(generator["validation_recall"].values())
+        assert generator["validation_recall"][str(generator["beyond_slots"])] == best
     assert "overall/gauc" in merged["summary"]["gbr_gain"]
     markdown = (docs / "RESULTS.md").read_text()
     assert "+ world GBR blocks" in markdown and "Beyond-log recall@16" in markdown
@@ -66,6 +72,8 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
         assert run["best_epoch"][GATE_GBR] >= 0
         assert run["validation_gauc"][GATE_GBR] >= run["validation_gauc"]["gate"] - 1e-9
     assert "The GBR ranker grows on the `gate` ranker of its seed" in markdown
+    assert "new clicks of the test period" in markdown
+    assert "chosen per seed by the recall of the validation period" in markdown
     assert markdown.count(START) == 1
     # Rerunning replaces the section instead of adding a second one.
     write_real_results(replace(spec, seeds=(0,)), docs)

@@ -8,10 +8,11 @@ import numpy as np
 
 from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
-from offline.gbr.beyond import beyond_fill, item_groups, item_prior, main_group
+from offline.gbr.beyond import beyond_fill, generate_blocks, item_groups, item_prior, main_group
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.complements import slot_probabilities
-from offline.gbr.generate import GeneratedItems
+from offline.gbr.evaluate import choose_beyond_slots, future_targets, recall_and_hits
+from offline.gbr.generate import GeneratedItems, GenerationConfig
 from offline.gbr.sequences import behaviour_sequences
 
 
@@ -74,3 +75,45 @@ def test_beyond_slots_take_the_highest_lift(
     # lift=False ranks by probability alone whatever the counts.
     unlifted = beyond_fill(skewed, history, users, lengths, empty, groups, slots=slots, lift=False)
     np.testing.assert_array_equal(unlifted.item_idx, flat.item_idx)
+
+
+def test_slots_are_chosen_on_the_window_given_and_targets_keep_to_it(
+    tiny: tuple[Dataset, GroundTruth], item_model: GBRModel
+) -> None:
+    dataset, _ = tiny
+    groups = item_groups(dataset.catalogue)
+    history = behaviour_sequences(dataset.behaviours, len(dataset.user_ids), dataset.split_ts)
+    beh = dataset.behaviours
+    after = beh.ts[beh.ts >= dataset.split_ts]
+    middle = float(np.median(after))
+    users_all, targets_all = future_targets(dataset, history)
+    users_early, targets_early = future_targets(dataset, history, (dataset.split_ts, middle))
+    users_late, targets_late = future_targets(dataset, history, (middle, None))
+    # A window's targets are the clicks in it only; the two halves make up the whole.
+    clicked_late = {
+        (u, i)
+        for u, i, t, e in zip(beh.user_idx, beh.item_idx, beh.ts, beh.event, strict=True)
+        if t >= middle and e == 1
+    }
+    for user, goal in zip(users_late.tolist(), targets_late, strict=True):
+        assert all((user, item) in clicked_late for item in goal)
+    whole = dict(zip(users_all.tolist(), targets_all, strict=True))
+    for users, targets in ((users_early, targets_early), (users_late, targets_late)):
+        for user, goal in zip(users.tolist(), targets, strict=True):
+            assert goal <= whole[user]
+    assert len(users_early) < len(users_all) and len(users_late) < len(users_all)
+
+    config = GenerationConfig(k=8)
+    window = (float(dataset.split_ts), middle)
+    chosen, recall = choose_beyond_slots(item_model, dataset, config, groups, (0, 2, 4), window)
+    assert set(recall) == {0, 2, 4} and chosen in recall
+    assert recall[chosen] == max(recall.values())
+    assert all(
+        slots > chosen for slots, r in recall.items() if r == recall[chosen] and slots != chosen
+    )
+    # Each choice's recall is that of the blocks as generate_blocks writes them, on the window.
+    lengths = history.lengths()[users_early]
+    for slots, value in recall.items():
+        block = generate_blocks(item_model, history, users_early, lengths,
+                                replace(config, beyond_slots=slots), groups)  # fmt: skip
+        assert value == recall_and_hits(block.item_idx, targets_early)[0]
