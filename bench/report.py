@@ -254,10 +254,13 @@ def _tail_lines(workloads: dict[str, dict[str, Any]]) -> list[str]:
         "Every answered request of a rate, grouped by its client latency; each part is the "
         "band's mean. `lag`: the load generator sent late; `outside`: client − lag − server "
         "time (connection, HTTP, admission queue, body, validation, writing the answer); "
-        "`fetch`, `wait` (for a scoring batch), `model` (the batch's scoring, shared by the "
-        "`batch` requests in it) and `other` from the service's `Server-Timing` header; `gc` "
-        "and `loop_lag`: garbage-collection pauses and event-loop lag while the request was in "
-        "the route (they overlap the other parts).",
+        "`fetch`, `wait` (for a scoring batch), `model` (the batch's scoring in the scoring "
+        "thread, shared by the `batch` requests in it), `handoff` (the batch's trips to that "
+        "thread and back to the event loop) and `other` from the service's `Server-Timing` "
+        "header; `model_cpu`: the scoring thread's CPU time during `model` (well below "
+        "`model`: the thread waited for a core); `gc` and `loop_lag`: garbage-collection pauses "
+        "and event-loop lag while the request was in the route (these three overlap the other "
+        "parts).",
         "",
         *readings,
         "",

@@ -5,10 +5,12 @@ every part of a request's time, from the load generator's clock and the service'
 
 Parts that add up to the client's latency: ``lag`` (the generator sent late), ``outside``
 (client − lag − server: connection, HTTP parsing, admission queue, body read, validation and
-writing the answer), ``fetch``, ``wait`` (for a scoring batch), ``model`` (the batch's scoring)
-and ``other`` (the rest of the route: behaviours, ordering, serialisation). ``gc`` and ``lag in
-loop`` overlap those: the garbage collection pauses and the event-loop lag the process had while
-the request was in the route.
+writing the answer), ``fetch``, ``wait`` (for a scoring batch), ``model`` (the batch's scoring in
+the scoring thread), ``handoff`` (the batch's trips to that thread and back to the event loop)
+and ``other`` (the rest of the route: behaviours, ordering, serialisation). ``model_cpu``, ``gc``
+and ``loop_lag`` overlap those: the scoring thread's CPU time during ``model`` (well below it: the
+thread waited for a core), the garbage collection pauses and the event-loop lag the process had
+while the request was in the route.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from typing import Any
 import numpy as np
 
 BANDS = (("p40–p60", 40.0, 60.0), ("p90–p99", 90.0, 99.0), ("≥ p99", 99.0, 100.0))
-PARTS = ("lag", "outside", "fetch", "wait", "model", "other")
-OVERLAPS = ("gc", "loop_lag")
+PARTS = ("lag", "outside", "fetch", "wait", "model", "handoff", "other")
+OVERLAPS = ("model_cpu", "gc", "loop_lag")
 
 
 def _parts(record: dict[str, float]) -> dict[str, float]:
     """A request's parts; ``send_lag`` is the generator's, the header's ``lag`` the loop's."""
     server = record["server"]
-    inside = record.get("fetch", 0.0) + record.get("wait", 0.0) + record.get("model", 0.0)
+    inside = sum(record.get(part, 0.0) for part in ("fetch", "wait", "model", "handoff"))
     return {
         "client": record["client"],
         "lag": record["send_lag"],
@@ -33,7 +35,9 @@ def _parts(record: dict[str, float]) -> dict[str, float]:
         "fetch": record.get("fetch", 0.0),
         "wait": record.get("wait", 0.0),
         "model": record.get("model", 0.0),
+        "handoff": record.get("handoff", 0.0),
         "other": max(0.0, server - inside),
+        "model_cpu": record.get("model_cpu", 0.0),
         "gc": record.get("gc", 0.0),
         "loop_lag": record.get("lag", 0.0),
         "batch": record.get("batch", 0.0),
@@ -77,6 +81,8 @@ def tail_reading(workload: str, system: str, tail: dict[str, Any]) -> str | None
             for part in sorted(growth, key=lambda p: -growth[p])[1:3]
             if growth[part] > 0
         )
-        + f"; GC pauses {middle['gc']:.1f} → {slowest['gc']:.1f} ms and event-loop lag "
-        f"{middle['loop_lag']:.1f} → {slowest['loop_lag']:.1f} ms during the request."
+        + f"; the scoring thread's CPU time in model {middle['model_cpu']:.1f} → "
+        f"{slowest['model_cpu']:.1f} ms; GC pauses {middle['gc']:.1f} → {slowest['gc']:.1f} ms "
+        f"and event-loop lag {middle['loop_lag']:.1f} → {slowest['loop_lag']:.1f} ms during the "
+        "request."
     )

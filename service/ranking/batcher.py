@@ -167,7 +167,7 @@ class MicroBatcher:
                 results = await loop.run_in_executor(
                     self._executor,
                     batch[0].context.run,
-                    self.runner.score_batch,
+                    self._score_timed,
                     [q.request for q in batch],
                 )
             except Exception as error:  # a failed batch fails its requests, not the loop
@@ -181,6 +181,17 @@ class MicroBatcher:
                 queued.request.batch_ms = batch_ms
                 if not queued.future.done():
                     queued.future.set_result(result)
+
+    def _score_timed(self, requests: list[ScoringRequest]) -> list[ScoreResult]:
+        """The runner's scoring of one batch, in the scoring thread, with its wall and CPU time
+        set on every request (a batch's time between the threads is ``batch_ms`` less these)."""
+        wall, cpu = time.perf_counter(), time.thread_time()
+        results = self.runner.score_batch(requests)
+        scored_ms = 1000.0 * (time.perf_counter() - wall)
+        scored_cpu_ms = 1000.0 * (time.thread_time() - cpu)
+        for request in requests:
+            request.scored_ms, request.scored_cpu_ms = scored_ms, scored_cpu_ms
+        return results
 
     async def _gather_companions(self) -> None:
         """Wait briefly for more requests when that pays: arrivals are frequent and the batch

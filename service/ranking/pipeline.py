@@ -155,6 +155,8 @@ class RankingPipeline:
             breakdown.batch_wait_ms = request.waited_ms
             breakdown.batch_ms = request.batch_ms
             breakdown.batch_requests = request.batch_requests
+            breakdown.scored_ms = request.scored_ms
+            breakdown.scored_cpu_ms = request.scored_cpu_ms
         return result
 
     async def _fetch(

@@ -70,6 +70,10 @@ class ScoringRequest:
     waited_ms: float = 0.0
     batch_ms: float = 0.0
     batch_requests: int = 0
+    #: Of ``batch_ms``, the scoring itself in the scoring thread (the rest is the hand-off to
+    #: that thread and back to the event loop), and that thread's CPU time meanwhile.
+    scored_ms: float = 0.0
+    scored_cpu_ms: float = 0.0
 
     @property
     def size(self) -> int:

@@ -30,8 +30,11 @@ _ERRORS: dict[int | str, dict[str, object]] = {
             "Server-Timing": {
                 "description": "Where the request's time went in the server, in ms (W3C "
                 "Server Timing): fetch (store), wait (for a scoring batch), model (the batch's "
-                "scoring), gc and lag (garbage-collection pauses and event-loop lag while it "
-                "ran), server (all of it); batch;desc= the requests in its batch.",
+                "scoring in the scoring thread), handoff (the batch's trips to that thread and "
+                "back to the event loop), model_cpu (the scoring thread's CPU time during model: "
+                "much less than model means it waited for a core), gc and lag (garbage-collection "
+                "pauses and event-loop lag while it ran), server (all of it); batch;desc= the "
+                "requests in its batch.",
                 "schema": {"type": "string"},
             }
         }

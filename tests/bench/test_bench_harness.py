@@ -261,18 +261,23 @@ def test_tail_breakdown_names_the_part_that_grows() -> None:
     for n in range(200):
         slow = n >= 196  # the slowest 2%: they waited for a batch
         wait = 40.0 if slow else 1.0
-        server = 2.0 + wait + 5.0 + 1.0
+        handoff = 3.0 if slow else 0.5
+        server = 2.0 + wait + 5.0 + handoff + 1.0
         records.append(
             {"client": server + 3.0, "send_lag": 0.5, "server": server, "fetch": 2.0,
-             "wait": wait, "model": 5.0, "gc": 0.0, "lag": 0.1, "batch": 2.0}
+             "wait": wait, "model": 5.0, "handoff": handoff, "model_cpu": 4.0, "gc": 0.0,
+             "lag": 0.1, "batch": 2.0}
         )  # fmt: skip
     tail = tail_breakdown(records)
     assert tail is not None
     assert tail["p40–p60"]["wait"] == 1.0 and tail["≥ p99"]["wait"] == 40.0
     assert tail["≥ p99"]["outside"] == pytest.approx(2.5)
-    assert tail["≥ p99"]["other"] == pytest.approx(1.0)
+    # The hand-off is its own part: "other" is what the route spent beyond all of them.
+    assert tail["≥ p99"]["handoff"] == 3.0 and tail["≥ p99"]["other"] == pytest.approx(1.0)
+    assert tail["≥ p99"]["model_cpu"] == 4.0
     sentence = tail_reading("W1", "service", tail)
     assert sentence is not None and "**wait** (+39.0 ms" in sentence
+    assert "then handoff +2.5" in sentence and "CPU time in model 4.0 → 4.0 ms" in sentence
     assert tail_breakdown([{"client": 3.0, "send_lag": 0.1}]) is None  # no Server-Timing
 
 
