@@ -25,7 +25,6 @@ from model_export.real_data import (
     GATE_GBR,
     GATE_SELF_ATTENTION,
     GBR_BLOCK_DROPOUT,
-    GROWN_ON,
     ID_ONLY,
     KNOWLEDGE_ONLY,
     POPULARITY,
@@ -34,6 +33,7 @@ from model_export.real_data import (
     choose_full,
     run_seed,
 )
+from model_export.real_gbr_lines import gbr_lines
 from model_export.report import machine_description
 from model_export.results_sections import REAL_DATA_END, REAL_DATA_START
 
@@ -129,69 +129,6 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             for figure in ("recall", "hit_rate")
         }
     return summary
-
-
-def _gbr_lines(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
-    """What the generated behaviours add on real data, read off the figures."""
-    lines = []
-    gain = summary.get("gbr_gain")
-    if gain:
-        parts = ", ".join(
-            f"{label} {gain[f'{part}/gauc']['mean']:+.4f} ± {gain[f'{part}/gauc']['std']:.4f}"
-            for part, label in PARTS
-        )
-        lines.append(f"- World GBR blocks − gated knowledge ranker, GAUC: {parts}.")
-    epochs = [run["best_epoch"].get(GATE_GBR) for run in runs]
-    if all(epoch is not None for epoch in epochs):
-        kept = sum(1 for epoch in epochs if epoch > 0)
-        lines.append(
-            f"- The GBR ranker grows on the `{GROWN_ON[GATE_GBR]}` ranker of its seed (that "
-            "ranker frozen, only the generated-behaviour branch trained, the start itself "
-            f"a candidate of early stopping): validation kept a trained branch in {kept} of "
-            f"{len(epochs)} seeds (best epochs {', '.join(str(e) for e in epochs)}; 0 is the "
-            "start, which scores as the ranker it grew on)."
-        )
-    generator = summary.get("generator")
-    if generator:
-        recall = generator["recall"]
-        names = {"gbr_world": "world generator (blocks as the ranker gets them)",
-                 "gbr": "world generator, greedy", "cooccurrence": "co-occurrence",
-                 "popularity": "popularity", "semantic_nn": "semantic neighbours"}  # fmt: skip
-        tested = all(run["generator"].get("targets") == "test period" for run in runs)
-        period = "of the test period" if tested else "after the split"
-        lines.append(
-            f"- Beyond-log recall@16 (new clicks {period}): "
-            + ", ".join(
-                f"{label} {recall[name]['mean']:.4f} ± {recall[name]['std']:.4f}"
-                for name, label in names.items()
-                if name in recall
-            )
-            + "."
-        )
-        lines.extend(_slot_lines(runs))
-    return lines
-
-
-def _slot_lines(runs: list[dict[str, Any]]) -> list[str]:
-    """The beyond-log slot count each seed's validation chose, with the recall behind it."""
-    chosen = [run["generator"].get("beyond_slots") for run in runs]
-    if any(slots is None for slots in chosen):
-        return []
-    choices = sorted(
-        {int(slots) for run in runs for slots in run["generator"]["validation_recall"]}
-    )
-    recall = {
-        slots: [run["generator"]["validation_recall"][str(slots)] for run in runs]
-        for slots in choices
-    }
-    figures = ", ".join(
-        f"{slots} slots {statistics.fmean(values):.4f}" for slots, values in recall.items()
-    )
-    return [
-        "- Beyond-log slots of the ranker's blocks, chosen per seed by the recall of the "
-        f"validation period's new clicks: {', '.join(str(s) for s in chosen)} "
-        f"(validation recall@16, mean over seeds: {figures})."
-    ]
 
 
 def _cell(stats: dict[str, float], signed: bool = False) -> str:
@@ -344,7 +281,7 @@ def render(spec: RealDataSpec, summary: dict[str, Any], runs: list[dict[str, Any
         "### Read off the figures",
         "",
         *_findings(summary, runs),
-        *_gbr_lines(summary, runs),
+        *gbr_lines(summary, runs, PARTS),
         END,
     ]
     return "\n".join(lines) + "\n"
