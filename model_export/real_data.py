@@ -252,11 +252,12 @@ def generator_row(
     """Beyond-log recall, on the test period's new clicks, of the world generator's blocks as
     ``setup`` makes them (``gbr_world``) and greedy (``gbr``), against co-occurrence and
     popularity; with the slot count chosen and each choice's validation recall."""
-    generation = setup.generation
+    generation, test_ts = setup.generation, dataset.test_ts
+    assert test_ts is not None, "load() refuses data without a test period"
     report = evaluate_generator(
         model, dataset, generation=replace(generation, beyond_slots=0), cost_grid=(),
         cost_users=0, others={"gbr_world": model}, others_generation=generation,
-        groups=item_groups(dataset.catalogue), window=(dataset.test_ts or dataset.split_ts, None),
+        groups=item_groups(dataset.catalogue), window=(test_ts, None),
     )  # fmt: skip
     return {
         "recall": report["recall"],

@@ -59,12 +59,9 @@ def _slot_lines(runs: list[dict[str, Any]]) -> list[str]:
     chosen = [run["generator"].get("beyond_slots") for run in runs]
     if any(slots is None for slots in chosen):
         return []
-    choices = sorted(
-        {int(slots) for run in runs for slots in run["generator"]["validation_recall"]}
-    )
     recall = {
-        slots: [run["generator"]["validation_recall"][str(slots)] for run in runs]
-        for slots in choices
+        int(slots): [run["generator"]["validation_recall"][slots] for run in runs]
+        for slots in runs[0]["generator"]["validation_recall"]
     }
     figures = ", ".join(
         f"{slots} slots {statistics.fmean(values):.4f}" for slots, values in recall.items()
