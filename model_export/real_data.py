@@ -262,6 +262,7 @@ def generator_row(
     return {
         "recall": report["recall"],
         "hit_rate": report["hit_rate"],
+        "versus_cooccurrence": report["versus_cooccurrence"],
         "users": report["users"],
         "k": report["k"],
         "targets": "test period",

@@ -4,7 +4,9 @@
   time; the targets are the items the user clicks after it that were not already in their
   history (every method excludes history items, so repeats would be unreachable for all).
   Recall is the share of a user's targets among the K items, averaged over users; the hit rate
-  is the share of users with at least one target among them.
+  is the share of users with at least one target among them. A generator is compared with
+  co-occurrence user by user: the mean of the paired differences with a 95% bootstrap interval
+  over the users, so a gap on a few dozen users reads with its noise.
 * **Semantic consistency**: the mean cosine similarity between generated items and the user's
   history items in the semantic space (for unit vectors, the dot product of the two means).
 * **Hidden-interest share** (synthetic data only, with its ground truth): the share of generated
@@ -63,16 +65,52 @@ def future_targets(
     return chosen, [targets[user] for user in chosen.tolist()]
 
 
-def recall_and_hits(generated: Ints, targets: list[set[int]]) -> tuple[float, float]:
-    """Mean recall@K and hit rate of ``generated [U, K]`` against each user's target set."""
-    if not targets:
-        return 0.0, 0.0
+def user_hits(generated: Ints, targets: list[set[int]]) -> Ints:
+    """How many of each user's targets ``generated [U, K]`` holds."""
     found = [
         len(set(row[row >= 0].tolist()) & goal)
         for row, goal in zip(generated, targets, strict=True)
     ]
-    recall = np.mean([hits / len(goal) for hits, goal in zip(found, targets, strict=True)])
-    return float(recall), float(np.mean([hits > 0 for hits in found]))
+    return np.asarray(found, np.int64)
+
+
+def user_recall(generated: Ints, targets: list[set[int]]) -> npt.NDArray[np.float64]:
+    """Each user's recall@K: the share of their targets ``generated [U, K]`` holds."""
+    sizes = np.asarray([len(goal) for goal in targets], np.float64)
+    return user_hits(generated, targets) / np.maximum(sizes, 1.0)
+
+
+def recall_and_hits(generated: Ints, targets: list[set[int]]) -> tuple[float, float]:
+    """Mean recall@K and hit rate of ``generated [U, K]`` against each user's target set."""
+    if not targets:
+        return 0.0, 0.0
+    hits = user_hits(generated, targets)
+    return float(user_recall(generated, targets).mean()), float(np.mean(hits > 0))
+
+
+def paired_gap(
+    first: npt.NDArray[np.floating],
+    second: npt.NDArray[np.floating],
+    *,
+    draws: int = 2000,
+    seed: int = 0,
+) -> dict[str, float | int]:
+    """``first - second`` over the same users: the mean difference and its 95% interval from
+    ``draws`` bootstrap resamples of the users, with how many users there were."""
+    difference = np.asarray(first, np.float64) - np.asarray(second, np.float64)
+    if difference.ndim != 1:
+        raise ValueError("paired figures must be one value per user")
+    if len(difference) == 0:
+        return {"mean": 0.0, "low": 0.0, "high": 0.0, "users": 0}
+    rng = np.random.default_rng(seed)
+    resampled = difference[rng.integers(0, len(difference), (draws, len(difference)))]
+    low, high = np.quantile(resampled.mean(axis=1), [0.025, 0.975])
+    return {
+        "mean": round(float(difference.mean()), 4),
+        "low": round(float(low), 4),
+        "high": round(float(high), 4),
+        "users": len(difference),
+    }
 
 
 def semantic_consistency(
@@ -241,6 +279,12 @@ def evaluate_generator(
             model, history, users, block, complements, slots=min(complement_slots, k)
         ).item_idx
     scores = {name: recall_and_hits(items, targets) for name, items in methods.items()}
+    cooccurrence = user_recall(methods["cooccurrence"], targets)
+    gaps = {
+        name: paired_gap(user_recall(items, targets), cooccurrence)
+        for name, items in methods.items()
+        if name.startswith("gbr")
+    }
     report: dict[str, Any] = {
         "gbr_version": model.version,
         "tokens": model.layout.kind,
@@ -251,6 +295,7 @@ def evaluate_generator(
         "users": len(users),
         "recall": {name: round(s[0], 4) for name, s in scores.items()},
         "hit_rate": {name: round(s[1], 4) for name, s in scores.items()},
+        "versus_cooccurrence": gaps,
         "semantic_consistency": {
             name: round(semantic_consistency(items, users, history, semantic), 4)
             for name, items in methods.items()

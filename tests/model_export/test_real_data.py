@@ -64,6 +64,11 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
         assert set(generator["validation_recall"]) == {"0", "2", "4"}
         best = max(generator["validation_recall"].values())
         assert generator["validation_recall"][str(generator["beyond_slots"])] == best
+        # The blocks against co-occurrence, paired over the same users as the recall figures.
+        gap = generator["versus_cooccurrence"]["gbr_world"]
+        assert gap["users"] == generator["users"] and gap["low"] <= gap["mean"] <= gap["high"]
+        mean = generator["recall"]["gbr_world"] - generator["recall"]["cooccurrence"]
+        assert abs(gap["mean"] - mean) <= 2e-4
     assert "overall/gauc" in merged["summary"]["gbr_gain"]
     markdown = (docs / "RESULTS.md").read_text()
     assert "+ world GBR blocks" in markdown and "Beyond-log recall@16" in markdown
@@ -74,6 +79,7 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
     assert "The GBR ranker grows on the `gate` ranker of its seed" in markdown
     assert "new clicks of the test period" in markdown
     assert "chosen per seed by the recall of the validation period" in markdown
+    assert "− co-occurrence, recall@16 paired over the" in markdown
     assert markdown.count(START) == 1
     # Rerunning replaces the section instead of adding a second one.
     write_real_results(replace(spec, seeds=(0,)), docs)

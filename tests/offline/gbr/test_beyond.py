@@ -11,7 +11,13 @@ from offline.data.synthetic import GroundTruth
 from offline.gbr.beyond import beyond_fill, generate_blocks, item_groups, item_prior, main_group
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.complements import slot_probabilities
-from offline.gbr.evaluate import choose_beyond_slots, future_targets, recall_and_hits
+from offline.gbr.evaluate import (
+    choose_beyond_slots,
+    future_targets,
+    paired_gap,
+    recall_and_hits,
+    user_recall,
+)
 from offline.gbr.generate import GeneratedItems, GenerationConfig
 from offline.gbr.sequences import behaviour_sequences
 
@@ -117,3 +123,24 @@ def test_slots_are_chosen_on_the_window_given_and_targets_keep_to_it(
         block = generate_blocks(item_model, history, users_early, lengths,
                                 replace(config, beyond_slots=slots), groups)  # fmt: skip
         assert value == recall_and_hits(block.item_idx, targets_early)[0]
+
+
+def test_the_paired_gap_reads_its_noise_off_the_users() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.random(40)
+    same = paired_gap(base, base)
+    assert same == {"mean": 0.0, "low": 0.0, "high": 0.0, "users": 40}
+    # A gap every user shows is beyond the noise; one a single user carries is not.
+    assert paired_gap(base + 0.1, base)["low"] > 0
+    lone = base.copy()
+    lone[0] += 2.0
+    gap = paired_gap(lone, base)
+    assert gap["low"] <= 0 < gap["mean"] < gap["high"]
+    assert paired_gap(np.zeros(0), np.zeros(0))["users"] == 0
+
+
+def test_user_recall_is_the_share_of_each_users_targets() -> None:
+    generated = np.array([[1, 2, -1], [3, 4, 5]])
+    targets = [{1, 7}, {8}]
+    assert user_recall(generated, targets).tolist() == [0.5, 0.0]
+    assert recall_and_hits(generated, targets) == (0.25, 0.5)
