@@ -92,6 +92,8 @@ def _gap_lines(runs: list[dict[str, Any]]) -> list[str]:
         reading = "above co-occurrence in every seed, beyond the users' noise"
     elif below == len(gaps):
         reading = "below co-occurrence in every seed, beyond the users' noise"
+    elif above + below == 0:
+        reading = "within the users' noise of co-occurrence in every seed: each interval holds 0"
     else:
         reading = (
             f"apart from co-occurrence beyond the users' noise in {above + below} of "
