@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
+from offline.experiments.bootstrap import UserSums, interval, replicate_ratios
 from offline.gbr import baselines
 from offline.gbr.beyond import beyond_fill, generate_blocks, main_group
 from offline.gbr.checkpoint import GBRModel
@@ -65,27 +66,26 @@ def future_targets(
     return chosen, [targets[user] for user in chosen.tolist()]
 
 
-def user_hits(generated: Ints, targets: list[set[int]]) -> Ints:
-    """How many of each user's targets ``generated [U, K]`` holds."""
-    found = [
-        len(set(row[row >= 0].tolist()) & goal)
-        for row, goal in zip(generated, targets, strict=True)
-    ]
-    return np.asarray(found, np.int64)
-
-
 def user_recall(generated: Ints, targets: list[set[int]]) -> npt.NDArray[np.float64]:
     """Each user's recall@K: the share of their targets ``generated [U, K]`` holds."""
-    sizes = np.asarray([len(goal) for goal in targets], np.float64)
-    return user_hits(generated, targets) / np.maximum(sizes, 1.0)
+    return np.asarray(
+        [
+            len(set(row[row >= 0].tolist()) & goal) / max(len(goal), 1)
+            for row, goal in zip(generated, targets, strict=True)
+        ],
+        np.float64,
+    )
 
 
 def recall_and_hits(generated: Ints, targets: list[set[int]]) -> tuple[float, float]:
     """Mean recall@K and hit rate of ``generated [U, K]`` against each user's target set."""
-    if not targets:
+    return _mean_recall_and_hits(user_recall(generated, targets))
+
+
+def _mean_recall_and_hits(recall: npt.NDArray[np.float64]) -> tuple[float, float]:
+    if len(recall) == 0:
         return 0.0, 0.0
-    hits = user_hits(generated, targets)
-    return float(user_recall(generated, targets).mean()), float(np.mean(hits > 0))
+    return float(recall.mean()), float(np.mean(recall > 0))
 
 
 def paired_gap(
@@ -96,19 +96,20 @@ def paired_gap(
     seed: int = 0,
 ) -> dict[str, float | int]:
     """``first - second`` over the same users: the mean difference and its 95% interval from
-    ``draws`` bootstrap resamples of the users, with how many users there were."""
+    ``draws`` bootstrap resamples of the users (:mod:`offline.experiments.bootstrap`), with how
+    many users there were."""
     difference = np.asarray(first, np.float64) - np.asarray(second, np.float64)
     if difference.ndim != 1:
         raise ValueError("paired figures must be one value per user")
     if len(difference) == 0:
         return {"mean": 0.0, "low": 0.0, "high": 0.0, "users": 0}
-    rng = np.random.default_rng(seed)
-    resampled = difference[rng.integers(0, len(difference), (draws, len(difference)))]
-    low, high = np.quantile(resampled.mean(axis=1), [0.025, 0.975])
+    per_user = UserSums(difference[:, None], np.ones((len(difference), 1)))
+    samples = replicate_ratios(per_user, draws, np.random.default_rng(seed))[:, 0]
+    gap = interval(float(difference.mean()), samples)
     return {
-        "mean": round(float(difference.mean()), 4),
-        "low": round(float(low), 4),
-        "high": round(float(high), 4),
+        "mean": round(gap.value, 4),
+        "low": round(gap.low, 4),
+        "high": round(gap.high, 4),
         "users": len(difference),
     }
 
@@ -278,11 +279,11 @@ def evaluate_generator(
         methods["gbr_complements"] = complement_fill(
             model, history, users, block, complements, slots=min(complement_slots, k)
         ).item_idx
-    scores = {name: recall_and_hits(items, targets) for name, items in methods.items()}
-    cooccurrence = user_recall(methods["cooccurrence"], targets)
+    per_user = {name: user_recall(items, targets) for name, items in methods.items()}
+    scores = {name: _mean_recall_and_hits(recall) for name, recall in per_user.items()}
     gaps = {
-        name: paired_gap(user_recall(items, targets), cooccurrence)
-        for name, items in methods.items()
+        name: paired_gap(recall, per_user["cooccurrence"])
+        for name, recall in per_user.items()
         if name.startswith("gbr")
     }
     report: dict[str, Any] = {
