@@ -54,6 +54,7 @@ from offline.encode import EncoderChoice
 from offline.gbr import GBRModel, GenerationConfig, evaluate_generator, train_gbr
 from offline.gbr.beyond import item_groups
 from offline.gbr.evaluate import choose_beyond_slots
+from offline.gbr.rolling import rolling_recall
 from offline.gbr.world_corpus import WorldCorpus, knowledge_walks
 from offline.knowledge import ItemKnowledge, OfflineKnowledgeBackend
 from offline.knowledge.text import knowledge_text
@@ -251,7 +252,9 @@ def generator_row(
 ) -> dict[str, Any]:
     """Beyond-log recall, on the test period's new clicks, of the world generator's blocks as
     ``setup`` makes them (``gbr_world``) and greedy (``gbr``), against co-occurrence and
-    popularity; with the slot count chosen and each choice's validation recall."""
+    popularity; the same rolled through the test period (:mod:`offline.gbr.rolling`: a point
+    at every new click, the history growing); with the slot count chosen and each choice's
+    validation recall."""
     generation, test_ts = setup.generation, dataset.test_ts
     assert test_ts is not None, "load() refuses data without a test period"
     report = evaluate_generator(
@@ -259,6 +262,9 @@ def generator_row(
         cost_users=0, others={"gbr_world": model}, others_generation=generation,
         groups=item_groups(dataset.catalogue), window=(test_ts, None),
     )  # fmt: skip
+    rolled = rolling_recall(
+        model, dataset, generation, item_groups(dataset.catalogue), (test_ts, None)
+    )
     return {
         "recall": report["recall"],
         "hit_rate": report["hit_rate"],
@@ -269,6 +275,7 @@ def generator_row(
         "beyond_slots": generation.beyond_slots,
         "validation_recall": {str(slots): round(r, 4) for slots, r in validation_recall.items()},
         "world_corpus": {"version": corpus.version, "sources": corpus.sources},
+        "rolling": rolled,
     }
 
 

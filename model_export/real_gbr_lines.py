@@ -1,6 +1,7 @@
 """The lines of the real-data section that read what the world generator's blocks add: the
 GBR ranker's gain over the gated ranker it grew on, how many seeds kept a trained branch, the
-generator's beyond-log recall and the slot count validation chose."""
+generator's beyond-log recall (from the history at the split, and rolled through the test
+period) and the slot count validation chose."""
 
 from __future__ import annotations
 
@@ -50,7 +51,9 @@ def gbr_lines(
             )
             + "."
         )
-        lines.extend(_gap_lines(runs))
+        gaps = [run["generator"].get("versus_cooccurrence", {}).get("gbr_world") for run in runs]
+        lines.extend(_gap_lines(gaps, runs, "test-period users with new clicks"))
+        lines.extend(_rolling_lines(generator.get("rolling"), runs, names))
         lines.extend(_slot_lines(runs))
     return lines
 
@@ -74,20 +77,48 @@ def _slot_lines(runs: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def _gap_lines(runs: list[dict[str, Any]]) -> list[str]:
+def _rolling_lines(
+    rolling: dict[str, Any] | None, runs: list[dict[str, Any]], names: dict[str, str]
+) -> list[str]:
+    """Beyond-log recall rolled through the test period, and the paired gap there."""
+    if not rolling:
+        return []
+    rolled = [run["generator"]["rolling"] for run in runs]
+    points = " / ".join(str(r["points"]) for r in rolled)
+    users = " / ".join(str(r["users"]) for r in rolled)
+    recall = rolling["recall"]
+    figures = ", ".join(
+        f"{label} {recall[name]['mean']:.4f} ± {recall[name]['std']:.4f}"
+        for name, label in names.items()
+        if name in recall
+    )
+    gaps = [r["versus_cooccurrence"]["gbr_world"] for r in rolled]
+    line = [
+        "- Rolled through the test period (a point at every new click of a user with history "
+        "before it; the history grows through the period, the targets are the next "
+        f"{rolled[0]['horizon']} new clicks, the generator and the baselines' statistics stay "
+        f"those before the split): {points} points of {users} users (per seed); recall@"
+        f"{rolled[0]['k']} averaged over each user's points, then over users: {figures}."
+    ]
+    return [*line, *_gap_lines(gaps, runs, "users of the rolled points", rolled=True)]
+
+
+def _gap_lines(
+    gaps: list[dict[str, Any] | None], runs: list[dict[str, Any]], who: str, rolled: bool = False
+) -> list[str]:
     """The world generator's blocks against co-occurrence, user by user, per seed: the mean
     paired difference of recall with its 95% bootstrap interval over the users, and what the
     intervals say."""
-    gaps = [run["generator"].get("versus_cooccurrence", {}).get("gbr_world") for run in runs]
     if not all(gaps):
         return []
-    users = {gap["users"] for gap in gaps}
+    users = {gap["users"] for gap in gaps if gap}
     spans = ", ".join(
         f"seed {run['seed']} {gap['mean']:+.4f} [{gap['low']:+.4f}, {gap['high']:+.4f}]"
         for run, gap in zip(runs, gaps, strict=True)
+        if gap
     )
-    above = sum(1 for gap in gaps if gap["low"] > 0)
-    below = sum(1 for gap in gaps if gap["high"] < 0)
+    above = sum(1 for gap in gaps if gap and gap["low"] > 0)
+    below = sum(1 for gap in gaps if gap and gap["high"] < 0)
     if above == len(gaps):
         reading = "above co-occurrence in every seed, beyond the users' noise"
     elif below == len(gaps):
@@ -99,9 +130,9 @@ def _gap_lines(runs: list[dict[str, Any]]) -> list[str]:
             f"apart from co-occurrence beyond the users' noise in {above + below} of "
             f"{len(gaps)} seeds ({above} above, {below} below); the rest of the intervals hold 0"
         )
+    what = "rolled recall" if rolled else "recall"
     return [
-        "- World generator (blocks as the ranker gets them) − co-occurrence, recall@16 paired "
-        f"over the {' / '.join(str(u) for u in sorted(users))} test-period users with new "
-        f"clicks (mean, 95% bootstrap interval over users): {spans}. The generator is "
-        f"{reading}."
+        f"- World generator (blocks as the ranker gets them) − co-occurrence, {what}@16 paired "
+        f"over the {' / '.join(str(u) for u in sorted(users))} {who} (mean, 95% bootstrap "
+        f"interval over users): {spans}. The generator is {reading}."
     ]

@@ -128,6 +128,15 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             }
             for figure in ("recall", "hit_rate")
         }
+        rolled = [g.get("rolling") for g in generators if g]
+        if all(rolled):
+            summary["generator"]["rolling"] = {
+                figure: {
+                    method: _stats([r[figure][method] for r in rolled if r])
+                    for method in rolled[0][figure]  # type: ignore[index]
+                }
+                for figure in ("recall", "hit_rate")
+            }
     return summary
 
 

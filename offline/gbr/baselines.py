@@ -7,7 +7,10 @@ user's history, from the same training-period data GBR saw.
 * semantic nearest neighbours: the items closest to the user's last item in the semantic space;
 * random: uniform over the catalogue (a floor for the consistency metric).
 
-All score the catalogue densely per chunk of users; fine at evaluation sizes, not meant to serve.
+Each judges a user by the first ``lengths`` items of their sequence (default: all of it), and
+takes its statistics from ``fit`` (default: the same sequences), so a history that grew after
+the split is read with what was known at the split. All score the catalogue densely per chunk
+of users; fine at evaluation sizes, not meant to serve.
 """
 
 from __future__ import annotations
@@ -22,19 +25,28 @@ from offline.gbr.sequences import BehaviourSequences
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float32]
-Scores = Callable[[Ints], npt.NDArray[np.floating]]  # users -> [len(users), n_items]
+#: (users, history lengths) -> [len(users), n_items]
+Scores = Callable[[Ints, Ints], npt.NDArray[np.floating]]
 _CHUNK = 512
 
 
 def top_k_excluding(
-    scores: Scores, users: Ints, sequences: BehaviourSequences, k: int, n_items: int
+    scores: Scores,
+    users: Ints,
+    sequences: BehaviourSequences,
+    k: int,
+    n_items: int,
+    lengths: Ints | None = None,
 ) -> Ints:
-    """The ``k`` highest-scoring items of each user that are not in their sequence."""
+    """The ``k`` highest-scoring items of each user that are not in their first ``lengths``
+    items (default: their whole sequence)."""
+    users = np.asarray(users, np.int64)
+    lengths = _lengths(sequences, users, lengths)
     out = np.full((len(users), k), -1, np.int64)
     for first in range(0, len(users), _CHUNK):
-        chunk = users[first : first + _CHUNK]
-        dense = np.asarray(scores(chunk), np.float64).copy()
-        history = sequences.histories(chunk, sequences.lengths()[chunk])
+        chunk, chunk_lengths = users[first : first + _CHUNK], lengths[first : first + _CHUNK]
+        dense = np.asarray(scores(chunk, chunk_lengths), np.float64).copy()
+        history = sequences.histories(chunk, chunk_lengths)
         rows, cols = np.nonzero(history >= 0)
         dense[rows, history[rows, cols]] = -np.inf
         top = np.argpartition(-dense, k - 1, axis=1)[:, :k]
@@ -50,52 +62,94 @@ def item_popularity(sequences: BehaviourSequences, n_items: int) -> Floats:
     return np.bincount(sequences.items, minlength=n_items).astype(np.float32)
 
 
-def popularity(sequences: BehaviourSequences, users: Ints, k: int, n_items: int) -> Ints:
-    counts = item_popularity(sequences, n_items)
+def popularity(
+    sequences: BehaviourSequences,
+    users: Ints,
+    k: int,
+    n_items: int,
+    lengths: Ints | None = None,
+    fit: BehaviourSequences | None = None,
+) -> Ints:
+    counts = item_popularity(fit or sequences, n_items)
     return top_k_excluding(
-        lambda chunk: np.broadcast_to(counts, (len(chunk), n_items)), users, sequences, k, n_items
-    )
+        lambda chunk, _: np.broadcast_to(counts, (len(chunk), n_items)),
+        users, sequences, k, n_items, lengths,
+    )  # fmt: skip
 
 
-def cooccurrence(sequences: BehaviourSequences, users: Ints, k: int, n_items: int) -> Ints:
-    engaged = _user_item_matrix(sequences, n_items)
+def cooccurrence(
+    sequences: BehaviourSequences,
+    users: Ints,
+    k: int,
+    n_items: int,
+    lengths: Ints | None = None,
+    fit: BehaviourSequences | None = None,
+) -> Ints:
+    engaged = _user_item_matrix(fit or sequences, n_items)
     counts = np.asarray(engaged.sum(axis=0)).ravel()
     norm = 1.0 / np.sqrt(np.maximum(counts, 1.0))
     similar = sparse.csr_matrix(engaged.T @ engaged)
     similar = sparse.diags(norm) @ similar @ sparse.diags(norm)
     tiebreak = 1e-6 * counts / max(1.0, counts.max())  # users with no signal get popular items
 
-    def scores(chunk: Ints) -> npt.NDArray[np.floating]:
-        return np.asarray((engaged[chunk] @ similar).todense()) + tiebreak
+    def scores(chunk: Ints, chunk_lengths: Ints) -> npt.NDArray[np.floating]:
+        history = _prefix_matrix(sequences, chunk, chunk_lengths, n_items)
+        return np.asarray((history @ similar).todense()) + tiebreak
 
-    return top_k_excluding(scores, users, sequences, k, n_items)
+    return top_k_excluding(scores, users, sequences, k, n_items, lengths)
 
 
 def semantic_neighbours(
-    sequences: BehaviourSequences, users: Ints, k: int, semantic: Floats
+    sequences: BehaviourSequences,
+    users: Ints,
+    k: int,
+    semantic: Floats,
+    lengths: Ints | None = None,
 ) -> Ints:
     n_items = len(semantic)
-    lengths = sequences.lengths()
-    last = np.where(lengths > 0, sequences.items[np.maximum(sequences.offsets[1:] - 1, 0)], -1)
 
-    def scores(chunk: Ints) -> npt.NDArray[np.floating]:
-        rows = last[chunk]
-        dense = semantic[np.maximum(rows, 0)] @ semantic.T
-        return np.where((rows >= 0)[:, None], dense, 0.0)
+    def scores(chunk: Ints, chunk_lengths: Ints) -> npt.NDArray[np.floating]:
+        last = sequences.windows(chunk, chunk_lengths, 1)[:, 0]
+        dense = semantic[np.maximum(last, 0)] @ semantic.T
+        return np.where((last >= 0)[:, None], dense, 0.0)
 
-    return top_k_excluding(scores, users, sequences, k, n_items)
+    return top_k_excluding(scores, users, sequences, k, n_items, lengths)
 
 
 def random_items(
-    sequences: BehaviourSequences, users: Ints, k: int, n_items: int, seed: int = 0
+    sequences: BehaviourSequences,
+    users: Ints,
+    k: int,
+    n_items: int,
+    seed: int = 0,
+    lengths: Ints | None = None,
 ) -> Ints:
     rng = np.random.default_rng(seed)
     return top_k_excluding(
-        lambda chunk: rng.random((len(chunk), n_items)), users, sequences, k, n_items
+        lambda chunk, _: rng.random((len(chunk), n_items)), users, sequences, k, n_items, lengths
     )
+
+
+def _lengths(sequences: BehaviourSequences, users: Ints, lengths: Ints | None) -> Ints:
+    if lengths is None:
+        return sequences.lengths()[users]
+    lengths = np.asarray(lengths, np.int64)
+    if lengths.shape != users.shape or (lengths > sequences.lengths()[users]).any():
+        raise ValueError("each user needs one history length, at most their sequence's")
+    return lengths
 
 
 def _user_item_matrix(sequences: BehaviourSequences, n_items: int) -> sparse.csr_matrix:
     owner = np.repeat(np.arange(sequences.n_users), sequences.lengths())
     data = np.ones(len(owner), np.float32)
     return sparse.csr_matrix((data, (owner, sequences.items)), shape=(sequences.n_users, n_items))
+
+
+def _prefix_matrix(
+    sequences: BehaviourSequences, users: Ints, lengths: Ints, n_items: int
+) -> sparse.csr_matrix:
+    """One row per (user, length): a 1 at each of the user's first ``length`` items."""
+    history = sequences.histories(users, lengths)
+    rows, cols = np.nonzero(history >= 0)
+    data = np.ones(len(rows), np.float32)
+    return sparse.csr_matrix((data, (rows, history[rows, cols])), shape=(len(users), n_items))

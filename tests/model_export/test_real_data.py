@@ -69,6 +69,14 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
         assert gap["users"] == generator["users"] and gap["low"] <= gap["mean"] <= gap["high"]
         mean = generator["recall"]["gbr_world"] - generator["recall"]["cooccurrence"]
         assert abs(gap["mean"] - mean) <= 2e-4
+        # Rolled through the test period: more points than users, paired over those users.
+        rolled = generator["rolling"]
+        assert rolled["points"] >= rolled["users"] > 0 and rolled["horizon"] == rolled["k"]
+        for name in ("gbr_world", "gbr"):
+            gap = rolled["versus_cooccurrence"][name]
+            assert gap["users"] == rolled["users"]
+            mean = rolled["recall"][name] - rolled["recall"]["cooccurrence"]
+            assert abs(gap["mean"] - mean) <= 2e-4
     assert "overall/gauc" in merged["summary"]["gbr_gain"]
     markdown = (docs / "RESULTS.md").read_text()
     assert "+ world GBR blocks" in markdown and "Beyond-log recall@16" in markdown
@@ -78,6 +86,7 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
         assert run["validation_gauc"][GATE_GBR] >= run["validation_gauc"]["gate"] - 1e-9
     assert "The GBR ranker grows on the `gate` ranker of its seed" in markdown
     assert "new clicks of the test period" in markdown
+    assert "Rolled through the test period" in markdown and "rolled recall@16 paired" in markdown
     assert "chosen per seed by the recall of the validation period" in markdown
     assert "− co-occurrence, recall@16 paired over the" in markdown
     assert markdown.count(START) == 1
