@@ -84,8 +84,8 @@ def _rolling_lines(
     if not rolling:
         return []
     rolled = [run["generator"]["rolling"] for run in runs]
-    points = " / ".join(str(r["points"]) for r in rolled)
-    users = " / ".join(str(r["users"]) for r in rolled)
+    points = " / ".join(sorted({str(r["points"]) for r in rolled}))
+    users = " / ".join(sorted({str(r["users"]) for r in rolled}))
     recall = rolling["recall"]
     figures = ", ".join(
         f"{label} {recall[name]['mean']:.4f} ± {recall[name]['std']:.4f}"
@@ -97,7 +97,7 @@ def _rolling_lines(
         "- Rolled through the test period (a point at every new click of a user with history "
         "before it; the history grows through the period, the targets are the next "
         f"{rolled[0]['horizon']} new clicks, the generator and the baselines' statistics stay "
-        f"those before the split): {points} points of {users} users (per seed); recall@"
+        f"those before the split): {points} points of {users} users; recall@"
         f"{rolled[0]['k']} averaged over each user's points, then over users: {figures}."
     ]
     return [*line, *_gap_lines(gaps, runs, "users of the rolled points", rolled=True)]
