@@ -124,7 +124,11 @@ def _gap_lines(
     elif below == len(gaps):
         reading = "below co-occurrence in every seed, beyond the users' noise"
     elif above + below == 0:
-        reading = "within the users' noise of co-occurrence in every seed: each interval holds 0"
+        reach = max(max(-gap["low"], gap["high"]) for gap in gaps if gap)
+        reading = (
+            "within the users' noise of co-occurrence in every seed: each interval holds 0, "
+            f"and none reaches beyond ±{reach:.4f}"
+        )
     else:
         reading = (
             f"apart from co-occurrence beyond the users' noise in {above + below} of "

@@ -1,0 +1,62 @@
+"""The real-data generator lines read what the paired intervals say, never more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from model_export.real_gbr_lines import gbr_lines
+
+
+def _gap(low: float, high: float, users: int) -> dict[str, float | int]:
+    return {"mean": round((low + high) / 2, 4), "low": low, "high": high, "users": users}
+
+
+def _runs(frozen: list[tuple[float, float]], rolled: list[tuple[float, float]]) -> list[dict]:
+    runs = []
+    for seed, (first, second) in enumerate(zip(frozen, rolled, strict=True)):
+        rolling = {
+            "points": 400, "users": 40, "horizon": 16, "k": 16,
+            "recall": {"gbr_world": 0.07, "cooccurrence": 0.07},
+            "versus_cooccurrence": {"gbr_world": _gap(*second, 40), "gbr": _gap(*second, 40)},
+        }  # fmt: skip
+        runs.append(
+            {
+                "seed": seed,
+                "best_epoch": {},
+                "generator": {
+                    "targets": "test period",
+                    "recall": {"gbr_world": 0.05, "cooccurrence": 0.07},
+                    "versus_cooccurrence": {"gbr_world": _gap(*first, 12)},
+                    "rolling": rolling,
+                },
+            }
+        )
+    return runs
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    figure = {"mean": 0.07, "std": 0.0}
+    recall = {"gbr_world": figure, "cooccurrence": figure}
+    return {"generator": {"recall": recall, "rolling": {"recall": recall}}}
+
+
+@pytest.mark.parametrize(
+    ("rolled", "reading"),
+    [
+        ([(-0.01, 0.02), (-0.03, 0.01)], "each interval holds 0, and none reaches beyond ±0.0300"),
+        ([(0.01, 0.02), (0.001, 0.03)], "above co-occurrence in every seed"),
+        ([(-0.02, -0.01), (-0.03, -0.001)], "below co-occurrence in every seed"),
+        ([(0.01, 0.02), (-0.03, 0.01)], "in 1 of 2 seeds (1 above, 0 below)"),
+    ],
+)
+def test_the_reading_follows_the_intervals(rolled: list[tuple[float, float]], reading: str) -> None:
+    runs = _runs([(-0.2, 0.1), (-0.1, 0.05)], rolled)
+    lines = gbr_lines(_summary(runs), runs, ())
+    frozen = next(line for line in lines if "over the 12 test-period users" in line)
+    assert "none reaches beyond ±0.2000" in frozen
+    rolling = next(line for line in lines if "rolled recall@16 paired over the 40 users" in line)
+    assert reading in rolling
+    # Points and users are the same in every seed here: written once.
+    assert any("400 points of 40 users" in line for line in lines)
