@@ -100,31 +100,34 @@ def _rolling_lines(
         f"those before the split): {points} points of {users} users; recall@"
         f"{rolled[0]['k']} averaged over each user's points, then over users: {figures}."
     ]
-    return [*line, *_gap_lines(gaps, runs, "users of the rolled points", rolled=True)]
+    return [*line, *_gap_lines(gaps, runs, "users of the rolled points", "rolled recall")]
 
 
 def _gap_lines(
-    gaps: list[dict[str, Any] | None], runs: list[dict[str, Any]], who: str, rolled: bool = False
+    gaps: list[dict[str, Any] | None],
+    runs: list[dict[str, Any]],
+    who: str,
+    what: str = "recall",
 ) -> list[str]:
     """The world generator's blocks against co-occurrence, user by user, per seed: the mean
-    paired difference of recall with its 95% bootstrap interval over the users, and what the
-    intervals say."""
-    if not all(gaps):
+    paired difference of ``what`` with its 95% bootstrap interval over the users (``who``),
+    and what the intervals say."""
+    present = [gap for gap in gaps if gap]
+    if len(present) < len(gaps):
         return []
-    users = {gap["users"] for gap in gaps if gap}
+    users = {gap["users"] for gap in present}
     spans = ", ".join(
         f"seed {run['seed']} {gap['mean']:+.4f} [{gap['low']:+.4f}, {gap['high']:+.4f}]"
-        for run, gap in zip(runs, gaps, strict=True)
-        if gap
+        for run, gap in zip(runs, present, strict=True)
     )
-    above = sum(1 for gap in gaps if gap and gap["low"] > 0)
-    below = sum(1 for gap in gaps if gap and gap["high"] < 0)
+    above = sum(1 for gap in present if gap["low"] > 0)
+    below = sum(1 for gap in present if gap["high"] < 0)
     if above == len(gaps):
         reading = "above co-occurrence in every seed, beyond the users' noise"
     elif below == len(gaps):
         reading = "below co-occurrence in every seed, beyond the users' noise"
     elif above + below == 0:
-        reach = max(max(-gap["low"], gap["high"]) for gap in gaps if gap)
+        reach = max(max(-gap["low"], gap["high"]) for gap in present)
         reading = (
             "within the users' noise of co-occurrence in every seed: each interval holds 0, "
             f"and none reaches beyond ±{reach:.4f}"
@@ -134,7 +137,6 @@ def _gap_lines(
             f"apart from co-occurrence beyond the users' noise in {above + below} of "
             f"{len(gaps)} seeds ({above} above, {below} below); the rest of the intervals hold 0"
         )
-    what = "rolled recall" if rolled else "recall"
     return [
         f"- World generator (blocks as the ranker gets them) − co-occurrence, {what}@16 paired "
         f"over the {' / '.join(str(u) for u in sorted(users))} {who} (mean, 95% bootstrap "

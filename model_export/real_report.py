@@ -121,23 +121,22 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         }
     generators = [run.get("generator") for run in runs]
     if all(generators):
-        summary["generator"] = {
-            figure: {
-                method: _stats([g[figure][method] for g in generators if g])
-                for method in generators[0][figure]  # type: ignore[index]
-            }
-            for figure in ("recall", "hit_rate")
-        }
+        summary["generator"] = _recall_stats([g for g in generators if g])
         rolled = [g.get("rolling") for g in generators if g]
         if all(rolled):
-            summary["generator"]["rolling"] = {
-                figure: {
-                    method: _stats([r[figure][method] for r in rolled if r])
-                    for method in rolled[0][figure]  # type: ignore[index]
-                }
-                for figure in ("recall", "hit_rate")
-            }
+            summary["generator"]["rolling"] = _recall_stats([r for r in rolled if r])
     return summary
+
+
+def _recall_stats(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each method's recall and hit rate over the seeds' ``reports``."""
+    return {
+        figure: {
+            method: _stats([report[figure][method] for report in reports])
+            for method in reports[0][figure]
+        }
+        for figure in ("recall", "hit_rate")
+    }
 
 
 def _cell(stats: dict[str, float], signed: bool = False) -> str:

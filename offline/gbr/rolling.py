@@ -62,10 +62,7 @@ def rolling_points(
     clicked = (beh.event == CLICK) & (beh.ts >= start)
     if end is not None:
         clicked &= beh.ts < end
-    n_items = int(sequences.items.max(initial=-1)) + 1
-    clicks = set(
-        (beh.user_idx[clicked].astype(np.int64) * max(n_items, 1) + beh.item_idx[clicked]).tolist()
-    )
+    clicks = set(zip(beh.user_idx[clicked].tolist(), beh.item_idx[clicked].tolist(), strict=True))
     users: list[int] = []
     lengths: list[int] = []
     targets: list[set[int]] = []
@@ -74,19 +71,18 @@ def rolling_points(
         in_window &= sequences.ts < end
     for user in range(sequences.n_users):
         first, last = int(sequences.offsets[user]), int(sequences.offsets[user + 1])
-        items = sequences.items[first:last]
+        items, times = sequences.items[first:last], sequences.ts[first:last]
         # Positions whose first engagement is a click in the window: new clicked items.
         new = [
             position
             for position in np.flatnonzero(in_window[first:last]).tolist()
-            if user * max(n_items, 1) + int(items[position]) in clicks
+            if (user, int(items[position])) in clicks
         ]
         if not new:
             continue
-        # A point's history is every item engaged strictly before the click's time.
-        before = sequences.length_before(
-            np.full(len(new), user, np.int64), sequences.ts[first + np.asarray(new)]
-        )
+        # A point's history is every item engaged strictly before the click's time (a user's
+        # sequence is in time order).
+        before = np.searchsorted(times, times[new], side="left")
         for length in sorted(set(before.tolist())):
             if length < 1:
                 continue
