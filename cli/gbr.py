@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from offline.data.canonical import Dataset
     from offline.data.synthetic import GroundTruth
+    from offline.gbr.checkpoint import GBRModel
     from offline.gbr.generate import GenerationConfig
 
 gbr_app = typer.Typer(
@@ -70,6 +71,18 @@ def _setup(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+LogWeightOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Weight of the co-occurrence of the generator's training logs in each block "
+        "(0: the generator alone; item-token generators that kept their logs; match the "
+        "blocks the ranker was trained with).",
+    ),
+]
+
+
 def generation_config(
     k: int,
     steps: int,
@@ -78,6 +91,7 @@ def generation_config(
     seed: int,
     batch: int,
     beyond_slots: int = 0,
+    log_weight: float = 0.0,
 ) -> GenerationConfig:
     """The generation options as a config; ``--beyond-slots`` beyond ``--k`` is refused."""
     if k < beyond_slots:
@@ -92,7 +106,18 @@ def generation_config(
         seed=seed,
         batch_size=batch,
         beyond_slots=beyond_slots,
+        log_weight=log_weight,
     )
+
+
+def check_blending(model: GBRModel, config: GenerationConfig) -> None:
+    """Refuse ``--log-weight`` above 0 for a generator that cannot blend, before any work."""
+    if config.log_weight > 0 and (model.layout.kind != "items" or model.log_prior is None):
+        raise typer.BadParameter(
+            f"GBR {model.version} cannot blend with its training logs (it needs item tokens and "
+            "a checkpoint that kept them: retrain it); use 0",
+            param_hint="--log-weight",
+        )
 
 
 def _semantic_vectors(dataset: Dataset, run: Path | None, seed: int) -> npt.NDArray[np.float32]:
@@ -182,6 +207,7 @@ def generate(
             "the ranker was trained with).",
         ),
     ] = 0,
+    log_weight: LogWeightOpt = 0.0,
     threads: ThreadsOpt = None,
 ) -> None:
     """Generate users' blocks (the bundle's fused item vectors) into the embedded store or Redis."""
@@ -193,12 +219,16 @@ def generate(
     from service.contracts.bundle_root import current_bundle_dir
     from service.contracts.manifest import read_manifest
 
-    config = generation_config(k, steps, temperature, top_p, seed, batch_size, beyond_slots)
+    config = generation_config(
+        k, steps, temperature, top_p, seed, batch_size, beyond_slots, log_weight
+    )
+    model = GBRModel.load(checkpoint)
+    check_blending(model, config)
     bundle_dir = bundles / version if version else current_bundle_dir(bundles)
     table = load_item_table(bundle_dir, read_manifest(bundle_dir))
     target = store_config(store, users_path, redis_url, redis_cluster)
     summary = run_nearline(
-        GBRModel.load(checkpoint),
+        model,
         Dataset.load(data),
         config,
         item_table=table,

@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import options
-from cli.gbr import KOpt, SeedOpt, StepsOpt, TemperatureOpt, TopPOpt, generation_config
+from cli.gbr import (
+    KOpt,
+    LogWeightOpt,
+    SeedOpt,
+    StepsOpt,
+    TemperatureOpt,
+    TopPOpt,
+    check_blending,
+    generation_config,
+)
 from cli.knowledge import (
     DEFAULT_WORK,
     BackendKind,
@@ -275,6 +284,7 @@ def nearline(
     seed: SeedOpt = 0,
     batch_size: BatchSizeOpt = 256,
     beyond_slots: BeyondSlotsOpt = 0,
+    log_weight: LogWeightOpt = 0.0,
     shard_users: ShardUsersOpt = 4096,
     gpus_per_worker: GpusOpt = 0.0,
     workers: WorkersOpt = None,
@@ -289,12 +299,15 @@ def nearline(
     from offline.gbr.checkpoint import GBRModel
     from service.stores.config import RedisStoreConfig
 
-    config = generation_config(k, steps, temperature, top_p, seed, batch_size, beyond_slots)
+    config = generation_config(
+        k, steps, temperature, top_p, seed, batch_size, beyond_slots, log_weight
+    )
     if out is not None and incremental:
         raise typer.BadParameter("writes every active user's blocks: drop one", param_hint="--out")
     if out is None and store is options.StoreKind.embedded and not users_path.is_file():
         raise FileNotFoundError(2, "publish the users' sequences before their blocks", users_path)
     dataset, model = Dataset.load(data), GBRModel.load(checkpoint)
+    check_blending(model, config)
     table = _item_table(bundles, version)
     pool = _pool(workers, shard_users, gpus_per_worker)
     if out is not None:

@@ -53,8 +53,7 @@ from offline.data.loaders import LoaderConfig, load_dataset
 from offline.encode import EncoderChoice
 from offline.gbr import GBRModel, GenerationConfig, evaluate_generator, train_gbr
 from offline.gbr.beyond import item_groups
-from offline.gbr.evaluate import choose_beyond_slots
-from offline.gbr.rolling import rolling_recall
+from offline.gbr.rolling import choose_blend, rolling_recall
 from offline.gbr.world_corpus import WorldCorpus, knowledge_walks
 from offline.knowledge import ItemKnowledge, OfflineKnowledgeBackend
 from offline.knowledge.text import knowledge_text
@@ -116,9 +115,12 @@ class RealDataSpec:
     generator: GeneratorSetup = field(
         default_factory=lambda: GeneratorSetup(generation=GenerationConfig(beyond_slots=4))
     )
-    #: The beyond-log slot counts the generator's blocks may keep: the one whose blocks recall
-    #: the most new clicks of the validation period is used (:func:`validated_generation`).
+    #: The beyond-log slot counts the generator's blocks may keep and the weights of the
+    #: training logs' co-occurrence they may be blended with (:mod:`offline.gbr.fusion`): the
+    #: pair whose blocks recall the most new clicks, rolled through the validation period, is
+    #: used (:func:`validated_generation`).
     beyond_slot_choices: tuple[int, ...] = (0, 2, 4)
+    log_weight_choices: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
     walks: int = 2000
     walk_length: int = 12
 
@@ -231,16 +233,16 @@ def world_generator(
 
 def validated_generation(
     dataset: Dataset, model: GBRModel, spec: RealDataSpec, seed: int
-) -> tuple[GeneratorSetup, dict[int, float]]:
-    """The generator setup with the beyond-log slot count among ``spec.beyond_slot_choices``
-    whose blocks recall the most new clicks of the validation period, and each choice's recall
-    there."""
-    generation = replace(spec.generator.generation, seed=seed)
-    slots, recall = choose_beyond_slots(
-        model, dataset, generation, item_groups(dataset.catalogue), spec.beyond_slot_choices,
+) -> tuple[GeneratorSetup, dict[str, float]]:
+    """The generator setup with the co-occurrence weight and beyond-log slot count, among
+    ``spec``'s choices, whose blocks recall the most new clicks rolled through the validation
+    period (:func:`offline.gbr.rolling.choose_blend`), and each pair's recall there."""
+    generation, recall = choose_blend(
+        model, dataset, replace(spec.generator.generation, seed=seed),
+        item_groups(dataset.catalogue), spec.log_weight_choices, spec.beyond_slot_choices,
         window=(dataset.split_ts, dataset.test_ts),
     )  # fmt: skip
-    return replace(spec.generator, generation=replace(generation, beyond_slots=slots)), recall
+    return replace(spec.generator, generation=generation), recall
 
 
 def generator_row(
@@ -248,17 +250,18 @@ def generator_row(
     model: GBRModel,
     corpus: WorldCorpus,
     setup: GeneratorSetup,
-    validation_recall: dict[int, float],
+    validation_recall: dict[str, float],
 ) -> dict[str, Any]:
     """Beyond-log recall, on the test period's new clicks, of the world generator's blocks as
     ``setup`` makes them (``gbr_world``) and greedy (``gbr``), against co-occurrence and
     popularity; the same rolled through the test period (:mod:`offline.gbr.rolling`: a point
-    at every new click, the history growing); with the slot count chosen and each choice's
-    validation recall."""
+    at every new click, the history growing); with the co-occurrence weight and slot count
+    chosen and each pair's rolled validation recall."""
     generation, test_ts = setup.generation, dataset.test_ts
     assert test_ts is not None, "load() refuses data without a test period"
+    alone = replace(generation, beyond_slots=0, log_weight=0.0)
     report = evaluate_generator(
-        model, dataset, generation=replace(generation, beyond_slots=0), cost_grid=(),
+        model, dataset, generation=alone, cost_grid=(),
         cost_users=0, others={"gbr_world": model}, others_generation=generation,
         groups=item_groups(dataset.catalogue), window=(test_ts, None),
     )  # fmt: skip
@@ -273,7 +276,9 @@ def generator_row(
         "k": report["k"],
         "targets": "test period",
         "beyond_slots": generation.beyond_slots,
-        "validation_recall": {str(slots): round(r, 4) for slots, r in validation_recall.items()},
+        "log_weight": generation.log_weight,
+        "validation_recall": validation_recall,
+        "validation": "rolled",
         "world_corpus": {"version": corpus.version, "sources": corpus.sources},
         "rolling": rolled,
     }

@@ -1,7 +1,7 @@
 """The lines of the real-data section that read what the world generator's blocks add: the
 GBR ranker's gain over the gated ranker it grew on, how many seeds kept a trained branch, the
 generator's beyond-log recall (from the history at the split, and rolled through the test
-period) and the slot count validation chose."""
+period) and the blend validation chose."""
 
 from __future__ import annotations
 
@@ -38,8 +38,9 @@ def gbr_lines(
     if generator:
         recall = generator["recall"]
         names = {"gbr_world": "world generator (blocks as the ranker gets them)",
-                 "gbr": "world generator, greedy", "cooccurrence": "co-occurrence",
-                 "popularity": "popularity", "semantic_nn": "semantic neighbours"}  # fmt: skip
+                 "gbr": "world generator alone (greedy, no slots, no blend)",
+                 "cooccurrence": "co-occurrence", "popularity": "popularity",
+                 "semantic_nn": "semantic neighbours"}  # fmt: skip
         tested = all(run["generator"].get("targets") == "test period" for run in runs)
         period = "of the test period" if tested else "after the split"
         lines.append(
@@ -54,26 +55,34 @@ def gbr_lines(
         gaps = [run["generator"].get("versus_cooccurrence", {}).get("gbr_world") for run in runs]
         lines.extend(_gap_lines(gaps, runs, "test-period users with new clicks"))
         lines.extend(_rolling_lines(generator.get("rolling"), runs, names))
-        lines.extend(_slot_lines(runs))
+        lines.extend(_choice_lines(runs))
     return lines
 
 
-def _slot_lines(runs: list[dict[str, Any]]) -> list[str]:
-    """The beyond-log slot count each seed's validation chose, with the recall behind it."""
-    chosen = [run["generator"].get("beyond_slots") for run in runs]
-    if any(slots is None for slots in chosen):
+def _choice_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """The co-occurrence weight and beyond-log slot count each seed's validation chose, with
+    the rolled validation recall of every pair (mean over seeds)."""
+    generators = [run["generator"] for run in runs]
+    if any("log_weight" not in g for g in generators):
         return []
-    recall = {
-        int(slots): [run["generator"]["validation_recall"][slots] for run in runs]
-        for slots in runs[0]["generator"]["validation_recall"]
-    }
-    figures = ", ".join(
-        f"{slots} slots {statistics.fmean(values):.4f}" for slots, values in recall.items()
-    )
+    chosen = ", ".join(f"{g['log_weight']:g} / {g['beyond_slots']}" for g in generators)
+
+    def mean(pair: str) -> float:
+        return statistics.fmean(g["validation_recall"][pair] for g in generators)
+
+    pairs = list(generators[0]["validation_recall"])
+    figures = ", ".join(f"{pair.replace('/', ' / ')} {mean(pair):.4f}" for pair in pairs)
+    best = max(pairs, key=mean)
+    gain = ""
+    if "0/0" in pairs and best != "0/0":
+        gain = (
+            f"; the best pair on average ({best.replace('/', ' / ')}) recalls "
+            f"{mean(best) - mean('0/0'):+.4f} more than the generator alone (0 / 0)"
+        )
     return [
-        "- Beyond-log slots of the ranker's blocks, chosen per seed by the recall of the "
-        f"validation period's new clicks: {', '.join(str(s) for s in chosen)} "
-        f"(validation recall@16, mean over seeds: {figures})."
+        "- The ranker's blocks, chosen per seed by recall@16 rolled through the validation "
+        "period: weight of the training logs' co-occurrence / beyond-log slots "
+        f"{chosen} (validation recall, mean over seeds: {figures}){gain}."
     ]
 
 

@@ -5,9 +5,12 @@ sequences that infers *beyond-log* behaviours, K per user, for the ranker to att
 * :mod:`~offline.gbr.tokens`, :mod:`~offline.gbr.semantic_ids` item tokens or semantic IDs;
 * :mod:`~offline.gbr.model`, :mod:`~offline.gbr.train` the LLaDA-style model and its training;
 * :mod:`~offline.gbr.generate` unmasking with low-confidence remasking;
+* :mod:`~offline.gbr.fusion`, :mod:`~offline.gbr.log_prior` blocks blended with the co-occurrence
+  of the generator's training logs, which its checkpoint keeps;
 * :mod:`~offline.gbr.examples` leak-free blocks for the ranker's training examples;
 * :mod:`~offline.gbr.nearline` the job that writes blocks to Redis or the embedded snapshot;
-* :mod:`~offline.gbr.evaluate` beyond-log recall against baselines, consistency and cost.
+* :mod:`~offline.gbr.evaluate` beyond-log recall against baselines, consistency and cost;
+* :mod:`~offline.gbr.rolling` the same rolled through a period, and the blend chosen there.
 """
 
 from offline.gbr.checkpoint import GBRModel

@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
 
+from offline.gbr.log_prior import LogPrior
 from offline.gbr.sequences import BehaviourSequences
 
 Ints = npt.NDArray[np.int64]
@@ -85,16 +85,10 @@ def cooccurrence(
     lengths: Ints | None = None,
     fit: BehaviourSequences | None = None,
 ) -> Ints:
-    engaged = _user_item_matrix(fit or sequences, n_items)
-    counts = np.asarray(engaged.sum(axis=0)).ravel()
-    norm = 1.0 / np.sqrt(np.maximum(counts, 1.0))
-    similar = sparse.csr_matrix(engaged.T @ engaged)
-    similar = sparse.diags(norm) @ similar @ sparse.diags(norm)
-    tiebreak = 1e-6 * counts / max(1.0, counts.max())  # users with no signal get popular items
+    prior = LogPrior.of(fit or sequences, n_items)
 
     def scores(chunk: Ints, chunk_lengths: Ints) -> npt.NDArray[np.floating]:
-        history = _prefix_matrix(sequences, chunk, chunk_lengths, n_items)
-        return np.asarray((history @ similar).todense()) + tiebreak
+        return prior.scores(sequences.histories(chunk, chunk_lengths))
 
     return top_k_excluding(scores, users, sequences, k, n_items, lengths)
 
@@ -137,19 +131,3 @@ def _lengths(sequences: BehaviourSequences, users: Ints, lengths: Ints | None) -
     if lengths.shape != users.shape or (lengths > sequences.lengths()[users]).any():
         raise ValueError("each user needs one history length, at most their sequence's")
     return lengths
-
-
-def _user_item_matrix(sequences: BehaviourSequences, n_items: int) -> sparse.csr_matrix:
-    owner = np.repeat(np.arange(sequences.n_users), sequences.lengths())
-    data = np.ones(len(owner), np.float32)
-    return sparse.csr_matrix((data, (owner, sequences.items)), shape=(sequences.n_users, n_items))
-
-
-def _prefix_matrix(
-    sequences: BehaviourSequences, users: Ints, lengths: Ints, n_items: int
-) -> sparse.csr_matrix:
-    """One row per (user, length): a 1 at each of the user's first ``length`` items."""
-    history = sequences.histories(users, lengths)
-    rows, cols = np.nonzero(history >= 0)
-    data = np.ones(len(rows), np.float32)
-    return sparse.csr_matrix((data, (rows, history[rows, cols])), shape=(len(users), n_items))

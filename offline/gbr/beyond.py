@@ -24,6 +24,7 @@ import torch
 from offline.data.canonical import Catalogue
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.complements import slot_probabilities
+from offline.gbr.fusion import blended_blocks
 from offline.gbr.generate import GeneratedItems, GenerationConfig, generate_for_prefixes
 from offline.gbr.sequences import BehaviourSequences
 
@@ -124,10 +125,14 @@ def generate_blocks(
     *,
     progress: bool = False,
 ) -> GeneratedItems:
-    """Blocks as :func:`offline.gbr.generate.generate_for_prefixes` writes them, with the last
-    ``config.beyond_slots`` given to items beyond the history's department when ``groups`` are
-    known."""
-    block = generate_for_prefixes(model, sequences, users, lengths, config, progress=progress)
+    """Blocks as :func:`offline.gbr.generate.generate_for_prefixes` writes them, or blended
+    with the training logs' co-occurrence when ``config.log_weight`` is above 0
+    (:mod:`offline.gbr.fusion`), with the last ``config.beyond_slots`` given to items beyond the
+    history's department when ``groups`` are known."""
+    if config.log_weight > 0:
+        block = blended_blocks(model, sequences, users, lengths, config)
+    else:
+        block = generate_for_prefixes(model, sequences, users, lengths, config, progress=progress)
     if config.beyond_slots and groups is not None:
         block = beyond_fill(
             model, sequences, users, lengths, block, groups, slots=config.beyond_slots,

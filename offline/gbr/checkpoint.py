@@ -2,7 +2,8 @@
 
 The directory holds ``gbr.json`` (architecture, token layout, training settings, the time the
 training data stopped at, the version), ``gbr.pt`` (the network's ``state_dict``) and
-``items.npz`` (item IDs, semantic vectors and, for semantic IDs, the codebook). It is
+``items.npz`` (item IDs, semantic vectors, for semantic IDs the codebook, and the training
+logs' item counts and anonymous engagement rows). It is
 self-contained: generation and evaluation need nothing else, and the item IDs let a caller check
 that a dataset's catalogue is the one the model was trained on.
 """
@@ -20,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from offline.gbr.log_prior import LogPrior
 from offline.gbr.model import DiffusionConfig, MaskedDiffusionLM
 from offline.gbr.semantic_ids import Codebook
 from offline.gbr.tokens import ItemTokens, SemanticIdTokens, TokenLayout
@@ -44,6 +46,9 @@ class GBRModel:
     #: Each item's events in the platform's training logs (``None`` in older checkpoints): the
     #: prior that beyond-log slots divide by (:mod:`offline.gbr.beyond`).
     item_counts: npt.NDArray[np.int64] | None = None
+    #: The platform's training logs, for blocks blended with co-occurrence
+    #: (:mod:`offline.gbr.fusion`); ``None`` in older checkpoints.
+    log_prior: LogPrior | None = None
 
     @property
     def config(self) -> DiffusionConfig:
@@ -65,6 +70,9 @@ class GBRModel:
             arrays["item_codes"] = self.layout.codebook.item_codes
         if self.item_counts is not None:
             arrays["item_counts"] = np.asarray(self.item_counts, np.int64)
+        if self.log_prior is not None:
+            arrays["log_offsets"] = self.log_prior.offsets
+            arrays["log_items"] = self.log_prior.items
         np.savez(directory / ITEMS_FILE, **arrays)
         document = {
             "format_version": FORMAT_VERSION,
@@ -101,6 +109,11 @@ class GBRModel:
             version=document["version"],
             train_info=document["train"],
             item_counts=arrays.get("item_counts"),
+            log_prior=(
+                LogPrior(arrays["log_offsets"], arrays["log_items"], len(arrays["item_ids"]))
+                if "log_offsets" in arrays
+                else None
+            ),
         )
 
     def check_catalogue(self, item_ids: npt.NDArray[np.str_]) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,10 +29,10 @@ from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
 from offline.experiments.bootstrap import UserSums, interval, replicate_ratios
 from offline.gbr import baselines
-from offline.gbr.beyond import beyond_fill, generate_blocks, main_group
+from offline.gbr.beyond import generate_blocks, main_group
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.complements import KindComplements, complement_fill
-from offline.gbr.generate import GenerationConfig, generate_for_prefixes, generate_for_users
+from offline.gbr.generate import GenerationConfig, generate_for_users
 from offline.gbr.sequences import BehaviourSequences, behaviour_sequences
 
 Ints = npt.NDArray[np.int64]
@@ -195,34 +194,6 @@ def generation_cost(
         seconds = time.perf_counter() - started
         rows.append({"k": k, "steps": steps, "users_per_s": round(len(users) / seconds, 1)})
     return rows
-
-
-def choose_beyond_slots(
-    model: GBRModel,
-    dataset: Dataset,
-    config: GenerationConfig,
-    groups: Ints,
-    choices: Sequence[int],
-    window: Window,
-) -> tuple[int, dict[int, float]]:
-    """The number of beyond-log slots, among ``choices``, whose blocks recall the most new
-    clicks in ``window`` (a validation period; figures to report come from a later one), and
-    the recall of each choice; a tie goes to fewer slots. The history is the events before the
-    split, as for :func:`evaluate_generator`."""
-    history = behaviour_sequences(dataset.behaviours, len(dataset.user_ids), dataset.split_ts)
-    users, targets = future_targets(dataset, history, window)
-    lengths = history.lengths()[users]
-    greedy = generate_for_prefixes(model, history, users, lengths, replace(config, beyond_slots=0))
-    recall: dict[int, float] = {}
-    for slots in sorted(set(choices)):
-        block = greedy
-        if slots:
-            block = beyond_fill(
-                model, history, users, lengths, greedy, groups, slots=slots,
-                batch_size=config.batch_size, lift=config.beyond_lift,
-            )  # fmt: skip
-        recall[slots] = recall_and_hits(block.item_idx, targets)[0]
-    return max(recall, key=lambda slots: (recall[slots], -slots)), recall
 
 
 def evaluate_generator(

@@ -45,6 +45,10 @@ class GenerationConfig:
     #: Rank beyond-log items by lift (probability over the item's training share) instead of
     #: probability alone (:mod:`offline.gbr.beyond`).
     beyond_lift: bool = True
+    #: Weight of the co-occurrence of the generator's training logs in each block
+    #: (:mod:`offline.gbr.fusion`): 0 = the generator alone, by unmasking; above 0 one forward
+    #: pass blended with co-occurrence (1 = co-occurrence alone). Item tokens only.
+    log_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.steps < 1 or self.batch_size < 1:
@@ -53,6 +57,8 @@ class GenerationConfig:
             raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
         if not 0 <= self.beyond_slots <= self.k:
             raise ValueError("beyond_slots must lie in 0..k")
+        if not 0.0 <= self.log_weight <= 1.0:
+            raise ValueError("log_weight must lie in [0, 1]")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ weighs what a user with three does; each generator is compared with co-occurrenc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy.typing as npt
 
 from offline.data.canonical import Dataset
 from offline.gbr import baselines
-from offline.gbr.beyond import generate_blocks
+from offline.gbr.beyond import beyond_fill, generate_blocks
 from offline.gbr.checkpoint import GBRModel
 from offline.gbr.evaluate import CLICK, Window, paired_gap, user_recall
 from offline.gbr.generate import GenerationConfig
@@ -109,27 +110,20 @@ def rolling_recall(
     horizon: int | None = None,
 ) -> dict[str, Any]:
     """Recall@K of the generator's blocks as ``generation`` makes them (``gbr_world``) and
-    greedy (``gbr``), of co-occurrence and popularity, rolled through ``window`` (targets: the
-    next ``horizon`` new clicks, default K); with each generator's paired gap to
-    co-occurrence, as a JSON-ready dict."""
-    if model.until_ts is None or model.until_ts > dataset.split_ts:
-        raise ValueError(
-            f"GBR {model.version} trained on events up to {model.until_ts}; rolling it through "
-            f"a later period needs a model trained before the split ({dataset.split_ts})"
-        )
-    if window[0] < dataset.split_ts:
-        raise ValueError(f"the window must start at or after the split ({dataset.split_ts})")
-    model.check_catalogue(dataset.catalogue.item_ids)
+    greedy alone (``gbr``: no beyond-log slots, no blending), of co-occurrence and
+    popularity, rolled through ``window`` (targets: the next ``horizon`` new clicks, default
+    K); with each generator's paired gap to co-occurrence, as a JSON-ready dict."""
+    _check_period(model, dataset, window)
     k, n_items = generation.k, model.n_items
     n_users = len(dataset.user_ids)
     whole = behaviour_sequences(dataset.behaviours, n_users)
     fit = behaviour_sequences(dataset.behaviours, n_users, dataset.split_ts)
     points = rolling_points(dataset, whole, window, horizon or k)
     users, lengths = points.users, points.lengths
-    plain = replace(generation, beyond_slots=0)
+    plain = replace(generation, beyond_slots=0, log_weight=0.0)
     greedy = generate_blocks(model, whole, users, lengths, plain, None)
     methods = {"gbr": greedy.item_idx}
-    if generation.beyond_slots and groups is not None:
+    if (generation.beyond_slots and groups is not None) or generation.log_weight > 0:
         served = generate_blocks(model, whole, users, lengths, generation, groups)
         methods["gbr_world"] = served.item_idx
     else:
@@ -154,6 +148,55 @@ def rolling_recall(
             for name in ("gbr_world", "gbr")
         },
     }
+
+
+def choose_blend(
+    model: GBRModel,
+    dataset: Dataset,
+    generation: GenerationConfig,
+    groups: Ints | None,
+    weights: Sequence[float],
+    slot_choices: Sequence[int],
+    window: Window,
+) -> tuple[GenerationConfig, dict[str, float]]:
+    """``generation`` with the co-occurrence weight (:mod:`offline.gbr.fusion`) and beyond-log
+    slot count whose blocks recall the most, rolled through ``window`` (a validation period),
+    and each pair's recall, keyed ``"weight/slots"``; a tie goes to the smaller weight, then the
+    fewer slots. Weights above 0 need an item-token generator that kept its training logs."""
+    _check_period(model, dataset, window)
+    model.check_catalogue(dataset.catalogue.item_ids)
+    whole = behaviour_sequences(dataset.behaviours, len(dataset.user_ids))
+    points = rolling_points(dataset, whole, window, generation.k)
+    if not len(points):
+        raise ValueError("the validation window holds no new click of a user with history")
+    recall: dict[tuple[float, int], float] = {}
+    users, lengths = points.users, points.lengths
+    for weight in sorted(set(weights)):
+        config = replace(generation, log_weight=weight, beyond_slots=0)
+        base = generate_blocks(model, whole, users, lengths, config, None)
+        for slots in sorted(set(slot_choices)) if groups is not None else [0]:
+            block = base
+            if slots and groups is not None:  # as generate_blocks fills them, on one base
+                block = beyond_fill(
+                    model, whole, users, lengths, base, groups, slots=slots,
+                    batch_size=config.batch_size, lift=config.beyond_lift,
+                )  # fmt: skip
+            per_user = per_user_mean(user_recall(block.item_idx, points.targets), users)
+            recall[(weight, slots)] = _mean(per_user)
+    weight, slots = max(recall, key=lambda pair: (recall[pair], -pair[0], -pair[1]))
+    chosen = replace(generation, log_weight=weight, beyond_slots=slots)
+    return chosen, {f"{w:g}/{n}": value for (w, n), value in recall.items()}
+
+
+def _check_period(model: GBRModel, dataset: Dataset, window: Window) -> None:
+    """Refuse a generator trained past the split, or a window that starts before it."""
+    if model.until_ts is None or model.until_ts > dataset.split_ts:
+        raise ValueError(
+            f"GBR {model.version} trained on events up to {model.until_ts}; rolling it through "
+            f"a later period needs a model trained before the split ({dataset.split_ts})"
+        )
+    if window[0] < dataset.split_ts:
+        raise ValueError(f"the window must start at or after the split ({dataset.split_ts})")
 
 
 def _mean(values: npt.NDArray[np.float64]) -> float:

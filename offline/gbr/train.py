@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from offline.data.canonical import Dataset
 from offline.gbr.checkpoint import GBRModel, build_layout, model_version
+from offline.gbr.log_prior import LogPrior
 from offline.gbr.model import DiffusionConfig, MaskedDiffusionLM, diffusion_loss
 from offline.gbr.semantic_ids import fit_codebook
 from offline.gbr.sequences import BehaviourSequences, behaviour_sequences
@@ -116,6 +117,7 @@ def train_gbr(
         version=version,
         train_info=settings | {"train_seconds": round(seconds, 2)},
         item_counts=item_counts(sequences, len(dataset.catalogue), users),
+        log_prior=LogPrior.of(sequences, len(dataset.catalogue), users),
     )
 
 

@@ -58,12 +58,14 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
         assert GATE_GBR in run["rows"] and GATE_GBR in run["validation_gauc"]
         assert set(run["generator"]["recall"]) >= {"gbr", "gbr_world", "cooccurrence"}
         assert run["generator"]["world_corpus"]["sources"]["knowledge walks"] > 0
-        # The slot count is validation's best; recall is reported on the test period.
+        # The blend (weight / slots) is validation's best; recall is reported on the test period.
         generator = run["generator"]
-        assert generator["targets"] == "test period"
-        assert set(generator["validation_recall"]) == {"0", "2", "4"}
+        assert generator["targets"] == "test period" and generator["validation"] == "rolled"
+        weights, slots = (0, 0.25, 0.5, 0.75), (0, 2, 4)
+        assert set(generator["validation_recall"]) == {f"{w:g}/{n}" for w in weights for n in slots}
         best = max(generator["validation_recall"].values())
-        assert generator["validation_recall"][str(generator["beyond_slots"])] == best
+        pair = f"{generator['log_weight']:g}/{generator['beyond_slots']}"
+        assert generator["validation_recall"][pair] == best
         # The blocks against co-occurrence, paired over the same users as the recall figures.
         gap = generator["versus_cooccurrence"]["gbr_world"]
         assert gap["users"] == generator["users"] and gap["low"] <= gap["mean"] <= gap["high"]
@@ -87,7 +89,7 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
     assert "The GBR ranker grows on the `gate` ranker of its seed" in markdown
     assert "new clicks of the test period" in markdown
     assert "Rolled through the test period" in markdown and "rolled recall@16 paired" in markdown
-    assert "chosen per seed by the recall of the validation period" in markdown
+    assert "chosen per seed by recall@16 rolled through the validation period" in markdown
     assert "− co-occurrence, recall@16 paired over the" in markdown
     assert markdown.count(START) == 1
     # Rerunning replaces the section instead of adding a second one.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -10,6 +11,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
+from offline.gbr.checkpoint import GBRModel
+from tests.cli.test_errors import assert_one_line, reaseq
 
 
 def test_train_then_evaluate(tiny: tuple[Dataset, GroundTruth], tmp_path: Path) -> None:
@@ -32,3 +35,20 @@ def test_train_then_evaluate(tiny: tuple[Dataset, GroundTruth], tmp_path: Path) 
     assert report["gbr_version"] == config["version"]
     assert set(report["recall"]) >= {"gbr", "popularity", "cooccurrence", "semantic_nn"}
     assert "secondary_interest_share" in report  # synthetic data: the hidden world is redrawn
+
+
+def test_generate_refuses_a_blend_the_checkpoint_cannot_make(
+    item_model: GBRModel, tmp_path: Path
+) -> None:
+    """One line that says what to fix, before any bundle or data is read."""
+    item_model.save(tmp_path / "gbr")
+    replace(item_model, log_prior=None).save(tmp_path / "old")
+    for weight, checkpoint, wanted in (
+        ("0.5", "old", ("--log-weight", "retrain it")),
+        ("1.5", "gbr", ("--log-weight", "less than or equal to 1")),
+    ):
+        answer = reaseq(
+            "gbr", "generate", "--checkpoint", str(tmp_path / checkpoint),
+            "--bundles", str(tmp_path / "none"), "--log-weight", weight, cwd=tmp_path,
+        )  # fmt: skip
+        assert_one_line(answer, *wanted)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from offline.data.canonical import Behaviours, Dataset
 from offline.data.synthetic import GroundTruth
@@ -33,15 +34,19 @@ def _with_future_items_changed(dataset: Dataset, cutoff: int) -> Dataset:
     return replace(dataset, behaviours=changed)
 
 
+@pytest.mark.parametrize("log_weight", [0.0, 0.5])
 def test_blocks_ignore_events_at_or_after_the_request(
-    item_model: GBRModel, tiny: tuple[Dataset, GroundTruth]
+    item_model: GBRModel, tiny: tuple[Dataset, GroundTruth], log_weight: float
 ) -> None:
+    """Unmasked or blended with co-occurrence (its statistics the checkpoint's, from before
+    the split), a block reads nothing at or after its request."""
     dataset = tiny[0]
     users, ts = _requests(dataset)
     cutoff = int(np.median(ts))
-    before, _ = generated_blocks_for_examples(item_model, dataset, users, ts, 4, generation=CONFIG)
+    config = replace(CONFIG, log_weight=log_weight)
+    before, _ = generated_blocks_for_examples(item_model, dataset, users, ts, 4, generation=config)
     perturbed = _with_future_items_changed(dataset, cutoff)
-    after, _ = generated_blocks_for_examples(item_model, perturbed, users, ts, 4, generation=CONFIG)
+    after, _ = generated_blocks_for_examples(item_model, perturbed, users, ts, 4, generation=config)
     past = ts <= cutoff
     assert (before[past] >= 0).any()
     np.testing.assert_array_equal(before[past], after[past])

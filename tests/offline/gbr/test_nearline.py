@@ -13,7 +13,8 @@ from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
 from offline.gbr.beyond import item_groups
 from offline.gbr.checkpoint import GBRModel
-from offline.gbr.generate import GenerationConfig
+from offline.gbr.fusion import blended_blocks
+from offline.gbr.generate import GenerationConfig, generate_for_users
 from offline.gbr.nearline import GenerationState, run_nearline
 from offline.gbr.sequences import behaviour_sequences
 from offline.publish.sequences import latest_sequences
@@ -83,6 +84,26 @@ def test_beyond_slots_end_blocks_outside_the_main_department(
         block is not None and all(groups[row[i]] != top for i in block.item_ids[-2:])
         for block, top in zip(blocks, main, strict=True)
     )
+
+
+def test_blended_blocks_reach_the_store_as_generated(
+    item_model: GBRModel, tiny: tuple[Dataset, GroundTruth], table: ItemTable, tmp_path: Path
+) -> None:
+    dataset = tiny[0]
+    publish_embedded(latest_sequences(dataset, 50), tmp_path / "users.npz")
+    blend = replace(CONFIG, log_weight=0.5)
+    _embedded(item_model, dataset, table, tmp_path, config=blend)
+    snapshot = UserSnapshot.load(tmp_path / "users.npz")
+    sequences = behaviour_sequences(dataset.behaviours, len(dataset.user_ids))
+    users = np.unique(dataset.behaviours.user_idx)[:20]
+    expected = blended_blocks(item_model, sequences, users, sequences.lengths()[users], blend)
+    ids = dataset.catalogue.item_ids
+    for user, items in zip(users.tolist(), expected.item_idx, strict=True):
+        block = snapshot.generated(str(dataset.user_ids[user]))
+        assert block is not None and block.item_ids == ids[items].tolist()
+    # The generator alone would have written other blocks: the weight reached the job.
+    alone = generate_for_users(item_model, sequences, users, CONFIG)
+    assert not np.array_equal(alone.item_idx, expected.item_idx)
 
 
 def test_redis_blocks_follow_the_key_layout_with_ttl(
