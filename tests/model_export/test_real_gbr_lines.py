@@ -60,3 +60,27 @@ def test_the_reading_follows_the_intervals(rolled: list[tuple[float, float]], re
     assert reading in rolling
     # Points and users are the same in every seed here: written once.
     assert any("400 points of 40 users" in line for line in lines)
+
+
+def test_the_blend_line_names_each_seeds_choice_and_its_gain() -> None:
+    runs = _runs([(-0.2, 0.1), (-0.1, 0.05)], [(0.01, 0.02), (0.001, 0.03)])
+    validation = (
+        {"0/0": 0.06, "0.5/0": 0.08, "0.5/2": 0.07},
+        {"0/0": 0.05, "0.5/0": 0.07, "0.5/2": 0.09},
+    )
+    for run, recall, (weight, slots) in zip(runs, validation, ((0.5, 0), (0.5, 2)), strict=True):
+        run["generator"] |= {
+            "validation_recall": recall,
+            "log_weight": weight,
+            "beyond_slots": slots,
+        }
+    lines = gbr_lines(_summary(runs), runs, ())
+    line = next(line for line in lines if "chosen per seed" in line)
+    assert "co-occurrence / beyond-log slots 0.5 / 0, 0.5 / 2 " in line
+    assert "0 / 0 0.0550, 0.5 / 0 0.0750, 0.5 / 2 0.0800" in line
+    # The best pair on average (0.5 / 2) against the generator alone.
+    assert "(0.5 / 2) recalls +0.0250 more than the generator alone" in line
+    # A run recorded before the blend existed has no such line.
+    for run in runs:
+        del run["generator"]["log_weight"]
+    assert not any("chosen per seed" in line for line in gbr_lines(_summary(runs), runs, ()))
