@@ -60,6 +60,8 @@ def blended_blocks(
         )
     users, lengths = np.asarray(users, np.int64), np.asarray(lengths, np.int64)
     k = config.k
+    if k > model.n_items:
+        raise ValueError(f"k={k} exceeds the catalogue's {model.n_items} items")
     items = np.full((len(users), k), -1, np.int64)
     confidence = np.zeros((len(users), k), np.float32)
     width = model.config.window_items - k
@@ -71,7 +73,9 @@ def blended_blocks(
         score = blended_scores(probabilities, model.log_prior.scores(histories), config.log_weight)
         taken_rows, taken_cols = np.nonzero(histories >= 0)
         score[taken_rows, histories[taken_rows, taken_cols]] = -np.inf
-        top = np.argsort(-score, axis=1, kind="stable")[:, :k]
+        top = np.argpartition(-score, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(score, top, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
         free = np.isfinite(np.take_along_axis(score, top, axis=1))
         items[rows] = np.where(free, top, -1)
         chosen = np.take_along_axis(probabilities, top, axis=1)

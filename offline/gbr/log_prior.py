@@ -21,7 +21,7 @@ from offline.gbr.sequences import BehaviourSequences
 Ints = npt.NDArray[np.int64]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LogPrior:
     """The training logs as anonymous engagement rows: row ``r``'s items are
     ``items[offsets[r]:offsets[r+1]]`` (no user IDs, no times)."""
