@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from offline.data.synthetic import GroundTruth
     from offline.gbr.checkpoint import GBRModel
     from offline.gbr.generate import GenerationConfig
+    from service.contracts.manifest import BundleManifest
 
 gbr_app = typer.Typer(
     help="Generative behaviour reasoning: a diffusion model of beyond-log behaviours.",
@@ -72,13 +73,13 @@ def _setup(threads: int | None) -> None:
 
 
 LogWeightOpt = Annotated[
-    float,
+    float | None,
     typer.Option(
         min=0.0,
         max=1.0,
         help="Weight of the co-occurrence of the generator's training logs in each block "
-        "(0: the generator alone; item-token generators that kept their logs; match the "
-        "blocks the ranker was trained with).",
+        "(0: the generator alone; item-token generators that kept their logs). Default: as "
+        "the bundle's ranker was trained with.",
     ),
 ]
 
@@ -110,14 +111,28 @@ def generation_config(
     )
 
 
-def check_blending(model: GBRModel, config: GenerationConfig) -> None:
-    """Refuse ``--log-weight`` above 0 for a generator that cannot blend, before any work."""
-    if config.log_weight > 0 and (model.layout.kind != "items" or model.log_prior is None):
+def check_blending(model: GBRModel, log_weight: float) -> None:
+    """Refuse ``--log-weight`` above 0 for a generator that cannot blend."""
+    if log_weight > 0 and (model.layout.kind != "items" or model.log_prior is None):
         raise typer.BadParameter(
             f"GBR {model.version} cannot blend with its training logs (it needs item tokens and "
             "a checkpoint that kept them: retrain it); use 0",
             param_hint="--log-weight",
         )
+
+
+def block_settings(
+    manifest: BundleManifest, beyond_slots: int | None, log_weight: float | None
+) -> tuple[int, float]:
+    """``--beyond-slots`` and ``--log-weight`` as given, else as the bundle's ranker was trained
+    with (its manifest), else the generator alone (0, 0)."""
+    generator = manifest.generator
+    recorded = generator.blocks if generator is not None else None
+    if beyond_slots is None:
+        beyond_slots = recorded.beyond_slots if recorded is not None else 0
+    if log_weight is None:
+        log_weight = recorded.log_weight if recorded is not None else 0.0
+    return beyond_slots, log_weight
 
 
 def _semantic_vectors(dataset: Dataset, run: Path | None, seed: int) -> npt.NDArray[np.float32]:
@@ -199,15 +214,15 @@ def generate(
     seed: SeedOpt = 0,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
     beyond_slots: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=0,
             help="Last slots of each block given to items beyond the history's main department, "
-            "ranked by lift over their training share (item-token generators; match the blocks "
-            "the ranker was trained with).",
+            "ranked by lift over their training share (item-token generators). Default: as the "
+            "bundle's ranker was trained with.",
         ),
-    ] = 0,
-    log_weight: LogWeightOpt = 0.0,
+    ] = None,
+    log_weight: LogWeightOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """Generate users' blocks (the bundle's fused item vectors) into the embedded store or Redis."""
@@ -219,13 +234,15 @@ def generate(
     from service.contracts.bundle_root import current_bundle_dir
     from service.contracts.manifest import read_manifest
 
-    config = generation_config(
-        k, steps, temperature, top_p, seed, batch_size, beyond_slots, log_weight
-    )
     model = GBRModel.load(checkpoint)
-    check_blending(model, config)
+    if log_weight is not None:  # before the bundle is read: the option is the mistake
+        check_blending(model, log_weight)
     bundle_dir = bundles / version if version else current_bundle_dir(bundles)
-    table = load_item_table(bundle_dir, read_manifest(bundle_dir))
+    manifest = read_manifest(bundle_dir)
+    table = load_item_table(bundle_dir, manifest)
+    slots, weight = block_settings(manifest, beyond_slots, log_weight)
+    config = generation_config(k, steps, temperature, top_p, seed, batch_size, slots, weight)
+    check_blending(model, config.log_weight)
     target = store_config(store, users_path, redis_url, redis_cluster)
     summary = run_nearline(
         model,

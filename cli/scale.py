@@ -28,6 +28,7 @@ from cli.gbr import (
     StepsOpt,
     TemperatureOpt,
     TopPOpt,
+    block_settings,
     check_blending,
     generation_config,
 )
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from offline.gbr.generate import GenerationConfig
     from offline.scale.session import WorkerPool
     from service.bundles.loaded import ItemTable
+    from service.contracts.manifest import BundleManifest
 
 #: What to run when Ray Data is missing.
 INSTALL_HINT = "install the scale extra: pip install -e '.[scale]'"
@@ -78,11 +80,11 @@ DataOpt = Annotated[Path, typer.Option(help="Dataset folder.")]
 CheckpointOpt = Annotated[Path, typer.Option(help="GBR checkpoint folder.")]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Users per generation batch.")]
 BeyondSlotsOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
         min=0,
         help="Last slots of each block given to items beyond the history's main department "
-        "(as `reaseq gbr generate --beyond-slots`).",
+        "(as `reaseq gbr generate --beyond-slots`; default: as the bundle's ranker was trained).",
     ),
 ]
 VersionOpt = Annotated[str | None, typer.Option(help="Bundle (default: CURRENT).")]
@@ -116,13 +118,15 @@ def _pool(workers: int | None, shard_rows: int, gpus: float = 0.0) -> WorkerPool
     return WorkerPool(workers=workers, shard_rows=shard_rows, gpus_per_worker=gpus)
 
 
-def _item_table(bundles: Path, version: str | None) -> ItemTable:
+def _bundle(bundles: Path, version: str | None) -> tuple[ItemTable, BundleManifest]:
+    """The bundle's item table and manifest."""
     from service.bundles.loaded import load_item_table
     from service.contracts.bundle_root import current_bundle_dir
     from service.contracts.manifest import read_manifest
 
     bundle_dir = bundles / version if version else current_bundle_dir(bundles)
-    return load_item_table(bundle_dir, read_manifest(bundle_dir))
+    manifest = read_manifest(bundle_dir)
+    return load_item_table(bundle_dir, manifest), manifest
 
 
 @scale_app.command()
@@ -283,8 +287,8 @@ def nearline(
     top_p: TopPOpt = 0.9,
     seed: SeedOpt = 0,
     batch_size: BatchSizeOpt = 256,
-    beyond_slots: BeyondSlotsOpt = 0,
-    log_weight: LogWeightOpt = 0.0,
+    beyond_slots: BeyondSlotsOpt = None,
+    log_weight: LogWeightOpt = None,
     shard_users: ShardUsersOpt = 4096,
     gpus_per_worker: GpusOpt = 0.0,
     workers: WorkersOpt = None,
@@ -299,16 +303,17 @@ def nearline(
     from offline.gbr.checkpoint import GBRModel
     from service.stores.config import RedisStoreConfig
 
-    config = generation_config(
-        k, steps, temperature, top_p, seed, batch_size, beyond_slots, log_weight
-    )
     if out is not None and incremental:
         raise typer.BadParameter("writes every active user's blocks: drop one", param_hint="--out")
     if out is None and store is options.StoreKind.embedded and not users_path.is_file():
         raise FileNotFoundError(2, "publish the users' sequences before their blocks", users_path)
     dataset, model = Dataset.load(data), GBRModel.load(checkpoint)
-    check_blending(model, config)
-    table = _item_table(bundles, version)
+    if log_weight is not None:
+        check_blending(model, log_weight)
+    table, manifest = _bundle(bundles, version)
+    slots, weight = block_settings(manifest, beyond_slots, log_weight)
+    config = generation_config(k, steps, temperature, top_p, seed, batch_size, slots, weight)
+    check_blending(model, config.log_weight)
     pool = _pool(workers, shard_users, gpus_per_worker)
     if out is not None:
         with _on_ray(ray_address, num_cpus):

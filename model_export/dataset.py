@@ -20,6 +20,7 @@ from torch import Tensor
 
 from offline.data.canonical import Dataset
 from service.contracts.features import behaviour_features
+from service.contracts.manifest import BlockSettings, GeneratorInfo
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -82,6 +83,15 @@ class GeneratedBlocksLog:
 
     items: Ints  # [n_requests, K]
     version: str
+    #: How the blocks were generated (:class:`offline.gbr.generate.GenerationConfig` fields),
+    #: recorded in the bundle so the nearline job makes the same.
+    beyond_slots: int = 0
+    log_weight: float = 0.0
+
+    def generator_info(self) -> GeneratorInfo:
+        """The bundle manifest's record of the generator and how it made these blocks."""
+        blocks = BlockSettings(beyond_slots=self.beyond_slots, log_weight=self.log_weight)
+        return GeneratorInfo(version=self.version, blocks=blocks)
 
     def __post_init__(self) -> None:
         if self.items.ndim != 2:

@@ -89,4 +89,9 @@ def generated_log(
         setup.k,
         time.perf_counter() - started,
     )
-    return GeneratedBlocksLog(items=items, version=generator_version(model))
+    return GeneratedBlocksLog(
+        items=items,
+        version=generator_version(model),
+        beyond_slots=setup.generation.beyond_slots,
+        log_weight=setup.generation.log_weight,
+    )

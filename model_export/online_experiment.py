@@ -59,7 +59,7 @@ from offline.experiments.plot import plot_report
 from offline.publish.sequences import latest_sequences
 from offline.publish.stores import publish_embedded
 from service.contracts.bundle_root import activate, record_user_snapshot
-from service.contracts.manifest import GeneratorInfo, read_manifest
+from service.contracts.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def _export_arm(
         ranker,
         semantic.encoder,
         {variant: evaluate(ranker, dataset, generated)},
-        generator=None if generated is None else GeneratorInfo(version=generated.version),
+        generator=None if generated is None else generated.generator_info(),
     )
     path = export_run(run, dataset, out / "bundles", version=f"sim-{arm}-s{seed}")
     log.info("%s arm: bundle %s trained in %.0f s", arm, path.name, ranker.train_seconds)

@@ -232,7 +232,7 @@ def train_run(
         m = metrics[name]
         log.info("%s: auc %.4f gauc %.4f logloss %.4f", name, m.auc, m.gauc, m.logloss)
     generator = (
-        GeneratorInfo(version=generated.version)
+        generated.generator_info()
         if generated is not None and VARIANTS[shipped].uses_generated
         else None
     )

@@ -78,10 +78,29 @@ class TextEncoderInfo(_Strict):
     version: str
 
 
+class BlockSettings(_Strict):
+    """How the ranker's training blocks were generated; the nearline job generates the same
+    unless told otherwise."""
+
+    beyond_slots: int = Field(
+        default=0, ge=0, description="Last slots given to items beyond the history's department."
+    )
+    log_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Weight of the generator's training-log co-occurrence in each block.",
+    )
+
+
 class GeneratorInfo(_Strict):
     version: str = Field(description="GBR model version the ranker was trained with.")
     checkpoint: BundleFileName | None = Field(
         default=None, description="Checkpoint file in the bundle."
+    )
+    blocks: BlockSettings | None = Field(
+        default=None,
+        description="How its training blocks were generated (absent: the generator alone).",
     )
 
 

@@ -80,7 +80,7 @@ def test_ablation_rows_train_with_a_generated_log(tmp_path: Path) -> None:
     dataset = generate(SyntheticConfig.preset("tiny", seed=9))
     examples = build_examples(dataset, max_seq_len=1)
     clicked = np.where(examples.labels > 0, examples.candidate_items, -1)
-    log = GeneratedBlocksLog(items=clicked, version="oracle-tiny")
+    log = GeneratedBlocksLog(items=clicked, version="oracle-tiny", beyond_slots=2, log_weight=0.5)
     with pytest.raises(ValueError, match="none of"):
         train_run(dataset, TINY_CONFIG, generated=log)
     with pytest.raises(ValueError, match="need a generated"):
@@ -90,6 +90,9 @@ def test_ablation_rows_train_with_a_generated_log(tmp_path: Path) -> None:
         assert {name, f"{name}/cold_items", f"{name}/sparse_users"} <= set(run.metrics)
     assert run.ranker.config.generated == log.k and run.ranker.config.use_semantic
     assert run.generator is not None and run.generator.version == log.version
+    # How the blocks were made travels with the run to the manifest (the nearline default).
+    assert run.generator.blocks is not None
+    assert (run.generator.blocks.beyond_slots, run.generator.blocks.log_weight) == (2, 0.5)
     run.save(tmp_path / "run")
     loaded = TrainingRun.load(tmp_path / "run")
     assert loaded.generator == run.generator

@@ -8,11 +8,14 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from cli.gbr import block_settings
 from cli.main import app
 from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth
 from offline.gbr.checkpoint import GBRModel
+from service.contracts.manifest import BlockSettings, read_manifest
 from tests.cli.test_errors import assert_one_line, reaseq
+from tests.support.bundles import build_bundle
 
 
 def test_train_then_evaluate(tiny: tuple[Dataset, GroundTruth], tmp_path: Path) -> None:
@@ -52,3 +55,19 @@ def test_generate_refuses_a_blend_the_checkpoint_cannot_make(
             "--bundles", str(tmp_path / "none"), "--log-weight", weight, cwd=tmp_path,
         )  # fmt: skip
         assert_one_line(answer, *wanted)
+
+
+def test_generation_defaults_to_the_blocks_the_ranker_was_trained_with(tmp_path: Path) -> None:
+    manifest = read_manifest(build_bundle(tmp_path))
+    assert manifest.generator is not None
+    recorded = manifest.model_copy(
+        update={"generator": manifest.generator.model_copy(
+            update={"blocks": BlockSettings(beyond_slots=2, log_weight=0.75)})}
+    )  # fmt: skip
+    assert block_settings(recorded, None, None) == (2, 0.75)
+    assert block_settings(recorded, 0, None) == (0, 0.75)  # an option given wins
+    assert block_settings(recorded, None, 0.25) == (2, 0.25)
+    # A bundle recorded before the settings, or without a generator: the generator alone.
+    assert block_settings(manifest, None, None) == (0, 0.0)
+    bare = manifest.model_copy(update={"generator": None})
+    assert block_settings(bare, 4, None) == (4, 0.0)
