@@ -268,6 +268,15 @@ def evaluate(
     top_p: TopPOpt = 0.9,
     seed: SeedOpt = 0,
     cost_users: Annotated[int, typer.Option(min=0, help="Users timed per (K, S); 0 = skip.")] = 500,
+    log_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Weight of the co-occurrence of the generator's training logs in each block "
+            "(0: the generator alone; item-token generators that kept their logs).",
+        ),
+    ] = 0.0,
     threads: ThreadsOpt = None,
 ) -> None:
     """Beyond-log recall@K against baselines, semantic consistency and cost, as JSON."""
@@ -276,11 +285,15 @@ def evaluate(
     from offline.gbr.checkpoint import GBRModel
     from offline.gbr.evaluate import evaluate_generator
 
+    model = GBRModel.load(checkpoint)
+    check_blending(model, log_weight)
     dataset = Dataset.load(data)
     report = evaluate_generator(
-        GBRModel.load(checkpoint),
+        model,
         dataset,
-        generation=generation_config(k, steps, temperature, top_p, seed, 256),
+        generation=generation_config(
+            k, steps, temperature, top_p, seed, 256, log_weight=log_weight
+        ),
         truth=_synthetic_truth(dataset),
         cost_users=cost_users,
     )

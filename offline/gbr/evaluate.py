@@ -228,7 +228,9 @@ def evaluate_generator(
     history = behaviour_sequences(dataset.behaviours, len(dataset.user_ids), dataset.split_ts)
     users, targets = future_targets(dataset, history, window)
     started = time.perf_counter()
-    block = generate_for_users(model, history, users, config)
+    # Blended with the training logs when the config says so; beyond-log slots only for
+    # ``others`` (no groups here), so that ``gbr`` stays the generator's own block.
+    block = generate_blocks(model, history, users, history.lengths()[users], config, None)
     seconds = time.perf_counter() - started
     generated = block.item_idx
     methods = {
@@ -264,6 +266,7 @@ def evaluate_generator(
         "steps": config.steps,
         "temperature": config.temperature,
         "top_p": config.top_p,
+        "log_weight": config.log_weight,
         "users": len(users),
         "recall": {name: round(s[0], 4) for name, s in scores.items()},
         "hit_rate": {name: round(s[1], 4) for name, s in scores.items()},

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cli.gbr import block_settings
@@ -71,3 +72,33 @@ def test_generation_defaults_to_the_blocks_the_ranker_was_trained_with(tmp_path:
     assert block_settings(manifest, None, None) == (0, 0.0)
     bare = manifest.model_copy(update={"generator": None})
     assert block_settings(bare, 4, None) == (4, 0.0)
+
+
+def test_evaluate_blends_with_the_training_logs_when_asked(
+    item_model: GBRModel, tiny: tuple[Dataset, GroundTruth], tmp_path: Path
+) -> None:
+    tiny[0].save(tmp_path / "data")
+    item_model.save(tmp_path / "gbr")
+    replace(item_model, log_prior=None).save(tmp_path / "old")
+    runner = CliRunner()
+    common = ["gbr", "evaluate", "--data", str(tmp_path / "data"), "--k", "8",
+              "--cost-users", "0", "--threads", "1"]  # fmt: skip
+    reports = {}
+    for weight in ("0", "1"):
+        answer = runner.invoke(
+            app, [*common, "--checkpoint", str(tmp_path / "gbr"), "--log-weight", weight]
+        )
+        assert answer.exit_code == 0, answer.output
+        reports[weight] = json.loads(answer.output[answer.output.index("{") :])
+    assert reports["0"]["log_weight"] == 0 and reports["1"]["log_weight"] == 1
+    # Weight 1 is the training logs' co-occurrence alone: the co-occurrence baseline of the
+    # same events, so the same recall up to the order of tied items; weight 0 is the
+    # generator's own block.
+    assert reports["1"]["recall"]["gbr"] == pytest.approx(
+        reports["1"]["recall"]["cooccurrence"], abs=0.01
+    )
+    assert reports["0"]["recall"]["cooccurrence"] == reports["1"]["recall"]["cooccurrence"]
+    refused = reaseq(
+        *common, "--checkpoint", str(tmp_path / "old"), "--log-weight", "0.5", cwd=tmp_path
+    )
+    assert_one_line(refused, "--log-weight", "retrain it")
