@@ -164,6 +164,13 @@ class Settings(GuardSettings):
         description="Threads sharing a batch's attention (a large request is split across "
         "them); more than one pays on an otherwise idle core.",
     )
+    item_table_float32_mb: float = Field(
+        default=256.0,
+        ge=0,
+        description="An item table that takes at most this many MiB as float32 is copied into "
+        "each worker's memory as float32 (a request's rows then need no conversion); a larger "
+        "one is read through the memory-mapped file at the bundle's dtype. 0 = always mapped.",
+    )
     user_cache_mb: float = Field(
         default=256.0,
         ge=0,

@@ -77,13 +77,22 @@ _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(i
 
 
 class ItemTable:
-    """Item vectors by ID, memory-mapped from the bundle; unknown IDs get the default vector."""
+    """Item vectors by ID, memory-mapped from the bundle (or held as float32, see
+    :func:`load_item_table`); unknown IDs get the default vector."""
 
     def __init__(
-        self, item_ids: npt.NDArray[np.str_], vectors: npt.NDArray[np.floating], default: FloatArray
+        self,
+        item_ids: npt.NDArray[np.str_],
+        vectors: npt.NDArray[np.floating],
+        default: FloatArray,
+        in_memory: bool = False,
     ) -> None:
         self.ids = item_ids
-        self.vectors = vectors
+        self.in_memory = in_memory
+        """Whether the vectors are a float32 copy in this process rather than the mapped file."""
+        # A plain array over the same memory: indexing a ``np.memmap`` pays Python-level hooks
+        # (``__getitem__``, ``__array_finalize__``) on every request.
+        self.vectors = np.asarray(vectors)
         self._rows = {item: row for row, item in enumerate(item_ids.tolist())}
         self.default_vector = default
 
@@ -107,7 +116,10 @@ class ItemTable:
         known = rows >= 0
         vectors = np.empty((len(rows), self.dim), np.float32)
         if known.all():
-            vectors[:] = self.vectors[rows]
+            if self.vectors.dtype == np.float32:  # a gather straight into the output
+                np.take(self.vectors, rows, axis=0, out=vectors)
+            else:
+                vectors[:] = self.vectors[rows]
         else:
             vectors[:] = self.default_vector
             if known.any():
@@ -138,9 +150,11 @@ class LoadedBundle:
         bundle_dir: Path,
         intra_op_threads: int = 1,
         providers: Sequence[Provider] = CPU_PROVIDERS,
+        float32_items_max_bytes: int = 0,
     ) -> LoadedBundle:
         """Read and verify a bundle, its sessions on ``providers`` (in order of preference);
-        raises :class:`BundleIntegrityError` when it is unsound."""
+        raises :class:`BundleIntegrityError` when it is unsound. An item table of at most
+        ``float32_items_max_bytes`` as float32 is held in memory as float32."""
         manifest = read_manifest(bundle_dir)
         _check_listed(manifest)
         verify_files(bundle_dir, manifest)
@@ -154,8 +168,14 @@ class LoadedBundle:
             for name in graphs.GRAPH_NAMES
         }
         _check_signatures(manifest.version, sessions)
-        items = load_item_table(bundle_dir, manifest)
-        log.info("loaded bundle %s: %d items, d=%d", manifest.version, len(items), items.dim)
+        items = load_item_table(bundle_dir, manifest, float32_items_max_bytes)
+        log.info(
+            "loaded bundle %s: %d items, d=%d, %s",
+            manifest.version,
+            len(items),
+            items.dim,
+            "float32 in memory" if items.in_memory else f"{items.vectors.dtype} memory-mapped",
+        )
         return cls(bundle_dir, manifest, sessions, items)
 
     def run(self, graph: str, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -225,8 +245,12 @@ def _check_signatures(version: str, sessions: Mapping[str, ort.InferenceSession]
             )
 
 
-def load_item_table(bundle_dir: Path, manifest: BundleManifest) -> ItemTable:
-    """The bundle's item table, memory-mapped and checked against the manifest."""
+def load_item_table(
+    bundle_dir: Path, manifest: BundleManifest, float32_max_bytes: int = 0
+) -> ItemTable:
+    """The bundle's item table, checked against the manifest: memory-mapped (shared by every
+    process that maps the bundle), or, when it takes at most ``float32_max_bytes`` as float32,
+    copied into memory as float32, so that a request's rows need no conversion."""
     table = manifest.item_table
     dim = manifest.dimensions.item_dim
     ids = np.load(bundle_dir / table.ids_file, mmap_mode="r", allow_pickle=False)
@@ -246,4 +270,6 @@ def load_item_table(bundle_dir: Path, manifest: BundleManifest) -> ItemTable:
         raise BundleIntegrityError(
             f"bundle {manifest.version}: default_vector has {default.shape[0]} values, not {dim}"
         )
+    if vectors.dtype != np.float32 and vectors.shape[0] * vectors.shape[1] * 4 <= float32_max_bytes:
+        return ItemTable(np.asarray(ids), np.asarray(vectors, np.float32), default, in_memory=True)
     return ItemTable(np.asarray(ids), vectors, default)

@@ -45,7 +45,10 @@ class ServingParts:
         """Read and verify a bundle, its sessions on the plan's onnxruntime providers (blocks:
         call it off the event loop)."""
         return LoadedBundle.load(
-            bundle_dir, self.settings.onnx_intra_op_threads, self.plan.providers
+            bundle_dir,
+            self.settings.onnx_intra_op_threads,
+            self.plan.providers,
+            float32_items_max_bytes=int(self.settings.item_table_float32_mb * 2**20),
         )
 
 
