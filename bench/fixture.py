@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,15 +62,30 @@ class BenchFixture:
 def build_fixture(
     root: Path, model_dir: Path, data_dir: Path, workloads: list[Workload], seed: int = 0
 ) -> BenchFixture:
-    """Write the bench bundle, users and request bodies under ``root`` (reused when present)."""
+    """Write the bench bundle, users and request bodies under ``root`` (reused when present
+    and long enough for ``workloads``)."""
     fixture = BenchFixture(root, model_dir)
-    if not fixture.bundle_dir.is_dir():
+    exported = False
+    if not fixture.bundle_dir.is_dir() or not bundle_covers(fixture.bundle_dir, workloads):
+        # A bundle left by a run of shorter workloads would cut their histories short and
+        # serve less work than the workload names: export again, with users to match.
+        shutil.rmtree(fixture.bundles, ignore_errors=True)
         _export(fixture, data_dir, workloads)
-    if not fixture.users_path.is_file() or any(
-        not fixture.requests_path(w).is_file() for w in workloads
+        exported = True
+    if (
+        exported
+        or not fixture.users_path.is_file()
+        or any(not fixture.requests_path(w).is_file() for w in workloads)
     ):
         _write_users_and_requests(fixture, workloads, np.random.default_rng(seed))
     return fixture
+
+
+def bundle_covers(bundle_dir: Path, workloads: list[Workload]) -> bool:
+    """Whether the bundle scores every behaviour of each workload (its maximum lengths are at
+    least the workloads' real and generated counts)."""
+    lengths = read_manifest(bundle_dir).max_lengths
+    return all(w.real <= lengths.sequence and w.generated <= lengths.generated for w in workloads)
 
 
 def _export(fixture: BenchFixture, data_dir: Path, workloads: list[Workload]) -> None:

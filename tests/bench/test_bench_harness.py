@@ -15,6 +15,7 @@ import psutil
 import pytest
 from aiohttp import web
 
+from bench.fixture import bundle_covers
 from bench.loadgen import SERVER_PART, RateResult, offer, server_timing
 from bench.overload_report import overload_section
 from bench.profile import summarise_samples
@@ -32,6 +33,7 @@ from bench.tail import tail_breakdown, tail_reading
 from bench.workloads import W1, Workload
 from loadtest.service_process import serving_process
 from service.ranking.breakdown import RequestBreakdown
+from tests.support.bundles import build_bundle
 from tests.support.ports import free_port
 
 
@@ -352,3 +354,14 @@ def test_robbed_overload_runs_are_run_again_and_left_out_of_the_median() -> None
     text = "\n".join(overload_section({"p99_objective_ms": 50.0,
                                        "overload_defaults": found["defaults"]}))  # fmt: skip
     assert "the median of the 3 least robbed (the others robbed of more than 10%" in text
+
+
+def test_a_bundle_shorter_than_a_workload_does_not_cover_it(tmp_path: Path) -> None:
+    """The fixture exports again rather than serve a workload's histories cut short."""
+    bundle_dir = build_bundle(tmp_path, max_sequence=8, max_generated=2)
+    fits = Workload("fits", candidates=5, real=8, generated=2)
+    longer = Workload("longer", candidates=5, real=9, generated=2)
+    more_generated = Workload("more_generated", candidates=5, real=4, generated=3)
+    assert bundle_covers(bundle_dir, [fits])
+    assert not bundle_covers(bundle_dir, [fits, longer])
+    assert not bundle_covers(bundle_dir, [more_generated])
