@@ -117,7 +117,7 @@ class ItemTable:
         vectors = np.empty((len(rows), self.dim), np.float32)
         if known.all():
             if self.vectors.dtype == np.float32:  # a gather straight into the output
-                np.take(self.vectors, rows, axis=0, out=vectors)
+                self.vectors.take(rows, axis=0, out=vectors)
             else:
                 vectors[:] = self.vectors[rows]
         else:

@@ -95,8 +95,10 @@ class DeviceRunner:
         self._heads = bundle.manifest.dimensions.heads
         device = context.device
         with context.scope():
-            # The table as stored (float16 or float32); gathered rows are widened to float32.
-            self._table = torch.from_numpy(np.array(bundle.items.vectors)).to(device)
+            # The table as stored (float16 or float32), whatever the host holds (it may widen
+            # it to float32 for its own lookups); gathered rows are widened to float32.
+            stored = np.array(bundle.items.vectors, bundle.manifest.item_table.dtype)
+            self._table = torch.from_numpy(stored).to(device)
             default = np.asarray(bundle.items.default_vector, np.float32)
             self._default = torch.from_numpy(default).to(device)
 

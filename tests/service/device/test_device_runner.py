@@ -81,7 +81,11 @@ def device_runner(
         plan = plan_scoring(settings)
     except DeviceUnavailable as error:
         pytest.skip(str(error))
-    bundle = LoadedBundle.load(bundle_dir, providers=plan.providers)  # type: ignore[arg-type]
+    bundle = LoadedBundle.load(
+        bundle_dir,  # type: ignore[arg-type]
+        providers=plan.providers,
+        float32_items_max_bytes=int(settings.item_table_float32_mb * 2**20),
+    )
     return DeviceRunner.open(bundle, plan, cache=cache), bundle
 
 
@@ -147,6 +151,16 @@ def test_candidates_from_the_device_table_equal_the_stores_vectors(
         request.candidate_ids = None
         uploaded.append(request)
     assert_same(gathered, runner.score_batch(uploaded), 0.0)
+
+
+def test_the_device_holds_the_table_as_stored_when_the_host_widens_it(
+    model_bundle: LoadedBundle,
+) -> None:
+    runner, bundle = device_runner(model_bundle.directory, "cpu", "torch", "torch")
+    assert bundle.items.in_memory and bundle.items.vectors.dtype == np.float32
+    stored = bundle.manifest.item_table.dtype
+    assert stored == "float16" and str(runner._table.dtype) == f"torch.{stored}"
+    np.testing.assert_array_equal(runner._table.numpy(), bundle.items.vectors.astype(stored))
 
 
 def test_a_batch_of_requests_without_candidates(model_bundle: LoadedBundle) -> None:
