@@ -157,12 +157,13 @@ class Settings(GuardSettings):
     scoring_threads: int = Field(
         default=1, ge=1, le=64, description="Scoring threads per worker (one batch each)."
     )
-    attention_threads: int = Field(
-        default=1,
+    attention_threads: int | None = Field(
+        default=None,
         ge=1,
         le=64,
-        description="Threads sharing a batch's attention (a large request is split across "
-        "them); more than one pays on an otherwise idle core.",
+        description="Threads sharing a batch's attention (a request with at least 2^17 "
+        "candidate-behaviour pairs is split across them); unset = the cores usable by each "
+        "worker (cores // REASEQ_WORKERS, at least 1).",
     )
     item_table_float32_mb: float = Field(
         default=256.0,

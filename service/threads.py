@@ -1,14 +1,17 @@
-"""Thread limits for serving processes; must run before NumPy is first imported.
+"""Cores and thread limits for serving processes; :func:`limit_blas_threads` must run before
+NumPy is first imported.
 
 The attention matmuls are small, and a multi-threaded BLAS next to onnxruntime's threads and the
 event loop oversubscribes the cores, which slows every request down. Scale with replicas or
 workers instead. An explicit setting in the environment
-wins.
+wins. What the service does run in parallel (scoring threads, a large request's attention split
+over threads) is sized from :func:`usable_cores`.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -16,3 +19,26 @@ BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THR
 def limit_blas_threads(threads: int = 1) -> None:
     for variable in BLAS_THREAD_VARIABLES:
         os.environ.setdefault(variable, str(threads))
+
+
+_CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, lowered by a cgroup CPU quota."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    try:
+        quota, period = _CGROUP_CPU_MAX.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cores
+    if quota == "max":
+        return cores
+    return max(1, min(cores, int(int(quota) / int(period))))
+
+
+def default_attention_threads(workers: int, cores: int) -> int:
+    """Threads that share one large request's attention in each worker: the worker's share of
+    the cores. An idle core then works on the request in hand; under full load each thread's
+    part waits for a core, and the split costs only its hand-off."""
+    return max(1, cores // max(1, workers))

@@ -7,7 +7,10 @@ dispatcher (:class:`kernels.target_attention.AttentionBackend`):
 - :class:`OnnxAttention` (``onnx_cpu``, the CPU serving default): a three-node onnxruntime graph
   (MatMul, Softmax, MatMul, with the head layout done in the graph), built at start-up.
   onnxruntime's fused softmax is the point: its exponential is faster than NumPy's, and the
-  exponential is most of the work.
+  exponential is most of the work. A large request runs the graph over chunks of its
+  candidates whose logits fit in a core's cache (:data:`ONNX_CHUNK_BYTES`): a whole W2 request
+  writes 32 MB of logits and reads them back twice, and between requests that memory goes cold,
+  so the unchunked graph paid main-memory traffic on every request.
 - :func:`attend` on NumPy (``numpy``), used where the ``onnx`` package is missing.
 
 Both take keys and values laid out head-major once per user (:class:`HeadMajorBehaviours`), so
@@ -47,6 +50,9 @@ _IR_VERSION = 9
 
 #: Bytes of logits per chunk of candidates: half the L2 cache of one core of a typical server.
 DEFAULT_CHUNK_BYTES = 512 * 1024
+#: Bytes of logits per onnxruntime call: a few MiB keep a chunk's logits in a core's cache
+#: while each call's fixed cost (about 30 us) stays small against its work.
+ONNX_CHUNK_BYTES = 4 * 1024 * 1024
 _MIN_CHUNK = 8
 
 
@@ -135,11 +141,12 @@ class OnnxAttention:
     """Target attention as an onnxruntime graph over row-major queries and head-major keys and
     values; one session for pooling alone, one that also returns the head-averaged weights."""
 
-    def __init__(self, heads: int, head_dim: int) -> None:
+    def __init__(self, heads: int, head_dim: int, chunk_bytes: int = ONNX_CHUNK_BYTES) -> None:
         import onnxruntime as ort
 
         self.heads = heads
         self.head_dim = head_dim
+        self.chunk_bytes = chunk_bytes
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -159,16 +166,25 @@ class OnnxAttention:
     def __call__(
         self, queries: FloatArray, behaviours: HeadMajorBehaviours, return_weights: bool = False
     ) -> tuple[FloatArray, FloatArray | None]:
-        if len(queries) == 0 or behaviours.length == 0:
+        candidates, length = len(queries), behaviours.length
+        if candidates == 0 or length == 0:
             return attend(queries, behaviours, return_weights)
-        feeds = {
-            "queries": np.ascontiguousarray(queries, np.float32),
-            "keys": behaviours.keys,
-            "values": behaviours.values,
-        }
-        if not return_weights:
-            return self._pool.run(None, feeds)[0], None
-        pooled, weights = self._pool_and_weights.run(None, feeds)
+        queries = np.ascontiguousarray(queries, np.float32)
+        session = self._pool_and_weights if return_weights else self._pool
+        feeds = {"queries": queries, "keys": behaviours.keys, "values": behaviours.values}
+        rows = max(_MIN_CHUNK, self.chunk_bytes // (4 * self.heads * length))
+        if rows >= candidates:
+            outputs = session.run(None, feeds)
+            return outputs[0], outputs[1] if return_weights else None
+        pooled = np.empty((candidates, self.heads * self.head_dim), np.float32)
+        weights = np.empty((candidates, length), np.float32) if return_weights else None
+        for start in range(0, candidates, rows):
+            part = slice(start, start + rows)
+            feeds["queries"] = queries[part]
+            outputs = session.run(None, feeds)
+            pooled[part] = outputs[0]
+            if weights is not None:
+                weights[part] = outputs[1]
         return pooled, weights
 
 

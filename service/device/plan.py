@@ -19,6 +19,7 @@ from service.bundles.loaded import LoadedBundle, Provider
 from service.ranking.observer import NO_OBSERVER, RankingObserver
 from service.ranking.scoring import GraphRunner, ScoringRunner
 from service.ranking.user_cache import UserStateCache
+from service.threads import default_attention_threads, usable_cores
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -52,6 +53,8 @@ class ScoringPlan:
     device_graphs: DeviceGraphsEngine | None = None
     #: Whether the device path may fall back to PyTorch when onnxruntime cannot run there.
     torch_fallback: bool = False
+    #: Threads that share a large request's attention on the host path.
+    attention_threads: int = 1
 
     @property
     def on_device(self) -> bool:
@@ -65,7 +68,11 @@ class ScoringPlan:
     def describe(self) -> str:
         names = ", ".join(p if isinstance(p, str) else p[0] for p in self.providers)
         if not self.on_device:
-            return f"host path: graphs on onnxruntime ({names}), attention {self.backend.value}"
+            threads = f"{self.attention_threads} thread{'s' if self.attention_threads > 1 else ''}"
+            return (
+                f"host path: graphs on onnxruntime ({names}), attention {self.backend.value} "
+                f"over {threads}"
+            )
         device = self.device if self.device == "cpu" else f"cuda:{self.device_index}"
         engine = (
             f"onnxruntime ({names}) with IOBinding"
@@ -85,7 +92,12 @@ def plan_scoring(settings: Settings) -> ScoringPlan:
     )
     names = _available_providers(settings.onnx_providers or DEFAULT_PROVIDERS[settings.device])
     if backend.on_host:
-        return ScoringPlan(settings.device, settings.device_index, backend, tuple(names))
+        threads = settings.attention_threads or default_attention_threads(
+            settings.workers, usable_cores()
+        )
+        return ScoringPlan(
+            settings.device, settings.device_index, backend, tuple(names), attention_threads=threads
+        )
     own = DEVICE_PROVIDER[settings.device]
     engine: DeviceGraphsEngine
     if settings.device_graphs == "auto":
@@ -140,7 +152,7 @@ def open_runner(
             settings.graph_mode,
             observer=observer,
             cache=cache,
-            attention_threads=settings.attention_threads,
+            attention_threads=plan.attention_threads,
             backend=plan.backend,
         )
     from service.device.runner import DeviceRunner

@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import os
 import time
 from collections import Counter as Tally
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -63,7 +61,6 @@ CONGESTED_TIMEOUT_SHARE_OF_OBJECTIVE = 0.1
 #: The window over which arrivals and completions are counted, in latency objectives: five,
 #: long enough that a Poisson burst below capacity does not look like overload.
 CONGESTION_INTERVAL_OBJECTIVES = 5.0
-_CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
 class ShedReason(enum.StrEnum):
@@ -95,19 +92,6 @@ class AdmissionLimits:
     congested_timeout_s: float | None = None
     #: The window over which arrivals and completions are counted.
     congestion_interval_s: float = 0.25
-
-
-def usable_cores() -> int:
-    """The cores this process may run on: its CPU affinity, lowered by a cgroup CPU quota."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
-    try:
-        quota, period = _CGROUP_CPU_MAX.read_text().split()[:2]
-    except (OSError, ValueError):
-        return cores
-    if quota == "max":
-        return cores
-    return max(1, min(cores, int(int(quota) / int(period))))
 
 
 def default_in_flight(scoring_threads: int, workers: int, cores: int) -> int:

@@ -25,12 +25,12 @@ from service.http.admission import (
     AdmissionMiddleware,
     default_in_flight,
     default_per_key,
-    usable_cores,
 )
 from service.http.body_limit import RequestBodyLimit
 from service.http.key_check import RankKeyCheck
 from service.observability.metrics import ServiceMetrics
 from service.settings import Settings
+from service.threads import usable_cores
 
 log = logging.getLogger(__name__)
 

@@ -69,14 +69,22 @@ def test_matches_the_reference(
 
 
 @settings(max_examples=40, deadline=None)
-@given(**POOL_SHAPES, explain=st.booleans())
+@given(**POOL_SHAPES, explain=st.booleans(), chunk_bytes=st.sampled_from([1, 4096, 1 << 22]))
 def test_the_onnxruntime_graph_matches_numpy(
-    candidates: int, length: int, heads: int, head_dim: int, explain: bool, seed: int
+    candidates: int,
+    length: int,
+    heads: int,
+    head_dim: int,
+    explain: bool,
+    chunk_bytes: int,
+    seed: int,
 ) -> None:
+    """Whole or over chunks of candidates (1 byte: the smallest chunk; 4 MiB: the default,
+    one call at these sizes)."""
     dim = heads * head_dim
     queries, keys, values = _pool(seed, candidates, length, dim, scale=3)
     behaviours = HeadMajorBehaviours.from_rows(keys, values, heads)
-    pooled, weights = _onnx(heads, head_dim)(queries, behaviours, explain)
+    pooled, weights = _onnx(heads, head_dim, chunk_bytes)(queries, behaviours, explain)
     expected, expected_weights = attend(queries, behaviours, explain)
     assert pooled.shape == (candidates, dim) and np.isfinite(pooled).all()
     np.testing.assert_allclose(pooled, expected, rtol=1e-4, atol=1e-5)
@@ -87,13 +95,13 @@ def test_the_onnxruntime_graph_matches_numpy(
         assert weights is None
 
 
-_SESSIONS: dict[tuple[int, int], OnnxAttention] = {}
+_SESSIONS: dict[tuple[int, int, int], OnnxAttention] = {}
 
 
-def _onnx(heads: int, head_dim: int) -> OnnxAttention:
-    key = (heads, head_dim)
+def _onnx(heads: int, head_dim: int, chunk_bytes: int) -> OnnxAttention:
+    key = (heads, head_dim, chunk_bytes)
     if key not in _SESSIONS:
-        _SESSIONS[key] = OnnxAttention(heads, head_dim)
+        _SESSIONS[key] = OnnxAttention(heads, head_dim, chunk_bytes)
     return _SESSIONS[key]
 
 

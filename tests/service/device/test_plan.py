@@ -33,6 +33,19 @@ def test_the_default_is_the_host_path() -> None:
     assert "host path" in plan.describe()
 
 
+@pytest.mark.parametrize(
+    ("workers", "cores", "threads"), [(1, 2, 2), (2, 2, 1), (4, 2, 1), (2, 8, 4)]
+)
+def test_a_large_requests_attention_shares_the_workers_cores_by_default(
+    workers: int, cores: int, threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.device.plan.usable_cores", lambda: cores)
+    plan = plan_scoring(Settings(workers=workers))
+    assert plan.attention_threads == threads
+    assert f"over {threads} thread" in plan.describe()
+    assert plan_scoring(Settings(workers=workers, attention_threads=3)).attention_threads == 3
+
+
 def test_a_tensor_backend_on_cpu_is_the_device_path_on_the_cpu() -> None:
     plan = plan_scoring(Settings(attention_backend="triton"))
     assert plan.on_device and plan.device == "cpu" and plan.device_graphs == "onnxruntime"
