@@ -163,6 +163,10 @@ class OnnxAttention:
             providers=["CPUExecutionProvider"],
         )
 
+    def rows_per_call(self, length: int) -> int:
+        """Candidates per onnxruntime call against a pool of ``length`` behaviours."""
+        return max(_MIN_CHUNK, self.chunk_bytes // (4 * self.heads * max(1, length)))
+
     def __call__(
         self, queries: FloatArray, behaviours: HeadMajorBehaviours, return_weights: bool = False
     ) -> tuple[FloatArray, FloatArray | None]:
@@ -172,7 +176,7 @@ class OnnxAttention:
         queries = np.ascontiguousarray(queries, np.float32)
         session = self._pool_and_weights if return_weights else self._pool
         feeds = {"queries": queries, "keys": behaviours.keys, "values": behaviours.values}
-        rows = max(_MIN_CHUNK, self.chunk_bytes // (4 * self.heads * length))
+        rows = self.rows_per_call(length)
         if rows >= candidates:
             outputs = session.run(None, feeds)
             return outputs[0], outputs[1] if return_weights else None
