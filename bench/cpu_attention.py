@@ -166,7 +166,8 @@ def render(timings: list[Timing], idle_ms: float, repeats: int, machine: str) ->
         "request, as between two requests of a service. `onnxruntime` is the CPU serving kernel "
         "(one thread) with at most the given MiB of logits per call (0: the whole request in "
         "one call); `numpy` is the fallback without the onnx package (its own 512 KiB chunks). "
-        f"The service's default is {ONNX_CHUNK_BYTES / MIB:g} MiB.",
+        f"The service's default is {ONNX_CHUNK_BYTES / MIB:g} MiB "
+        "(`REASEQ_ATTENTION_CHUNK_KB` sets it).",
         "",
         "| workload | kernel | MiB of logits per call | back to back ms | idle between ms |",
         "| --- | --- | --- | --- | --- |",

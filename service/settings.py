@@ -165,6 +165,16 @@ class Settings(GuardSettings):
         "candidate-behaviour pairs is split across them); unset = the cores usable by each "
         "worker (cores // REASEQ_WORKERS, at least 1).",
     )
+    # kernels.target_attention.cpu.ONNX_CHUNK_BYTES; not imported here, since the settings are
+    # read before the BLAS thread limits are set and that module imports NumPy.
+    attention_chunk_kb: int = Field(
+        default=4096,
+        ge=1,
+        le=1 << 20,
+        description="Most KiB of attention logits per onnxruntime call on the host path: a "
+        "large request's candidates are scored in chunks this big, which stay in a core's "
+        "cache (python -m bench.cpu_attention times the sizes on a machine).",
+    )
     item_table_float32_mb: float = Field(
         default=256.0,
         ge=0,

@@ -237,12 +237,13 @@ def attention_graph(heads: int, head_dim: int, weights: bool) -> bytes:
 
 
 @lru_cache(maxsize=16)
-def cpu_attention(heads: int, head_dim: int) -> CpuAttention:
+def cpu_attention(heads: int, head_dim: int, chunk_bytes: int = ONNX_CHUNK_BYTES) -> CpuAttention:
     """The fastest CPU implementation available: onnxruntime when the ``onnx`` package is there
-    to build its graph, else NumPy (said once in the log). One per shape and process: the
-    sessions are stateless and safe to share between threads and bundles."""
+    to build its graph (at most ``chunk_bytes`` of logits per call), else NumPy (said once in
+    the log). One per shape and process: the sessions are stateless and safe to share between
+    threads and bundles."""
     try:
-        return OnnxAttention(heads, head_dim)
+        return OnnxAttention(heads, head_dim, chunk_bytes)
     except ImportError as error:
         log.warning("target attention on NumPy (%s): install onnx for the faster path", error)
         return NumpyAttention()

@@ -42,11 +42,14 @@ def default_backend(device: Literal["cpu", "cuda"]) -> AttentionBackend:
     return AttentionBackend.TRITON if device == "cuda" else AttentionBackend.ONNX_CPU
 
 
-def host_attention(backend: AttentionBackend, heads: int, head_dim: int) -> CpuAttention:
+def host_attention(
+    backend: AttentionBackend, heads: int, head_dim: int, chunk_bytes: int = cpu.ONNX_CHUNK_BYTES
+) -> CpuAttention:
     """The per-request host implementation of a host backend (what the CPU scorer calls between
-    its graphs). ``ONNX_CPU`` falls back to NumPy, saying so in the log, without ``onnx``."""
+    its graphs); ``ONNX_CPU`` runs at most ``chunk_bytes`` of logits per onnxruntime call and
+    falls back to NumPy, saying so in the log, without ``onnx``."""
     if backend is AttentionBackend.ONNX_CPU:
-        return cpu.cpu_attention(heads, head_dim)
+        return cpu.cpu_attention(heads, head_dim, chunk_bytes)
     if backend is AttentionBackend.NUMPY:
         return cpu.NumpyAttention()
     raise ValueError(f"attention backend {backend.value} takes tensors, not host arrays")

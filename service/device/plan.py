@@ -153,6 +153,7 @@ def open_runner(
             observer=observer,
             cache=cache,
             attention_threads=plan.attention_threads,
+            attention_chunk_bytes=settings.attention_chunk_kb * 1024,
             backend=plan.backend,
         )
     from service.device.runner import DeviceRunner

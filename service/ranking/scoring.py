@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from kernels.target_attention import AttentionBackend, host_attention
-from kernels.target_attention.cpu import HeadMajorBehaviours
+from kernels.target_attention.cpu import ONNX_CHUNK_BYTES, HeadMajorBehaviours
 from kernels.target_attention.jagged import offsets_from_lengths
 from service.bundles.loaded import LoadedBundle
 from service.contracts import graphs
@@ -108,6 +108,7 @@ class GraphRunner:
         cache: UserStateCache | None = None,
         attention_threads: int = 1,
         backend: AttentionBackend = AttentionBackend.ONNX_CPU,
+        attention_chunk_bytes: int = ONNX_CHUNK_BYTES,
     ) -> None:
         self._bundle = bundle
         self._mode = mode
@@ -115,7 +116,9 @@ class GraphRunner:
         self._cache = cache or UserStateCache(0)
         self._heads = bundle.manifest.dimensions.heads
         self._own_rows = bundle.manifest.dimensions.user_layers > 0
-        self._attend = host_attention(backend, self._heads, bundle.items.dim // self._heads)
+        self._attend = host_attention(
+            backend, self._heads, bundle.items.dim // self._heads, attention_chunk_bytes
+        )
         self._attention_threads = attention_threads
         self._pool = (
             ThreadPoolExecutor(attention_threads - 1, thread_name_prefix="attention")

@@ -15,7 +15,8 @@ import onnxruntime
 import pytest
 from pydantic import ValidationError
 
-from kernels.target_attention import AttentionBackend
+from kernels.target_attention import AttentionBackend, host_attention
+from kernels.target_attention.cpu import ONNX_CHUNK_BYTES
 from service.app import create_app
 from service.bundles.loaded import LoadedBundle
 from service.device.plan import DeviceUnavailable, open_runner, plan_scoring
@@ -101,6 +102,22 @@ def test_open_runner_gives_the_host_runner_the_chosen_backend(bundle: LoadedBund
     settings = Settings(attention_backend="numpy")
     runner = open_runner(bundle, plan_scoring(settings), settings)
     assert isinstance(runner, GraphRunner)
+
+
+def test_the_host_runners_attention_chunk_follows_its_setting(
+    bundle: LoadedBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings().attention_chunk_kb * 1024 == ONNX_CHUNK_BYTES  # one default, two places
+    asked: list[int] = []
+
+    def spy(backend: AttentionBackend, heads: int, head_dim: int, chunk_bytes: int) -> Any:
+        asked.append(chunk_bytes)
+        return host_attention(backend, heads, head_dim, chunk_bytes)
+
+    monkeypatch.setattr("service.ranking.scoring.host_attention", spy)
+    settings = Settings(attention_chunk_kb=64)
+    open_runner(bundle, plan_scoring(settings), settings)
+    assert asked == [64 * 1024]
 
 
 def test_the_host_path_never_imports_pytorch(bundle: LoadedBundle) -> None:
