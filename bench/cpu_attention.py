@@ -39,6 +39,8 @@ HEADS, HEAD_DIM = 4, 16  # the demo ranker's: item_dim 64 over 4 heads
 MIB = 1 << 20
 #: Chunk budgets timed besides one call for the whole request (0).
 CHUNK_MIB = (0, 1, 2, 4, 8)
+#: A budget no request reaches: the whole request in one call.
+WHOLE_REQUEST_BYTES = 1 << 62
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def measure(
 ) -> list[Timing]:
     pools = Pools.random(workload)
     kernels: list[tuple[str, float | None, CpuAttention]] = [
-        ("onnxruntime", mib, OnnxAttention(HEADS, HEAD_DIM, int(mib * MIB) or 1 << 62))
+        ("onnxruntime", mib, OnnxAttention(HEADS, HEAD_DIM, int(mib * MIB) or WHOLE_REQUEST_BYTES))
         for mib in chunks_mib
     ]
     kernels.append(("numpy", None, NumpyAttention()))

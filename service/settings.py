@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, RedisDsn, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from kernels.target_attention.cpu import ONNX_CHUNK_BYTES
 from service.contracts.bundle_root import current_pointer, read_current, recorded_user_snapshot
 from service.contracts.manifest import confined_bundle_dir
 from service.errors import BundleNotFoundError
@@ -165,10 +166,8 @@ class Settings(GuardSettings):
         "candidate-behaviour pairs is split across them); unset = the cores usable by each "
         "worker (cores // REASEQ_WORKERS, at least 1).",
     )
-    # kernels.target_attention.cpu.ONNX_CHUNK_BYTES; not imported here, since the settings are
-    # read before the BLAS thread limits are set and that module imports NumPy.
     attention_chunk_kb: int = Field(
-        default=4096,
+        default=ONNX_CHUNK_BYTES // 1024,
         ge=1,
         le=1 << 20,
         description="Most KiB of attention logits per onnxruntime call on the host path: a "
