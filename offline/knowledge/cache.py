@@ -29,14 +29,34 @@ CREATE TABLE IF NOT EXISTS answers (
 """
 
 
+#: How long a connection waits for another process's lock (workers of one pool share the file).
+_BUSY_TIMEOUT_S = 30.0
+_WAL_ATTEMPTS = 100
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch the file to write-ahead logging once. The mode is stored in the file, so later
+    openers only read it; switching needs an exclusive lock, for which SQLite does not wait,
+    so an opener racing another process's write retries."""
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)
+
+
 class KnowledgeCache:
     """Agent answers by (content hash, role, prompt version, model)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S)
+        _use_wal(self._db)
         self._db.execute(_SCHEMA)
         self._db.commit()
 
