@@ -41,6 +41,7 @@ from bench.systems import (
 )
 from bench.workloads import SESSION, WORKLOADS, Workload
 from loadtest.service_process import ServiceDidNotStart
+from service.threads import default_workers, usable_cores
 
 console = Console(stderr=True)
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -63,7 +64,10 @@ def main(
     docs_dir: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("docs"),
     workloads: Annotated[str, typer.Option(help="Comma-separated workloads.")] = "W1,W2",
     duration_s: Annotated[float, typer.Option(help="Seconds per offered rate.")] = 8.0,
-    workers: Annotated[int, typer.Option(help="Service worker processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Service worker processes; unset = the service's default."),
+    ] = None,
     rounds: Annotated[
         int, typer.Option(min=1, help="Ladders per system, interleaved (medians reported).")
     ] = 3,
@@ -82,7 +86,9 @@ def main(
     console.print(f"bench bundles and users ready under {work_dir}")
     peak = matmul_peak_flops()
     console.print(f"matrix-multiply peak: {peak / 1e9:.1f} GFLOP/s")
-    systems = lineup(fixture, self_attention, workers, console.print)
+    # What the service starts with REASEQ_WORKERS unset, for the report.
+    service_workers = workers or default_workers(usable_cores(), on_device=False)
+    systems = lineup(fixture, self_attention, workers, service_workers, console.print)
     parity = _parity(systems, fixture, chosen[0], work_dir)
     timed = [s for s in systems if _timed(parity.get(s.name))]
     runs: list[SystemRun] = []
@@ -128,7 +134,7 @@ def main(
         peak_flops=peak,
         session=sessions.get(SERVICE, {}),
         duration_s=duration_s,
-        workers=workers,
+        workers=service_workers,
         wall_s=time.perf_counter() - started,
         load_average=(load_before, os.getloadavg()[0]),
         profile=profile,

@@ -40,7 +40,7 @@ def profile_under_load(
         out = Path(tmp) / "samples.txt"
         spy = subprocess.Popen(
             [executable, "record", "-p", str(pid), "-d", str(int(duration_s)), "-r", "200",
-             "--format", "raw", "-o", str(out), "--nonblocking"],
+             "--format", "raw", "-o", str(out), "--nonblocking", "--subprocesses"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -6,9 +6,12 @@ import gc
 import logging
 import logging.config
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -129,9 +132,10 @@ def serve(settings: Settings | None = None) -> None:
     """Run the service under uvicorn (uvloop when installed), on httptools with a cap on open
     connections and a time and a size limit on request headers (:mod:`service.http.connections`).
 
-    With ``REASEQ_WORKERS`` > 1 uvicorn starts that many worker processes, each building the app
-    from the ``REASEQ_*`` environment; they share metrics through ``PROMETHEUS_MULTIPROC_DIR``,
-    which is emptied here, before any worker writes to it.
+    With more than one worker (``REASEQ_WORKERS``, by default one per usable core) uvicorn
+    starts that many worker processes, each building the app from the ``REASEQ_*`` environment;
+    they share metrics through ``PROMETHEUS_MULTIPROC_DIR`` (a temporary folder of this run's when
+    unset), which is emptied here, before any worker writes to it.
     """
     import uvicorn
 
@@ -148,16 +152,23 @@ def serve(settings: Settings | None = None) -> None:
         settings.service_keys()
     except KeyFileError as error:
         raise SystemExit(f"refusing to start: {error}") from error
+    workers = settings.worker_processes()
     multiproc_dir = settings.metrics_multiproc_dir
-    if multiproc_dir is None and settings.workers > 1:
-        raise SystemExit(
-            f"refusing to start: REASEQ_WORKERS={settings.workers} needs {MULTIPROC_VARIABLE} "
-            "(an empty folder the workers can write), or /metrics would show one worker's counts"
-        )
+    private_dir: Path | None = None
+    if multiproc_dir is None and workers > 1:
+        # Whichever worker answers a scrape must report them all: without a folder named, the
+        # workers share one of this run's own, removed when the service stops.
+        private_dir = multiproc_dir = Path(tempfile.mkdtemp(prefix="reaseq-metrics-"))
     if multiproc_dir is not None:
         clear_multiprocess_dir(multiproc_dir)
         # Workers inherit the environment: prometheus-client reads the variable at import.
         os.environ[MULTIPROC_VARIABLE] = str(multiproc_dir)
+    log.info(
+        "starting %d worker process%s%s",
+        workers,
+        "es" if workers > 1 else "",
+        "" if settings.workers else " (REASEQ_WORKERS unset: one per usable core on the host path)",
+    )
     options = {
         "host": settings.host,
         "port": settings.port,
@@ -169,7 +180,11 @@ def serve(settings: Settings | None = None) -> None:
         # uvicorn is started from Python, so its own flag and variable do not apply here.
         "timeout_graceful_shutdown": settings.graceful_shutdown_s,
     }
-    if settings.workers == 1:
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
-    else:
-        uvicorn.run("service.app:create_app", factory=True, workers=settings.workers, **options)  # type: ignore[arg-type]
+    try:
+        if workers == 1:
+            uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        else:
+            uvicorn.run("service.app:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    finally:
+        if private_dir is not None:
+            shutil.rmtree(private_dir, ignore_errors=True)

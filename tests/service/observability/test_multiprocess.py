@@ -121,3 +121,43 @@ def test_counts_add_up_across_two_workers(two_workers: tuple[str, Path], tmp_pat
         time.sleep(0.2)
     assert value(text, "reaseq_requests_total", **RANK_200) == sent
     assert value(text, "reaseq_requests_in_flight") == 1
+
+
+def test_workers_share_a_private_metrics_folder_when_none_is_named(
+    bundle_root: Path, users_snapshot: Path, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env |= service_env(port, bundle_root, users_snapshot) | {
+        "REASEQ_WORKERS": "2",
+        "REASEQ_ACCESS_LOG": "false",
+        "TMPDIR": str(scratch),
+    }
+    log_path = tmp_path / "service.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service"], env=env, stdout=log, stderr=log
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while (
+                len(folders := list(scratch.glob("reaseq-metrics-*"))) != 1
+                or len(_ready_workers(folders[0])) < 2
+            ):
+                assert process.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, "two workers did not start within 60 s"
+                time.sleep(0.2)
+            wait_ready(url, None, deadline_s=60)
+            _rank_on_new_connections(url, 40)
+            text = httpx.get(f"{url}/metrics").text
+            # Whichever worker answered, it counts every request, its peer's too.
+            assert value(text, "reaseq_requests_total", **RANK_200) == 40
+            assert "starting 2 worker processes" in log_path.read_text()
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    assert process.returncode == 0, log_path.read_text()[-3000:]
+    assert not list(scratch.glob("reaseq-metrics-*")), "the private folder outlived the service"
