@@ -282,6 +282,10 @@ def demo(
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: REASEQ_HOST or 127.0.0.1")] = None,
     port: Annotated[int | None, typer.Option(help="Default: REASEQ_PORT or 8000")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Default: REASEQ_WORKERS or one per usable core"),
+    ] = None,
 ) -> None:
     """Serve /v1/rank with settings from REASEQ_* environment variables."""
     from service.threads import limit_blas_threads
@@ -290,7 +294,8 @@ def serve(
     from service.app import serve as run_service
     from service.settings import Settings
 
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    chosen = {"host": host, "port": port, "workers": workers}
+    overrides = {k: v for k, v in chosen.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     if settings.store != "redis" or settings.bundle_version is not None:
         # No bundle is a mistake to name now, not a traceback from the server's start-up; with

@@ -159,6 +159,10 @@ def serve(settings: Settings | None = None) -> None:
         # Whichever worker answers a scrape must report them all: without a folder named, the
         # workers share one of this run's own, removed when the service stops.
         private_dir = multiproc_dir = Path(tempfile.mkdtemp(prefix="reaseq-metrics-"))
+    if workers > 1:
+        # Each worker builds its settings from the environment: the same count sizes its
+        # admission slots and attention threads, whoever chose it.
+        os.environ["REASEQ_WORKERS"] = str(workers)
     if multiproc_dir is not None:
         clear_multiprocess_dir(multiproc_dir)
         # Workers inherit the environment: prometheus-client reads the variable at import.

@@ -164,8 +164,9 @@ class Settings(GuardSettings):
         ge=1,
         le=64,
         description="Threads sharing a batch's attention (a request with at least 2^17 "
-        "candidate-behaviour pairs is split across them); unset = the cores usable by each "
-        "worker (cores // REASEQ_WORKERS, at least 1).",
+        "candidate-behaviour pairs is split across them); unset = the usable cores (CPU "
+        "affinity and cgroup quota), in every worker: a core the other workers leave idle "
+        "helps.",
     )
     attention_chunk_kb: int = Field(
         default=ONNX_CHUNK_BYTES // 1024,

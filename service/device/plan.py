@@ -92,9 +92,7 @@ def plan_scoring(settings: Settings) -> ScoringPlan:
     )
     names = _available_providers(settings.onnx_providers or DEFAULT_PROVIDERS[settings.device])
     if backend.on_host:
-        threads = settings.attention_threads or default_attention_threads(
-            settings.worker_processes(), usable_cores()
-        )
+        threads = settings.attention_threads or default_attention_threads(usable_cores())
         return ScoringPlan(
             settings.device, settings.device_index, backend, tuple(names), attention_threads=threads
         )

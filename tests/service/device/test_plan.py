@@ -35,9 +35,9 @@ def test_the_default_is_the_host_path() -> None:
 
 
 @pytest.mark.parametrize(
-    ("workers", "cores", "threads"), [(1, 2, 2), (2, 2, 1), (4, 2, 1), (2, 8, 4)]
+    ("workers", "cores", "threads"), [(1, 2, 2), (2, 2, 2), (4, 2, 2), (2, 8, 8), (1, 1, 1)]
 )
-def test_a_large_requests_attention_shares_the_workers_cores_by_default(
+def test_a_large_requests_attention_may_use_every_core_in_every_worker_by_default(
     workers: int, cores: int, threads: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("service.device.plan.usable_cores", lambda: cores)
@@ -67,8 +67,7 @@ def test_workers_default_to_a_process_per_core_on_the_host_path(
     chosen = Settings(**settings)
     assert chosen.worker_processes() == workers
     if not chosen.on_device:
-        # The attention of a large request then has the worker's own core.
-        assert plan_scoring(chosen).attention_threads == max(1, cores // workers)
+        assert plan_scoring(chosen).attention_threads == cores
 
 
 def test_a_tensor_backend_on_cpu_is_the_device_path_on_the_cpu() -> None:

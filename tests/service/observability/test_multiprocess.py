@@ -129,17 +129,16 @@ def test_workers_share_a_private_metrics_folder_when_none_is_named(
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    unset = ("PROMETHEUS_MULTIPROC_DIR", "REASEQ_WORKERS")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env |= service_env(port, bundle_root, users_snapshot) | {
-        "REASEQ_WORKERS": "2",
         "REASEQ_ACCESS_LOG": "false",
         "TMPDIR": str(scratch),
     }
     log_path = tmp_path / "service.log"
+    command = [sys.executable, "-m", "cli.main", "serve", "--workers", "2"]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service"], env=env, stdout=log, stderr=log
-        )
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
