@@ -41,7 +41,7 @@ from bench.systems import (
 )
 from bench.workloads import SESSION, WORKLOADS, Workload
 from loadtest.service_process import ServiceDidNotStart
-from service.threads import default_workers, usable_cores
+from service.settings import Settings
 
 console = Console(stderr=True)
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -87,7 +87,7 @@ def main(
     peak = matmul_peak_flops()
     console.print(f"matrix-multiply peak: {peak / 1e9:.1f} GFLOP/s")
     # What the service starts with REASEQ_WORKERS unset, for the report.
-    service_workers = workers or default_workers(usable_cores(), on_device=False)
+    service_workers = workers or Settings.model_fields["workers"].default
     systems = lineup(fixture, self_attention, workers, service_workers, console.print)
     parity = _parity(systems, fixture, chosen[0], work_dir)
     timed = [s for s in systems if _timed(parity.get(s.name))]

@@ -152,7 +152,7 @@ def serve(settings: Settings | None = None) -> None:
         settings.service_keys()
     except KeyFileError as error:
         raise SystemExit(f"refusing to start: {error}") from error
-    workers = settings.worker_processes()
+    workers = settings.workers
     multiproc_dir = settings.metrics_multiproc_dir
     private_dir: Path | None = None
     if multiproc_dir is None and workers > 1:
@@ -168,10 +168,9 @@ def serve(settings: Settings | None = None) -> None:
         # Workers inherit the environment: prometheus-client reads the variable at import.
         os.environ[MULTIPROC_VARIABLE] = str(multiproc_dir)
     log.info(
-        "starting %d worker process%s%s",
+        "starting %d worker process%s",
         workers,
         "es" if workers > 1 else "",
-        "" if settings.workers else " (REASEQ_WORKERS unset: one per usable core on the host path)",
     )
     options = {
         "host": settings.host,

@@ -25,7 +25,6 @@ from service.stores.config import (
     RedisStoreConfig,
     StoreConfig,
 )
-from service.threads import MAX_DEFAULT_WORKERS, default_workers, usable_cores
 
 
 class Settings(GuardSettings):
@@ -218,13 +217,13 @@ class Settings(GuardSettings):
         default="json", description="json: one JSON object per line; text: for a terminal."
     )
     access_log: bool = Field(default=True, description="One log line per HTTP request.")
-    workers: int | None = Field(
-        default=None,
+    workers: int = Field(
+        default=1,
         ge=1,
         le=64,
-        description="uvicorn worker processes; unset = one per usable core (CPU affinity and "
-        f"cgroup quota), at most {MAX_DEFAULT_WORKERS}, on the host path, and one on the "
-        "device path.",
+        description="uvicorn worker processes on one port. More than one serves more light "
+        "requests (each worker's interpreter lock saturates before the cores do) and holds "
+        "heavy requests' tail less well (the kernel spreads connections, not load).",
     )
     metrics_multiproc_dir: Path | None = Field(
         default=None,
@@ -323,10 +322,6 @@ class Settings(GuardSettings):
     def on_device(self) -> bool:
         """Whether batches are scored on the device path (tensors), not the host path."""
         return self.device == "cuda" or self.attention_backend in ("torch", "triton")
-
-    def worker_processes(self) -> int:
-        """``REASEQ_WORKERS``, or the default for this machine (:func:`default_workers`)."""
-        return self.workers or default_workers(usable_cores(), on_device=self.on_device)
 
     def secret_values(self) -> list[str]:
         """Values that must never reach a log line: every API key, from settings and files."""

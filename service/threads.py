@@ -37,22 +37,6 @@ def usable_cores() -> int:
     return max(1, min(cores, int(int(quota) / int(period))))
 
 
-#: The most worker processes started by default: each holds its own copy of the bundle's
-#: sessions and the float32 item table, so beyond a few cores replicas scale better.
-MAX_DEFAULT_WORKERS = 8
-
-
-def default_workers(cores: int, *, on_device: bool) -> int:
-    """Worker processes when ``REASEQ_WORKERS`` is unset. On the host path, one per core (at
-    most :data:`MAX_DEFAULT_WORKERS`): a worker's event loop, request decoding and batching run
-    under one interpreter lock, so a single worker leaves the other cores to onnxruntime alone
-    and saturates that lock first. On the device path, one: the workers would share one device,
-    each with its own copy of the table on it."""
-    if on_device:
-        return 1
-    return max(1, min(cores, MAX_DEFAULT_WORKERS))
-
-
 def default_attention_threads(cores: int) -> int:
     """Threads that share one large request's attention in each worker: every usable core, in
     every worker. A core that the other workers leave idle then works on the request in hand

@@ -21,7 +21,6 @@ from service.bundles.loaded import LoadedBundle
 from service.device.plan import DeviceUnavailable, open_runner, plan_scoring
 from service.ranking.scoring import GraphRunner
 from service.settings import Settings
-from service.threads import MAX_DEFAULT_WORKERS
 from tests.support.users import demo_users, write_embedded
 
 torch = pytest.importorskip("torch")
@@ -45,29 +44,6 @@ def test_a_large_requests_attention_may_use_every_core_in_every_worker_by_defaul
     assert plan.attention_threads == threads
     assert f"over {threads} thread" in plan.describe()
     assert plan_scoring(Settings(workers=workers, attention_threads=3)).attention_threads == 3
-
-
-@pytest.mark.parametrize(
-    ("cores", "settings", "workers"),
-    [
-        (2, {}, 2),
-        (1, {}, 1),
-        (64, {}, MAX_DEFAULT_WORKERS),
-        (2, {"workers": 3}, 3),
-        (8, {"device": "cuda"}, 1),
-        (8, {"attention_backend": "triton"}, 1),
-    ],
-)
-def test_workers_default_to_a_process_per_core_on_the_host_path(
-    cores: int, settings: dict[str, Any], workers: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("REASEQ_WORKERS", raising=False)
-    monkeypatch.setattr("service.settings.usable_cores", lambda: cores)
-    monkeypatch.setattr("service.device.plan.usable_cores", lambda: cores)
-    chosen = Settings(**settings)
-    assert chosen.worker_processes() == workers
-    if not chosen.on_device:
-        assert plan_scoring(chosen).attention_threads == cores
 
 
 def test_a_tensor_backend_on_cpu_is_the_device_path_on_the_cpu() -> None:
