@@ -41,7 +41,6 @@ from bench.systems import (
 )
 from bench.workloads import SESSION, WORKLOADS, Workload
 from loadtest.service_process import ServiceDidNotStart
-from service.settings import Settings
 
 console = Console(stderr=True)
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -64,10 +63,7 @@ def main(
     docs_dir: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("docs"),
     workloads: Annotated[str, typer.Option(help="Comma-separated workloads.")] = "W1,W2",
     duration_s: Annotated[float, typer.Option(help="Seconds per offered rate.")] = 8.0,
-    workers: Annotated[
-        int | None,
-        typer.Option(min=1, help="Service worker processes; unset = the service's default."),
-    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Service worker processes.")] = 1,
     rounds: Annotated[
         int, typer.Option(min=1, help="Ladders per system, interleaved (medians reported).")
     ] = 3,
@@ -86,9 +82,7 @@ def main(
     console.print(f"bench bundles and users ready under {work_dir}")
     peak = matmul_peak_flops()
     console.print(f"matrix-multiply peak: {peak / 1e9:.1f} GFLOP/s")
-    # What the service starts with REASEQ_WORKERS unset, for the report.
-    service_workers = workers or Settings.model_fields["workers"].default
-    systems = lineup(fixture, self_attention, workers, service_workers, console.print)
+    systems = lineup(fixture, self_attention, workers, console.print)
     parity = _parity(systems, fixture, chosen[0], work_dir)
     timed = [s for s in systems if _timed(parity.get(s.name))]
     runs: list[SystemRun] = []
@@ -127,14 +121,14 @@ def main(
         console.print(f"robbed rounds: climbing again for {', '.join(short)}")
         for system in (s for s in timed if s.name in short):
             climb_round(system, rounds + extra)
-    overloaded = _overload(fixture, chosen[0], runs, rounds, duration_s, work_dir)
+    overloaded = _overload(fixture, chosen[0], runs, rounds, duration_s, work_dir, workers)
     report = BenchReport(
         workloads=chosen,
         runs=runs,
         peak_flops=peak,
         session=sessions.get(SERVICE, {}),
         duration_s=duration_s,
-        workers=service_workers,
+        workers=workers,
         wall_s=time.perf_counter() - started,
         load_average=(load_before, os.getloadavg()[0]),
         profile=profile,
@@ -189,7 +183,7 @@ def _profile(
 
 def _overload(
     fixture: BenchFixture, workload: Workload, runs: list[SystemRun], rounds: int,
-    duration_s: float, work_dir: Path,
+    duration_s: float, work_dir: Path, workers: int,
 ) -> dict[str, dict[str, object]]:  # fmt: skip
     """3x the most the service answered at any rate of a ladder (median over the rounds the
     medians take, :func:`bench.rounds.counted`; with its default limits it sheds above its
@@ -212,7 +206,7 @@ def _overload(
     def measure(name: str, n: int) -> dict[str, object]:
         found = overload(
             fixture, workload, capacity, OVERLOAD_FACTOR, duration_s,
-            work_dir / f"overload-{name}-{n}.log", configs[name],
+            work_dir / f"overload-{name}-{n}.log", configs[name], workers,
         )  # fmt: skip
         console.print(f"overload ({name}, run {n}): {found}")
         return found

@@ -19,19 +19,15 @@ BASELINE_START = {"W1": 5.0, "W2": 1.0}
 def lineup(
     fixture: BenchFixture,
     self_attention: BenchFixture | None,
-    workers: int | None,
-    service_workers: int,
+    workers: int,
     note: Callable[[str], object],
 ) -> list[System]:
-    """``workers`` None leaves the service its default, ``service_workers`` processes."""
     command, env = service_command(fixture, workers)
-    processes = f"{service_workers} worker process{'es' if service_workers > 1 else ''}"
-    processes += ", defaults" if workers is None else ", defaults otherwise"
     systems = [
         System(
             SERVICE,
             "`reaseq serve` on the embedded store: micro-batching, per-user cache, onnxruntime "
-            f"({processes})",
+            f"({workers} worker process{'es' if workers > 1 else ''}, defaults otherwise)",
             fixture,
             command,
             env,

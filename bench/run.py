@@ -117,20 +117,16 @@ def process_on_port(command: list[str], env: dict[str, str], log_path: Path) -> 
         yield Served(url, process.pid)
 
 
-def service_command(
-    fixture: BenchFixture, workers: int | None = None
-) -> tuple[list[str], dict[str, str]]:
-    """``workers`` None: the service's default (one per core; several share their metric values
-    through a folder of the service's own)."""
+def service_command(fixture: BenchFixture, workers: int = 1) -> tuple[list[str], dict[str, str]]:
+    """Several ``workers`` share their metric values through a folder of the service's own."""
     env = {
         "REASEQ_BUNDLE_ROOT": str(fixture.bundles),
         "REASEQ_STORE": "embedded",
         "REASEQ_EMBEDDED_USERS_PATH": str(fixture.users_path),
         "REASEQ_ACCESS_LOG": "false",
         "REASEQ_LOG_LEVEL": "warning",
+        "REASEQ_WORKERS": str(workers),
     }
-    if workers is not None:
-        env["REASEQ_WORKERS"] = str(workers)
     return [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1"], env
 
 
@@ -302,12 +298,13 @@ def overload(
     duration_s: float,
     log_path: Path,
     admission: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Figures:
     """Offer ``factor`` x ``capacity_rps`` (the most the service answered in its ladders) to a
     service with the ``admission`` limits (``None``: its defaults): the share shed with 429, the
     latency of the requests accepted and of the 429 answers, and the load generator's own lag
     (on shared cores it competes with the service it overloads)."""
-    command, env = service_command(fixture)
+    command, env = service_command(fixture, workers)
     with process_on_port(command, env | (admission or {}), log_path) as served:
         bodies = fixture.requests(workload)
         url = f"{served.url}/v1/rank"

@@ -132,10 +132,10 @@ def serve(settings: Settings | None = None) -> None:
     """Run the service under uvicorn (uvloop when installed), on httptools with a cap on open
     connections and a time and a size limit on request headers (:mod:`service.http.connections`).
 
-    With more than one worker (``REASEQ_WORKERS``, by default one per usable core) uvicorn
-    starts that many worker processes, each building the app from the ``REASEQ_*`` environment;
-    they share metrics through ``PROMETHEUS_MULTIPROC_DIR`` (a temporary folder of this run's when
-    unset), which is emptied here, before any worker writes to it.
+    With more than one worker (``REASEQ_WORKERS``) uvicorn starts that many worker processes,
+    each building the app from the ``REASEQ_*`` environment; they share metrics through
+    ``PROMETHEUS_MULTIPROC_DIR`` (a temporary folder of this run's when unset), which is emptied
+    here, before any worker writes to it.
     """
     import uvicorn
 
@@ -167,11 +167,7 @@ def serve(settings: Settings | None = None) -> None:
         clear_multiprocess_dir(multiproc_dir)
         # Workers inherit the environment: prometheus-client reads the variable at import.
         os.environ[MULTIPROC_VARIABLE] = str(multiproc_dir)
-    log.info(
-        "starting %d worker process%s",
-        workers,
-        "es" if workers > 1 else "",
-    )
+    log.info("starting %d worker process%s", workers, "es" if workers > 1 else "")
     options = {
         "host": settings.host,
         "port": settings.port,

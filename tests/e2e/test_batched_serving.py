@@ -47,10 +47,8 @@ def test_concurrent_requests_score_as_they_do_alone(
                 "recent_events": recent[user],
             }
         )
-    # Eight requests at once, every one admitted (the default admits a few per scoring thread),
-    # all in one worker, whose batcher and user cache the counts below are of.
+    # Eight requests at once, every one admitted (the default admits a few per scoring thread).
     env = embedded_env(demo_build) | {
-        "REASEQ_WORKERS": "1",
         "REASEQ_BATCH_MAX_WAIT_MS": "2",
         "REASEQ_RANK_MAX_IN_FLIGHT": "8",
     }

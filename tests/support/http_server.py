@@ -45,12 +45,9 @@ def service_env(port: int, bundle_root: Path, users_snapshot: Path) -> dict[str,
 def running_service(
     bundle_root: Path, users_snapshot: Path, log: Path, **settings: str
 ) -> Iterator[ServiceProcess]:
-    """The service with ``REASEQ_<NAME>`` set from ``settings``; its output goes to ``log``.
-    One worker process unless ``workers`` says otherwise: these tests follow one process's
-    connections, admission slots, bundle and counts."""
+    """The service with ``REASEQ_<NAME>`` set from ``settings``; its output goes to ``log``."""
     port = free_port()
     env = service_env(port, bundle_root, users_snapshot) | {
-        "REASEQ_WORKERS": "1",
         "REASEQ_LOG_LEVEL": "warning",
         "REASEQ_PREDICTION_LOG_DIR": str(log.parent / "predictions"),
     }
