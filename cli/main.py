@@ -325,17 +325,27 @@ def results(
         typer.Option(
             min=0.0,
             help="Strength of each user's secondary interest against the primary's 1 (the "
-            "recorded results: 0.9).",
+            "recorded results: 1.5).",
         ),
-    ] = 0.9,
+    ] = 1.5,
     co_interest: Annotated[
         bool,
         typer.Option(
-            "--co-interest",
+            "--co-interest/--no-co-interest",
             help="A world whose secondary interests follow one pattern per primary kind, which "
-            "only shoppers' behaviour reveals (the recorded results: off).",
+            "only shoppers' behaviour reveals (the recorded results: on); off, each user's "
+            "secondary kind is drawn for that user.",
         ),
-    ] = False,
+    ] = True,
+    kind_focus: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of the slots drawn from the user's primary department that show the "
+            "primary kind itself (the recorded results: 0.5; 0: the whole department).",
+        ),
+    ] = 0.5,
 ) -> None:
     """Regenerate docs/RESULTS.md and docs/results.json: the ranker's ablation (ID only,
     + knowledge, + GBR, full) and the behaviour generator against its baselines, with its cost."""
@@ -347,6 +357,7 @@ def results(
         exploration_aim=exploration_aim,
         secondary_weight=secondary_weight,
         co_interest=co_interest,
+        kind_focus=kind_focus,
     )
     spec = ResultsSpec(size=size.value, seeds=tuple(range(seeds)), world=world)
     document = write_results(spec, docs)

@@ -104,8 +104,10 @@ class ResultsSpec:
             parts.append(f"--exploration-aim {self.world.exploration_aim:g}")
         if self.world.secondary_weight != WorldSetup.secondary_weight:
             parts.append(f"--secondary-weight {self.world.secondary_weight:g}")
-        if self.world.co_interest:
-            parts.append("--co-interest")
+        if self.world.co_interest != WorldSetup.co_interest:
+            parts.append("--co-interest" if self.world.co_interest else "--no-co-interest")
+        if self.world.kind_focus != WorldSetup.kind_focus:
+            parts.append(f"--kind-focus {self.world.kind_focus:g}")
         return " ".join(parts)
 
 
@@ -141,6 +143,7 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
         exploration_aim=spec.world.exploration_aim,
         secondary_weight=spec.world.secondary_weight,
         co_interest=spec.world.co_interest,
+        kind_focus=spec.world.kind_focus,
     )
     dataset, truth = generate_with_truth(world)
     records = OfflineKnowledgeBackend().describe(dataset.catalogue)

@@ -118,8 +118,8 @@ def render_markdown(
         "secondary kind, known only to the world's generator: the ceiling for blocks. The "
         "**complement** blocks come from no generator: items of the kinds the knowledge records "
         "name as cross-department complements of the main (most frequent) kind of the user's "
-        "behaviours before the request, drawn uniformly among those launched by then. The "
-        f"world gives {spec.world.exploration_text()}, in both periods; the "
+        "behaviours before the request, drawn uniformly among those launched by then. In this "
+        f"world {spec.world.world_text()}, in both periods; the "
         "**exploration** slice is the evaluation impressions of items outside the user's "
         "primary department. AUC and GAUC, mean ± std over seeds; the gain rows are per-seed "
         "differences.",

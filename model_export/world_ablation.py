@@ -44,7 +44,18 @@ COMPLEMENTS_VERSION = "knowledge-complements-of-the-main-kind"
 
 @dataclass(frozen=True)
 class WorldSetup:
-    """The exploring world and the corpus the world generator learns before the logs."""
+    """The exploring world and the corpus the world generator learns before the logs.
+
+    The defaults make a world in which blocks of each user's hidden secondary interest can pay
+    (the oracle's ceiling) and in which only shoppers' behaviour tells that interest from the
+    history: the platform's exposure serves the primary kind (``kind_focus``), a kind's
+    shoppers share one secondary kind (``co_interest``), which the knowledge records do not
+    single out, and that interest, rarely shown, is strong when it is (``secondary_weight``).
+    With the demo generator's own settings (department-level exposure, a secondary interest
+    weaker than the primary, drawn per shopper), the most frequent kind of a history is the
+    user's primary kind for only about two users in five, and the ceiling stays below what a
+    block could be asked to add.
+    """
 
     exploration_share: float = 0.2
     #: Of the exploration slots, the share aimed at the complements of the shopper's primary
@@ -52,10 +63,13 @@ class WorldSetup:
     exploration_aim: float = 0.0
     #: Strength of each user's secondary interest against the primary's 1
     #: (:attr:`offline.data.synthetic.SyntheticConfig.secondary_weight`).
-    secondary_weight: float = SyntheticConfig.secondary_weight
+    secondary_weight: float = 1.5
     #: Whether the world's secondary interests follow co-interest patterns
     #: (:attr:`offline.data.synthetic.SyntheticConfig.co_interest`).
-    co_interest: bool = SyntheticConfig.co_interest
+    co_interest: bool = True
+    #: Share of the primary department's slots that show the primary kind itself
+    #: (:attr:`offline.data.synthetic.SyntheticConfig.kind_focus`).
+    kind_focus: float = 0.5
     external_shoppers: int = 2000
     clicks_per_shopper: int = 16
     walks: int = 1500
@@ -63,6 +77,30 @@ class WorldSetup:
     #: Of the world generator's K slots, those given to items beyond the history's department
     #: (:mod:`offline.gbr.beyond`).
     beyond_slots: int = 4
+
+    def world_text(self) -> str:
+        """What the world's exposure and interests are, in words."""
+        focus = (
+            f"{self.kind_focus:.0%} of the slots drawn from the user's primary department show "
+            "the primary kind itself"
+            if self.kind_focus
+            else "the primary department's slots draw from the whole department"
+        )
+        share = SyntheticConfig.secondary_complement_prob
+        pattern = (
+            f"for {share:.0%} of users the secondary kind is the one kind of another department "
+            "that all users of their primary kind share (one of the complements the records "
+            "name, where they name any: only shoppers' behaviour singles it out), for the rest "
+            "a kind of another department drawn for that user"
+            if self.co_interest
+            else f"for {share:.0%} of the users whose primary kind has a complement in another "
+            "department the secondary kind is one of those, drawn for that user, for the rest a "
+            "kind of another department"
+        )
+        return (
+            f"{focus}; {pattern}; the secondary interest weighs {self.secondary_weight:g} against "
+            f"the primary's 1; the world gives {self.exploration_text()}"
+        )
 
     def exploration_text(self) -> str:
         """How the world explores, in words."""

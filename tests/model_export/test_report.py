@@ -135,11 +135,12 @@ def test_the_command_names_each_world_setting_off_its_default() -> None:
     from cli.main import results
 
     assert ResultsSpec().command == COMMAND
-    world = WorldSetup(exploration_aim=0.5, secondary_weight=1.5, co_interest=True)
+    world = WorldSetup(exploration_aim=0.5, secondary_weight=0.9, co_interest=False, kind_focus=0.0)
     assert ResultsSpec(world=world).command == (
-        f"{COMMAND} --exploration-aim 0.5 --secondary-weight 1.5 --co-interest"
+        f"{COMMAND} --exploration-aim 0.5 --secondary-weight 0.9 --no-co-interest --kind-focus 0"
     )
     defaults = inspect.signature(results).parameters
     assert defaults["secondary_weight"].default == WorldSetup.secondary_weight
     assert defaults["exploration_aim"].default == WorldSetup.exploration_aim
     assert defaults["co_interest"].default == WorldSetup.co_interest
+    assert defaults["kind_focus"].default == WorldSetup.kind_focus

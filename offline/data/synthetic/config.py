@@ -36,6 +36,11 @@ class SyntheticConfig:
     #: shoppers, not from this one): an item of one such kind, uniformly; the rest explore
     #: uniformly outside the primary department.
     exploration_aim: float = 0.0
+    #: Of the slots drawn from the shopper's primary department, the share that shows an item of
+    #: the shopper's primary kind itself (uniformly among its items), as a platform whose
+    #: recommender has learnt that kind serves it; the rest draw from the department by
+    #: popularity. 0 keeps the department-level exposure and its random stream.
+    kind_focus: float = 0.0
     secondary_complement_prob: float = 0.7  # secondary interest is a complement of the primary
     #: When set, the complement a shopper's secondary interest takes is a pattern of the world,
     #: not the shopper's own choice: one kind per primary kind, the same for every shopper
@@ -65,6 +70,8 @@ class SyntheticConfig:
             raise ValueError("exploration_share must lie in [0, 1)")
         if not 0 <= self.exploration_aim <= 1:
             raise ValueError("exploration_aim must lie in [0, 1]")
+        if not 0 <= self.kind_focus <= 1:
+            raise ValueError("kind_focus must lie in [0, 1]")
 
     @property
     def slot_sources(self) -> tuple[float, ...]:

@@ -61,6 +61,7 @@ class ExposureSampler:
     ) -> None:
         self.mix, self.k = np.asarray(config.slot_sources), config.impressions_per_request
         self.aim, self.complements = config.exploration_aim, complements
+        self.kind_focus = config.kind_focus
         # Kind c's items are by_leaf[leaf_start[c]:leaf_start[c + 1]].
         self.by_leaf = np.argsort(items.leaf, kind="stable")
         n_leaves = int(items.leaf.max(initial=0)) + 1
@@ -118,6 +119,11 @@ class ExposureSampler:
             aimed = slots[rng.random(len(slots)) < self.aim]
             found = self._complementary(kind[aimed], rng)
             drawn[aimed[found >= 0]] = found[found >= 0]
+        if self.kind_focus and kind is not None and own.any():
+            slots = np.flatnonzero(own)
+            focused = slots[rng.random(len(slots)) < self.kind_focus]
+            found = self._of_kind(kind[focused], rng)
+            drawn[focused[found >= 0]] = found[found >= 0]
         fallback = source == FALLBACK
         drawn[fallback] = self.always_live[rng.integers(0, len(self.always_live), fallback.sum())]
         return np.minimum(drawn, len(self.launch_ts) - 1)
@@ -128,6 +134,13 @@ class ExposureSampler:
         outside = len(self.by_area) - (last - first)
         index = np.floor(u * outside).astype(np.int64)
         return self.by_area[np.where(index < first, index, index + last - first)]
+
+    def _of_kind(self, kind: Ints, rng: np.random.Generator) -> Ints:
+        """An item of each ``kind``, uniformly among its items (-1 where it has none)."""
+        first, last = self.leaf_start[kind], self.leaf_start[kind + 1]
+        index = first + np.floor(rng.random(len(kind)) * (last - first)).astype(np.int64)
+        found = self.by_leaf[np.minimum(index, len(self.by_leaf) - 1)]
+        return np.where(last > first, found, -1)
 
     def _complementary(self, kind: Ints, rng: np.random.Generator) -> Ints:
         """An item of a kind complementing each ``kind`` in another department, uniformly
