@@ -14,7 +14,7 @@ from model_export import ablation as ablation_rows
 from model_export import gbr_report, pipeline
 from model_export.ablation import COMPLEMENTS, FULL_PLAIN, ORACLE
 from model_export.evaluate import SPARSE_USER_HISTORY
-from model_export.world_ablation import EXPLORATION
+from model_export.world_ablation import BEYOND_SLOTS_CHOICE, EXPLORATION
 from offline.knowledge import KNOWLEDGE_SCHEMA_VERSION
 from service.contracts.manifest import EvaluationMetrics
 
@@ -110,7 +110,8 @@ def render_markdown(
         f"their whole interests, {spec.world.clicks_per_shopper} clicks each, and "
         f"{spec.world.walks} knowledge walks of up to {spec.world.walk_length} items over the "
         "records' relations; none of the platform's users or events), then the logs with part "
-        f"of the corpus replayed; the last {spec.world.beyond_slots} of its K slots go to the "
+        f"of the corpus replayed; the last {spec.world.beyond_slots}{_slots_choice(spec)} of its "
+        "K slots go to the "
         "items outside the history's main department that it makes likelier than their share of "
         "its training events by the most (beyond-log slots, ranked by lift; the "
         "generator sections below also show the plain generator with the same slots). The "
@@ -187,3 +188,15 @@ def render_markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+def _slots_choice(spec: ResultsSpec) -> str:
+    """How the beyond-log slot count was chosen, when it is the chosen default."""
+    choice = BEYOND_SLOTS_CHOICE
+    if spec.world.beyond_slots != choice.chosen:
+        return ""
+    counts = ", ".join(str(n) for n in choice.of)
+    return (
+        f" (of {counts}, the count whose full ranker scored the best AUC on the world of seed "
+        f"{choice.seed}, which no figure here uses)"
+    )
