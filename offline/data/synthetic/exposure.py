@@ -4,8 +4,10 @@ Each slot of a page draws from one source: the shopper's primary department (pop
 the whole catalogue by popularity, uniformly at random, or (when the world explores) uniformly from
 the departments other than the shopper's primary one; with an exploration aim, that share of the
 exploration slots shows an item of a kind that complements the shopper's primary kind in another
-department (chosen uniformly among those kinds). A page never repeats an item and never shows one
-before its launch; offending slots are redrawn in vectorised rounds.
+department (chosen uniformly among those kinds); with a kind focus, that share of the primary
+department's slots shows an item of the shopper's primary kind itself (uniformly among its items).
+A page never repeats an item and never shows one before its launch; offending slots are redrawn in
+vectorised rounds.
 """
 
 from __future__ import annotations
