@@ -88,8 +88,8 @@ class ExposureSampler:
     def sample(
         self, area: Ints, ts: Ints, rng: np.random.Generator, kind: Ints | None = None
     ) -> Ints:
-        """Per request (its primary department ``area``, time ``ts`` and, for aimed exploration,
-        primary ``kind``), ``k`` distinct items live at ``ts``."""
+        """Per request (its primary department ``area``, time ``ts`` and, for aimed exploration
+        and kind focus, primary ``kind``), ``k`` distinct items live at ``ts``."""
         source = rng.choice(len(self.mix), size=(len(area), self.k), p=self.mix)
         area_of_slot = np.broadcast_to(area[:, None], source.shape)
         kind_of_slot = None if kind is None else np.broadcast_to(kind[:, None], source.shape)
