@@ -80,16 +80,12 @@ def test_aimed_exploration_shows_the_complements_of_the_primary_kind() -> None:
     assert aimed[0] > 10 * uniform[0]
     assert aimed[1] > 3 * uniform[1]
     # Aim without exploration changes nothing; an aim outside [0, 1] is refused.
-    config = SyntheticConfig.preset("tiny", seed=4)
-    np.testing.assert_array_equal(
-        generate(config).impressions.item_idx,
-        generate(replace(config, exploration_aim=1.0)).impressions.item_idx,
-    )
+    _assert_same_impressions(SyntheticConfig.preset("tiny", seed=4), exploration_aim=1.0)
     with pytest.raises(ValueError, match="exploration_aim"):
         SyntheticConfig.preset("tiny", exploration_aim=1.5)
 
 
-def test_kind_focus_shows_the_primary_kind_and_leaves_the_default_stream() -> None:
+def test_kind_focus_shows_the_primary_kind_and_draws_nothing_without_its_slots() -> None:
     def primary_share(focus: float) -> tuple[float, float]:
         config = SyntheticConfig.preset("tiny", exploration_share=0.2, kind_focus=focus)
         dataset, truth = generate_with_truth(config)
@@ -106,13 +102,20 @@ def test_kind_focus_shows_the_primary_kind_and_leaves_the_default_stream() -> No
     assert department < 0.25
     assert focused > 0.6
     assert own_focused > own_plain - 0.08
-    config = SyntheticConfig.preset("tiny", seed=4)
-    np.testing.assert_array_equal(
-        generate(config).impressions.item_idx,
-        generate(replace(config, kind_focus=0.0)).impressions.item_idx,
-    )
+    # A world whose pages take nothing from the primary department leaves the focus no slot
+    # to act on: it draws no random number, so every page is as without it.
+    no_department = SyntheticConfig.preset("tiny", seed=4, exposure_mix=(0.0, 0.5, 0.5))
+    _assert_same_impressions(no_department, kind_focus=0.8)
     with pytest.raises(ValueError, match="kind_focus"):
         SyntheticConfig.preset("tiny", kind_focus=1.5)
+
+
+def _assert_same_impressions(config: SyntheticConfig, **changes: object) -> None:
+    """The world of ``config`` with ``changes`` shows every page as the world without them."""
+    np.testing.assert_array_equal(
+        generate(config).impressions.item_idx,
+        generate(replace(config, **changes)).impressions.item_idx,  # type: ignore[arg-type]
+    )
 
 
 def test_external_shoppers_are_not_the_platform_and_not_the_future(
