@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -346,6 +347,14 @@ def results(
             "primary kind itself (the recorded results: 0.5; 0: the whole department).",
         ),
     ] = 0.5,
+    slot_vectors: Annotated[
+        bool,
+        typer.Option(
+            "--slot-vectors/--no-slot-vectors",
+            help="Rankers with generated blocks learn a vector per slot of the block, so they "
+            "can trust the generator's slots unequally (the recorded results: on).",
+        ),
+    ] = True,
 ) -> None:
     """Regenerate docs/RESULTS.md and docs/results.json: the ranker's ablation (ID only,
     + knowledge, + GBR, full) and the behaviour generator against its baselines, with its cost."""
@@ -360,6 +369,8 @@ def results(
         kind_focus=kind_focus,
     )
     spec = ResultsSpec(size=size.value, seeds=tuple(range(seeds)), world=world)
+    if not slot_vectors:
+        spec = replace(spec, ranker=replace(spec.ranker, generated_slots=0))
     document = write_results(spec, docs)
     typer.echo(json.dumps(document["summary"], indent=2))
 

@@ -200,6 +200,7 @@ def write_bundle_files(
             heads=shape.heads,
             semantic_dim=shape.semantic_dim,
             user_layers=shape.user_layers,
+            generated_slots=shape.generated_slots,
         ),
         max_lengths=facts.max_lengths,
         features=FeatureSchema(event_types=list(EVENT_TYPES), time_gap_buckets=TIME_GAP_BUCKETS),

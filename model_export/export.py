@@ -45,6 +45,23 @@ class UserEncoderGraph(nn.Module):
         return self.encoder(sequence_vectors, sequence_events, sequence_gaps, generated_vectors)
 
 
+class SlottedUserEncoderGraph(UserEncoderGraph):
+    """``user_encoder`` of a ranker with slot vectors: each generated behaviour's rank in its
+    block comes in as well (``generated_slots``)."""
+
+    def forward(  # type: ignore[override]
+        self,
+        sequence_vectors: Tensor,
+        sequence_events: Tensor,
+        sequence_gaps: Tensor,
+        generated_vectors: Tensor,
+        generated_slots: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.encoder(
+            sequence_vectors, sequence_events, sequence_gaps, generated_vectors, generated_slots
+        )
+
+
 class CandidateEncoderGraph(nn.Module):
     """``candidate_encoder``: candidate vectors -> queries for both pools."""
 
@@ -123,6 +140,7 @@ def example_inputs(item_dim: int) -> dict[str, Tensor]:
         g.SEQUENCE_EVENTS: torch.ones(batch, length, dtype=torch.int64),
         g.SEQUENCE_GAPS: torch.ones(batch, length, dtype=torch.int64),
         g.GENERATED_VECTORS: vectors(batch, generated),
+        g.GENERATED_SLOTS: torch.arange(generated).repeat(batch, 1),
         g.SEQUENCE_MASK: torch.ones(batch, length),
         g.GENERATED_MASK: torch.ones(batch, generated),
         g.REAL_POOLED: vectors(batch, candidates),
@@ -141,8 +159,12 @@ def graph_specs(model: RankingModel) -> list[GraphSpec]:
     def pick(*names: str) -> dict[str, Tensor]:
         return {name: ex[name] for name in names}
 
-    user_in = pick(g.SEQUENCE_VECTORS, g.SEQUENCE_EVENTS, g.SEQUENCE_GAPS, g.GENERATED_VECTORS)
-    full_in = pick(g.CANDIDATE_VECTORS, *user_in, g.SEQUENCE_MASK, g.GENERATED_MASK)
+    behaviours = (g.SEQUENCE_VECTORS, g.SEQUENCE_EVENTS, g.SEQUENCE_GAPS, g.GENERATED_VECTORS)
+    slotted = model.user_encoder.slotted
+    user_in = pick(*behaviours, *((g.GENERATED_SLOTS,) if slotted else ()))
+    user_graph = SlottedUserEncoderGraph(model) if slotted else UserEncoderGraph(model)
+    # The full graph ranks the slots from the generated mask itself (RankingModel.score_vectors).
+    full_in = pick(g.CANDIDATE_VECTORS, *behaviours, g.SEQUENCE_MASK, g.GENERATED_MASK)
     axes = {
         g.CANDIDATE_VECTORS: by_batch_cand,
         g.REAL_POOLED: by_batch_cand,
@@ -152,6 +174,7 @@ def graph_specs(model: RankingModel) -> list[GraphSpec]:
         g.SEQUENCE_GAPS: by_batch_len,
         g.SEQUENCE_MASK: by_batch_len,
         g.GENERATED_VECTORS: by_batch_gen,
+        g.GENERATED_SLOTS: by_batch_gen,
         g.GENERATED_MASK: by_batch_gen,
     }
 
@@ -161,7 +184,7 @@ def graph_specs(model: RankingModel) -> list[GraphSpec]:
     return [
         spec(
             g.USER_ENCODER,
-            UserEncoderGraph(model),
+            user_graph,
             user_in,
             g.REAL_KEYS,
             g.REAL_VALUES,

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 # The user encoder, candidate encoder and scorer tower are the serving side's own modules (one
 # definition for training, export and the device path); this module adds the item side.
-from service.device.modules import CandidateEncoder, ScoreTower, UserEncoder
+from service.device.modules import CandidateEncoder, ScoreTower, UserEncoder, block_slots
 
 #: Dropout inside the self-attention blocks of the user encoder, in training only.
 USER_ENCODER_DROPOUT = 0.1
@@ -40,6 +40,9 @@ class RankerShape:
     #: Causal self-attention layers over the behaviour sequence before its keys and values
     #: (0 = the light encoder: each behaviour on its own).
     user_layers: int = 0
+    #: Slots of the generated block that learn a vector of their own (0: every slot alike);
+    #: see :class:`service.device.modules.UserEncoder`.
+    generated_slots: int = 0
 
     def __post_init__(self) -> None:
         if self.item_dim % self.heads:
@@ -50,6 +53,8 @@ class RankerShape:
             raise ValueError(f"fusion must be 'sum' or 'gate', not {self.fusion!r}")
         if self.user_layers < 0:
             raise ValueError("user_layers must be >= 0")
+        if self.generated_slots < 0:
+            raise ValueError("generated_slots must be >= 0")
 
     @property
     def gated(self) -> bool:
@@ -187,7 +192,11 @@ class RankingModel(nn.Module):
         self.shape = shape
         self.items = ItemRepresentation(shape, semantic_vectors, item_counts)
         self.user_encoder = UserEncoder(
-            shape.item_dim, shape.user_layers, shape.heads, dropout=USER_ENCODER_DROPOUT
+            shape.item_dim,
+            shape.user_layers,
+            shape.heads,
+            dropout=USER_ENCODER_DROPOUT,
+            generated_slots=shape.generated_slots,
         )
         self.candidate_encoder = CandidateEncoder(shape.item_dim)
         self.scorer = ScoreTower(shape.item_dim, shape.hidden_dim)
@@ -203,7 +212,8 @@ class RankingModel(nn.Module):
         generated_mask: Tensor,
     ) -> Tensor:
         """Logits ``[B, C]`` from fused vectors: the computation every graph is a slice of."""
-        real_k, real_v, gen_k, gen_v = self.user_encoder(sequence, events, gaps, generated)
+        slots = block_slots(generated_mask) if self.user_encoder.slotted else None
+        real_k, real_v, gen_k, gen_v = self.user_encoder(sequence, events, gaps, generated, slots)
         real_q, gen_q = self.candidate_encoder(candidates)
         heads = self.shape.heads
         real_pooled = target_attention(real_q, real_k, real_v, sequence_mask, heads)

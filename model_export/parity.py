@@ -40,6 +40,9 @@ class ParityShape:
     generated: int
     #: Every generated slot masked: a user without generated behaviours (K = 0 on the wire).
     empty_generated: bool = False
+    #: Holes in the generated blocks (masked slots between filled ones, as a generator that
+    #: drops an item leaves): slot ranks must count filled slots only, on every path.
+    gapped_generated: bool = False
 
 
 DEFAULT_SHAPES: tuple[ParityShape, ...] = (
@@ -48,6 +51,7 @@ DEFAULT_SHAPES: tuple[ParityShape, ...] = (
     ParityShape(2, 3, 5, 4),
     ParityShape(3, 17, 50, 1, empty_generated=True),
     ParityShape(4, 64, 128, 16),
+    ParityShape(2, 5, 6, 6, gapped_generated=True),
 )
 
 
@@ -68,6 +72,9 @@ def random_feeds(shape: ParityShape, item_dim: int, rng: np.random.Generator) ->
         if shape.empty_generated
         else (np.arange(k)[None, :] < rng.integers(1, k + 1, size=b)[:, None]).astype(np.float32)
     )
+    if shape.gapped_generated and not shape.empty_generated:
+        generated_mask = np.ones((b, k), np.float32)
+        generated_mask[:, 1 : k - 1 : 2] = 0.0  # every other slot inside the block
     return {
         g.CANDIDATE_VECTORS: vectors(b, c),
         g.SEQUENCE_VECTORS: vectors(b, length),

@@ -192,6 +192,7 @@ def train_variant(
         use_semantic=config.use_semantic if variant.use_semantic is None else variant.use_semantic,
         use_ids=config.use_ids if variant.use_ids is None else variant.use_ids,
         generated=0 if log_used is None else log_used.k,
+        generated_slots=0 if log_used is None else config.generated_slots,
     )
     if variant.fusion is not None:
         variant_config = replace(

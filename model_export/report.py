@@ -83,8 +83,11 @@ COST_GRID: tuple[tuple[int, int], ...] = tuple((k, s) for k in (8, 16, 32) for s
 class ResultsSpec:
     size: str = "demo"
     seeds: tuple[int, ...] = (0, 1, 2)
-    #: The rankers' training settings (the seed is each run's own).
-    ranker: TrainConfig = field(default_factory=lambda: TrainConfig(progress=False))
+    #: The rankers' training settings (the seed is each run's own); the rankers with blocks
+    #: learn a vector per slot of the block (see :data:`SLOT_VECTORS_CHOICE`).
+    ranker: TrainConfig = field(
+        default_factory=lambda: TrainConfig(progress=False, generated_slots=GeneratorSetup().k)
+    )
     generator: GeneratorSetup = field(default_factory=GeneratorSetup)
     cost_grid: tuple[tuple[int, int], ...] = COST_GRID
     cost_users: int = 500  # users timed per (K, S), on the first seed
@@ -108,6 +111,8 @@ class ResultsSpec:
             parts.append("--co-interest" if self.world.co_interest else "--no-co-interest")
         if self.world.kind_focus != WorldSetup.kind_focus:
             parts.append(f"--kind-focus {self.world.kind_focus:g}")
+        if not self.ranker.generated_slots:
+            parts.append("--no-slot-vectors")
         return " ".join(parts)
 
 

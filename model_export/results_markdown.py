@@ -14,7 +14,7 @@ from model_export import ablation as ablation_rows
 from model_export import gbr_report, pipeline
 from model_export.ablation import COMPLEMENTS, FULL_PLAIN, ORACLE
 from model_export.evaluate import SPARSE_USER_HISTORY
-from model_export.world_ablation import BEYOND_SLOTS_CHOICE, EXPLORATION
+from model_export.world_ablation import BEYOND_SLOTS_CHOICE, EXPLORATION, SLOT_VECTORS_CHOICE
 from offline.knowledge import KNOWLEDGE_SCHEMA_VERSION
 from service.contracts.manifest import EvaluationMetrics
 
@@ -114,7 +114,8 @@ def render_markdown(
         "K slots go to the "
         "items outside the history's main department that it makes likelier than their share of "
         "its training events by the most (beyond-log slots, ranked by lift; the "
-        "generator sections below also show the plain generator with the same slots). The "
+        "generator sections below also show the plain generator with the same slots)."
+        f"{_slot_vectors_text(spec)} The "
         "**oracle** attends over items of each user's true "
         "secondary kind, known only to the world's generator: the ceiling for blocks. The "
         "**complement** blocks come from no generator: items of the kinds the knowledge records "
@@ -188,6 +189,20 @@ def render_markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+def _slot_vectors_text(spec: ResultsSpec) -> str:
+    """Whether the rankers with blocks learn a vector per slot, and how that was chosen."""
+    if not spec.ranker.generated_slots:
+        return " Every ranker with blocks treats the block's slots alike."
+    seeds = ", ".join(str(seed) for seed in SLOT_VECTORS_CHOICE.seeds)
+    return (
+        " Every ranker with blocks learns a vector per slot of the block (the generator's "
+        "order: its greedy items first, then the beyond-log ones by lift), so it can trust the "
+        "slots unequally; chosen on the worlds of seeds "
+        f"{seeds}, which no figure here uses, by the full ranker's gain over knowledge only on "
+        "the exploration slice and on sparse users, against the same rankers without them."
+    )
 
 
 def _slots_choice(spec: ResultsSpec) -> str:

@@ -84,6 +84,10 @@ class TrainConfig:
     #: already say. It pays where blocks are noisy (real logs) and costs where they are
     #: informative (docs/RESULTS.md: the real-data protocol trains its GBR variant with 0.5).
     block_dropout: float = 0.0
+    #: Slots of the generated block with a learned vector of their own (0: none; see
+    #: :class:`service.device.modules.UserEncoder`): the ranker can then trust a generator's
+    #: first slots more than its last, or its beyond-log slots differently from the rest.
+    generated_slots: int = 0
     #: Torch intra-op threads during training; ``None`` keeps torch's default (one per core).
     #: On cores shared with other busy processes, 1 can be faster: the small ops of this model
     #: make OpenMP threads wait on each other at every barrier.
@@ -128,6 +132,7 @@ def build_model(
         use_ids=config.use_ids,
         fusion=config.fusion,  # type: ignore[arg-type]
         user_layers=config.user_layers,
+        generated_slots=config.generated_slots,
     )
     return RankingModel(
         shape,
@@ -158,6 +163,8 @@ def train(
         raise ValueError(
             f"config.generated is {config.generated} but the generated log has width {width}"
         )
+    if config.generated_slots and not width:
+        raise ValueError("config.generated_slots gives vectors to the slots of a generated block")
     if start_from is not None and generated is None:
         raise ValueError("start_from grows a generated-behaviour branch: it needs generated blocks")
     if not 0.0 <= config.block_dropout < 1.0:

@@ -167,7 +167,9 @@ class LoadedBundle:
             )
             for name in graphs.GRAPH_NAMES
         }
-        _check_signatures(manifest.version, sessions)
+        _check_signatures(
+            manifest.version, sessions, slotted=manifest.dimensions.generated_slots > 0
+        )
         items = load_item_table(bundle_dir, manifest, float32_items_max_bytes)
         log.info(
             "loaded bundle %s: %d items, d=%d, %s",
@@ -231,12 +233,23 @@ def _check_listed(manifest: BundleManifest) -> None:
         )
 
 
-def _check_signatures(version: str, sessions: Mapping[str, ort.InferenceSession]) -> None:
-    """Refuse graphs whose inputs or outputs drifted from the contract, before any request."""
+def _check_signatures(
+    version: str, sessions: Mapping[str, ort.InferenceSession], slotted: bool = False
+) -> None:
+    """Refuse graphs whose inputs or outputs drifted from the contract, before any request. The
+    user encoder of a ``slotted`` bundle (``dimensions.generated_slots`` > 0) must take the
+    generated behaviours' slots, and only its user encoder may."""
     for name, session in sessions.items():
         allowed_inputs, required_outputs = _SIGNATURES[name]
         inputs = {i.name for i in session.get_inputs()}
         outputs = {o.name for o in session.get_outputs()}
+        if name == graphs.USER_ENCODER and slotted:
+            allowed_inputs = allowed_inputs | {graphs.GENERATED_SLOTS}
+            if graphs.GENERATED_SLOTS not in inputs:
+                raise BundleIntegrityError(
+                    f"bundle {version}: its manifest gives the generated block "
+                    f"{graphs.GENERATED_SLOTS} but graph {name} does not take them"
+                )
         if not inputs <= allowed_inputs or not required_outputs <= outputs:
             raise BundleIntegrityError(
                 f"bundle {version}: graph {name} has inputs {sorted(inputs)} and outputs "

@@ -21,6 +21,9 @@ SEQUENCE_VECTORS: Final = "sequence_vectors"  # [B, L, d] float32
 SEQUENCE_EVENTS: Final = "sequence_events"  # [B, L] int64, ids from service.contracts.features
 SEQUENCE_GAPS: Final = "sequence_gaps"  # [B, L] int64, time-gap buckets
 GENERATED_VECTORS: Final = "generated_vectors"  # [B, K, d] float32
+#: [B, K] int64, each generated behaviour's rank among its block's filled slots (0 first); an
+#: input only of bundles whose manifest has ``dimensions.generated_slots`` above 0.
+GENERATED_SLOTS: Final = "generated_slots"
 REAL_KEYS: Final = "real_keys"  # [B, L, d]
 REAL_VALUES: Final = "real_values"  # [B, L, d]
 GENERATED_KEYS: Final = "generated_keys"  # [B, K, d]
@@ -37,5 +40,6 @@ GENERATED_POOLED: Final = "generated_pooled"  # [B, C, d], over the generated bl
 SCORES: Final = "scores"  # [B, C] click probabilities
 
 # full graph: CANDIDATE_VECTORS, SEQUENCE_*, GENERATED_VECTORS and the two masks -> SCORES
+# (a slotted bundle's full graph ranks the generated slots from GENERATED_MASK itself)
 SEQUENCE_MASK: Final = "sequence_mask"  # [B, L] float32
 GENERATED_MASK: Final = "generated_mask"  # [B, K] float32

@@ -44,6 +44,13 @@ class ModelDimensions(_Strict):
         description="Causal self-attention layers of the user encoder. With any, a user's "
         "behaviours are encoded in their own row of a batch, never packed with another user's.",
     )
+    generated_slots: int = Field(
+        default=0,
+        ge=0,
+        description="Slots of the generated block with a learned vector of their own (0: none). "
+        "With any, the user encoder takes each generated behaviour's rank in its block "
+        "(generated_slots input); ranks past the last share its vector.",
+    )
 
     @property
     def head_dim(self) -> int:

@@ -38,10 +38,16 @@ class DeviceGraphs(Protocol):
         """What runs them, for the start-up log."""
 
     def user_encoder(
-        self, sequence: Tensor, events: Tensor, gaps: Tensor, generated: Tensor
+        self,
+        sequence: Tensor,
+        events: Tensor,
+        gaps: Tensor,
+        generated: Tensor,
+        slots: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``[B, L, d]``, ``[B, L]``, ``[B, L]``, ``[B, K, d]`` -> real keys and values
-        ``[B, L, d]``, generated keys and values ``[B, K, d]``."""
+        """``[B, L, d]``, ``[B, L]``, ``[B, L]``, ``[B, K, d]`` and, for a bundle with slot
+        vectors, the generated slots ``[B, K]`` -> real keys and values ``[B, L, d]``,
+        generated keys and values ``[B, K, d]``."""
 
     def candidate_encoder(self, candidates: Tensor) -> tuple[Tensor, Tensor]:
         """``[B, C, d]`` -> real and generated queries ``[B, C, d]``."""
@@ -59,9 +65,14 @@ class TorchGraphs:
         self._modules = modules
 
     def user_encoder(
-        self, sequence: Tensor, events: Tensor, gaps: Tensor, generated: Tensor
+        self,
+        sequence: Tensor,
+        events: Tensor,
+        gaps: Tensor,
+        generated: Tensor,
+        slots: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        return self._modules.user_encoder(sequence, events, gaps, generated)
+        return self._modules.user_encoder(sequence, events, gaps, generated, slots)
 
     def candidate_encoder(self, candidates: Tensor) -> tuple[Tensor, Tensor]:
         return self._modules.candidate_encoder(candidates)
@@ -96,7 +107,12 @@ class OrtGraphs:
             self._options.add_run_config_entry("disable_synchronize_execution_providers", "1")
 
     def user_encoder(
-        self, sequence: Tensor, events: Tensor, gaps: Tensor, generated: Tensor
+        self,
+        sequence: Tensor,
+        events: Tensor,
+        gaps: Tensor,
+        generated: Tensor,
+        slots: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         real_shape, generated_shape = sequence.shape, generated.shape
         outputs = {
@@ -111,6 +127,8 @@ class OrtGraphs:
             g.SEQUENCE_GAPS: gaps,
             g.GENERATED_VECTORS: generated,
         }
+        if slots is not None:
+            inputs[g.GENERATED_SLOTS] = slots
         self._run(g.USER_ENCODER, inputs, outputs)
         return (
             outputs[g.REAL_KEYS],

@@ -66,7 +66,12 @@ class UserEncoder(nn.Module):
     """
 
     def __init__(
-        self, item_dim: int, layers: int = 0, heads: int = 4, dropout: float = 0.0
+        self,
+        item_dim: int,
+        layers: int = 0,
+        heads: int = 4,
+        dropout: float = 0.0,
+        generated_slots: int = 0,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
@@ -88,20 +93,53 @@ class UserEncoder(nn.Module):
         # caller feeds there cannot move its scores. Training with blocks learns them as usual.
         nn.init.zeros_(self.generated_values.weight)
         nn.init.zeros_(self.generated_values.bias)
+        # A vector per slot of the block, where the generator's order means something (greedy
+        # items first, then beyond-log items by lift): the ranker learns how far each slot is
+        # to be trusted. Slots past the last share its vector.
+        self.generated_slot = (
+            nn.Embedding(generated_slots, item_dim) if generated_slots > 0 else None
+        )
+        if self.generated_slot is not None:
+            nn.init.normal_(self.generated_slot.weight, std=0.05)
+
+    @property
+    def slotted(self) -> bool:
+        """Whether the generated behaviours take their slot in the block as an input."""
+        return self.generated_slot is not None
 
     def forward(
-        self, sequence: Tensor, events: Tensor, gaps: Tensor, generated: Tensor
+        self,
+        sequence: Tensor,
+        events: Tensor,
+        gaps: Tensor,
+        generated: Tensor,
+        generated_slots: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``generated_slots`` (``[B, K]``, each behaviour's rank among its block's filled
+        slots: :func:`block_slots`) is required when the encoder is :attr:`slotted` and
+        ignored otherwise."""
         real = sequence + self.event_embedding(events) + self.gap_embedding(gaps)
         for layer in self.layers:
             real = layer(real)
         beyond_log = generated + self.generated_type
+        if self.generated_slot is not None:
+            if generated_slots is None:
+                raise ValueError("this user encoder needs the generated behaviours' slots")
+            last = self.generated_slot.num_embeddings - 1
+            beyond_log = beyond_log + self.generated_slot(generated_slots.clamp(0, last))
         return (
             self.real_keys(real),
             self.real_values(real),
             self.generated_keys(beyond_log),
             self.generated_values(beyond_log),
         )
+
+
+def block_slots(mask: Tensor) -> Tensor:
+    """Each slot's rank among the filled slots of its block (``[B, K]`` int64 from a ``[B, K]``
+    mask; a padding slot gets its filled neighbour's rank, and is masked anyway): the slot
+    input of a slotted user encoder, the same whether a block comes padded or packed."""
+    return (torch.cumsum((mask > 0).long(), dim=-1) - 1).clamp_min(0)
 
 
 class CandidateEncoder(nn.Module):
@@ -173,7 +211,9 @@ def load_modules(bundle_dir: Path, manifest: BundleManifest, device: torch.devic
         )
     dims = manifest.dimensions
     modules = BundleModules(
-        UserEncoder(dims.item_dim, dims.user_layers, dims.heads),
+        UserEncoder(
+            dims.item_dim, dims.user_layers, dims.heads, generated_slots=dims.generated_slots
+        ),
         CandidateEncoder(dims.item_dim),
         Scorer(dims.item_dim, weights.hidden_dim),
     )

@@ -212,7 +212,8 @@ class DeviceRunner:
         padded row each."""
         misses = [r for r in requests if r.encoded is None]
         if misses:
-            batch = UserEncoderBatch.of(misses, own_rows=True)
+            slotted = self._bundle.manifest.dimensions.generated_slots > 0
+            batch = UserEncoderBatch.of(misses, own_rows=True, slotted=slotted)
             device = self._context.device
             feeds = {
                 name: torch.from_numpy(array).to(device) for name, array in batch.feeds.items()
@@ -222,6 +223,7 @@ class DeviceRunner:
                 feeds[g.SEQUENCE_EVENTS],
                 feeds[g.SEQUENCE_GAPS],
                 feeds[g.GENERATED_VECTORS],
+                feeds.get(g.GENERATED_SLOTS),
             )
             for request, real, generated in zip(
                 misses, batch.real_at, batch.generated_at, strict=True

@@ -116,6 +116,7 @@ class GraphRunner:
         self._cache = cache or UserStateCache(0)
         self._heads = bundle.manifest.dimensions.heads
         self._own_rows = bundle.manifest.dimensions.user_layers > 0
+        self._slotted = bundle.manifest.dimensions.generated_slots > 0
         self._attend = host_attention(
             backend, self._heads, bundle.items.dim // self._heads, attention_chunk_bytes
         )
@@ -278,7 +279,7 @@ class GraphRunner:
         """Every request's encoded user: from the cache, or all misses in one encoder call."""
         misses = [r for r in requests if r.encoded is None]
         if misses:
-            batch = UserEncoderBatch.of(misses, own_rows=self._own_rows)
+            batch = UserEncoderBatch.of(misses, own_rows=self._own_rows, slotted=self._slotted)
             out = self._bundle.run(graphs.USER_ENCODER, batch.feeds)
             for request, real, generated in zip(
                 misses, batch.real_at, batch.generated_at, strict=True
@@ -310,10 +311,14 @@ class UserEncoderBatch:
     generated_at: list[tuple[int, slice]]
 
     @classmethod
-    def of(cls, requests: Sequence[ScoringRequest], own_rows: bool) -> UserEncoderBatch:
+    def of(
+        cls, requests: Sequence[ScoringRequest], own_rows: bool, slotted: bool = False
+    ) -> UserEncoderBatch:
         """Packed along the behaviour axis under batch dimension 1, or, with ``own_rows``, one
         padded row per user. Either way every axis has at least one slot: the graph contract
-        pads an empty block to one masked slot, whose output is never read."""
+        pads an empty block to one masked slot, whose output is never read. ``slotted`` adds
+        each generated behaviour's rank among its block's filled slots (what a bundle with slot
+        vectors takes)."""
         real_rows = [valid_rows(r.real) for r in requests]
         generated_rows = [valid_rows(r.generated) for r in requests]
         stack = _padded if own_rows else _packed
@@ -334,6 +339,10 @@ class UserEncoderBatch:
                 ]
             ),
         }
+        if slotted:
+            feeds[graphs.GENERATED_SLOTS] = stack(
+                [np.arange(len(rows), dtype=np.int64) for rows in generated_rows]
+            )
         return cls(feeds, _located(real_rows, own_rows), _located(generated_rows, own_rows))
 
 

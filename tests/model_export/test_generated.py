@@ -28,8 +28,15 @@ from model_export.evaluate import evaluate
 from model_export.parity import BundleGraphs, ParityShape, check_parity, random_feeds
 from model_export.train import GENERATED_BRANCH, TrainConfig, TrainedRanker, drop_blocks, train
 from offline.data.canonical import Dataset
+from service.bundles.loaded import _check_signatures
 from service.contracts import graphs as g
-from service.contracts.manifest import EvaluationMetrics, GeneratorInfo, read_manifest
+from service.contracts.manifest import (
+    BundleIntegrityError,
+    EvaluationMetrics,
+    GeneratorInfo,
+    read_manifest,
+)
+from service.device.modules import block_slots
 from tests.support.learnable import FAST_CONFIG, TEST_ENCODER
 
 Learnable = tuple[Dataset, npt.NDArray[np.float32]]
@@ -220,3 +227,66 @@ def test_a_residual_validation_does_not_favour_keeps_its_start(
         assert torch.equal(value, trained.model.state_dict()[name]), name
     with pytest.raises(ValueError, match="generated blocks"):
         train(split, semantic, trained.config, start_from=trained.model)
+
+
+@pytest.fixture(scope="module")
+def slotted(learnable: Learnable, oracle: GeneratedBlocksLog) -> TrainedRanker:
+    dataset, semantic = learnable
+    config = replace(FAST_CONFIG, epochs=1, generated=oracle.k, generated_slots=oracle.k)
+    return train(dataset, semantic, config, oracle)
+
+
+def test_slot_ranks_count_filled_slots_only() -> None:
+    mask = torch.tensor([[1.0, 0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    assert block_slots(mask).tolist() == [[0, 0, 1, 2, 2], [0, 0, 0, 0, 0]]
+
+
+def test_slot_vectors_need_a_block_and_their_slots(
+    learnable: Learnable, slotted: TrainedRanker
+) -> None:
+    dataset, semantic = learnable
+    with pytest.raises(ValueError, match="generated_slots"):
+        train(dataset, semantic, replace(FAST_CONFIG, generated_slots=4))
+    encoder = slotted.model.user_encoder
+    assert encoder.slotted
+    inputs = (torch.zeros(1, 2, 32), torch.ones(1, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match="slots"):
+        encoder(*inputs, torch.ones(1, 2, dtype=torch.int64), torch.zeros(1, 3, 32))
+
+
+def test_bundle_with_slot_vectors_keeps_parity_and_reads_the_block_order(
+    tmp_path: Path,
+    learnable: Learnable,
+    oracle: GeneratedBlocksLog,
+    slotted: TrainedRanker,
+    with_blocks: TrainedRanker,
+) -> None:
+    dataset, semantic = learnable
+    generator = GeneratorInfo(version=oracle.version)
+
+    def export(trained: TrainedRanker, folder: str) -> Path:
+        return export_bundle(
+            trained, dataset, semantic, TEST_ENCODER, {}, tmp_path / folder, None,
+            generator=generator,
+        )  # fmt: skip
+
+    path = export(slotted, "slotted")
+    assert read_manifest(path).dimensions.generated_slots == oracle.k
+    # Every path (full graph, host split path packing blocks, device path, PyTorch) ranks the
+    # slots alike, holes in a block included (DEFAULT_SHAPES has a gapped block).
+    assert check_parity(path, slotted) <= 1e-4
+    graphs = BundleGraphs(path)
+    assert g.GENERATED_SLOTS in {i.name for i in graphs.sessions[g.USER_ENCODER].get_inputs()}
+    assert g.GENERATED_SLOTS not in {i.name for i in graphs.sessions[g.FULL].get_inputs()}
+    feeds = random_feeds(ParityShape(3, 8, 12, 4), graphs.item_dim, np.random.default_rng(5))
+    feeds[g.GENERATED_MASK] = np.ones((3, 4), np.float32)
+    reordered = feeds | {g.GENERATED_VECTORS: feeds[g.GENERATED_VECTORS][:, ::-1].copy()}
+    # The same block in another order scores differently with slot vectors, alike without.
+    assert np.abs(graphs.full(feeds) - graphs.full(reordered)).max() > 1e-4
+    plain = BundleGraphs(export(with_blocks, "plain"))
+    assert np.abs(plain.full(feeds) - plain.full(reordered)).max() < 1e-5
+    # A manifest and user encoder that disagree on slots is refused before any request.
+    with pytest.raises(BundleIntegrityError, match=g.GENERATED_SLOTS):
+        _check_signatures("plain", plain.sessions, slotted=True)
+    with pytest.raises(BundleIntegrityError, match="allows inputs"):
+        _check_signatures("slotted", graphs.sessions, slotted=False)

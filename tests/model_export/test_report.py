@@ -37,7 +37,13 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:  # typ
         size="tiny",
         seeds=(0, 1),
         ranker=TrainConfig(
-            epochs=1, max_seq_len=20, item_dim=16, hidden_dim=32, threads=1, progress=False
+            epochs=1,
+            max_seq_len=20,
+            item_dim=16,
+            hidden_dim=32,
+            threads=1,
+            progress=False,
+            generated_slots=TINY_GENERATOR.k,
         ),
         generator=TINY_GENERATOR,
         cost_grid=((4, 1), (8, 1), (8, 2)),
@@ -139,7 +145,10 @@ def test_the_command_names_each_world_setting_off_its_default() -> None:
     assert ResultsSpec(world=world).command == (
         f"{COMMAND} --exploration-aim 0.5 --secondary-weight 0.9 --no-co-interest --kind-focus 0"
     )
+    without = ResultsSpec(ranker=TrainConfig(progress=False))
+    assert without.command == f"{COMMAND} --no-slot-vectors"
     defaults = inspect.signature(results).parameters
+    assert defaults["slot_vectors"].default == (ResultsSpec().ranker.generated_slots > 0)
     assert defaults["secondary_weight"].default == WorldSetup.secondary_weight
     assert defaults["exploration_aim"].default == WorldSetup.exploration_aim
     assert defaults["co_interest"].default == WorldSetup.co_interest
