@@ -247,8 +247,9 @@ def _check_signatures(
             allowed_inputs = allowed_inputs | {graphs.GENERATED_SLOTS}
             if graphs.GENERATED_SLOTS not in inputs:
                 raise BundleIntegrityError(
-                    f"bundle {version}: its manifest gives the generated block "
-                    f"{graphs.GENERATED_SLOTS} but graph {name} does not take them"
+                    f"bundle {version}: its manifest gives the generated block slot vectors "
+                    f"(dimensions.generated_slots) but graph {name} takes no "
+                    f"{graphs.GENERATED_SLOTS} input; export the bundle again"
                 )
         if not inputs <= allowed_inputs or not required_outputs <= outputs:
             raise BundleIntegrityError(

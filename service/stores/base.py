@@ -61,7 +61,8 @@ class UserSequence:
 
 @dataclass(frozen=True, slots=True)
 class GeneratedBehaviours:
-    """The K behaviours GBR inferred for a user, as item vectors ``[K, d]``."""
+    """The K behaviours GBR inferred for a user, as item vectors ``[K, d]``, in the generator's
+    order (a bundle with slot vectors, ``dimensions.generated_slots``, reads that order)."""
 
     item_ids: list[str]
     vectors: FloatArray
