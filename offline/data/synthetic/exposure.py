@@ -149,11 +149,8 @@ class ExposureSampler:
         (-1 where the kind has no such complement with items)."""
         assert self.complements is not None
         chosen = pick(self.complements, kind, rng)
-        known = np.where(chosen >= 0, chosen, 0)
-        first, last = self.leaf_start[known], self.leaf_start[known + 1]
-        index = first + np.floor(rng.random(len(kind)) * (last - first)).astype(np.int64)
-        found = self.by_leaf[np.minimum(index, len(self.by_leaf) - 1)]
-        return np.where((chosen >= 0) & (last > first), found, -1)
+        found = self._of_kind(np.where(chosen >= 0, chosen, 0), rng)
+        return np.where(chosen >= 0, found, -1)
 
     def _invalid(self, shown: Ints, ts: Ints) -> npt.NDArray[np.bool_]:
         """Slots showing an item not yet launched, or repeating an item earlier in the page."""
