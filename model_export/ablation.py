@@ -4,8 +4,9 @@ knowledge table (ID + knowledge against ID only, per slice).
 
 Rows add one signal at a time; the generated-behaviour rows differ only in where each request's
 block comes from: the plain generator (trained on the logs alone), the world generator
-(pretrained on the world corpus, then the logs), the oracle (the user's true secondary kind) or
-the knowledge records' complements of the history's main kind (no generator).
+(pretrained on the world corpus, then the logs), the oracle (the user's true secondary kind), the
+corpus oracle (the kind the world corpus names for the user's true primary kind) or the knowledge
+records' complements of the history's main kind (no generator).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from model_export.world_ablation import EXPLORATION, recovered_share
 from service.contracts.manifest import EvaluationMetrics
 
 FULL_PLAIN, ORACLE, COMPLEMENTS = "full_plain", "oracle", "complements"
+CORPUS_ORACLE = "corpus_oracle"
 GAIN_METRICS = ("auc", "gauc")
 #: The ablation's rows, in order, with what each adds.
 ROWS = (
@@ -27,6 +29,7 @@ ROWS = (
     (FULL_PLAIN, "knowledge + plain GBR (logs only)"),
     (FULL, "full: knowledge + world GBR"),
     (ORACLE, "oracle: knowledge + blocks of the true secondary kind"),
+    (CORPUS_ORACLE, "corpus oracle: knowledge + blocks of the kind the corpus names"),
     (COMPLEMENTS, "knowledge + complement blocks (records only, no generator)"),
 )
 #: Per-seed differences against the knowledge-only ranker.
@@ -34,6 +37,7 @@ GAINS = (
     (FULL_PLAIN, "plain GBR − knowledge"),
     (FULL, "full − knowledge (world GBR's gain)"),
     (ORACLE, "oracle − knowledge (the ceiling)"),
+    (CORPUS_ORACLE, "corpus oracle − knowledge (the corpus's ceiling)"),
     (COMPLEMENTS, "complement blocks − knowledge"),
 )
 SLICES = (
@@ -145,12 +149,46 @@ def findings(table: dict[str, Any], generator: dict[str, Any] | None) -> list[st
             f"- Share of generated items in the user's hidden secondary kind: world generator "
             f"{world:.4f}, plain generator {plain:.4f}: {ratio}."
         )
-    return lines + complement_findings(table, (generator or {}).get("block_secondary_share", {}))
+    shares = (generator or {}).get("block_secondary_share", {})
+    return lines + corpus_findings(table, shares) + complement_findings(table, shares)
+
+
+def corpus_findings(table: dict[str, Any], shares: dict[str, Any]) -> list[str]:
+    """What the world corpus can name at best (the corpus oracle) against the oracle's ceiling,
+    and how much of that the world generator recovers."""
+    lines = []
+    named = shares.get("corpus_oracle", {}).get("mean")
+    if named is not None:
+        lines.append(
+            f"- The kind the world corpus ties most to a user's true primary kind is their "
+            f"secondary kind for {named:.0%} of the evaluation requests' users."
+        )
+    oracle = {suffix: ceiling for _, suffix, _, ceiling in against_ceiling(table, CORPUS_ORACLE)}
+    world = {suffix: gain for _, suffix, gain, _ in against_ceiling(table, FULL)}
+    parts = []
+    for label, suffix, corpus, _ in against_ceiling(table, CORPUS_ORACLE):
+        text = f"{label} {corpus['mean']:+.4f} ± {corpus['std']:.4f}"
+        ceiling = oracle[suffix]["mean"]
+        if ceiling > 0:
+            text += f" ({corpus['mean'] / ceiling:.0%} of the oracle's"
+            gain = world.get(suffix)
+            if gain is not None and corpus["mean"] > 0:
+                text += f"; world GBR's gain is {gain['mean'] / corpus['mean']:.0%} of it"
+            text += ")"
+        parts.append(text)
+    if parts:
+        lines.append(
+            "- The corpus oracle (blocks of that kind) adds, in AUC to knowledge only: "
+            + "; ".join(parts)
+            + "."
+        )
+    return lines
 
 
 #: Block sources (their key in ``block_secondary_share``) as the report names them.
 BLOCK_SOURCES = (
     ("oracle", "oracle"),
+    ("corpus_oracle", "corpus oracle"),
     ("complements", "complement blocks"),
     ("world", "world GBR"),
     ("plain", "plain GBR"),

@@ -23,7 +23,7 @@ from typing import Any
 
 from model_export import ablation as ablation_rows
 from model_export import gbr_report
-from model_export.ablation import COMPLEMENTS, FULL_PLAIN, ORACLE
+from model_export.ablation import COMPLEMENTS, CORPUS_ORACLE, FULL_PLAIN, ORACLE
 from model_export.evaluate import evaluate_with_slices, random_baseline
 from model_export.generated_log import GeneratorSetup, generated_log, train_split_generator
 from model_export.pipeline import (
@@ -47,9 +47,12 @@ from model_export.world_ablation import (
     WorldSetup,
     block_secondary_share,
     complement_log,
+    corpus_named_kinds,
+    corpus_oracle_log,
     exploration_slice,
     oracle_log,
     world_corpus,
+    world_shoppers,
 )
 from offline.data.canonical import Dataset
 from offline.data.synthetic import GroundTruth, SyntheticConfig, generate_with_truth
@@ -62,7 +65,7 @@ from service.contracts.manifest import EvaluationMetrics
 
 #: Where each ranker's generated blocks come from (None: it attends over none).
 PLAIN_BLOCKS, WORLD_BLOCKS, ORACLE_BLOCKS = "plain", "world", "oracle"
-COMPLEMENT_BLOCKS = "complements"
+COMPLEMENT_BLOCKS, CORPUS_ORACLE_BLOCKS = "complements", "corpus_oracle"
 RANKERS: dict[str, str | None] = {
     ID_ONLY: None,
     MODEL: None,
@@ -70,6 +73,7 @@ RANKERS: dict[str, str | None] = {
     FULL_PLAIN: PLAIN_BLOCKS,
     FULL: WORLD_BLOCKS,
     ORACLE: ORACLE_BLOCKS,
+    CORPUS_ORACLE: CORPUS_ORACLE_BLOCKS,
     COMPLEMENTS: COMPLEMENT_BLOCKS,
     GATE: None,
     GATE_SELF_ATTENTION: None,
@@ -163,7 +167,8 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
         folds=setup.folds,
     )
     plain = train_split_generator(dataset, semantic.vectors, setup)
-    corpus = world_corpus(world, dataset, records, spec.world)
+    shoppers = world_shoppers(world, spec.world)
+    corpus = world_corpus(world, dataset, records, spec.world, shoppers)
     knowing = train_gbr(
         dataset, semantic.vectors, setup.train, until_ts=dataset.split_ts, corpus=corpus
     )
@@ -175,6 +180,9 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
         PLAIN_BLOCKS: generated_log(plain, dataset, setup),
         WORLD_BLOCKS: generated_log(knowing, dataset, world_setup),
         ORACLE_BLOCKS: oracle_log(dataset, truth, setup.k, seed),
+        CORPUS_ORACLE_BLOCKS: corpus_oracle_log(
+            dataset, truth, corpus_named_kinds(shoppers, truth), setup.k, seed
+        ),
         COMPLEMENT_BLOCKS: complement_log(dataset, complements, setup.k, seed),
     }
     metrics = rank_every_row(dataset, truth, semantic, replace(spec.ranker, seed=seed), logs)
@@ -214,7 +222,8 @@ def rank_every_row(
     slices = exploration_slice(truth)
     for name, blocks in RANKERS.items():
         log = logs[blocks] if blocks else None
-        variant = VARIANTS[FULL] if name in (FULL_PLAIN, ORACLE, COMPLEMENTS) else VARIANTS[name]
+        blocks_only = (FULL_PLAIN, ORACLE, CORPUS_ORACLE, COMPLEMENTS)
+        variant = VARIANTS[FULL] if name in blocks_only else VARIANTS[name]
         trained = train_variant(dataset, semantic, config, variant, log)
         metrics |= evaluate_with_slices(trained, dataset, name, log, slices)
     metrics[RANDOM] = random_baseline(dataset, config.max_seq_len, seed=config.seed)

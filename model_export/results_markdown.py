@@ -118,6 +118,10 @@ def render_markdown(
         f"{_slot_vectors_text(spec)} The "
         "**oracle** attends over items of each user's true "
         "secondary kind, known only to the world's generator: the ceiling for blocks. The "
+        "**corpus oracle** attends over items of the kind of another department that the world "
+        "corpus's shoppers tie most to each user's true primary kind (the most lift of clicking "
+        "both over independence): the best the corpus can name, given the interest a history "
+        "hides least; what it gains is the corpus's own ceiling. The "
         "**complement** blocks come from no generator: items of the kinds the knowledge records "
         "name as cross-department complements of the main (most frequent) kind of the user's "
         "behaviours before the request, drawn uniformly among those launched by then. In this "
@@ -151,6 +155,8 @@ def render_markdown(
         "- **gate**, **gate_self_attention**: model with gated fusion, and with the "
         "self-attention user encoder too.",
         "- **oracle**: knowledge vectors and blocks of each user's true secondary kind.",
+        "- **corpus_oracle**: knowledge vectors and blocks of the kind the world corpus names for "
+        "each user's true primary kind.",
         "- **complements**: knowledge vectors and blocks of the knowledge records' complements of "
         "the history's main kind (no generator).",
         "- **random**: the training click rate with a small random jitter (random order, base-rate "

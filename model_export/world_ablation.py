@@ -12,6 +12,10 @@ Three pieces beside the ranker's ablation (:mod:`model_export.report`):
 * **The oracle ceiling**: the ranker trained and evaluated with blocks drawn from each user's true
   secondary kind (known only to the world's generator). GBR is reported as the share of the
   oracle's gain over knowledge only that it recovers.
+* **The corpus's own ceiling** (the *corpus oracle*): blocks of the kind the world corpus's
+  shoppers tie most to each user's true primary kind. What the corpus can name at best, given
+  the one thing a history hides least; it tells a generator that under-uses its corpus from a
+  corpus that does not hold what the oracle knows.
 * **Complement blocks**: no generator at all; items of the kinds the knowledge records name as
   cross-department complements of the main kind of the user's history. What world knowledge of
   the records' kind proposes, beside the block share each source holds of the secondary kind.
@@ -27,7 +31,7 @@ import numpy.typing as npt
 
 from model_export.dataset import GeneratedBlocksLog, example_requests
 from model_export.evaluate import Predictions
-from offline.data.canonical import Dataset
+from offline.data.canonical import Behaviours, Dataset
 from offline.data.synthetic import GroundTruth, SyntheticConfig
 from offline.data.synthetic.external import external_shoppers
 from offline.gbr.complements import KindComplements
@@ -39,6 +43,7 @@ Ints = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 EXPLORATION = "exploration"
 ORACLE_VERSION = "oracle-secondary-interest"
+CORPUS_ORACLE_VERSION = "corpus-named-kind-of-the-primary-kind"
 COMPLEMENTS_VERSION = "knowledge-complements-of-the-main-kind"
 
 
@@ -142,14 +147,21 @@ class WorldSetup:
         )
 
 
+def world_shoppers(config: SyntheticConfig, setup: WorldSetup) -> Behaviours:
+    """The world corpus's other platform: its shoppers' clicks (none of the platform's users)."""
+    return external_shoppers(config, setup.external_shoppers, setup.clicks_per_shopper)
+
+
 def world_corpus(
     config: SyntheticConfig,
     dataset: Dataset,
     records: list[ItemKnowledge],
     setup: WorldSetup,
+    shoppers: Behaviours | None = None,
 ) -> WorldCorpus:
-    """External shoppers and knowledge walks, over items launched before the split time."""
-    external = external_shoppers(config, setup.external_shoppers, setup.clicks_per_shopper)
+    """External shoppers (``shoppers``, else :func:`world_shoppers`) and knowledge walks, over
+    items launched before the split time."""
+    external = world_shoppers(config, setup) if shoppers is None else shoppers
     launched = dataset.catalogue.launch_ts < dataset.split_ts
     walks = knowledge_walks(records, setup.walks, setup.walk_length, config.seed, launched)
     return WorldCorpus.of(
@@ -158,6 +170,26 @@ def world_corpus(
             "knowledge walks": walks,
         }
     )
+
+
+def corpus_named_kinds(shoppers: Behaviours, truth: GroundTruth) -> Ints:
+    """Per kind, the kind of another department that the corpus's shoppers tie most to it:
+    the most lift of "clicked both" over what independent kinds would give, each shopper one
+    basket. -1 where no shopper who clicked the kind clicked another department."""
+    n_kinds = len(truth.leaf_paths)
+    department = np.full(n_kinds, -1, np.int64)
+    department[truth.item_leaf] = truth.item_department
+    n_shoppers = int(shoppers.user_idx.max(initial=-1)) + 1
+    baskets = np.zeros((n_shoppers, n_kinds), np.float64)
+    baskets[shoppers.user_idx, truth.item_leaf[shoppers.item_idx]] = 1.0
+    together = baskets.T @ baskets
+    clicked = baskets.sum(axis=0)
+    expected = np.outer(clicked, clicked) / max(n_shoppers, 1)
+    lift = np.divide(together, expected, out=np.zeros_like(together), where=expected > 0)
+    lift[department[:, None] == department[None, :]] = 0.0
+    named = lift.argmax(axis=1)
+    named[lift.max(axis=1) <= 0] = -1
+    return named.astype(np.int64)
 
 
 class KindMembers:
@@ -186,17 +218,38 @@ def oracle_log(dataset: Dataset, truth: GroundTruth, k: int, seed: int) -> Gener
     """Per request of :func:`example_requests`, ``k`` items of the user's true secondary kind
     launched before the request (drawn uniformly; fewer, padded with -1, where the kind has
     fewer), the blocks a generator that knew the hidden interest would write."""
-    users, ts = example_requests(dataset)
+    users, _ = example_requests(dataset)
+    blocks = kind_blocks(dataset, truth.item_leaf, truth.user_secondary_leaf[users], k, seed)
+    return GeneratedBlocksLog(items=blocks, version=ORACLE_VERSION)
+
+
+def corpus_oracle_log(
+    dataset: Dataset, truth: GroundTruth, named: Ints, k: int, seed: int
+) -> GeneratedBlocksLog:
+    """As :func:`oracle_log`, with the kind the world corpus names for the user's true primary
+    kind (``named``, :func:`corpus_named_kinds`) in place of the true secondary kind: the
+    blocks a generator would write that knew each user's primary kind and took from its
+    corpus the best it says of that kind."""
+    users, _ = example_requests(dataset)
+    kinds = named[truth.user_primary_leaf[users]]
+    blocks = kind_blocks(dataset, truth.item_leaf, kinds, k, seed)
+    return GeneratedBlocksLog(items=blocks, version=CORPUS_ORACLE_VERSION)
+
+
+def kind_blocks(dataset: Dataset, item_kind: Ints, kinds: Ints, k: int, seed: int) -> Ints:
+    """Per request of :func:`example_requests`, ``k`` items of its kind in ``kinds`` launched
+    before the request, drawn uniformly (fewer, padded with -1, where the kind has fewer; none
+    for kind -1)."""
+    _, ts = example_requests(dataset)
     rng = np.random.default_rng(seed)
-    members = KindMembers(truth.item_leaf, dataset.catalogue.launch_ts)
-    blocks = np.full((len(users), k), -1, np.int64)
-    secondary = truth.user_secondary_leaf[users]
-    for row, (leaf, at) in enumerate(zip(secondary.tolist(), ts.tolist(), strict=True)):
-        live = members.live(np.array([leaf]), at)
+    members = KindMembers(item_kind, dataset.catalogue.launch_ts)
+    blocks = np.full((len(ts), k), -1, np.int64)
+    for row, (kind, at) in enumerate(zip(kinds.tolist(), ts.tolist(), strict=True)):
+        live = members.live(np.array([kind]), at)
         if len(live):
             take = rng.choice(live, size=min(k, len(live)), replace=False)
             blocks[row, : len(take)] = take
-    return GeneratedBlocksLog(items=blocks, version=ORACLE_VERSION)
+    return blocks
 
 
 def complement_log(

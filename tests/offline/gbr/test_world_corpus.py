@@ -13,12 +13,16 @@ from model_export.dataset import example_requests
 from model_export.evaluate import Predictions
 from model_export.world_ablation import (
     EXPLORATION,
+    WorldSetup,
     block_secondary_share,
     complement_log,
+    corpus_named_kinds,
+    corpus_oracle_log,
     exploration_slice,
     oracle_log,
+    world_shoppers,
 )
-from offline.data.canonical import Dataset
+from offline.data.canonical import Behaviours, Dataset
 from offline.data.synthetic import GroundTruth, SyntheticConfig, generate, generate_with_truth
 from offline.data.synthetic.config import DEFAULT_END_TS, Window
 from offline.data.synthetic.external import external_shoppers
@@ -209,6 +213,81 @@ def test_oracle_blocks_hold_the_secondary_kind_and_no_future(
     items = log.items[rows, cols]
     assert (truth.item_leaf[items] == truth.user_secondary_leaf[users[rows]]).all()
     assert (dataset.catalogue.launch_ts[items] <= ts[rows]).all()
+
+
+def _baskets(truth: GroundTruth, baskets: list[list[int]]) -> Behaviours:
+    """Shoppers (one per basket) clicking one item of each kind of their basket."""
+    first_item = {int(kind): int(np.flatnonzero(truth.item_leaf == kind)[0]) for b in baskets
+                  for kind in b}  # fmt: skip
+    users = [shopper for shopper, basket in enumerate(baskets) for _ in basket]
+    items = [first_item[kind] for basket in baskets for kind in basket]
+    return Behaviours(
+        user_idx=np.array(users, np.int32),
+        item_idx=np.array(items, np.int32),
+        ts=np.zeros(len(items), np.int64),
+        event=np.ones(len(items), np.int8),
+    )
+
+
+def test_the_corpus_names_the_other_department_kind_its_shoppers_click_with_a_kind(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    _, truth = tiny
+    department = {
+        int(k): int(d) for k, d in zip(truth.item_leaf, truth.item_department, strict=True)
+    }
+    kinds = sorted(department)
+    a = kinds[0]
+    same = next(k for k in kinds if k != a and department[k] == department[a])
+    other = [k for k in kinds if department[k] != department[a]]
+    b, c, lonely = other[0], other[1], other[2]
+    # a goes with b three times and with c once (c's shoppers mostly click c alone); a's own
+    # department never counts, however often; `lonely` is clicked with nothing of another
+    # department.
+    baskets = [[a, b], [a, b], [a, b], [a, c], [c], [c], [a, same], [a, same], [a, same]]
+    baskets += [[lonely], [lonely, next(k for k in kinds if department[k] == department[lonely]
+                                         and k != lonely)]]  # fmt: skip
+    named = corpus_named_kinds(_baskets(truth, baskets), truth)
+    assert named.shape == (len(truth.leaf_paths),)
+    assert named[a] == b and named[b] == a and named[c] == a
+    assert named[same] == -1 and named[lonely] == -1
+    unclicked = np.setdiff1d(np.arange(len(truth.leaf_paths)), [k for x in baskets for k in x])
+    assert (named[unclicked] == -1).all()
+
+
+def test_a_world_corpus_names_secondary_kinds_where_the_world_has_co_interests() -> None:
+    config = SyntheticConfig.preset("tiny", co_interest=True, secondary_weight=1.5)
+    _, truth = generate_with_truth(config)
+    named = corpus_named_kinds(
+        world_shoppers(config, WorldSetup(external_shoppers=400, clicks_per_shopper=8)), truth
+    )
+    found = np.mean(named[truth.user_primary_leaf] == truth.user_secondary_leaf)
+    chance = 1 / len(truth.leaf_paths)
+    assert found > 5 * chance
+
+
+def test_corpus_oracle_blocks_hold_the_named_kind_of_the_primary_kind_and_no_future(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    dataset, truth = tiny
+    n_kinds = len(truth.leaf_paths)
+    named = (np.arange(n_kinds) + 7) % n_kinds
+    named[::3] = -1  # a kind the corpus names nothing for gets an empty block
+    log = corpus_oracle_log(dataset, truth, named, k=4, seed=0)
+    users, ts = example_requests(dataset)
+    assert log.items.shape == (len(users), 4)
+    wanted = named[truth.user_primary_leaf[users]]
+    filled = log.items >= 0
+    assert not filled[wanted < 0].any()
+    assert filled[wanted >= 0].any(axis=1).mean() > 0.5
+    rows, cols = np.nonzero(filled)
+    items = log.items[rows, cols]
+    assert (truth.item_leaf[items] == wanted[rows]).all()
+    assert (dataset.catalogue.launch_ts[items] <= ts[rows]).all()
+    # With the true secondary kind named for every primary kind's users, it is the oracle.
+    secondary = replace(truth, user_primary_leaf=np.arange(len(truth.user_secondary_leaf)))
+    as_oracle = corpus_oracle_log(dataset, secondary, truth.user_secondary_leaf, k=4, seed=0)
+    np.testing.assert_array_equal(as_oracle.items, oracle_log(dataset, truth, k=4, seed=0).items)
 
 
 def test_complement_blocks_follow_the_main_kind_of_the_past_and_see_no_future(
