@@ -160,7 +160,7 @@ def corpus_findings(table: dict[str, Any], shares: dict[str, Any]) -> list[str]:
     named = shares.get("corpus_oracle", {}).get("mean")
     if named is not None:
         lines.append(
-            f"- The kind the world corpus ties most to a user's true primary kind is their "
+            f"- The kind the world corpus names for a user's true primary kind is their "
             f"secondary kind for {named:.0%} of the evaluation requests' users."
         )
     oracle = {suffix: ceiling for _, suffix, _, ceiling in against_ceiling(table, CORPUS_ORACLE)}

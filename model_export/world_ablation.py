@@ -13,7 +13,7 @@ Three pieces beside the ranker's ablation (:mod:`model_export.report`):
   secondary kind (known only to the world's generator). GBR is reported as the share of the
   oracle's gain over knowledge only that it recovers.
 * **The corpus's own ceiling** (the *corpus oracle*): blocks of the kind the world corpus's
-  shoppers tie most to each user's true primary kind. What the corpus can name at best, given
+  shoppers of each user's true primary kind click the most beyond shoppers at large. What the corpus can name at best, given
   the one thing a history hides least; it tells a generator that under-uses its corpus from a
   corpus that does not hold what the oracle knows.
 * **Complement blocks**: no generator at all; items of the kinds the knowledge records name as
@@ -173,22 +173,27 @@ def world_corpus(
 
 
 def corpus_named_kinds(shoppers: Behaviours, truth: GroundTruth) -> Ints:
-    """Per kind, the kind of another department that the corpus's shoppers tie most to it:
-    the most lift of "clicked both" over what independent kinds would give, each shopper one
-    basket. -1 where no shopper who clicked the kind clicked another department."""
+    """Per kind, the kind of another department that the corpus's shoppers who clicked it click
+    the most more often than shoppers at large (excess clicks per shopper); -1 where they click
+    no kind of another department more often. Click counts, not only whether a shopper clicked
+    a kind: a shopper's heavy kinds tell their strong interests from the passing ones, which
+    "clicked both" alone (the same both ways) cannot."""
     n_kinds = len(truth.leaf_paths)
     department = np.full(n_kinds, -1, np.int64)
     department[truth.item_leaf] = truth.item_department
     n_shoppers = int(shoppers.user_idx.max(initial=-1)) + 1
-    baskets = np.zeros((n_shoppers, n_kinds), np.float64)
-    baskets[shoppers.user_idx, truth.item_leaf[shoppers.item_idx]] = 1.0
-    together = baskets.T @ baskets
-    clicked = baskets.sum(axis=0)
-    expected = np.outer(clicked, clicked) / max(n_shoppers, 1)
-    lift = np.divide(together, expected, out=np.zeros_like(together), where=expected > 0)
-    lift[department[:, None] == department[None, :]] = 0.0
-    named = lift.argmax(axis=1)
-    named[lift.max(axis=1) <= 0] = -1
+    clicks = np.zeros((n_shoppers, n_kinds), np.float64)
+    np.add.at(clicks, (shoppers.user_idx, truth.item_leaf[shoppers.item_idx]), 1.0)
+    clicked = (clicks > 0).astype(np.float64)
+    shoppers_of = clicked.sum(axis=0)
+    among_them = np.divide(
+        clicked.T @ clicks, shoppers_of[:, None], out=np.zeros((n_kinds, n_kinds)),
+        where=shoppers_of[:, None] > 0,
+    )  # fmt: skip
+    excess = among_them - clicks.mean(axis=0)[None, :]
+    excess[department[:, None] == department[None, :]] = 0.0
+    named = excess.argmax(axis=1)
+    named[excess.max(axis=1) <= 0] = -1
     return named.astype(np.int64)
 
 

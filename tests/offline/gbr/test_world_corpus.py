@@ -241,18 +241,36 @@ def test_the_corpus_names_the_other_department_kind_its_shoppers_click_with_a_ki
     same = next(k for k in kinds if k != a and department[k] == department[a])
     other = [k for k in kinds if department[k] != department[a]]
     b, c, lonely = other[0], other[1], other[2]
-    # a goes with b three times and with c once (c's shoppers mostly click c alone); a's own
-    # department never counts, however often; `lonely` is clicked with nothing of another
-    # department.
+    # a goes with b three times and with c once; c's shoppers mostly click c alone, so they
+    # click a less often than shoppers at large; a's own department never counts, however
+    # often; `lonely` is clicked with nothing of another department.
     baskets = [[a, b], [a, b], [a, b], [a, c], [c], [c], [a, same], [a, same], [a, same]]
     baskets += [[lonely], [lonely, next(k for k in kinds if department[k] == department[lonely]
                                          and k != lonely)]]  # fmt: skip
     named = corpus_named_kinds(_baskets(truth, baskets), truth)
     assert named.shape == (len(truth.leaf_paths),)
-    assert named[a] == b and named[b] == a and named[c] == a
-    assert named[same] == -1 and named[lonely] == -1
+    assert named[a] == b and named[b] == a
+    assert named[c] == -1 and named[same] == -1 and named[lonely] == -1
     unclicked = np.setdiff1d(np.arange(len(truth.leaf_paths)), [k for x in baskets for k in x])
     assert (named[unclicked] == -1).all()
+
+
+def test_the_corpus_names_a_kinds_heavy_partner_not_the_kinds_that_click_it_heavily(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    _, truth = tiny
+    department = {
+        int(k): int(d) for k, d in zip(truth.item_leaf, truth.item_department, strict=True)
+    }
+    a = min(department)
+    d, b = sorted(k for k in department if department[k] != department[a])[:2]
+    e = next(k for k in department if k != a and department[k] == department[a])
+    # a's shoppers click b heavily; d's shoppers click a heavily; e's shoppers, neither.
+    # "Clicked both" is as strong for (a, b) as for (a, d), and d comes first: only the click
+    # counts name b.
+    baskets = [[a, b, b, b]] * 3 + [[d, a, a, a]] * 3 + [[e]] * 6
+    named = corpus_named_kinds(_baskets(truth, baskets), truth)
+    assert named[a] == b and named[d] == a
 
 
 def test_a_world_corpus_names_secondary_kinds_where_the_world_has_co_interests() -> None:
