@@ -13,9 +13,9 @@ Three pieces beside the ranker's ablation (:mod:`model_export.report`):
   secondary kind (known only to the world's generator). GBR is reported as the share of the
   oracle's gain over knowledge only that it recovers.
 * **The corpus's own ceiling** (the *corpus oracle*): blocks of the kind the world corpus's
-  shoppers of each user's true primary kind click the most beyond shoppers at large. What the corpus can name at best, given
-  the one thing a history hides least; it tells a generator that under-uses its corpus from a
-  corpus that does not hold what the oracle knows.
+  shoppers of each user's true primary kind click the most beyond shoppers at large. What the
+  corpus can name, given the one thing a history hides least; it tells a generator that
+  under-uses its corpus from a corpus that does not hold what the oracle knows.
 * **Complement blocks**: no generator at all; items of the kinds the knowledge records name as
   cross-department complements of the main kind of the user's history. What world knowledge of
   the records' kind proposes, beside the block share each source holds of the secondary kind.
