@@ -5,8 +5,9 @@ knowledge table (ID + knowledge against ID only, per slice).
 Rows add one signal at a time; the generated-behaviour rows differ only in where each request's
 block comes from: the plain generator (trained on the logs alone), the world generator
 (pretrained on the world corpus, then the logs), the oracle (the user's true secondary kind), the
-corpus oracle (the kind the world corpus names for the user's true primary kind) or the knowledge
-records' complements of the history's main kind (no generator).
+corpus oracle (the kind the world corpus names for the user's true primary kind), the corpus
+blocks (the kind it names for the history's main kind, no generator) or the knowledge records'
+complements of the history's main kind (no generator).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from model_export.world_ablation import EXPLORATION, recovered_share
 from service.contracts.manifest import EvaluationMetrics
 
 FULL_PLAIN, ORACLE, COMPLEMENTS = "full_plain", "oracle", "complements"
-CORPUS_ORACLE = "corpus_oracle"
+CORPUS_ORACLE, CORPUS = "corpus_oracle", "corpus"
 GAIN_METRICS = ("auc", "gauc")
 #: The ablation's rows, in order, with what each adds.
 ROWS = (
@@ -30,6 +31,7 @@ ROWS = (
     (FULL, "full: knowledge + world GBR"),
     (ORACLE, "oracle: knowledge + blocks of the true secondary kind"),
     (CORPUS_ORACLE, "corpus oracle: knowledge + blocks of the kind the corpus names"),
+    (CORPUS, "knowledge + corpus blocks (corpus counts only, no generator)"),
     (COMPLEMENTS, "knowledge + complement blocks (records only, no generator)"),
 )
 #: Per-seed differences against the knowledge-only ranker.
@@ -38,6 +40,7 @@ GAINS = (
     (FULL, "full − knowledge (world GBR's gain)"),
     (ORACLE, "oracle − knowledge (the ceiling)"),
     (CORPUS_ORACLE, "corpus oracle − knowledge (the corpus's ceiling)"),
+    (CORPUS, "corpus blocks − knowledge"),
     (COMPLEMENTS, "complement blocks − knowledge"),
 )
 SLICES = (
@@ -182,6 +185,20 @@ def corpus_findings(table: dict[str, Any], shares: dict[str, Any]) -> list[str]:
             + "; ".join(parts)
             + "."
         )
+    counted = []
+    for label, suffix, corpus, _ in against_ceiling(table, CORPUS):
+        text = f"{label} {corpus['mean']:+.4f} ± {corpus['std']:.4f}"
+        gain = world.get(suffix)
+        if gain is not None:
+            text += f" (world GBR {gain['mean']:+.4f} ± {gain['std']:.4f})"
+        counted.append(text)
+    if counted:
+        lines.append(
+            "- Corpus blocks (the kind the corpus names for the history's main kind: counting "
+            "the corpus, no generator, no truth) add, in AUC to knowledge only: "
+            + "; ".join(counted)
+            + "."
+        )
     return lines
 
 
@@ -189,6 +206,7 @@ def corpus_findings(table: dict[str, Any], shares: dict[str, Any]) -> list[str]:
 BLOCK_SOURCES = (
     ("oracle", "oracle"),
     ("corpus_oracle", "corpus oracle"),
+    ("corpus", "corpus blocks"),
     ("complements", "complement blocks"),
     ("world", "world GBR"),
     ("plain", "plain GBR"),

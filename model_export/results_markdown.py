@@ -122,6 +122,9 @@ def render_markdown(
         "corpus's shoppers who clicked each user's true primary kind click the most more often "
         "than shoppers at large (excess clicks per shopper): what the corpus can name, given the "
         "interest a history hides least; what it gains is the corpus's own ceiling. The "
+        "**corpus** blocks are drawn the same way for the main (most frequent) kind of the "
+        "user's behaviours before the request instead: what counting the corpus proposes, with "
+        "no generator and no truth. The "
         "**complement** blocks come from no generator: items of the kinds the knowledge records "
         "name as cross-department complements of the main (most frequent) kind of the user's "
         "behaviours before the request, drawn uniformly among those launched by then. In this "
@@ -157,6 +160,8 @@ def render_markdown(
         "- **oracle**: knowledge vectors and blocks of each user's true secondary kind.",
         "- **corpus_oracle**: knowledge vectors and blocks of the kind the world corpus names for "
         "each user's true primary kind.",
+        "- **corpus**: knowledge vectors and blocks of the kind the world corpus names for the "
+        "main kind of the user's history (no generator).",
         "- **complements**: knowledge vectors and blocks of the knowledge records' complements of "
         "the history's main kind (no generator).",
         "- **random**: the training click rate with a small random jitter (random order, base-rate "

@@ -15,7 +15,9 @@ Three pieces beside the ranker's ablation (:mod:`model_export.report`):
 * **The corpus's own ceiling** (the *corpus oracle*): blocks of the kind the world corpus's
   shoppers of each user's true primary kind click the most beyond shoppers at large. What the
   corpus can name, given the one thing a history hides least; it tells a generator that
-  under-uses its corpus from a corpus that does not hold what the oracle knows.
+  under-uses its corpus from a corpus that does not hold what the oracle knows. **Corpus
+  blocks** are the same with the history's main kind in place of the true primary kind: what
+  counting the corpus proposes, with no truth and no generator.
 * **Complement blocks**: no generator at all; items of the kinds the knowledge records name as
   cross-department complements of the main kind of the user's history. What world knowledge of
   the records' kind proposes, beside the block share each source holds of the secondary kind.
@@ -44,6 +46,7 @@ Mask = npt.NDArray[np.bool_]
 EXPLORATION = "exploration"
 ORACLE_VERSION = "oracle-secondary-interest"
 CORPUS_ORACLE_VERSION = "corpus-named-kind-of-the-primary-kind"
+CORPUS_VERSION = "corpus-named-kind-of-the-main-kind"
 COMPLEMENTS_VERSION = "knowledge-complements-of-the-main-kind"
 
 
@@ -239,6 +242,37 @@ def corpus_oracle_log(
     kinds = named[truth.user_primary_leaf[users]]
     blocks = kind_blocks(dataset, truth.item_leaf, kinds, k, seed)
     return GeneratedBlocksLog(items=blocks, version=CORPUS_ORACLE_VERSION)
+
+
+def corpus_log(
+    dataset: Dataset, truth: GroundTruth, named: Ints, k: int, seed: int
+) -> GeneratedBlocksLog:
+    """As :func:`corpus_oracle_log`, with the main kind of the user's history before the
+    request (its most frequent kind) in place of the true primary kind: no truth and no
+    generator, what counting the corpus alone proposes. Kinds are the catalogue's own (the leaf
+    of each item's category path). Empty where the history is empty or the corpus names
+    nothing for its main kind."""
+    main = history_main_kinds(dataset, truth.item_leaf, len(truth.leaf_paths))
+    kinds = np.where(main >= 0, named[np.maximum(main, 0)], -1)
+    blocks = kind_blocks(dataset, truth.item_leaf, kinds, k, seed)
+    return GeneratedBlocksLog(items=blocks, version=CORPUS_VERSION)
+
+
+def history_main_kinds(dataset: Dataset, item_kind: Ints, n_kinds: int) -> Ints:
+    """Per request of :func:`example_requests`, the most frequent kind among the user's
+    behaviours strictly before the request (-1 for an empty history)."""
+    users, ts = example_requests(dataset)
+    events = dataset.behaviours
+    starts = np.searchsorted(events.user_idx, np.arange(len(dataset.user_ids) + 1))
+    main = np.full(len(users), -1, np.int64)
+    for row, (user, at) in enumerate(zip(users.tolist(), ts.tolist(), strict=True)):
+        lo = starts[user]
+        history = events.item_idx[
+            lo : lo + int(np.searchsorted(events.ts[lo : starts[user + 1]], at))
+        ]
+        if len(history):
+            main[row] = np.bincount(item_kind[history], minlength=n_kinds).argmax()
+    return main
 
 
 def kind_blocks(dataset: Dataset, item_kind: Ints, kinds: Ints, k: int, seed: int) -> Ints:

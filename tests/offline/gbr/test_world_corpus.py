@@ -16,6 +16,7 @@ from model_export.world_ablation import (
     WorldSetup,
     block_secondary_share,
     complement_log,
+    corpus_log,
     corpus_named_kinds,
     corpus_oracle_log,
     exploration_slice,
@@ -284,12 +285,17 @@ def test_a_world_corpus_names_secondary_kinds_where_the_world_has_co_interests()
     assert found > 5 * chance
 
 
+def _shifted_names(truth: GroundTruth) -> np.ndarray:
+    """A corpus's naming that is easy to check: each kind names the kind 7 places on."""
+    n_kinds = len(truth.leaf_paths)
+    return (np.arange(n_kinds) + 7) % n_kinds
+
+
 def test_corpus_oracle_blocks_hold_the_named_kind_of_the_primary_kind_and_no_future(
     tiny: tuple[Dataset, GroundTruth],
 ) -> None:
     dataset, truth = tiny
-    n_kinds = len(truth.leaf_paths)
-    named = (np.arange(n_kinds) + 7) % n_kinds
+    named = _shifted_names(truth)
     named[::3] = -1  # a kind the corpus names nothing for gets an empty block
     log = corpus_oracle_log(dataset, truth, named, k=4, seed=0)
     users, ts = example_requests(dataset)
@@ -306,6 +312,31 @@ def test_corpus_oracle_blocks_hold_the_named_kind_of_the_primary_kind_and_no_fut
     secondary = replace(truth, user_primary_leaf=np.arange(len(truth.user_secondary_leaf)))
     as_oracle = corpus_oracle_log(dataset, secondary, truth.user_secondary_leaf, k=4, seed=0)
     np.testing.assert_array_equal(as_oracle.items, oracle_log(dataset, truth, k=4, seed=0).items)
+
+
+def test_corpus_blocks_hold_the_named_kind_of_the_main_kind_of_the_past(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    dataset, truth = tiny
+    named = _shifted_names(truth)
+    n_kinds = len(named)
+    log = corpus_log(dataset, truth, named, k=4, seed=0)
+    users, ts = example_requests(dataset)
+    events = dataset.behaviours
+    checked = empty = 0
+    for row in range(0, len(users), 7):
+        mine = events.user_idx == users[row]
+        past = events.item_idx[mine & (events.ts < ts[row])].astype(np.int64)
+        items = log.items[row][log.items[row] >= 0]
+        if not len(past):
+            assert not len(items), "a block without a history"
+            empty += 1
+            continue
+        main = np.bincount(truth.item_leaf[past], minlength=n_kinds).argmax()
+        assert (truth.item_leaf[items] == named[main]).all()
+        assert (dataset.catalogue.launch_ts[items] <= ts[row]).all()
+        checked += len(items) > 0
+    assert checked > 10 and empty > 0
 
 
 def test_complement_blocks_follow_the_main_kind_of_the_past_and_see_no_future(
