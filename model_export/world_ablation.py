@@ -1,6 +1,6 @@
 """Generated behaviours with world knowledge, on a synthetic world where beyond-log interests pay.
 
-Three pieces beside the ranker's ablation (:mod:`model_export.report`):
+The pieces beside the ranker's ablation (:mod:`model_export.report`):
 
 * **The world**: the synthetic platform gives a share of every page to exploration (items from
   the departments other than the shopper's primary one), in both periods. The **exploration
@@ -180,7 +180,8 @@ def corpus_named_kinds(shoppers: Behaviours, truth: GroundTruth) -> Ints:
     the most more often than shoppers at large (excess clicks per shopper); -1 where they click
     no kind of another department more often. Click counts, not only whether a shopper clicked
     a kind: a shopper's heavy kinds tell their strong interests from the passing ones, which
-    "clicked both" alone (the same both ways) cannot."""
+    "clicked both" alone (the same both ways) cannot. Of ``truth`` it reads only what the
+    catalogue shows: each item's kind (the leaf of its category path) and department."""
     n_kinds = len(truth.leaf_paths)
     department = np.full(n_kinds, -1, np.int64)
     department[truth.item_leaf] = truth.item_department
