@@ -25,7 +25,7 @@ The pieces beside the ranker's ablation (:mod:`model_export.report`):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,16 +160,15 @@ def world_corpus(
     dataset: Dataset,
     records: list[ItemKnowledge],
     setup: WorldSetup,
-    shoppers: Behaviours | None = None,
+    shoppers: Behaviours,
 ) -> WorldCorpus:
-    """External shoppers (``shoppers``, else :func:`world_shoppers`) and knowledge walks, over
-    items launched before the split time."""
-    external = world_shoppers(config, setup) if shoppers is None else shoppers
+    """External shoppers (:func:`world_shoppers`) and knowledge walks, over items launched
+    before the split time."""
     launched = dataset.catalogue.launch_ts < dataset.split_ts
     walks = knowledge_walks(records, setup.walks, setup.walk_length, config.seed, launched)
     return WorldCorpus.of(
         {
-            "external shoppers": behaviour_sequences(external, setup.external_shoppers),
+            "external shoppers": behaviour_sequences(shoppers, setup.external_shoppers),
             "knowledge walks": walks,
         }
     )
@@ -262,18 +261,23 @@ def corpus_log(
 def history_main_kinds(dataset: Dataset, item_kind: Ints, n_kinds: int) -> Ints:
     """Per request of :func:`example_requests`, the most frequent kind among the user's
     behaviours strictly before the request (-1 for an empty history)."""
-    users, ts = example_requests(dataset)
-    events = dataset.behaviours
-    starts = np.searchsorted(events.user_idx, np.arange(len(dataset.user_ids) + 1))
-    main = np.full(len(users), -1, np.int64)
-    for row, (user, at) in enumerate(zip(users.tolist(), ts.tolist(), strict=True)):
-        lo = starts[user]
-        history = events.item_idx[
-            lo : lo + int(np.searchsorted(events.ts[lo : starts[user + 1]], at))
-        ]
+    main = np.full(len(example_requests(dataset)[0]), -1, np.int64)
+    for row, _, history in past_histories(dataset):
         if len(history):
             main[row] = np.bincount(item_kind[history], minlength=n_kinds).argmax()
     return main
+
+
+def past_histories(dataset: Dataset) -> Iterator[tuple[int, int, npt.NDArray[np.int32]]]:
+    """Per request of :func:`example_requests`, in order: its row, its time and the user's
+    items strictly before it."""
+    users, ts = example_requests(dataset)
+    events = dataset.behaviours
+    starts = np.searchsorted(events.user_idx, np.arange(len(dataset.user_ids) + 1))
+    for row, (user, at) in enumerate(zip(users.tolist(), ts.tolist(), strict=True)):
+        lo = starts[user]
+        count = int(np.searchsorted(events.ts[lo : starts[user + 1]], at))
+        yield row, at, events.item_idx[lo : lo + count]
 
 
 def kind_blocks(dataset: Dataset, item_kind: Ints, kinds: Ints, k: int, seed: int) -> Ints:
@@ -300,17 +304,11 @@ def complement_log(
     as cross-department complements of the history's main kind: its most frequent kind among
     the user's behaviours strictly before the request. No truth and no generator: what the
     records alone propose. Empty (-1) where the history is empty or its main kind has none."""
-    users, ts = example_requests(dataset)
+    users, _ = example_requests(dataset)
     rng = np.random.default_rng(seed)
     members = KindMembers(complements.item_kind, dataset.catalogue.launch_ts)
-    events = dataset.behaviours
-    starts = np.searchsorted(events.user_idx, np.arange(len(dataset.user_ids) + 1))
     blocks = np.full((len(users), k), -1, np.int64)
-    for row, (user, at) in enumerate(zip(users.tolist(), ts.tolist(), strict=True)):
-        lo = starts[user]
-        history = events.item_idx[
-            lo : lo + int(np.searchsorted(events.ts[lo : starts[user + 1]], at))
-        ]
+    for row, at, history in past_histories(dataset):
         if not len(history):
             continue
         main = np.bincount(complements.item_kind[history], minlength=complements.n_kinds).argmax()
