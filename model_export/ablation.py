@@ -5,9 +5,10 @@ knowledge table (ID + knowledge against ID only, per slice).
 Rows add one signal at a time; the generated-behaviour rows differ only in where each request's
 block comes from: the plain generator (trained on the logs alone), the world generator
 (pretrained on the world corpus, then the logs), the oracle (the user's true secondary kind), the
-corpus oracle (the kind the world corpus names for the user's true primary kind), the corpus
-blocks (the kind it names for the history's main kind, no generator) or the knowledge records'
-complements of the history's main kind (no generator).
+pattern oracle (the world's co-interest kind of the user's true primary kind), the corpus oracle
+(the kind the world corpus names for the user's true primary kind), the corpus blocks (the kind
+it names for the history's main kind, no generator) or the knowledge records' complements of the
+history's main kind (no generator).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from model_export.world_ablation import EXPLORATION, recovered_share
 from service.contracts.manifest import EvaluationMetrics
 
 FULL_PLAIN, ORACLE, COMPLEMENTS = "full_plain", "oracle", "complements"
-CORPUS_ORACLE, CORPUS = "corpus_oracle", "corpus"
+CORPUS_ORACLE, CORPUS, PATTERN_ORACLE = "corpus_oracle", "corpus", "pattern_oracle"
 GAIN_METRICS = ("auc", "gauc")
 #: The ablation's rows, in order, with what each adds.
 ROWS = (
@@ -30,6 +31,7 @@ ROWS = (
     (FULL_PLAIN, "knowledge + plain GBR (logs only)"),
     (FULL, "full: knowledge + world GBR"),
     (ORACLE, "oracle: knowledge + blocks of the true secondary kind"),
+    (PATTERN_ORACLE, "pattern oracle: knowledge + blocks of the world's co-interest kind"),
     (CORPUS_ORACLE, "corpus oracle: knowledge + blocks of the kind the corpus names"),
     (CORPUS, "knowledge + corpus blocks (corpus counts only, no generator)"),
     (COMPLEMENTS, "knowledge + complement blocks (records only, no generator)"),
@@ -39,6 +41,7 @@ GAINS = (
     (FULL_PLAIN, "plain GBR − knowledge"),
     (FULL, "full − knowledge (world GBR's gain)"),
     (ORACLE, "oracle − knowledge (the ceiling)"),
+    (PATTERN_ORACLE, "pattern oracle − knowledge (knowing the world's patterns)"),
     (CORPUS_ORACLE, "corpus oracle − knowledge (the corpus's ceiling)"),
     (CORPUS, "corpus blocks − knowledge"),
     (COMPLEMENTS, "complement blocks − knowledge"),
@@ -130,6 +133,11 @@ def against_ceiling(
     return found
 
 
+def slice_gains(table: dict[str, Any], row: str) -> dict[str, dict[str, float]]:
+    """Per slice suffix where the oracle's is present too, the AUC gain of ``row``."""
+    return {suffix: gain for _, suffix, gain, _ in against_ceiling(table, row)}
+
+
 def findings(table: dict[str, Any], generator: dict[str, Any] | None) -> list[str]:
     """What the figures say about generated behaviours, computed from them."""
     lines = []
@@ -153,7 +161,50 @@ def findings(table: dict[str, Any], generator: dict[str, Any] | None) -> list[st
             f"{world:.4f}, plain generator {plain:.4f}: {ratio}."
         )
     shares = (generator or {}).get("block_secondary_share", {})
-    return lines + corpus_findings(table, shares) + complement_findings(table, shares)
+    return (
+        lines
+        + pattern_findings(table, shares)
+        + corpus_findings(table, shares)
+        + complement_findings(table, shares)
+    )
+
+
+def pattern_findings(table: dict[str, Any], shares: dict[str, Any]) -> list[str]:
+    """What knowing the world's co-interest patterns gives at best (the pattern oracle), against
+    the oracle's ceiling, and how much of it the corpus oracle and world GBR reach."""
+    lines = []
+    follows = shares.get("pattern_oracle", {}).get("mean")
+    if follows == 0.0:
+        return ["- This world has no co-interest pattern: the pattern oracle's blocks are empty."]
+    if follows is not None:
+        lines.append(
+            f"- The world's co-interest pattern of a user's true primary kind is their secondary "
+            f"kind for {follows:.0%} of the evaluation requests' users; the others' secondary "
+            f"interest is their own."
+        )
+    corpus, world = slice_gains(table, CORPUS_ORACLE), slice_gains(table, FULL)
+    parts = []
+    for label, suffix, pattern, ceiling in against_ceiling(table, PATTERN_ORACLE):
+        text = f"{label} {pattern['mean']:+.4f} ± {pattern['std']:.4f}"
+        if ceiling["mean"] > 0:
+            text += f" ({pattern['mean'] / ceiling['mean']:.0%} of the oracle's"
+            reached = [
+                f"{name} {found[suffix]['mean'] / pattern['mean']:.0%}"
+                for name, found in (("the corpus oracle's", corpus), ("world GBR's", world))
+                if suffix in found and pattern["mean"] > 0
+            ]
+            if reached:
+                text += "; of it, " + ", ".join(reached)
+            text += ")"
+        parts.append(text)
+    if parts:
+        lines.append(
+            "- The pattern oracle (blocks of that kind: every pattern of the world named without "
+            "error, from the true primary kind) adds, in AUC to knowledge only: "
+            + "; ".join(parts)
+            + "."
+        )
+    return lines
 
 
 def corpus_findings(table: dict[str, Any], shares: dict[str, Any]) -> list[str]:
@@ -167,7 +218,7 @@ def corpus_findings(table: dict[str, Any], shares: dict[str, Any]) -> list[str]:
             f"secondary kind for {named:.0%} of the evaluation requests' users."
         )
     oracle = {suffix: ceiling for _, suffix, _, ceiling in against_ceiling(table, CORPUS_ORACLE)}
-    world = {suffix: gain for _, suffix, gain, _ in against_ceiling(table, FULL)}
+    world = slice_gains(table, FULL)
     parts = []
     for label, suffix, corpus, _ in against_ceiling(table, CORPUS_ORACLE):
         text = f"{label} {corpus['mean']:+.4f} ± {corpus['std']:.4f}"
@@ -205,6 +256,7 @@ def corpus_findings(table: dict[str, Any], shares: dict[str, Any]) -> list[str]:
 #: Block sources (their key in ``block_secondary_share``) as the report names them.
 BLOCK_SOURCES = (
     ("oracle", "oracle"),
+    ("pattern_oracle", "pattern oracle"),
     ("corpus_oracle", "corpus oracle"),
     ("corpus", "corpus blocks"),
     ("complements", "complement blocks"),

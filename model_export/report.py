@@ -23,7 +23,14 @@ from typing import Any
 
 from model_export import ablation as ablation_rows
 from model_export import gbr_report
-from model_export.ablation import COMPLEMENTS, CORPUS, CORPUS_ORACLE, FULL_PLAIN, ORACLE
+from model_export.ablation import (
+    COMPLEMENTS,
+    CORPUS,
+    CORPUS_ORACLE,
+    FULL_PLAIN,
+    ORACLE,
+    PATTERN_ORACLE,
+)
 from model_export.evaluate import evaluate_with_slices, random_baseline
 from model_export.generated_log import GeneratorSetup, generated_log, train_split_generator
 from model_export.pipeline import (
@@ -52,6 +59,7 @@ from model_export.world_ablation import (
     corpus_oracle_log,
     exploration_slice,
     oracle_log,
+    pattern_oracle_log,
     world_corpus,
     world_shoppers,
 )
@@ -67,7 +75,7 @@ from service.contracts.manifest import EvaluationMetrics
 #: Where each ranker's generated blocks come from (None: it attends over none).
 PLAIN_BLOCKS, WORLD_BLOCKS, ORACLE_BLOCKS = "plain", "world", "oracle"
 COMPLEMENT_BLOCKS, CORPUS_ORACLE_BLOCKS = "complements", "corpus_oracle"
-CORPUS_BLOCKS = "corpus"
+CORPUS_BLOCKS, PATTERN_ORACLE_BLOCKS = "corpus", "pattern_oracle"
 RANKERS: dict[str, str | None] = {
     ID_ONLY: None,
     MODEL: None,
@@ -75,6 +83,7 @@ RANKERS: dict[str, str | None] = {
     FULL_PLAIN: PLAIN_BLOCKS,
     FULL: WORLD_BLOCKS,
     ORACLE: ORACLE_BLOCKS,
+    PATTERN_ORACLE: PATTERN_ORACLE_BLOCKS,
     CORPUS_ORACLE: CORPUS_ORACLE_BLOCKS,
     CORPUS: CORPUS_BLOCKS,
     COMPLEMENTS: COMPLEMENT_BLOCKS,
@@ -184,6 +193,7 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
         PLAIN_BLOCKS: generated_log(plain, dataset, setup),
         WORLD_BLOCKS: generated_log(knowing, dataset, world_setup),
         ORACLE_BLOCKS: oracle_log(dataset, truth, setup.k, seed),
+        PATTERN_ORACLE_BLOCKS: pattern_oracle_log(dataset, truth, setup.k, seed),
         CORPUS_ORACLE_BLOCKS: corpus_oracle_log(dataset, truth, named, setup.k, seed),
         CORPUS_BLOCKS: corpus_log(dataset, truth, named, setup.k, seed),
         COMPLEMENT_BLOCKS: complement_log(dataset, complements, setup.k, seed),
@@ -225,7 +235,7 @@ def rank_every_row(
     slices = exploration_slice(truth)
     for name, blocks in RANKERS.items():
         log = logs[blocks] if blocks else None
-        blocks_only = (FULL_PLAIN, ORACLE, CORPUS_ORACLE, CORPUS, COMPLEMENTS)
+        blocks_only = (FULL_PLAIN, ORACLE, PATTERN_ORACLE, CORPUS_ORACLE, CORPUS, COMPLEMENTS)
         variant = VARIANTS[FULL] if name in blocks_only else VARIANTS[name]
         trained = train_variant(dataset, semantic, config, variant, log)
         metrics |= evaluate_with_slices(trained, dataset, name, log, slices)

@@ -158,6 +158,9 @@ def render_markdown(
         "- **gate**, **gate_self_attention**: model with gated fusion, and with the "
         "self-attention user encoder too.",
         "- **oracle**: knowledge vectors and blocks of each user's true secondary kind.",
+        "- **pattern_oracle**: knowledge vectors and blocks of the kind the world's co-interest "
+        "pattern gives each user's true primary kind (every pattern known, none of the users' "
+        "own).",
         "- **corpus_oracle**: knowledge vectors and blocks of the kind the world corpus names for "
         "each user's true primary kind.",
         "- **corpus**: knowledge vectors and blocks of the kind the world corpus names for the "

@@ -18,6 +18,11 @@ The pieces beside the ranker's ablation (:mod:`model_export.report`):
   under-uses its corpus from a corpus that does not hold what the oracle knows. **Corpus
   blocks** are the same with the history's main kind in place of the true primary kind: what
   counting the corpus proposes, with no truth and no generator.
+* **The pattern oracle**: blocks of the kind the world's own co-interest pattern gives the
+  shoppers of each user's true primary kind: what knowing every pattern of the world without
+  error gives, from the primary kind alone (what a corpus, an LLM's included, can teach of the
+  population). A user whose secondary interest is their own, off the pattern, is beyond it;
+  only their own clicks can show it.
 * **Complement blocks**: no generator at all; items of the kinds the knowledge records name as
   cross-department complements of the main kind of the user's history. What world knowledge of
   the records' kind proposes, beside the block share each source holds of the secondary kind.
@@ -47,6 +52,7 @@ EXPLORATION = "exploration"
 ORACLE_VERSION = "oracle-secondary-interest"
 CORPUS_ORACLE_VERSION = "corpus-named-kind-of-the-primary-kind"
 CORPUS_VERSION = "corpus-named-kind-of-the-main-kind"
+PATTERN_ORACLE_VERSION = "co-interest-kind-of-the-primary-kind"
 COMPLEMENTS_VERSION = "knowledge-complements-of-the-main-kind"
 
 
@@ -242,6 +248,16 @@ def corpus_oracle_log(
     kinds = named[truth.user_primary_leaf[users]]
     blocks = kind_blocks(dataset, truth.item_leaf, kinds, k, seed)
     return GeneratedBlocksLog(items=blocks, version=CORPUS_ORACLE_VERSION)
+
+
+def pattern_oracle_log(
+    dataset: Dataset, truth: GroundTruth, k: int, seed: int
+) -> GeneratedBlocksLog:
+    """As :func:`corpus_oracle_log`, with the world's own co-interest kind of the user's true
+    primary kind (``truth.co_interest_leaf``) as the named kind: a corpus that named every
+    pattern of the world without error. Empty blocks in a world without patterns."""
+    log = corpus_oracle_log(dataset, truth, truth.co_interest_leaf, k, seed)
+    return GeneratedBlocksLog(items=log.items, version=PATTERN_ORACLE_VERSION)
 
 
 def corpus_log(

@@ -76,18 +76,19 @@ def test_every_section_names_its_command_and_machine(report: tuple[dict, str]) -
 def test_ablation_covers_every_ranker_and_slice(report: tuple[dict, str]) -> None:  # type: ignore[type-arg]
     document, markdown = report
     rankers = ("id_only", "model", "id_gbr", "full_plain", "full", "oracle", "corpus_oracle")
-    for name in (*rankers, "corpus", "complements"):
+    for name in (*rankers, "pattern_oracle", "corpus", "complements"):
         for suffix in ("", "/sparse_users", "/cold_items", "/exploration"):
             stats = document["ablation"][name + suffix]
             assert 0.0 <= stats["auc"]["mean"] <= 1.0 and stats["gauc"]["std"] >= 0.0
     gains = ("gain_full", "gain_full_plain", "gain_oracle", "gain_corpus_oracle", "gain_corpus")
-    for gain in (*gains, "gain_complements"):
+    for gain in (*gains, "gain_complements", "gain_pattern_oracle"):
         assert gain + "/exploration" in document["ablation"]
     assert document["ablation"]["examples/exploration"]["n"]["mean"] > 0
     assert "| full: knowledge + world GBR |" in markdown
     assert "- exploration: world GBR adds" in markdown
     shares = document["generator"]["block_secondary_share"]
-    assert set(shares) == {"plain", "world", "oracle", "corpus_oracle", "corpus", "complements"}
+    sources = {"plain", "world", "oracle", "pattern_oracle", "corpus_oracle", "corpus"}
+    assert set(shares) == sources | {"complements"}
     assert shares["oracle"]["mean"] == 1.0 and 0.0 <= shares["complements"]["mean"] <= 1.0
     per_seed = [run["block_secondary_share"]["world"] for run in document["generator_runs"]]
     assert shares["world"]["mean"] == pytest.approx(sum(per_seed) / len(per_seed))
@@ -102,6 +103,11 @@ def test_ablation_covers_every_ranker_and_slice(report: tuple[dict, str]) -> Non
     assert "- The corpus oracle (blocks of that kind) adds, in AUC to knowledge only: overall " in (
         markdown
     )
+    assert "| pattern oracle − knowledge (knowing the world's patterns) |" in markdown
+    follows = shares["pattern_oracle"]["mean"]
+    assert 0.0 < follows < 1.0
+    assert f"kind for {follows:.0%} of the evaluation requests' users; the others'" in markdown
+    assert "- The pattern oracle (blocks of that kind: every pattern of the world" in markdown
     assert "| knowledge + corpus blocks (corpus counts only, no generator) |" in markdown
     assert "no generator, no truth) add, in AUC to knowledge only: overall " in markdown
 

@@ -13,7 +13,7 @@ from offline.data.synthetic.catalogue import Items, draw_catalogue
 from offline.data.synthetic.config import DEFAULT_END_TS, GENERATOR_VERSION, SyntheticConfig, Window
 from offline.data.synthetic.exposure import draw_exposure
 from offline.data.synthetic.latent import Floats, HiddenWorld, Ints
-from offline.data.synthetic.population import draw_requests, draw_users
+from offline.data.synthetic.population import co_interests, draw_requests, draw_users
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class GroundTruth:
     click_bias: float  # c, calibrated to the target click-through rate
     item_department: Ints  # department index of each item
     user_department: Ints  # department of each user's primary interest (what exposure serves)
+    #: Per kind, the kind the world's co-interest pattern gives its shoppers' secondary interest
+    #: (``co_interest`` worlds; most of a kind's shoppers follow it); -1 in a world without one.
+    co_interest_leaf: Ints
 
 
 def generate(config: SyntheticConfig, end_ts: int = DEFAULT_END_TS) -> Dataset:
@@ -78,6 +81,11 @@ def generate_with_truth(
         click_bias=click_bias,
         item_department=items.top,
         user_department=users.area,
+        co_interest_leaf=(
+            co_interests(world, config.seed)
+            if config.co_interest
+            else np.full(world.n_leaves, -1, np.int64)
+        ),
     )
     return dataset, truth
 

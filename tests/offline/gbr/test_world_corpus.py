@@ -21,6 +21,7 @@ from model_export.world_ablation import (
     corpus_oracle_log,
     exploration_slice,
     oracle_log,
+    pattern_oracle_log,
     world_shoppers,
 )
 from offline.data.canonical import Behaviours, Dataset
@@ -312,6 +313,36 @@ def test_corpus_oracle_blocks_hold_the_named_kind_of_the_primary_kind_and_no_fut
     secondary = replace(truth, user_primary_leaf=np.arange(len(truth.user_secondary_leaf)))
     as_oracle = corpus_oracle_log(dataset, secondary, truth.user_secondary_leaf, k=4, seed=0)
     np.testing.assert_array_equal(as_oracle.items, oracle_log(dataset, truth, k=4, seed=0).items)
+
+
+def test_pattern_oracle_blocks_hold_the_worlds_co_interest_kind_of_the_primary_kind() -> None:
+    config = SyntheticConfig.preset("tiny", co_interest=True)
+    dataset, truth = generate_with_truth(config)
+    pattern = truth.co_interest_leaf
+    department = np.full(len(truth.leaf_paths), -1)
+    department[truth.item_leaf] = truth.item_department
+    assert (pattern >= 0).all()
+    known = (department >= 0) & (department[pattern] >= 0)  # kinds with items in the catalogue
+    assert known.sum() > 10 and (department[pattern] != department)[known].all()
+    # Most shoppers' secondary interest follows the pattern (the rest is their own).
+    follows = np.mean(pattern[truth.user_primary_leaf] == truth.user_secondary_leaf)
+    assert config.secondary_complement_prob - 0.15 < follows < 1.0
+    log = pattern_oracle_log(dataset, truth, k=4, seed=0)
+    users, ts = example_requests(dataset)
+    rows, cols = np.nonzero(log.items >= 0)
+    items = log.items[rows, cols]
+    assert len(items) > 0
+    assert (truth.item_leaf[items] == pattern[truth.user_primary_leaf[users[rows]]]).all()
+    assert (dataset.catalogue.launch_ts[items] <= ts[rows]).all()
+    assert block_secondary_share(log, dataset, truth) == pytest.approx(follows, abs=0.15)
+
+
+def test_a_world_without_co_interest_patterns_has_no_pattern_to_know(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    dataset, truth = tiny
+    assert (truth.co_interest_leaf == -1).all()
+    assert not (pattern_oracle_log(dataset, truth, k=4, seed=0).items >= 0).any()
 
 
 def test_corpus_blocks_hold_the_named_kind_of_the_main_kind_of_the_past(
