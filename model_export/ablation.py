@@ -217,14 +217,12 @@ def corpus_findings(table: dict[str, Any], shares: dict[str, Any]) -> list[str]:
             f"- The kind the world corpus names for a user's true primary kind is their "
             f"secondary kind for {named:.0%} of the evaluation requests' users."
         )
-    oracle = {suffix: ceiling for _, suffix, _, ceiling in against_ceiling(table, CORPUS_ORACLE)}
     world = slice_gains(table, FULL)
     parts = []
-    for label, suffix, corpus, _ in against_ceiling(table, CORPUS_ORACLE):
+    for label, suffix, corpus, ceiling in against_ceiling(table, CORPUS_ORACLE):
         text = f"{label} {corpus['mean']:+.4f} ± {corpus['std']:.4f}"
-        ceiling = oracle[suffix]["mean"]
-        if ceiling > 0:
-            text += f" ({corpus['mean'] / ceiling:.0%} of the oracle's"
+        if ceiling["mean"] > 0:
+            text += f" ({corpus['mean'] / ceiling['mean']:.0%} of the oracle's"
             gain = world.get(suffix)
             if gain is not None and corpus["mean"] > 0:
                 text += f"; world GBR's gain is {gain['mean'] / corpus['mean']:.0%} of it"

@@ -188,8 +188,7 @@ def corpus_named_kinds(shoppers: Behaviours, truth: GroundTruth) -> Ints:
     "clicked both" alone (the same both ways) cannot. Of ``truth`` it reads only what the
     catalogue shows: each item's kind (the leaf of its category path) and department."""
     n_kinds = len(truth.leaf_paths)
-    department = np.full(n_kinds, -1, np.int64)
-    department[truth.item_leaf] = truth.item_department
+    department = truth.kind_department
     n_shoppers = int(shoppers.user_idx.max(initial=-1)) + 1
     clicks = np.zeros((n_shoppers, n_kinds), np.float64)
     np.add.at(clicks, (shoppers.user_idx, truth.item_leaf[shoppers.item_idx]), 1.0)

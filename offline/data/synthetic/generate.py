@@ -33,6 +33,13 @@ class GroundTruth:
     #: (``co_interest`` worlds; most of a kind's shoppers follow it); -1 in a world without one.
     co_interest_leaf: Ints
 
+    @property
+    def kind_department(self) -> Ints:
+        """Per leaf kind, the department of its items; -1 for a kind the catalogue has none of."""
+        department = np.full(len(self.leaf_paths), -1, np.int64)
+        department[self.item_leaf] = self.item_department
+        return department
+
 
 def generate(config: SyntheticConfig, end_ts: int = DEFAULT_END_TS) -> Dataset:
     """The dataset for ``config``; the same config (seed included) and end give the same arrays."""
