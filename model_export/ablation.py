@@ -16,8 +16,14 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from model_export.evaluate import SPARSE_USER_HISTORY
 from model_export.pipeline import FULL, GATE, GATE_SELF_ATTENTION, ID_GBR, ID_ONLY, MODEL
-from model_export.world_ablation import EXPLORATION, recovered_share
+from model_export.world_ablation import (
+    EXPLORATION,
+    OTHER_REQUESTS,
+    SPARSE_REQUESTS,
+    recovered_share,
+)
 from service.contracts.manifest import EvaluationMetrics
 
 FULL_PLAIN, ORACLE, COMPLEMENTS = "full_plain", "oracle", "complements"
@@ -166,6 +172,7 @@ def findings(table: dict[str, Any], generator: dict[str, Any] | None) -> list[st
         + pattern_findings(table, shares)
         + corpus_findings(table, shares)
         + complement_findings(table, shares)
+        + history_findings((generator or {}).get("by_history", {}))
     )
 
 
@@ -294,6 +301,51 @@ def complement_findings(table: dict[str, Any], shares: dict[str, Any]) -> list[s
                 f"secondary kind and recover {exploration:.0%} of the exploration ceiling: a "
                 "block's share of the secondary kind alone does not buy the ceiling."
             )
+    return lines
+
+
+#: Block sources whose kind is read from the user's history, as the report names them: a short
+#: history can mislead them, unlike the oracles, which are given the truth.
+HISTORY_READ_SOURCES = (("world", "world GBR"), ("corpus", "corpus blocks"))
+#: Block sources given the user's true primary kind.
+PRIMARY_GIVEN_SOURCES = (("pattern_oracle", "pattern oracle"), ("corpus_oracle", "corpus oracle"))
+
+
+def history_findings(by_history: dict[str, Any]) -> list[str]:
+    """Requests of sparse users against the others: how often the history's main kind is the
+    primary kind, each block source's share of the secondary kind in both, and, where the
+    sources that read the kind from the history lose more of it on sparse users than those
+    given the primary kind, that the short history is where they lose it."""
+    sparse, others = by_history.get(SPARSE_REQUESTS), by_history.get(OTHER_REQUESTS)
+    if not sparse or not others:
+        return []
+    main = sparse["primary_main_kind"]["mean"], others["primary_main_kind"]["mean"]
+    shares = sparse["block_secondary_share"], others["block_secondary_share"]
+    kept: dict[str, float] = {}
+    parts = []
+    for key, label in HISTORY_READ_SOURCES + PRIMARY_GIVEN_SOURCES:
+        if key not in shares[0] or key not in shares[1]:
+            continue
+        few, many = shares[0][key]["mean"], shares[1][key]["mean"]
+        parts.append(f"{label} {few:.4f} against {many:.4f}")
+        if many > 0:
+            kept[key] = few / many
+    lines = [
+        f"- Requests of sparse users (at most {SPARSE_USER_HISTORY} behaviours before them) "
+        f"against the others: the history's main kind is the user's primary kind for "
+        f"{main[0]:.0%} against {main[1]:.0%}"
+        + ("; share of block items in the secondary kind: " + ", ".join(parts) if parts else "")
+        + "."
+    ]
+    read = [kept[key] for key, _ in HISTORY_READ_SOURCES if key in kept]
+    given = [kept[key] for key, _ in PRIMARY_GIVEN_SOURCES if key in kept]
+    if read and given and max(read) < min(given) and main[0] < main[1]:
+        lines.append(
+            f"- On sparse users the blocks that read the kind from the history keep "
+            f"{min(read):.0%}–{max(read):.0%} of their share of the secondary kind on the other "
+            f"requests, those given the true primary kind {min(given):.0%}–{max(given):.0%}: a "
+            "short history hides the primary kind a pattern starts from."
+        )
     return lines
 
 

@@ -61,6 +61,18 @@ def summarise_generator(reports: list[dict[str, Any]]) -> dict[str, Any]:
         summary["block_secondary_share"] = {
             s: _stats([r["block_secondary_share"][s] for r in reports]) for s in sources
         }
+    if all("by_history" in r for r in reports):
+        parts = [r["by_history"] for r in reports]
+        summary["by_history"] = {
+            part: {
+                "primary_main_kind": _stats([p[part]["primary_main_kind"] for p in parts]),
+                "block_secondary_share": {
+                    s: _stats([p[part]["block_secondary_share"][s] for p in parts])
+                    for s in figures["block_secondary_share"]
+                },
+            }
+            for part, figures in parts[0].items()
+        }
     for key in ("train_seconds", "generation_seconds", "users"):
         values = [float(r[key]) for r in reports if r.get(key) is not None]
         if values:

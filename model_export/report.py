@@ -51,6 +51,8 @@ from model_export.results_markdown import render_markdown, summarise
 from model_export.results_sections import keep_section
 from model_export.train import TrainConfig
 from model_export.world_ablation import (
+    OTHER_REQUESTS,
+    SPARSE_REQUESTS,
     WorldSetup,
     block_secondary_share,
     complement_log,
@@ -60,6 +62,8 @@ from model_export.world_ablation import (
     exploration_slice,
     oracle_log,
     pattern_oracle_log,
+    primary_main_share,
+    sparse_requests,
     world_corpus,
     world_shoppers,
 )
@@ -215,6 +219,17 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
     )
     report["block_secondary_share"] = {
         name: block_secondary_share(log, dataset, truth) for name, log in logs.items()
+    }
+    sparse = sparse_requests(dataset)
+    report["by_history"] = {
+        part: {
+            "primary_main_kind": primary_main_share(dataset, truth, among),
+            "block_secondary_share": {
+                name: block_secondary_share(log, dataset, truth, among)
+                for name, log in logs.items()
+            },
+        }
+        for part, among in ((SPARSE_REQUESTS, sparse), (OTHER_REQUESTS, ~sparse))
     }
     report["world_corpus"] = {"version": corpus.version, "sources": corpus.sources}
     report["world_train_seconds"] = knowing.train_info.get("train_seconds")

@@ -26,6 +26,9 @@ The pieces beside the ranker's ablation (:mod:`model_export.report`):
 * **Complement blocks**: no generator at all; items of the kinds the knowledge records name as
   cross-department complements of the main kind of the user's history. What world knowledge of
   the records' kind proposes, beside the block share each source holds of the secondary kind.
+* **Sparse users beside the others**: on the requests of users with few behaviours before them
+  and on the rest, how often the history's main kind is the primary kind and each block
+  source's share of the secondary kind: where a pattern read from a short history starts.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from model_export.dataset import GeneratedBlocksLog, example_requests
-from model_export.evaluate import Predictions
+from model_export.evaluate import SPARSE_USER_HISTORY, Predictions
 from offline.data.canonical import Behaviours, Dataset
 from offline.data.synthetic import GroundTruth, SyntheticConfig
 from offline.data.synthetic.external import external_shoppers
@@ -49,6 +52,8 @@ from offline.knowledge.schema import ItemKnowledge
 Ints = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 EXPLORATION = "exploration"
+#: The two parts of the evaluation requests the diagnostics by history length compare.
+SPARSE_REQUESTS, OTHER_REQUESTS = "sparse_users", "other_users"
 ORACLE_VERSION = "oracle-secondary-interest"
 CORPUS_ORACLE_VERSION = "corpus-named-kind-of-the-primary-kind"
 CORPUS_VERSION = "corpus-named-kind-of-the-main-kind"
@@ -334,17 +339,42 @@ def complement_log(
     return GeneratedBlocksLog(items=blocks, version=COMPLEMENTS_VERSION)
 
 
-def block_secondary_share(log: GeneratedBlocksLog, dataset: Dataset, truth: GroundTruth) -> float:
+def block_secondary_share(
+    log: GeneratedBlocksLog, dataset: Dataset, truth: GroundTruth, among: Mask | None = None
+) -> float:
     """The share of the evaluation requests' block items that are of the user's true secondary
-    kind (0 when they hold none)."""
+    kind (0 when they hold none); only the requests of ``among`` (per request of
+    :func:`example_requests`) when given."""
     users, ts = example_requests(dataset)
-    evaluated = ts >= dataset.split_ts
+    evaluated = ts >= dataset.split_ts if among is None else (ts >= dataset.split_ts) & among
     blocks, owners = log.items[evaluated], users[evaluated]
     filled = blocks >= 0
     if not filled.any():
         return 0.0
     wanted = truth.user_secondary_leaf[owners][:, None]
     return float((truth.item_leaf[np.where(filled, blocks, 0)] == wanted)[filled].mean())
+
+
+def sparse_requests(dataset: Dataset) -> Mask:
+    """Per request of :func:`example_requests`, whether its user had at most
+    :data:`~model_export.evaluate.SPARSE_USER_HISTORY` behaviours before it: the requests of
+    the sparse-users slice."""
+    sparse = np.zeros(len(example_requests(dataset)[0]), bool)
+    for row, _, history in past_histories(dataset):
+        sparse[row] = len(history) <= SPARSE_USER_HISTORY
+    return sparse
+
+
+def primary_main_share(dataset: Dataset, truth: GroundTruth, among: Mask) -> float:
+    """The share of the evaluation requests of ``among`` whose history's main (most frequent)
+    kind before the request is the user's true primary kind: where a pattern read from the
+    main kind starts from the right kind (0 when ``among`` holds none)."""
+    users, ts = example_requests(dataset)
+    chosen = (ts >= dataset.split_ts) & among
+    if not chosen.any():
+        return 0.0
+    main = history_main_kinds(dataset, truth.item_leaf, len(truth.leaf_paths))
+    return float(np.mean(main[chosen] == truth.user_primary_leaf[users[chosen]]))
 
 
 def exploration_slice(truth: GroundTruth) -> Callable[[Predictions], dict[str, Mask]]:

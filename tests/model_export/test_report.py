@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from model_export.ablation import history_findings
 from model_export.generated_log import GeneratorSetup
 from model_export.report import COMMAND, ResultsSpec, machine_description, write_results
 from model_export.train import TrainConfig
@@ -110,6 +111,53 @@ def test_ablation_covers_every_ranker_and_slice(report: tuple[dict, str]) -> Non
     assert "- The pattern oracle (blocks of that kind: every pattern of the world" in markdown
     assert "| knowledge + corpus blocks (corpus counts only, no generator) |" in markdown
     assert "no generator, no truth) add, in AUC to knowledge only: overall " in markdown
+
+
+def test_sparse_users_requests_are_set_beside_the_others(report: tuple[dict, str]) -> None:  # type: ignore[type-arg]
+    document, markdown = report
+    parts = document["generator"]["by_history"]
+    assert set(parts) == {"sparse_users", "other_users"}
+    for part in parts.values():
+        assert part["block_secondary_share"]["oracle"]["mean"] == 1.0
+        assert 0.0 <= part["primary_main_kind"]["mean"] <= 1.0
+    per_seed = [
+        run["by_history"]["sparse_users"]["block_secondary_share"]["world"]
+        for run in document["generator_runs"]
+    ]
+    world = parts["sparse_users"]["block_secondary_share"]["world"]["mean"]
+    assert world == pytest.approx(sum(per_seed) / len(per_seed))
+    main = parts["sparse_users"]["primary_main_kind"]["mean"]
+    assert (
+        f"against the others: the history's main kind is the user's primary kind for {main:.0%}"
+        in markdown
+    )
+    assert f"world GBR {world:.4f} against " in markdown
+
+
+def _by_history(sparse: dict[str, float], others: dict[str, float], main: tuple[float, float]):  # type: ignore[no-untyped-def]
+    def part(shares: dict[str, float], primary: float) -> dict:  # type: ignore[type-arg]
+        return {
+            "primary_main_kind": {"mean": primary, "std": 0.0},
+            "block_secondary_share": {k: {"mean": v, "std": 0.0} for k, v in shares.items()},
+        }
+
+    return {"sparse_users": part(sparse, main[0]), "other_users": part(others, main[1])}
+
+
+def test_history_findings_say_a_short_history_hides_the_kind_only_when_the_figures_do() -> None:
+    sources = ("world", "corpus", "pattern_oracle", "corpus_oracle")
+    others = dict(zip(sources, (0.2, 0.4, 0.7, 0.4), strict=True))
+    lose = dict(zip(sources, (0.1, 0.2, 0.7, 0.42), strict=True))
+    lines = history_findings(_by_history(lose, others, (0.5, 0.9)))
+    assert lines[0].startswith("- Requests of sparse users (at most 5 behaviours before them)")
+    assert "primary kind for 50% against 90%" in lines[0]
+    assert "world GBR 0.1000 against 0.2000, corpus blocks 0.2000 against 0.4000" in lines[0]
+    assert "keep 50%–50% of their share" in lines[1]
+    assert "given the true primary kind 100%–105%" in lines[1]
+    keep = dict(zip(sources, (0.2, 0.4, 0.7, 0.4), strict=True))
+    assert len(history_findings(_by_history(keep, others, (0.5, 0.9)))) == 1
+    assert len(history_findings(_by_history(lose, others, (0.9, 0.5)))) == 1
+    assert history_findings({}) == []
 
 
 def test_fusion_and_encoder_rows_are_gained_against_the_summed_light_ranker(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from model_export.dataset import example_requests
-from model_export.evaluate import Predictions
+from model_export.evaluate import SPARSE_USER_HISTORY, Predictions
 from model_export.world_ablation import (
     EXPLORATION,
     WorldSetup,
@@ -22,6 +22,8 @@ from model_export.world_ablation import (
     exploration_slice,
     oracle_log,
     pattern_oracle_log,
+    primary_main_share,
+    sparse_requests,
     world_shoppers,
 )
 from offline.data.canonical import Behaviours, Dataset
@@ -406,6 +408,69 @@ def test_block_secondary_share_counts_filled_slots_of_evaluation_requests(
     shifted = oracle.items.copy()
     shifted[ts < dataset.split_ts] = 0  # training requests do not count
     assert block_secondary_share(replace(oracle, items=shifted), dataset, truth) == 1.0
+
+
+def test_block_secondary_share_among_requests_counts_only_those(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    dataset, truth = tiny
+    oracle = oracle_log(dataset, truth, k=4, seed=0)
+    _, ts = example_requests(dataset)
+    among = np.arange(len(ts)) % 2 == 0
+    wrong = oracle.items.copy()
+    wrong[~among] = -1
+    wrong[~among, 0] = _other_kind_items(dataset, truth, oracle.items[~among, 0])
+    log = replace(oracle, items=wrong)
+    assert block_secondary_share(log, dataset, truth, among) == 1.0
+    assert block_secondary_share(log, dataset, truth, ~among) == 0.0
+    assert 0.0 < block_secondary_share(log, dataset, truth) < 1.0
+
+
+def _other_kind_items(dataset: Dataset, truth: GroundTruth, items: np.ndarray) -> np.ndarray:
+    """For each item, an item of another kind."""
+    kinds = truth.item_leaf
+    return np.array([int(np.flatnonzero(kinds != kinds[item])[0]) for item in items.tolist()])
+
+
+def test_sparse_requests_are_those_with_few_behaviours_before_them(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    dataset, _ = tiny
+    sparse = sparse_requests(dataset)
+    users, ts = example_requests(dataset)
+    events = dataset.behaviours
+    before = np.array(
+        [
+            int(((events.user_idx == user) & (events.ts < at)).sum())
+            for user, at in zip(users.tolist(), ts.tolist(), strict=True)
+        ]
+    )
+    np.testing.assert_array_equal(sparse, before <= SPARSE_USER_HISTORY)
+    assert sparse.any() and not sparse.all()
+
+
+def test_primary_main_share_reads_the_main_kind_of_the_past(
+    tiny: tuple[Dataset, GroundTruth],
+) -> None:
+    dataset, truth = tiny
+    users, ts = example_requests(dataset)
+    events = dataset.behaviours
+    evaluated = ts >= dataset.split_ts
+    hits = []
+    for row in np.flatnonzero(evaluated).tolist():
+        past = events.item_idx[(events.user_idx == users[row]) & (events.ts < ts[row])]
+        main = (
+            np.bincount(truth.item_leaf[past], minlength=len(truth.leaf_paths)).argmax()
+            if len(past)
+            else -1
+        )
+        hits.append(main == truth.user_primary_leaf[users[row]])
+    everyone = np.ones(len(users), bool)
+    assert primary_main_share(dataset, truth, everyone) == pytest.approx(np.mean(hits))
+    assert 0.0 < np.mean(hits) < 1.0
+    assert primary_main_share(dataset, truth, ~everyone) == 0.0
+    sparse = sparse_requests(dataset)
+    assert primary_main_share(dataset, truth, sparse) < primary_main_share(dataset, truth, ~sparse)
 
 
 def test_exploration_slice_is_outside_the_primary_department(
