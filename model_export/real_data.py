@@ -12,9 +12,10 @@ Protocol (one run per seed; the seed drives the sampled negatives and the traini
 * **Rankers** on the same examples: popularity (behaviours before the request), ID only,
   knowledge only, ID + knowledge with the plain sum and with gated fusion, the gated one with the
   self-attention user encoder, and the gated one with the world generator's blocks, grown as a
-  residual on the gated ranker of its seed (:mod:`model_export.train`); ``full`` is the one
-  ID + knowledge configuration with the best validation GAUC averaged over seeds (one
-  configuration shipped, as a team would ship one). The world generator's blocks keep the
+  residual on the gated ranker of its seed (:mod:`model_export.train`), without and with a
+  learned vector per slot of the block; ``full`` is the one ID + knowledge configuration with
+  the best validation GAUC averaged over seeds (one configuration shipped, as a team would ship
+  one). The world generator's blocks keep the
   number of beyond-log slots whose blocks recall the most new clicks of the validation period.
 * **Figures**: AUC, GAUC, logloss overall and on slices (cold items, sparse users) with their
   sizes; HR@10 and NDCG@10 against sampled items (:mod:`model_export.sampled_ranking`); the
@@ -64,6 +65,9 @@ POPULARITY, ID_ONLY, KNOWLEDGE_ONLY = "popularity", "id_only", "knowledge_only"
 SUM, FULL = "sum", "full"
 #: Gated fusion attending over the world generator's blocks (generated behaviours).
 GATE_GBR = "gate_gbr"
+#: The same, with a learned vector per slot of the block (``TrainConfig.generated_slots``), as
+#: the synthetic world's rankers have: whether the slots' order pays on real data too.
+GATE_GBR_SLOTS = "gate_gbr_slots"
 #: Share of training requests whose generated block is hidden (see ``TrainConfig``): fixed
 #: before measuring; with it the variant's validation GAUC is higher than without (0.8027 against
 #: 0.8012, mean of 3 seeds).
@@ -84,15 +88,22 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "dropout_max_count": GATED_DROPOUT_MAX_COUNT,
         "block_dropout": GBR_BLOCK_DROPOUT,
     },
+    GATE_GBR_SLOTS: {
+        "fusion": "gate",
+        "dropout_max_count": GATED_DROPOUT_MAX_COUNT,
+        "block_dropout": GBR_BLOCK_DROPOUT,
+    },
 }
 #: Variants that attend over generated blocks.
-GBR_VARIANTS = frozenset({GATE_GBR})
+GBR_VARIANTS = frozenset({GATE_GBR, GATE_GBR_SLOTS})
+#: Variants that learn a vector per slot of the block.
+SLOT_VECTORS = frozenset({GATE_GBR_SLOTS})
 #: Variants grown as a residual on another (``train``'s ``start_from``): the GBR variant on the
 #: gated knowledge ranker of the same seed, so its blocks are kept only as far as validation
 #: says they add to that ranker.
-GROWN_ON = {GATE_GBR: GATE}
+GROWN_ON = {GATE_GBR: GATE, GATE_GBR_SLOTS: GATE}
 #: The candidates ``full`` is chosen from, by validation GAUC.
-FULL_CANDIDATES = (SUM, GATE, GATE_SELF_ATTENTION, GATE_GBR)
+FULL_CANDIDATES = (SUM, GATE, GATE_SELF_ATTENTION, GATE_GBR, GATE_GBR_SLOTS)
 SLICES = ("cold_items", "sparse_users")
 
 
@@ -284,6 +295,18 @@ def generator_row(
     }
 
 
+def variant_config(
+    spec: RealDataSpec, name: str, seed: int, blocks: GeneratedBlocksLog | None
+) -> TrainConfig:
+    """The training settings of variant ``name``: the spec's, the variant's own and, with
+    ``blocks``, their width (and a vector per slot for :data:`SLOT_VECTORS`)."""
+    config = replace(spec.ranker, seed=seed, **VARIANTS[name])
+    if blocks is None:
+        return config
+    slots = blocks.k if name in SLOT_VECTORS else 0
+    return replace(config, generated=blocks.k, generated_slots=slots)
+
+
 def run_seed(spec: RealDataSpec, seed: int) -> dict[str, Any]:
     """Every row of one seed (``full`` is set across seeds by :func:`choose_full`), the
     knowledge statistics and, with a GBR variant, the generator's beyond-log recall."""
@@ -306,9 +329,7 @@ def run_seed(spec: RealDataSpec, seed: int) -> dict[str, Any]:
     for name in spec.variants:
         started = time.perf_counter()
         blocks = generated if name in GBR_VARIANTS else None
-        config = replace(spec.ranker, seed=seed, **VARIANTS[name])
-        if blocks is not None:
-            config = replace(config, generated=blocks.k)
+        config = variant_config(spec, name, seed, blocks)
         base = GROWN_ON.get(name)
         if base is not None and base not in models:  # trained for the residual, not reported
             base_config = replace(spec.ranker, seed=seed, **VARIANTS[base])

@@ -23,6 +23,7 @@ from model_export.real_data import (
     FULL_CANDIDATES,
     GATE,
     GATE_GBR,
+    GATE_GBR_SLOTS,
     GATE_SELF_ATTENTION,
     GBR_BLOCK_DROPOUT,
     ID_ONLY,
@@ -53,6 +54,7 @@ ROWS = (
         "ID + knowledge, gated, + world GBR blocks (grown on the gated ranker, "
         f"hidden from {100 * GBR_BLOCK_DROPOUT:.0f}% of training requests)",
     ),
+    (GATE_GBR_SLOTS, "the same, with a learned vector per slot of the block"),
     (FULL, "**full** (the ID + knowledge configuration best on mean validation GAUC)"),
 )
 PARTS = (("overall", "overall"), ("cold_items", "cold items"), ("sparse_users", "sparse users"))
@@ -118,6 +120,25 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             )
             for part, _ in PARTS
             for metric in ("auc", "gauc")
+        }
+    if GATE_GBR_SLOTS in names and GATE_GBR in names:
+        summary["slot_gain"] = {
+            f"{part}/{metric}": _stats(
+                [
+                    _value(run["rows"][GATE_GBR_SLOTS], part, metric)
+                    - _value(run["rows"][GATE_GBR], part, metric)
+                    for run in runs
+                ]
+            )
+            for part, _ in PARTS
+            for metric in ("auc", "gauc")
+        } | {
+            "validation/gauc": _stats(
+                [
+                    run["validation_gauc"][GATE_GBR_SLOTS] - run["validation_gauc"][GATE_GBR]
+                    for run in runs
+                ]
+            )
         }
     generators = [run.get("generator") for run in runs]
     if all(generators):

@@ -242,10 +242,14 @@ def _fit(
 
 def grow_generated_branch(model: RankingModel, start_from: RankingModel) -> list[nn.Parameter]:
     """Load ``start_from``'s weights into ``model`` and freeze all but the generated-behaviour
-    branch (its type vector, keys, values and queries); the parameters left to train."""
-    if start_from.shape != model.shape:
+    branch (its type vector, keys, values and queries, and the slot vectors ``model`` may have
+    where ``start_from`` has none); the parameters left to train."""
+    slotted = dataclasses.replace(start_from.shape, generated_slots=model.shape.generated_slots)
+    if slotted != model.shape:
         raise ValueError(f"cannot start a {model.shape} ranker from a {start_from.shape} one")
-    model.load_state_dict(start_from.state_dict())
+    missing, unexpected = model.load_state_dict(start_from.state_dict(), strict=False)
+    if unexpected or any(GENERATED_BRANCH not in name for name in missing):
+        raise ValueError(f"cannot start a {model.shape} ranker from a {start_from.shape} one")
     branch = []
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(GENERATED_BRANCH in name)

@@ -210,6 +210,28 @@ def test_a_residual_learns_the_planted_signal_on_a_frozen_base(
     )
 
 
+def test_a_residual_with_slot_vectors_grows_them_on_a_base_without(
+    learnable: Learnable, oracle: GeneratedBlocksLog, trained: TrainedRanker
+) -> None:
+    """Slot vectors are part of the generated branch: a residual may learn them on a ranker
+    that has none, and still scores as that ranker without a block."""
+    dataset, semantic = learnable
+    config = replace(trained.config, generated=oracle.k, generated_slots=oracle.k, epochs=1)
+    residual = train(dataset, semantic, config, oracle, start_from=trained.model)
+    base = trained.model.state_dict()
+    grown = residual.model.state_dict()
+    assert set(grown) - set(base) == {"user_encoder.generated_slot.weight"}
+    moved = {
+        name for name, value in grown.items() if name in base and not torch.equal(value, base[name])
+    }
+    assert all(GENERATED_BRANCH in name for name in moved), moved
+    torch.testing.assert_close(
+        evaluate(residual, dataset).auc, evaluate(trained, dataset).auc, rtol=0, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="cannot start"):  # slot vectors it would have to drop
+        train(dataset, semantic, replace(config, generated_slots=0), oracle, residual.model)
+
+
 def test_a_residual_validation_does_not_favour_keeps_its_start(
     learnable: Learnable, trained: TrainedRanker
 ) -> None:

@@ -7,9 +7,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from model_export.dataset import time_split
-from model_export.real_data import FULL, FULL_CANDIDATES, GATE_GBR, POPULARITY, RealDataSpec
+from model_export.dataset import GeneratedBlocksLog, time_split
+from model_export.real_data import (
+    FULL,
+    FULL_CANDIDATES,
+    GATE_GBR,
+    GATE_GBR_SLOTS,
+    GBR_VARIANTS,
+    POPULARITY,
+    RealDataSpec,
+    variant_config,
+)
 from model_export.real_recorded import add_variants, rerender
 from model_export.real_report import END, START, write_real_results
 from model_export.sampled_ranking import hit_rate_ndcg, popularity_scores, sampled_candidates
@@ -24,7 +34,7 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
     (docs / "RESULTS.md").write_text("# Offline results\n\nsynthetic tables\n")
     (docs / "results.json").write_text(json.dumps({"summary": {"kept": True}}))
     spec = RealDataSpec(source=source, seeds=(0, 1), sampled_items=20)
-    spec = replace(spec, variants=tuple(v for v in spec.variants if v != GATE_GBR))
+    spec = replace(spec, variants=tuple(v for v in spec.variants if v not in GBR_VARIANTS))
     spec = replace(spec, ranker=replace(spec.ranker, epochs=2, batch_size=64, max_seq_len=10))
     written = write_real_results(spec, docs)
     markdown = (docs / "RESULTS.md").read_text()
@@ -52,10 +62,11 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
     # A variant added later is merged into the recorded runs; the recorded rows stay.
     recorded_gate = [run["rows"]["gate"] for run in json.loads(
         (docs / "results.json").read_text())["real_data"]["runs"]]  # fmt: skip
-    merged = add_variants(source, (GATE_GBR,), docs)
+    merged = add_variants(source, (GATE_GBR, GATE_GBR_SLOTS), docs)
     assert [run["rows"]["gate"] for run in merged["runs"]] == recorded_gate
     for run in merged["runs"]:
         assert GATE_GBR in run["rows"] and GATE_GBR in run["validation_gauc"]
+        assert run["validation_gauc"][GATE_GBR_SLOTS] >= run["validation_gauc"]["gate"] - 1e-9
         assert set(run["generator"]["recall"]) >= {"gbr", "gbr_world", "cooccurrence"}
         assert run["generator"]["world_corpus"]["sources"]["knowledge walks"] > 0
         # The blend (weight / slots) is validation's best; recall is reported on the test period.
@@ -80,6 +91,12 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
             mean = rolled["recall"][name] - rolled["recall"]["cooccurrence"]
             assert abs(gap["mean"] - mean) <= 2e-4
     assert "overall/gauc" in merged["summary"]["gbr_gain"]
+    slot_gain = merged["summary"]["slot_gain"]["validation/gauc"]["mean"]
+    runs = merged["runs"]
+    differences = [
+        r["validation_gauc"][GATE_GBR_SLOTS] - r["validation_gauc"][GATE_GBR] for r in runs
+    ]
+    assert slot_gain == pytest.approx(sum(differences) / len(differences))
     markdown = (docs / "RESULTS.md").read_text()
     assert "+ world GBR blocks" in markdown and "Beyond-log recall@16" in markdown
     # Grown on the gated ranker of its seed: never below it on validation (epoch 0 is its start).
@@ -87,6 +104,8 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
         assert run["best_epoch"][GATE_GBR] >= 0
         assert run["validation_gauc"][GATE_GBR] >= run["validation_gauc"]["gate"] - 1e-9
     assert "The GBR ranker grows on the `gate` ranker of its seed" in markdown
+    assert "the same, with a learned vector per slot of the block" in markdown
+    assert f"on validation {slot_gain:+.4f} ± " in markdown
     assert "new clicks of the test period" in markdown
     assert "Rolled through the test period" in markdown and "rolled recall@16 paired" in markdown
     assert "chosen per seed by recall@16 rolled through the validation period" in markdown
@@ -95,6 +114,17 @@ def test_the_section_is_written_and_the_rest_of_the_document_kept(tmp_path: Path
     # Rerunning replaces the section instead of adding a second one.
     write_real_results(replace(spec, seeds=(0,)), docs)
     assert (docs / "RESULTS.md").read_text().count(START) == 1
+
+
+def test_only_the_slotted_variant_learns_a_vector_per_slot(tmp_path: Path) -> None:
+    spec = RealDataSpec(source=tmp_path)
+    blocks = GeneratedBlocksLog(np.full((3, 16), -1, np.int64), "empty")
+    slotted = variant_config(spec, GATE_GBR_SLOTS, 2, blocks)
+    assert (slotted.generated, slotted.generated_slots, slotted.seed) == (16, 16, 2)
+    plain = variant_config(spec, GATE_GBR, 2, blocks)
+    assert (plain.generated, plain.generated_slots) == (16, 0)
+    assert plain == replace(slotted, generated_slots=0)
+    assert variant_config(spec, "gate", 2, None).generated == 0
 
 
 def test_sampled_lists_are_honest_and_the_metrics_count_ties_half(tmp_path: Path) -> None:
