@@ -26,7 +26,7 @@ def gbr_lines(
         lines.append(f"- World GBR blocks − gated knowledge ranker, GAUC: {gains}.")
     lines.extend(_slot_lines(summary.get("slot_gain"), parts))
     epochs = [run["best_epoch"].get(GATE_GBR) for run in runs]
-    if all(epoch is not None for epoch in epochs):
+    if epochs and all(epoch is not None for epoch in epochs):
         kept = sum(1 for epoch in epochs if epoch > 0)
         lines.append(
             f"- The GBR ranker grows on the `{GROWN_ON[GATE_GBR]}` ranker of its seed (that "
@@ -70,7 +70,12 @@ def _slot_lines(gain: dict[str, Any] | None, parts: tuple[tuple[str, str], ...])
         for part, label in parts
     )
     validation = gain["validation/gauc"]
-    favours = "favours them" if validation["mean"] > 0 else "does not favour them"
+    if abs(validation["mean"]) <= 2 * validation["std"]:
+        favours = "cannot tell the two apart (within 2 std)"
+    elif validation["mean"] > 0:
+        favours = "favours them"
+    else:
+        favours = "favours the ranker without them"
     return [
         f"- Slot vectors (a learned vector per slot of the block) − the same GBR ranker without "
         f"them, GAUC: {tested}; on validation {validation['mean']:+.4f} ± "

@@ -84,3 +84,22 @@ def test_the_blend_line_names_each_seeds_choice_and_its_gain() -> None:
     for run in runs:
         del run["generator"]["log_weight"]
     assert not any("chosen per seed" in line for line in gbr_lines(_summary(runs), runs, ()))
+
+
+@pytest.mark.parametrize(
+    ("validation", "reading"),
+    [
+        ({"mean": 0.00004, "std": 0.0001}, "validation cannot tell the two apart (within 2 std)"),
+        ({"mean": 0.002, "std": 0.0005}, "validation favours them."),
+        ({"mean": -0.002, "std": 0.0005}, "validation favours the ranker without them."),
+    ],
+)
+def test_the_slot_line_reads_validation_by_its_spread(
+    validation: dict[str, float], reading: str
+) -> None:
+    parts = (("overall", "overall"),)
+    gain = {"overall/gauc": {"mean": -0.0002, "std": 0.0004}, "validation/gauc": validation}
+    lines = gbr_lines({"slot_gain": gain}, [], parts)
+    assert len(lines) == 1 and lines[0].startswith("- Slot vectors (a learned vector per slot")
+    assert "GAUC: overall -0.0002 ± 0.0004; on validation " in lines[0]
+    assert lines[0].endswith(reading if reading.endswith(".") else reading + ".")
