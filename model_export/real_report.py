@@ -110,29 +110,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             gains[name][f"sampled/{metric}"] = _stats(values)
     summary = {"table": table, "gains_over_id_only": gains}
     if GATE_GBR in names and GATE in names:
-        summary["gbr_gain"] = {
-            f"{part}/{metric}": _stats(
-                [
-                    _value(run["rows"][GATE_GBR], part, metric)
-                    - _value(run["rows"][GATE], part, metric)
-                    for run in runs
-                ]
-            )
-            for part, _ in PARTS
-            for metric in ("auc", "gauc")
-        }
+        summary["gbr_gain"] = _row_gain(runs, GATE_GBR, GATE)
     if GATE_GBR_SLOTS in names and GATE_GBR in names:
-        summary["slot_gain"] = {
-            f"{part}/{metric}": _stats(
-                [
-                    _value(run["rows"][GATE_GBR_SLOTS], part, metric)
-                    - _value(run["rows"][GATE_GBR], part, metric)
-                    for run in runs
-                ]
-            )
-            for part, _ in PARTS
-            for metric in ("auc", "gauc")
-        } | {
+        summary["slot_gain"] = _row_gain(runs, GATE_GBR_SLOTS, GATE_GBR) | {
             "validation/gauc": _stats(
                 [
                     run["validation_gauc"][GATE_GBR_SLOTS] - run["validation_gauc"][GATE_GBR]
@@ -147,6 +127,20 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if all(rolled):
             summary["generator"]["rolling"] = _recall_stats([r for r in rolled if r])
     return summary
+
+
+def _row_gain(runs: list[dict[str, Any]], name: str, against: str) -> dict[str, Any]:
+    """Per part and metric (AUC, GAUC), row ``name`` − row ``against``, over seeds."""
+    return {
+        f"{part}/{metric}": _stats(
+            [
+                _value(run["rows"][name], part, metric) - _value(run["rows"][against], part, metric)
+                for run in runs
+            ]
+        )
+        for part, _ in PARTS
+        for metric in ("auc", "gauc")
+    }
 
 
 def _recall_stats(reports: list[dict[str, Any]]) -> dict[str, Any]:

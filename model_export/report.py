@@ -60,6 +60,7 @@ from model_export.world_ablation import (
     corpus_named_kinds,
     corpus_oracle_log,
     exploration_slice,
+    history_main_kinds,
     oracle_log,
     pattern_oracle_log,
     primary_main_share,
@@ -221,9 +222,10 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
         name: block_secondary_share(log, dataset, truth) for name, log in logs.items()
     }
     sparse = sparse_requests(dataset)
+    main = history_main_kinds(dataset, truth.item_leaf, len(truth.leaf_paths))
     report["by_history"] = {
         part: {
-            "primary_main_kind": primary_main_share(dataset, truth, among),
+            "primary_main_kind": primary_main_share(dataset, truth, main, among),
             "block_secondary_share": {
                 name: block_secondary_share(log, dataset, truth, among)
                 for name, log in logs.items()

@@ -365,15 +365,15 @@ def sparse_requests(dataset: Dataset) -> Mask:
     return sparse
 
 
-def primary_main_share(dataset: Dataset, truth: GroundTruth, among: Mask) -> float:
-    """The share of the evaluation requests of ``among`` whose history's main (most frequent)
-    kind before the request is the user's true primary kind: where a pattern read from the
-    main kind starts from the right kind (0 when ``among`` holds none)."""
+def primary_main_share(dataset: Dataset, truth: GroundTruth, main: Ints, among: Mask) -> float:
+    """The share of the evaluation requests of ``among`` whose history's main kind before the
+    request (``main``: :func:`history_main_kinds` of the kinds) is the user's true primary kind:
+    where a pattern read from the main kind starts from the right kind (0 when ``among`` holds
+    none)."""
     users, ts = example_requests(dataset)
     chosen = (ts >= dataset.split_ts) & among
     if not chosen.any():
         return 0.0
-    main = history_main_kinds(dataset, truth.item_leaf, len(truth.leaf_paths))
     return float(np.mean(main[chosen] == truth.user_primary_leaf[users[chosen]]))
 
 

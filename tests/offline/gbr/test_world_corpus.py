@@ -20,6 +20,7 @@ from model_export.world_ablation import (
     corpus_named_kinds,
     corpus_oracle_log,
     exploration_slice,
+    history_main_kinds,
     oracle_log,
     pattern_oracle_log,
     primary_main_share,
@@ -415,21 +416,21 @@ def test_block_secondary_share_among_requests_counts_only_those(
 ) -> None:
     dataset, truth = tiny
     oracle = oracle_log(dataset, truth, k=4, seed=0)
-    _, ts = example_requests(dataset)
+    users, ts = example_requests(dataset)
     among = np.arange(len(ts)) % 2 == 0
     wrong = oracle.items.copy()
     wrong[~among] = -1
-    wrong[~among, 0] = _other_kind_items(dataset, truth, oracle.items[~among, 0])
+    wrong[~among, 0] = _items_off_secondary(truth, users[~among])
     log = replace(oracle, items=wrong)
     assert block_secondary_share(log, dataset, truth, among) == 1.0
     assert block_secondary_share(log, dataset, truth, ~among) == 0.0
     assert 0.0 < block_secondary_share(log, dataset, truth) < 1.0
 
 
-def _other_kind_items(dataset: Dataset, truth: GroundTruth, items: np.ndarray) -> np.ndarray:
-    """For each item, an item of another kind."""
-    kinds = truth.item_leaf
-    return np.array([int(np.flatnonzero(kinds != kinds[item])[0]) for item in items.tolist()])
+def _items_off_secondary(truth: GroundTruth, users: np.ndarray) -> np.ndarray:
+    """For each user, an item of a kind other than their secondary kind."""
+    kinds, secondary = truth.item_leaf, truth.user_secondary_leaf[users]
+    return np.array([int(np.flatnonzero(kinds != kind)[0]) for kind in secondary.tolist()])
 
 
 def test_sparse_requests_are_those_with_few_behaviours_before_them(
@@ -466,11 +467,13 @@ def test_primary_main_share_reads_the_main_kind_of_the_past(
         )
         hits.append(main == truth.user_primary_leaf[users[row]])
     everyone = np.ones(len(users), bool)
-    assert primary_main_share(dataset, truth, everyone) == pytest.approx(np.mean(hits))
+    main = history_main_kinds(dataset, truth.item_leaf, len(truth.leaf_paths))
+    assert primary_main_share(dataset, truth, main, everyone) == pytest.approx(np.mean(hits))
     assert 0.0 < np.mean(hits) < 1.0
-    assert primary_main_share(dataset, truth, ~everyone) == 0.0
+    assert primary_main_share(dataset, truth, main, ~everyone) == 0.0
     sparse = sparse_requests(dataset)
-    assert primary_main_share(dataset, truth, sparse) < primary_main_share(dataset, truth, ~sparse)
+    few, many = (primary_main_share(dataset, truth, main, part) for part in (sparse, ~sparse))
+    assert few < many
 
 
 def test_exploration_slice_is_outside_the_primary_department(
