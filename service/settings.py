@@ -162,10 +162,11 @@ class Settings(GuardSettings):
         default=None,
         ge=1,
         le=64,
-        description="Threads sharing a batch's attention (a request with at least 2^17 "
-        "candidate-behaviour pairs is split across them); unset = the usable cores (CPU "
-        "affinity and cgroup quota), in every worker: a core the other workers leave idle "
-        "helps.",
+        description="Threads sharing a batch's scoring (a batch with at least 2^19 "
+        "candidate-behaviour pairs is cut into one share of its candidates per thread, each "
+        "through the candidate encoder, the attention and the scorer); unset = the usable "
+        "cores (CPU affinity and cgroup quota), in every worker: a core the other workers "
+        "leave idle helps.",
     )
     attention_chunk_kb: int = Field(
         default=ONNX_CHUNK_BYTES // 1024,

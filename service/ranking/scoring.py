@@ -5,20 +5,23 @@ same results behind the same :class:`ScoringRunner` interface.
 Split mode packs the batch jaggedly. The candidate encoder and the scorer work row by row (a
 candidate), so every request's rows go through each graph in one call with batch dimension 1 and
 no padding; the attention runs per request, over that request's own behaviours, in the host
-backend of the dispatcher (``onnx_cpu`` or ``numpy``). The user encoder is packed the same way
-when it too works behaviour by behaviour; with self-attention layers (``user_layers`` in the
-manifest) each user gets their own row of a padded batch instead, padding after the behaviours,
-which causal attention never lets reach them. Users found in the :class:`UserStateCache` skip the
-user encoder.
+backend of the dispatcher (``onnx_cpu`` or ``numpy``). A large batch's candidates are cut into
+contiguous shares of equal attention work, one per attention thread, and each share goes through
+the candidate encoder, the attention and the scorer on its own thread.
+
+The user encoder is packed the same way when it too works behaviour by behaviour; with
+self-attention layers (``user_layers`` in the manifest) each user gets their own row of a padded
+batch instead, padding after the behaviours, which causal attention never lets reach them. Users
+found in the :class:`UserStateCache` skip the user encoder.
 
 Full mode runs the single full graph request by request (its batch axis would need padding).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Literal, Protocol
@@ -36,8 +39,10 @@ from service.ranking.user_cache import EncodedUser, UserKey, UserStateCache
 from service.stores.base import FloatArray
 
 GraphMode = Literal["split", "full"]
-#: Logits (candidates x behaviours) below which a request's attention stays on one thread.
-_PARALLEL_MIN_LOGITS = 1 << 17
+#: Attention logits (candidates x behaviours) below which a batch stays on one thread: the
+#: hand-off to another thread costs about what a few hundred candidates' scoring does, so a
+#: batch of one or two W1 requests (500 candidates, 272 behaviours) is scored faster alone.
+PARALLEL_MIN_LOGITS = 1 << 19
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,114 +169,88 @@ class GraphRunner:
         return ScoreResult(out[graphs.SCORES][0], None, None)
 
     def _split(self, requests: Sequence[ScoringRequest]) -> list[ScoreResult]:
-        stage = self._observer.stage
-        with stage(Stage.USER_ENCODER):
+        """Encode the users, then take the batch's candidate rows through the candidate
+        encoder, both attention pools and the scorer; a large batch's rows in contiguous shares
+        of equal attention work, one per attention thread, each share through all three."""
+        with self._observer.stage(Stage.USER_ENCODER):
             encoded = self._encode_users(requests)
-        candidate_offsets = offsets_from_lengths([r.size for r in requests])
-        candidates = np.concatenate([r.candidates for r in requests])[None]
+        batch = _CandidateBatch.of(requests, encoded)
+        shares = candidate_shares(batch.row_logits, self._attention_threads)
+        if self._pool is None or len(shares) == 1:
+            for share in shares:
+                self._score_rows(batch, share, observed=True)
+        else:
+            # The stages are timed on this thread's share; the others run beside it.
+            helpers = [
+                self._pool.submit(self._score_rows, batch, share, False) for share in shares[1:]
+            ]
+            self._score_rows(batch, shares[0], observed=True)
+            for helper in helpers:
+                helper.result()
+        offsets = batch.offsets
+        return [
+            ScoreResult(
+                batch.scores[offsets[r] : offsets[r + 1]],
+                batch.real_weights[r],
+                batch.generated_weights[r],
+            )
+            for r in range(len(requests))
+        ]
+
+    def _score_rows(self, batch: _CandidateBatch, rows: slice, observed: bool) -> None:
+        """Scores of the batch's candidate ``rows`` (and their attention weights, for the
+        requests that explain), written into ``batch``."""
+        stage = self._observer.stage if observed else _untimed
+        candidates = batch.candidates[rows][None]
         with stage(Stage.CANDIDATE_ENCODER):
             queries = self._bundle.run(
                 graphs.CANDIDATE_ENCODER, {graphs.CANDIDATE_VECTORS: candidates}
             )
         real_queries = queries[graphs.REAL_QUERIES][0]
         generated_queries = queries[graphs.GENERATED_QUERIES][0]
+        real_pooled = np.empty_like(real_queries, np.float32)
+        generated_pooled = np.empty_like(generated_queries, np.float32)
         with stage(Stage.ATTENTION):
-            real = self._attention(
-                real_queries, candidate_offsets, [u.real for u in encoded],
-                [r.real for r in requests], [r.explain for r in requests],
-            )  # fmt: skip
-            generated = self._attention(
-                generated_queries, candidate_offsets, [u.generated for u in encoded],
-                [r.generated for r in requests], [r.explain for r in requests],
-            )  # fmt: skip
+            for r, own in batch.pieces(rows):
+                here = slice(own.start + batch.offsets[r] - rows.start,
+                             own.stop + batch.offsets[r] - rows.start)  # fmt: skip
+                real_pooled[here] = self._attend_request(
+                    real_queries[here], batch.encoded[r].real, batch.requests[r].real,
+                    batch.requests[r].explain, batch.real_weights[r], own,
+                )  # fmt: skip
+                generated_pooled[here] = self._attend_request(
+                    generated_queries[here], batch.encoded[r].generated,
+                    batch.requests[r].generated, batch.requests[r].explain,
+                    batch.generated_weights[r], own,
+                )  # fmt: skip
         with stage(Stage.SCORER):
-            scores = self._bundle.run(
+            batch.scores[rows] = self._bundle.run(
                 graphs.SCORER,
                 {
                     graphs.CANDIDATE_VECTORS: candidates,
-                    graphs.REAL_POOLED: real.pooled[None],
-                    graphs.GENERATED_POOLED: generated.pooled[None],
+                    graphs.REAL_POOLED: real_pooled[None],
+                    graphs.GENERATED_POOLED: generated_pooled[None],
                 },
             )[graphs.SCORES][0]
-        return [
-            ScoreResult(
-                scores[candidate_offsets[r] : candidate_offsets[r + 1]],
-                real.weights[r],
-                generated.weights[r],
-            )
-            for r in range(len(requests))
-        ]
 
-    def _attention(
+    def _attend_request(
         self,
         queries: FloatArray,
-        candidate_offsets: np.ndarray,
-        behaviours: list[HeadMajorBehaviours],
-        blocks: list[BehaviourBlock],
-        explain: list[bool],
-    ) -> _PoolResult:
-        """One pool's attention for every request of the batch, spread over the attention
-        threads (NumPy and BLAS release the GIL); a large request's candidates are split."""
-        pooled = np.empty_like(queries, np.float32)
-        weights: list[FloatArray | None] = [
-            np.zeros(
-                (int(candidate_offsets[r + 1] - candidate_offsets[r]), len(b.mask)), np.float32
-            )
-            if explain[r]
-            else None
-            for r, b in enumerate(blocks)
-        ]
-        parts = [
-            (r, part)
-            for r, held in enumerate(behaviours)
-            for part in self._parts(int(candidate_offsets[r]), int(candidate_offsets[r + 1]), held)
-        ]
-
-        def run(r: int, part: slice) -> None:
-            pooled[part], part_weights = self._attend(queries[part], behaviours[r], explain[r])
-            found = weights[r]
-            if found is None or part_weights is None:
-                return
-            rows = slice(
-                part.start - int(candidate_offsets[r]), part.stop - int(candidate_offsets[r])
-            )
-            if part_weights.shape[1] == found.shape[1]:
-                found[rows] = part_weights
+        behaviours: HeadMajorBehaviours,
+        block: BehaviourBlock,
+        explain: bool,
+        weights: FloatArray | None,
+        own: slice,
+    ) -> FloatArray:
+        """One request's pooled behaviours for ``queries``, its candidates ``own`` (rows of the
+        request); their attention weights written into ``weights`` when it explains."""
+        pooled, found = self._attend(queries, behaviours, explain)
+        if weights is not None and found is not None:
+            if found.shape[1] == weights.shape[1]:
+                weights[own] = found
             else:  # weights of the behaviours only: padding slots keep 0
-                found[rows, valid_rows(blocks[r])] = part_weights
-
-        if self._pool is None or len(parts) == 1:
-            for r, part in parts:
-                run(r, part)
-            return _PoolResult(pooled, weights)
-        # This thread and the pool's draw parts from one queue until it is empty.
-        queue = iter(parts)
-        lock = threading.Lock()
-
-        def drain() -> None:
-            while True:
-                with lock:
-                    item = next(queue, None)
-                if item is None:
-                    return
-                run(*item)
-
-        helpers = min(self._attention_threads - 1, len(parts) - 1)
-        pending = [self._pool.submit(drain) for _ in range(helpers)]
-        drain()
-        for done in pending:
-            done.result()
-        return _PoolResult(pooled, weights)
-
-    def _parts(self, start: int, stop: int, behaviours: HeadMajorBehaviours) -> list[slice]:
-        """Contiguous candidate ranges of one request, one per attention thread when the
-        request is large enough to pay for the hand-off."""
-        count = stop - start
-        threads = self._attention_threads
-        if threads == 1 or count * behaviours.length < _PARALLEL_MIN_LOGITS or count < threads:
-            return [slice(start, stop)]
-        edges = np.linspace(start, stop, threads + 1).astype(int)
-        return [slice(int(a), int(b)) for a, b in pairwise(edges)]
+                weights[own, valid_rows(block)] = found
+        return pooled
 
     def _encode_users(
         self, requests: Sequence[ScoringRequest]
@@ -299,6 +278,21 @@ class GraphRunner:
         self, out: dict[str, np.ndarray], keys: str, values: str, at: tuple[int, slice]
     ) -> HeadMajorBehaviours:
         return HeadMajorBehaviours.from_rows(out[keys][at], out[values][at], self._heads)
+
+
+def candidate_shares(
+    row_logits: np.ndarray, threads: int, min_logits: int = PARALLEL_MIN_LOGITS
+) -> list[slice]:
+    """Contiguous candidate rows of a batch, one per thread when its attention (``row_logits``:
+    each candidate's logits, its user's behaviours) comes to at least ``min_logits``, cut where
+    each holds an equal part of it; otherwise all the rows in one."""
+    work = np.cumsum(row_logits)
+    total = int(work[-1]) if len(work) else 0
+    if threads == 1 or total < min_logits or len(work) < threads:
+        return [slice(0, len(work))]
+    edges = np.searchsorted(work, np.linspace(0, total, threads + 1)[1:-1], side="left") + 1
+    bounds = [0, *sorted({int(e) for e in edges} - {0, len(work)}), len(work)]
+    return [slice(a, b) for a, b in pairwise(bounds)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +371,56 @@ def _padded(blocks: list[np.ndarray]) -> np.ndarray:
 
 
 @dataclass(frozen=True, slots=True)
-class _PoolResult:
-    pooled: FloatArray  # [total candidates, d]
-    weights: list[FloatArray | None]  # per request [C_r, slots of its block], when explaining
+class _CandidateBatch:
+    """A batch's candidates packed row after row, where each request's rows start, and what
+    scoring them fills in: scores, and attention weights per request that explains."""
+
+    requests: Sequence[ScoringRequest]
+    encoded: list[EncodedUser[HeadMajorBehaviours]]
+    candidates: FloatArray  # [total candidates, d]
+    offsets: np.ndarray  # [requests + 1]
+    scores: FloatArray  # [total candidates]
+    real_weights: list[FloatArray | None]  # per request [C_r, slots of its block]
+    generated_weights: list[FloatArray | None]
+
+    @classmethod
+    def of(
+        cls, requests: Sequence[ScoringRequest], encoded: list[EncodedUser[HeadMajorBehaviours]]
+    ) -> _CandidateBatch:
+        def weights(blocks: list[BehaviourBlock]) -> list[FloatArray | None]:
+            return [
+                np.zeros((r.size, len(block.mask)), np.float32) if r.explain else None
+                for r, block in zip(requests, blocks, strict=True)
+            ]
+
+        candidates = np.concatenate([r.candidates for r in requests])
+        return cls(
+            requests,
+            encoded,
+            candidates,
+            offsets_from_lengths([r.size for r in requests]),
+            np.empty(len(candidates), np.float32),
+            weights([r.real for r in requests]),
+            weights([r.generated for r in requests]),
+        )
+
+    @property
+    def row_logits(self) -> np.ndarray:
+        """Attention logits of each candidate row: its user's behaviours in both pools."""
+        per_request = [u.real.length + u.generated.length for u in self.encoded]
+        return np.repeat(np.asarray(per_request, np.int64), np.diff(self.offsets))
+
+    def pieces(self, rows: slice) -> list[tuple[int, slice]]:
+        """The requests ``rows`` of the batch cover, each with its own rows among them."""
+        found = []
+        for r in range(len(self.requests)):
+            start, stop = int(self.offsets[r]), int(self.offsets[r + 1])
+            low, high = max(start, rows.start), min(stop, rows.stop)
+            if low < high:
+                found.append((r, slice(low - start, high - start)))
+        return found
+
+
+@contextmanager
+def _untimed(_: Stage) -> Iterator[None]:
+    yield

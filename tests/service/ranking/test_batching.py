@@ -13,7 +13,7 @@ from service.bundles.loaded import LoadedBundle
 from service.errors import DeadlineExceeded
 from service.ranking.batcher import BatchingConfig, MicroBatcher
 from service.ranking.behaviours import BehaviourBlock
-from service.ranking.scoring import GraphRunner, ScoreResult, ScoringRequest
+from service.ranking.scoring import GraphRunner, ScoreResult, ScoringRequest, candidate_shares
 from service.ranking.user_cache import (
     UserKey,
     UserStateCache,
@@ -230,17 +230,25 @@ def test_the_cache_is_bounded_by_bytes_least_recent_out(bundle: LoadedBundle) ->
     assert seen[-1] == stats.bytes
 
 
-def test_attention_threads_split_large_requests_without_changing_results(
-    bundle: LoadedBundle,
-) -> None:
+def test_a_large_batch_shared_over_threads_scores_as_if_alone(bundle: LoadedBundle) -> None:
     rng = np.random.default_rng(9)
     dim = bundle.items.dim
     requests = [
-        _request(rng, dim, 700, 300, 4, explain=True),  # large enough to be split
+        _request(rng, dim, 1200, 300, 4, explain=True),
         _request(rng, dim, 5, 0, 2, explain=True),
-        _request(rng, dim, 650, 260, 0),
+        _request(rng, dim, 1100, 260, 0),
     ]
-    threaded = GraphRunner(bundle, attention_threads=3).score_batch(requests)
+    runner = GraphRunner(bundle, attention_threads=3)
+    threaded = runner.score_batch(requests)
+    assert all(r.encoded is not None for r in requests)
+    logits = np.repeat(
+        [r.encoded.real.length + r.encoded.generated.length for r in requests if r.encoded],
+        [r.size for r in requests],
+    )
+    shares = candidate_shares(logits, 3)
+    # The batch is shared out, and a share ends inside each large request.
+    assert len(shares) == 3
+    assert 0 < shares[0].stop < 1200 and 1205 < shares[1].stop < 2305
     for request, result in zip(requests, threaded, strict=True):
         alone = _alone(GraphRunner(bundle), request)
         np.testing.assert_allclose(result.scores, alone.scores, rtol=1e-5, atol=1e-6)
@@ -249,3 +257,16 @@ def test_attention_threads_split_large_requests_without_changing_results(
             np.testing.assert_allclose(result.real_weights, alone.real_weights, atol=1e-6)
             assert result.generated_weights is not None and alone.generated_weights is not None
             np.testing.assert_allclose(result.generated_weights, alone.generated_weights, atol=1e-6)
+
+
+def test_candidate_shares_cover_the_batch_in_equal_work() -> None:
+    logits = np.array([300] * 1000 + [2] * 10 + [100] * 900)
+    shares = candidate_shares(logits, 2, min_logits=1)
+    assert [(s.start, s.stop) for s in shares] == [(0, 651), (651, 1910)]
+    work = [int(logits[s].sum()) for s in shares]
+    assert abs(work[0] - work[1]) <= 2 * 300  # the cut falls within one candidate
+    assert candidate_shares(np.full(500, 272), 2) == [slice(0, 500)]  # one W1 request: alone
+    assert len(candidate_shares(np.full(2000, 1032), 2)) == 2  # one W2 request: shared
+    assert candidate_shares(logits, 1, min_logits=1) == [slice(0, 1910)]
+    assert candidate_shares(np.array([5, 5]), 3, min_logits=1) == [slice(0, 2)]
+    assert candidate_shares(np.zeros(0, np.int64), 2) == [slice(0, 0)]
