@@ -19,9 +19,8 @@ Full mode runs the single full graph request by request (its batch axis would ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Literal, Protocol
@@ -177,8 +176,7 @@ class GraphRunner:
         batch = _CandidateBatch.of(requests, encoded)
         shares = candidate_shares(batch.row_logits, self._attention_threads)
         if self._pool is None or len(shares) == 1:
-            for share in shares:
-                self._score_rows(batch, share, observed=True)
+            self._score_rows(batch, shares[0], observed=True)
         else:
             # The stages are timed on this thread's share; the others run beside it.
             helpers = [
@@ -200,7 +198,7 @@ class GraphRunner:
     def _score_rows(self, batch: _CandidateBatch, rows: slice, observed: bool) -> None:
         """Scores of the batch's candidate ``rows`` (and their attention weights, for the
         requests that explain), written into ``batch``."""
-        stage = self._observer.stage if observed else _untimed
+        stage = (self._observer if observed else NO_OBSERVER).stage
         candidates = batch.candidates[rows][None]
         with stage(Stage.CANDIDATE_ENCODER):
             queries = self._bundle.run(
@@ -211,9 +209,7 @@ class GraphRunner:
         real_pooled = np.empty_like(real_queries, np.float32)
         generated_pooled = np.empty_like(generated_queries, np.float32)
         with stage(Stage.ATTENTION):
-            for r, own in batch.pieces(rows):
-                here = slice(own.start + batch.offsets[r] - rows.start,
-                             own.stop + batch.offsets[r] - rows.start)  # fmt: skip
+            for r, own, here in batch.pieces(rows):
                 real_pooled[here] = self._attend_request(
                     real_queries[here], batch.encoded[r].real, batch.requests[r].real,
                     batch.requests[r].explain, batch.real_weights[r], own,
@@ -410,17 +406,18 @@ class _CandidateBatch:
         per_request = [u.real.length + u.generated.length for u in self.encoded]
         return np.repeat(np.asarray(per_request, np.int64), np.diff(self.offsets))
 
-    def pieces(self, rows: slice) -> list[tuple[int, slice]]:
-        """The requests ``rows`` of the batch cover, each with its own rows among them."""
+    def pieces(self, rows: slice) -> list[tuple[int, slice, slice]]:
+        """The requests the batch's ``rows`` cover: each with its rows among its own
+        candidates, and where they sit among ``rows``."""
         found = []
-        for r in range(len(self.requests)):
-            start, stop = int(self.offsets[r]), int(self.offsets[r + 1])
+        for r, (start, stop) in enumerate(pairwise(self.offsets.tolist())):
             low, high = max(start, rows.start), min(stop, rows.stop)
             if low < high:
-                found.append((r, slice(low - start, high - start)))
+                found.append(
+                    (
+                        r,
+                        slice(low - start, high - start),
+                        slice(low - rows.start, high - rows.start),
+                    )
+                )
         return found
-
-
-@contextmanager
-def _untimed(_: Stage) -> Iterator[None]:
-    yield

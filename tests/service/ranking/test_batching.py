@@ -4,6 +4,7 @@ and a cached user's keys and values are never served stale."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -238,8 +239,16 @@ def test_a_large_batch_shared_over_threads_scores_as_if_alone(bundle: LoadedBund
         _request(rng, dim, 5, 0, 2, explain=True),
         _request(rng, dim, 1100, 260, 0),
     ]
+
+    def helpers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("attention")}
+
+    before = helpers()
     runner = GraphRunner(bundle, attention_threads=3)
     threaded = runner.score_batch(requests)
+    # The other shares went to this runner's attention threads (started on first use).
+    assert helpers() - before
+    runner.close()
     assert all(r.encoded is not None for r in requests)
     logits = np.repeat(
         [r.encoded.real.length + r.encoded.generated.length for r in requests if r.encoded],
