@@ -1,9 +1,16 @@
-"""Load shedding: a bounded number of rank requests in flight, a bounded queue, and 429 past them.
+"""Load shedding: a bounded amount of rank work in flight, a bounded queue, and 429 past them.
 
 Past its capacity a replica can only make every request slower; answering the excess with
 ``429 Too Many Requests`` and ``Retry-After`` keeps the latency of the admitted ones and tells
 callers (and their retry budgets) to back off or try another replica. The limits are per worker
 process.
+
+Work in flight is counted in slots. A request holds one slot per ``slot_body_bytes`` of its body
+(rounded, at least one, at most all of them): its body names its candidates and recent events,
+which is what its scoring costs, so a replica admits several light requests where it admits one
+heavy one, and the slots bound the work waiting for the scoring threads, not the number of
+requests. A request's slots are taken together or not at all, and no request overtakes a
+heavier one that waits before it.
 
 The queue absorbs bursts and is served first come, first served while it copes. Where in the
 last ``congestion_interval_s`` more requests arrived than completed by more than the slots and
@@ -36,6 +43,7 @@ from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import Overloaded
+from service.http.body_limit import BODY_BYTES_SCOPE_KEY
 from service.http.errors import error_response
 from service.http.middleware import label_route
 
@@ -44,9 +52,11 @@ Caller = Hashable | None
 #: The scope entry where the key check leaves the request's :data:`Caller`.
 CALLER_SCOPE_KEY = "reaseq.caller"
 
-#: Rank requests in flight per scoring thread by default: about what one thread scores within
-#: the latency objective as one batch (docs/DEPLOYMENT.md, capacity planning).
-IN_FLIGHT_PER_SCORING_THREAD = 3
+#: Admission slots per scoring thread by default: about the work one thread scores within the
+#: latency objective, three requests of 2000 candidates or nine of 500 (docs/OPERATIONS.md).
+IN_FLIGHT_PER_SCORING_THREAD = 9
+#: Body bytes per slot by default: a request of about 600 candidates with short IDs.
+SLOT_BODY_BYTES = 6144
 #: Queue places per slot by default: room for a Poisson burst; the queue's time limits, not its
 #: length, bound what a waiter loses.
 QUEUED_PER_SLOT = 4
@@ -81,7 +91,9 @@ class Shed(Overloaded):
 
 @dataclass(frozen=True)
 class AdmissionLimits:
+    #: Slots; a request holds at least one.
     max_in_flight: int
+    #: Requests waiting for slots.
     max_queued: int
     queue_timeout_s: float
     retry_after_s: int
@@ -92,6 +104,16 @@ class AdmissionLimits:
     congested_timeout_s: float | None = None
     #: The window over which arrivals and completions are counted.
     congestion_interval_s: float = 0.25
+    #: Body bytes per slot a request holds; ``None``: one slot per request, whatever its body.
+    slot_body_bytes: int | None = None
+
+    def slots_for(self, body_bytes: int | None) -> int:
+        """The slots a request with a body of ``body_bytes`` holds: one per ``slot_body_bytes``,
+        rounded, at least one and at most ``max_in_flight`` (so it can always be admitted)."""
+        if self.slot_body_bytes is None or body_bytes is None:
+            return 1
+        slots = (body_bytes + self.slot_body_bytes // 2) // self.slot_body_bytes
+        return max(1, min(self.max_in_flight, slots))
 
 
 def default_in_flight(scoring_threads: int, workers: int, cores: int) -> int:
@@ -106,9 +128,10 @@ def default_per_key(max_in_flight: int) -> int:
 
 
 class AdmissionControl:
-    """At most ``max_in_flight`` holders and ``max_queued`` waiters; the queue first come,
+    """At most ``max_in_flight`` slots held and ``max_queued`` waiters; the queue first come,
     first served until it stands, then last in, first out with a short wait (see the module).
-    A caller over its ``max_per_key`` slots waits while other callers under theirs go first.
+    A waiter whose slots are not free holds up those after it (none overtakes it), except that
+    a caller over its ``max_per_key`` slots waits while other callers under theirs go first.
 
     Not bound to an event loop until a request waits, and then only through that request's
     future, so one instance serves whichever loop runs the app.
@@ -138,6 +161,7 @@ class AdmissionControl:
 
     @property
     def in_flight(self) -> int:
+        """Slots held."""
         return self._held.total()
 
     @property
@@ -159,23 +183,35 @@ class AdmissionControl:
             self._window_start, self._arrived, self._completed = now, 0, 0
         return self._standing
 
-    async def acquire(self, caller: Caller = None) -> None:
-        """Take a slot for ``caller``, waiting in the queue if need be; raises :class:`Shed`
-        when refused."""
+    def clamp(self, caller: Caller, slots: int) -> int:
+        """``slots`` cut to what ``caller`` may ever hold: the slots, and its key's share."""
+        slots = max(1, min(slots, self.limits.max_in_flight))
+        per_key = self.limits.max_per_key
+        if per_key is not None and caller is not None:
+            slots = min(slots, per_key)
+        return slots
+
+    async def acquire(self, caller: Caller = None, slots: int = 1) -> None:
+        """Take ``slots`` (see :meth:`clamp`) for ``caller``, waiting in the queue if need be;
+        raises :class:`Shed` when refused. Give them back with :meth:`release` and the same
+        ``slots``."""
+        slots = self.clamp(caller, slots)
         self._arrived += 1
-        # A slot is free only while no waiter may take it (release() hands slots over at
-        # once), so taking it overtakes no one.
-        if self.in_flight < self.limits.max_in_flight and self._may_hold(caller):
-            self._take(caller)
+        # Slots are free while a waiter that may hold them waits only when it needs more than
+        # are free, and then taking them would overtake it.
+        if self._fits(caller, slots) and not self._any_may_hold():
+            self._take(caller, slots)
             return
         congested = self.congested()
         if congested:
             self._expire_stale()
-        self._check_queue(caller, congested)
-        waiter = _Waiter(caller, asyncio.get_running_loop().create_future(), self._clock())
+        self._check_queue(caller, slots, congested)
+        waiter = _Waiter(caller, slots, asyncio.get_running_loop().create_future(), self._clock())
         self._waiters.append(waiter)
         self._waiting[caller] += 1
         self._gauge(self._queued_gauge, +1)
+        # Those before it may all be held back by their keys' shares.
+        self._hand_over(congested)
         timeout_s = self.limits.queue_timeout_s
         if congested and self.limits.congested_timeout_s is not None:
             timeout_s = self.limits.congested_timeout_s
@@ -188,64 +224,89 @@ class AdmissionControl:
             self._leave_queue(waiter)
             raise self._shed(
                 ShedReason.QUEUE_TIMEOUT,
-                f"{self.limits.max_in_flight} requests in flight and waited "
+                f"{self.in_flight} of {self.limits.max_in_flight} slots in flight and "
+                "waited "
                 f"{timeout_s * 1000:.0f} ms in the queue",
             )
         if not waiter.future.result():
             # Let go from a standing queue; already off it.
             raise self._shed(
                 ShedReason.QUEUE_STANDING,
-                f"{self.limits.max_in_flight} requests in flight and more arriving than "
-                "completing; under sustained overload the newest requests go first",
+                f"{self.in_flight} of {self.limits.max_in_flight} slots in flight and more "
+                "arriving than completing; under sustained overload the newest requests go "
+                "first",
             )
         # release() handed a slot over and already took this waiter off the queue.
 
-    def release(self, caller: Caller = None) -> None:
-        """Give ``caller``'s slot back, or hand it to the waiter next in turn that may hold it:
-        the longest waiting, or the newest in a standing queue."""
-        self._held[caller] -= 1
+    def release(self, caller: Caller = None, slots: int = 1) -> None:
+        """Give back ``caller``'s ``slots`` (as acquired), and hand free slots to the waiters
+        in turn that may hold them: the longest waiting, or the newest in a standing queue."""
+        slots = self.clamp(caller, slots)
+        self._held[caller] -= slots
         if self._held[caller] <= 0:
             del self._held[caller]
-        self._gauge(self._in_flight_gauge, -1)
+        self._gauge(self._in_flight_gauge, -slots)
         self._completed += 1
+        self._hand_over(self.congested())
+
+    def _hand_over(self, congested: bool) -> None:
+        """Give free slots to the waiters in turn that may hold them, until the next one needs
+        more than are free (it is not overtaken)."""
         turn: Iterable[_Waiter] = self._waiters
-        if self.congested():
+        if congested:
             self._expire_stale()
             turn = reversed(self._waiters)
-        for waiter in turn:
-            if self._may_hold(waiter.caller):
-                self._unqueue(waiter)
-                self._take(waiter.caller)
-                waiter.future.set_result(True)
+        for waiter in list(turn):
+            if not self._may_hold(waiter.caller, waiter.slots):
+                continue
+            if not self._fits(None, waiter.slots):
                 return
+            self._unqueue(waiter)
+            self._take(waiter.caller, waiter.slots)
+            waiter.future.set_result(True)
 
-    def _may_hold(self, caller: Caller) -> bool:
+    def _fits(self, caller: Caller, slots: int) -> bool:
+        """Whether ``slots`` are free and ``caller`` may hold them."""
+        free = self.in_flight + slots <= self.limits.max_in_flight
+        return free and self._may_hold(caller, slots)
+
+    def _any_may_hold(self) -> bool:
+        """Whether a waiter waits that its key's share does not hold back."""
+        if self.limits.max_per_key is None:
+            return bool(self._waiters)
+        return any(self._may_hold(w.caller, w.slots) for w in self._waiters)
+
+    def _may_hold(self, caller: Caller, slots: int = 1) -> bool:
         per_key = self.limits.max_per_key
-        return per_key is None or caller is None or self._held[caller] < per_key
+        return per_key is None or caller is None or self._held[caller] + slots <= per_key
 
-    def _check_queue(self, caller: Caller, congested: bool) -> None:
+    def _check_queue(self, caller: Caller, slots: int, congested: bool) -> None:
         """Raise :class:`Shed` unless ``caller`` may wait: a free place in the queue (in a
         standing queue, the oldest waiter gives up its place), and one of its key's share of
         them. The key limit is the reason when the key's share is used up, or when only the
-        key's share of the slots keeps it from a free one."""
+        key's share of the slots keeps it from free ones."""
         limits = self.limits
         per_key = limits.max_per_key
         own_places_used = (
             per_key is not None and caller is not None and self._waiting[caller] >= per_key
         )
         queue_full = len(self._waiters) >= limits.max_queued
-        if own_places_used or (queue_full and self.in_flight < limits.max_in_flight):
+        key_held_back = self.in_flight + slots <= limits.max_in_flight and not self._may_hold(
+            caller, slots
+        )
+        if own_places_used or (queue_full and key_held_back):
             raise self._shed(
                 ShedReason.KEY_LIMIT,
-                f"this API key has {self._held[caller]} requests in flight and "
-                f"{self._waiting[caller]} waiting, its share of at most {per_key} each",
+                f"this API key holds {self._held[caller]} slots and has "
+                f"{self._waiting[caller]} requests waiting, its share of at most {per_key} "
+                "each",
             )
         if queue_full and congested and self._waiters:
             self._let_go(self._waiters[0])
         elif queue_full:
             raise self._shed(
                 ShedReason.QUEUE_FULL,
-                f"{limits.max_in_flight} requests in flight and the queue is full",
+                f"{self.in_flight} of {limits.max_in_flight} slots in flight and the queue is full",
             )
 
     def _expire_stale(self) -> None:
@@ -262,9 +323,9 @@ class AdmissionControl:
         self._unqueue(waiter)
         waiter.future.set_result(False)
 
-    def _take(self, caller: Caller) -> None:
-        self._held[caller] += 1
-        self._gauge(self._in_flight_gauge, +1)
+    def _take(self, caller: Caller, slots: int) -> None:
+        self._held[caller] += slots
+        self._gauge(self._in_flight_gauge, +slots)
 
     def _unqueue(self, waiter: _Waiter) -> None:
         self._waiters.remove(waiter)
@@ -276,8 +337,8 @@ class AdmissionControl:
     def _leave_queue(self, waiter: _Waiter) -> None:
         if waiter.future.done() and not waiter.future.cancelled():
             if waiter.future.result():
-                # The slot was handed over as the wait ended: pass it on.
-                self.release(waiter.caller)
+                # The slots were handed over as the wait ended: pass them on.
+                self.release(waiter.caller, waiter.slots)
             return
         waiter.future.cancel()
         if waiter in self._waiters:
@@ -296,6 +357,7 @@ class AdmissionControl:
 @dataclass(eq=False)
 class _Waiter:
     caller: Caller
+    slots: int
     #: True: handed a slot; False: let go from a standing queue.
     future: asyncio.Future[bool]
     since: float
@@ -303,8 +365,9 @@ class _Waiter:
 
 class AdmissionMiddleware:
     """Admits ``POST`` requests to ``paths`` through an :class:`AdmissionControl`, as the
-    caller the key check named; sheds the rest with 429 and ``Retry-After``. Other paths
-    (health, metrics) are never held or shed."""
+    caller the key check named and with the slots their bodies' size asks for (the body limit
+    leaves it in the scope); sheds the rest with 429 and ``Retry-After``. Other paths (health,
+    metrics) are never held or shed."""
 
     def __init__(
         self,
@@ -323,8 +386,9 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         caller: Caller = scope.get(CALLER_SCOPE_KEY)
+        slots = self.control.limits.slots_for(scope.get(BODY_BYTES_SCOPE_KEY))
         try:
-            await self.control.acquire(caller)
+            await self.control.acquire(caller, slots)
         except Shed as refused:
             if self.shed is not None:
                 self.shed.labels(reason=refused.reason.value).inc()
@@ -334,7 +398,7 @@ class AdmissionMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            self.control.release(caller)
+            self.control.release(caller, slots)
 
 
 def admitted(scope: Scope, paths: frozenset[str]) -> bool:

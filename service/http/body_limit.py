@@ -7,7 +7,8 @@ lying client nor a streaming one can make the service hold more than the limit i
 whole body must arrive within the read timeout, counted from its first read: a client that
 trickles its body (or stops sending) cannot hold a connection and a buffer for longer than that.
 It never holds an admission slot meanwhile: admission waits for the whole body. Each refusal
-closes the connection, so the server does not go on reading the rest of the body.
+closes the connection, so the server does not go on reading the rest of the body. The size of
+a body read in full is left in the scope, where admission weighs the request by it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.errors import BodyReadTimeout, BodyTooLarge, ServiceError
 from service.http.middleware import answer_and_close, label_route
 
+#: The scope entry where the size of the whole body, in bytes, is left for admission.
+BODY_BYTES_SCOPE_KEY = "reaseq.body_bytes"
 #: Methods whose requests this service never reads a body from.
 _BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
@@ -69,6 +72,7 @@ class RequestBodyLimit:
                 await self._refuse("is longer", scope, receive, send)
                 return
         whole: Message = {"type": "http.request", "body": bytes(body), "more_body": False}
+        scope[BODY_BYTES_SCOPE_KEY] = len(body)
         await self.app(scope, _replay(whole, receive), send)
 
     async def _refuse(self, what: str, scope: Scope, receive: Receive, send: Send) -> None:

@@ -30,14 +30,22 @@ class GuardSettings(BaseSettings):
     rank_max_in_flight: int | None = Field(
         default=None,
         ge=1,
-        description="Rank requests served at once per worker; unset = 3 per scoring thread "
-        "that has a core of its own (REASEQ_SCORING_THREADS, at most the usable cores over "
-        "REASEQ_WORKERS).",
+        description="Admission slots per worker: the rank work served at once (a request holds "
+        "one slot per REASEQ_RANK_SLOT_BODY_BYTES of its body, at least one); unset = 9 per "
+        "scoring thread that has a core of its own (REASEQ_SCORING_THREADS, at most the usable "
+        "cores over REASEQ_WORKERS).",
+    )
+    rank_slot_body_bytes: int = Field(
+        default=6144,
+        ge=0,
+        description="Request body bytes per admission slot (rounded, at least one slot, at "
+        "most all of them): a request naming more candidates and events holds more of the "
+        "slots; 0 = one slot per request.",
     )
     rank_max_queued: int | None = Field(
         default=None,
         ge=0,
-        description="Rank requests waiting for a slot per worker, more: 429 (in a standing "
+        description="Rank requests waiting for slots per worker, more: 429 (in a standing "
         "queue the oldest waiter gets the 429); unset = 4 per slot.",
     )
     rank_queue_timeout_ms: int | None = Field(

@@ -106,6 +106,7 @@ def admission_limits(settings: Settings, cores: int) -> AdmissionLimits:
         max_per_key=settings.rank_max_in_flight_per_key or default_per_key(in_flight),
         congested_timeout_s=congested_timeout_ms / 1000.0 if congested_timeout_ms else None,
         congestion_interval_s=interval_ms / 1000.0,
+        slot_body_bytes=settings.rank_slot_body_bytes or None,
     )
     standing = (
         f"; a standing queue (told over {interval_ms:.0f} ms windows) serves the newest "
@@ -113,9 +114,15 @@ def admission_limits(settings: Settings, cores: int) -> AdmissionLimits:
         if congested_timeout_ms
         else ""
     )
+    weighing = (
+        f"one per {limits.slot_body_bytes} bytes of body"
+        if limits.slot_body_bytes
+        else "one per request"
+    )
     log.info(
-        "rank admission: %d in flight (%d per API key), %d queued for at most %.0f ms%s",
+        "rank admission: %d slots in flight (%s; %d per API key), %d queued for at most %.0f ms%s",
         limits.max_in_flight,
+        weighing,
         limits.max_per_key,
         limits.max_queued,
         queue_timeout_ms,

@@ -286,7 +286,8 @@ class ServiceMetrics:
         registry = self.registry
         self.rank_in_flight = Gauge(
             "reaseq_rank_in_flight",
-            "Rank requests admitted and not yet answered, summed over live workers.",
+            "Admission slots held by rank requests admitted and not yet answered (one per "
+            "REASEQ_RANK_SLOT_BODY_BYTES of body, at least one), summed over live workers.",
             registry=registry,
             multiprocess_mode="livesum",
         )

@@ -1,20 +1,24 @@
-"""Admission control: slots, a FIFO queue, the queue's time budget, cancellation, and a standing
-queue served newest first with a short wait."""
+"""Admission control: slots, weighed by request body, a FIFO queue, the queue's time budget,
+cancellation, and a standing queue served newest first with a short wait."""
 
 from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from service.http.admission import (
     AdmissionControl,
     AdmissionLimits,
+    AdmissionMiddleware,
     Shed,
     ShedReason,
     default_in_flight,
     default_per_key,
 )
+from service.http.body_limit import RequestBodyLimit
 from service.http.guards import admission_limits
 from service.observability.metrics import ServiceMetrics
 from service.settings import Settings
@@ -72,7 +76,7 @@ async def test_a_full_queue_sheds_at_once() -> None:
         await control.acquire()
     assert refused.value.reason is ShedReason.QUEUE_FULL
     assert refused.value.retry_after_s == 3
-    assert "2 requests in flight and the queue is full" in refused.value.message
+    assert "2 of 2 slots in flight and the queue is full" in refused.value.message
     control.release()
     await waiting
     assert (control.in_flight, control.queued) == (2, 0) == _gauges(metrics)
@@ -262,7 +266,7 @@ async def test_one_key_holds_at_most_its_share_of_slots_and_queue_places() -> No
     with pytest.raises(Shed) as refused:
         await control.acquire("greedy")
     assert refused.value.reason is ShedReason.KEY_LIMIT
-    assert "this API key has 2 requests in flight and 2 waiting" in refused.value.message
+    assert "this API key holds 2 slots and has 2 requests waiting" in refused.value.message
     # The slots the key may not take stay free for the others.
     await control.acquire("modest")
     await control.acquire(None)
@@ -314,7 +318,7 @@ async def test_without_keys_every_slot_is_for_anyone() -> None:
 
 @pytest.mark.parametrize(
     ("threads", "workers", "cores", "in_flight"),
-    [(1, 1, 2, 3), (1, 1, 64, 3), (4, 1, 2, 6), (4, 1, 16, 12), (2, 4, 4, 3), (2, 2, 8, 6)],
+    [(1, 1, 2, 9), (1, 1, 64, 9), (4, 1, 2, 18), (4, 1, 16, 36), (2, 4, 4, 9), (2, 2, 8, 18)],
 )
 def test_default_in_flight_follows_the_scoring_threads_the_cores_run(
     threads: int, workers: int, cores: int, in_flight: int
@@ -330,13 +334,14 @@ def test_default_per_key_leaves_a_quarter_of_the_slots(in_flight: int, per_key: 
 def test_default_admission_limits() -> None:
     limits = admission_limits(Settings.model_construct(), cores=2)
     assert limits == AdmissionLimits(
-        max_in_flight=3,
-        max_queued=12,
+        max_in_flight=9,
+        max_queued=36,
         queue_timeout_s=0.025,
         retry_after_s=1,
-        max_per_key=2,
+        max_per_key=7,
         congested_timeout_s=0.005,
         congestion_interval_s=0.25,
+        slot_body_bytes=6144,
     )
     settings = Settings(
         rank_max_in_flight=8,
@@ -344,6 +349,7 @@ def test_default_admission_limits() -> None:
         rank_queue_timeout_ms=40,
         rank_queue_congested_timeout_ms=0,
         rank_max_in_flight_per_key=8,
+        rank_slot_body_bytes=0,
         latency_objective_ms=200,
     )
     assert admission_limits(settings, cores=2) == AdmissionLimits(
@@ -354,6 +360,122 @@ def test_default_admission_limits() -> None:
         max_per_key=8,
         congested_timeout_s=None,  # 0: first come, first served throughout
         congestion_interval_s=1.0,
+        slot_body_bytes=None,  # 0: one slot per request
     )
     slow = admission_limits(Settings(latency_objective_ms=200), cores=2)
     assert (slow.queue_timeout_s, slow.congested_timeout_s) == (0.1, 0.02)
+
+
+@pytest.mark.parametrize(
+    ("body_bytes", "slots"),
+    [
+        (None, 1),
+        (0, 1),
+        (1000, 1),
+        (3071, 1),
+        (3072, 1),
+        (9215, 1),
+        (9216, 2),
+        (18000, 3),
+        (10**6, 9),
+    ],
+)
+def test_a_request_holds_a_slot_per_slot_body_bytes_of_its_body(
+    body_bytes: int | None, slots: int
+) -> None:
+    limits = AdmissionLimits(9, 36, 0.025, 1, slot_body_bytes=6144)
+    assert limits.slots_for(body_bytes) == slots
+    # Without a size per slot every request holds one.
+    assert AdmissionLimits(9, 36, 0.025, 1).slots_for(body_bytes) == 1
+
+
+async def test_light_requests_share_the_slots_a_heavy_one_would_take() -> None:
+    control, metrics = _control(in_flight=4, queued=4)
+    await control.acquire(slots=3)
+    await control.acquire(slots=1)
+    assert (control.in_flight, control.queued) == (4, 0) == _gauges(metrics)
+    control.release(slots=3)
+    for _ in range(3):  # three light ones where the heavy one was
+        await control.acquire(slots=1)
+    assert control.in_flight == 4
+
+
+async def test_a_heavy_waiter_is_not_overtaken_and_takes_its_slots_together() -> None:
+    control, metrics = _control(in_flight=4, queued=4)
+    for _ in range(3):
+        await control.acquire(slots=1)
+    heavy = asyncio.create_task(control.acquire(slots=3))
+    await asyncio.sleep(0)
+    light = asyncio.create_task(control.acquire(slots=1))  # one slot is free, yet it waits
+    await asyncio.sleep(0)
+    assert (control.in_flight, control.queued) == (3, 2) == _gauges(metrics)
+    control.release(slots=1)
+    await asyncio.sleep(0)
+    assert not heavy.done() and not light.done()  # two free: not enough for the heavy one
+    control.release(slots=1)
+    await heavy
+    assert not light.done()
+    assert (control.in_flight, control.queued) == (4, 1)
+    control.release(slots=3)  # one release admits the light one too
+    await light
+    assert (control.in_flight, control.queued) == (2, 0) == _gauges(metrics)
+
+
+async def test_one_release_admits_every_waiter_it_makes_room_for() -> None:
+    control, _ = _control(in_flight=3, queued=4)
+    await control.acquire(slots=3)
+    waiters = [asyncio.create_task(control.acquire(slots=1)) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert control.queued == 3
+    control.release(slots=3)
+    await asyncio.gather(*waiters)
+    assert (control.in_flight, control.queued) == (3, 0)
+
+
+async def test_a_request_heavier_than_every_slot_is_admitted_alone() -> None:
+    control, _ = _control(in_flight=2, queued=2, per_key=1)
+    assert control.clamp(None, 5) == 2
+    assert control.clamp("a-key", 5) == 1  # never more than its key may hold
+    await control.acquire(slots=5)
+    assert control.in_flight == 2
+    waiting = asyncio.create_task(control.acquire(slots=1))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    control.release(slots=5)
+    await waiting
+    assert (control.in_flight, control.queued) == (1, 0)
+
+
+async def test_a_key_is_held_to_its_share_in_slots() -> None:
+    control, _ = _control(in_flight=6, queued=4, per_key=4)
+    await control.acquire("greedy", slots=3)
+    waiting = asyncio.create_task(control.acquire("greedy", slots=2))  # 5 of its 4
+    await asyncio.sleep(0)
+    assert (control.in_flight, control.queued) == (3, 1)
+    await control.acquire("modest", slots=2)  # passes the held-back waiter
+    assert control.in_flight == 5
+    control.release("greedy", slots=3)
+    await waiting
+    assert (control.in_flight, control.queued) == (4, 0)
+
+
+async def test_the_body_size_decides_the_slots_through_the_http_stack() -> None:
+    control, _ = _control(in_flight=4, queued=0)
+    control.limits = AdmissionLimits(4, 0, 5.0, 3, slot_body_bytes=1000)
+    held: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        held.append(control.in_flight)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    admitted = AdmissionMiddleware(app, control, frozenset({"/v1/rank"}))
+    stack = RequestBodyLimit(admitted, max_bytes=1 << 20, read_timeout_s=5.0)
+    transport = httpx.ASGITransport(app=stack)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for size in (100, 2400, 3600, 50_000):
+            response = await client.post("/v1/rank", content=b"x" * size)
+            assert response.status_code == 200
+    assert held == [1, 2, 4, 4]  # 0.1 and 2.4 and 3.6 slots, rounded; 50 cut to all four
+    assert control.in_flight == 0
