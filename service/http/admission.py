@@ -19,8 +19,12 @@ request. There the queue turns last in, first out, and a waiter may stay only
 ``congested_timeout_s`` (a full queue pushes out its oldest waiter instead of refusing the
 newcomer): the requests admitted under overload are the fresh ones, served within the
 objective, and the rest are shed quickly (the controlled delay and adaptive LIFO of Maurer,
-"Fail at Scale", ACM Queue 2015). Otherwise a waiter may stay ``queue_timeout_s``: one that has
-waited longer would miss its caller's deadline anyway.
+"Fail at Scale", ACM Queue 2015). A standing queue also admits only up to
+``congested_in_flight`` slots: below capacity more slots let the scoring threads batch what a
+burst brings, but past it each slot taken only adds to the latency of the others. The queue
+turns as soon as the current window's excess passes what the slots and the queue hold, so the
+onset of an overload is not served with the full slots and queue waits. Otherwise a waiter may
+stay ``queue_timeout_s``: one that has waited longer would miss its caller's deadline anyway.
 
 A request is admitted only once its API key has been checked and its whole body has arrived
 (:mod:`service.http.guards` orders the middleware so): a slot is held for the time a request
@@ -68,6 +72,10 @@ QUEUE_TIMEOUT_SHARE_OF_OBJECTIVE = 0.5
 #: The wait allowed in a standing queue, as a share of the objective: a tenth, so that what
 #: is admitted under overload has nearly its whole budget left.
 CONGESTED_TIMEOUT_SHARE_OF_OBJECTIVE = 0.1
+#: The slots a standing queue admits up to, as a share of the slots: a third, three requests of
+#: 500 candidates with the default slots, what held the objective at three times a replica's
+#: capacity (docs/BENCHMARKS.md, overload).
+CONGESTED_SHARE_OF_SLOTS = 1 / 3
 #: The window over which arrivals and completions are counted, in latency objectives: five,
 #: long enough that a Poisson burst below capacity does not look like overload.
 CONGESTION_INTERVAL_OBJECTIVES = 5.0
@@ -106,6 +114,8 @@ class AdmissionLimits:
     congestion_interval_s: float = 0.25
     #: Body bytes per slot a request holds; ``None``: one slot per request, whatever its body.
     slot_body_bytes: int | None = None
+    #: The slots admitted while the queue stands; ``None``: ``max_in_flight``.
+    congested_in_flight: int | None = None
 
     def slots_for(self, body_bytes: int | None) -> int:
         """The slots a request with a body of ``body_bytes`` holds: one per ``slot_body_bytes``,
@@ -120,6 +130,12 @@ def default_in_flight(scoring_threads: int, workers: int, cores: int) -> int:
     """A few requests per scoring thread that has a core of its own in this worker."""
     threads = min(scoring_threads, max(1, cores // workers))
     return IN_FLIGHT_PER_SCORING_THREAD * threads
+
+
+def default_congested_in_flight(max_in_flight: int) -> int:
+    """A third of the slots, at least two (so that one API key's share leaves one for the
+    others) and at most all of them: what a standing queue admits up to."""
+    return min(max_in_flight, max(2, round(max_in_flight * CONGESTED_SHARE_OF_SLOTS)))
 
 
 def default_per_key(max_in_flight: int) -> int:
@@ -170,8 +186,9 @@ class AdmissionControl:
 
     def congested(self) -> bool:
         """Whether the queue stands (with the controlled delay configured): in the last whole
-        window of ``congestion_interval_s``, more requests arrived than completed by more
-        than the slots and the queue hold, so some had to be shed whatever the order. Arrivals and
+        window of ``congestion_interval_s`` (or already in the current one), more requests
+        arrived than completed by more than the slots and the queue hold, so some had to be
+        shed whatever the order. Arrivals and
         completions do not depend on how the queue is served, so serving it newest first
         does not keep it standing; a burst the queue absorbs does not turn it."""
         if self.limits.congested_timeout_s is None:
@@ -181,6 +198,11 @@ class AdmissionControl:
             held = self.limits.max_in_flight + self.limits.max_queued
             self._standing = self._arrived - self._completed > held
             self._window_start, self._arrived, self._completed = now, 0, 0
+        elif not self._standing:
+            # Once the window's excess passes what the slots and the queue hold, it stands
+            # whatever the rest of the window brings: no need to wait for its end.
+            held = self.limits.max_in_flight + self.limits.max_queued
+            self._standing = self._arrived - self._completed > held
         return self._standing
 
     def clamp(self, caller: Caller, slots: int) -> int:
@@ -265,9 +287,19 @@ class AdmissionControl:
             self._take(waiter.caller, waiter.slots)
             waiter.future.set_result(True)
 
+    def _congested_slots(self) -> int | None:
+        """The slots admitted while the queue stands; ``None`` while it does not."""
+        return self.limits.congested_in_flight if self._standing else None
+
     def _fits(self, caller: Caller, slots: int) -> bool:
-        """Whether ``slots`` are free and ``caller`` may hold them."""
-        free = self.in_flight + slots <= self.limits.max_in_flight
+        """Whether ``slots`` are free and ``caller`` may hold them. While the queue stands,
+        only ``congested_in_flight`` slots are (a request finding none held takes its slots
+        whatever its size, so none waits for ever)."""
+        congested = self._congested_slots()
+        if congested is not None:
+            free = self.in_flight == 0 or self.in_flight + slots <= congested
+        else:
+            free = self.in_flight + slots <= self.limits.max_in_flight
         return free and self._may_hold(caller, slots)
 
     def _any_may_hold(self) -> bool:
@@ -277,8 +309,17 @@ class AdmissionControl:
         return any(self._may_hold(w.caller, w.slots) for w in self._waiters)
 
     def _may_hold(self, caller: Caller, slots: int = 1) -> bool:
+        """Whether ``caller``'s key's share leaves room for ``slots`` more. While the queue
+        stands the share is of the slots then admitted (a key holding none may take one
+        request's), so one key cannot take them all from the others."""
         per_key = self.limits.max_per_key
-        return per_key is None or caller is None or self._held[caller] + slots <= per_key
+        if per_key is None or caller is None:
+            return True
+        held = self._held[caller]
+        congested = self._congested_slots()
+        if congested is not None:
+            return held == 0 or held + slots <= min(per_key, default_per_key(congested))
+        return held + slots <= per_key
 
     def _check_queue(self, caller: Caller, slots: int, congested: bool) -> None:
         """Raise :class:`Shed` unless ``caller`` may wait: a free place in the queue (in a

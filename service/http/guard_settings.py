@@ -35,6 +35,13 @@ class GuardSettings(BaseSettings):
         "scoring thread that has a core of its own (REASEQ_SCORING_THREADS, at most the usable "
         "cores over REASEQ_WORKERS).",
     )
+    rank_congested_max_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="Admission slots while the queue stands (sustained overload, see "
+        "REASEQ_RANK_QUEUE_CONGESTED_TIMEOUT_MS): past capacity each slot taken only adds to "
+        "the others' latency; unset = a third of REASEQ_RANK_MAX_IN_FLIGHT (at least two).",
+    )
     rank_slot_body_bytes: int = Field(
         default=6144,
         ge=0,

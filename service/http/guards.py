@@ -23,6 +23,7 @@ from service.http.admission import (
     AdmissionControl,
     AdmissionLimits,
     AdmissionMiddleware,
+    default_congested_in_flight,
     default_in_flight,
     default_per_key,
 )
@@ -107,10 +108,15 @@ def admission_limits(settings: Settings, cores: int) -> AdmissionLimits:
         congested_timeout_s=congested_timeout_ms / 1000.0 if congested_timeout_ms else None,
         congestion_interval_s=interval_ms / 1000.0,
         slot_body_bytes=settings.rank_slot_body_bytes or None,
+        congested_in_flight=min(
+            in_flight,
+            settings.rank_congested_max_in_flight or default_congested_in_flight(in_flight),
+        ),
     )
     standing = (
-        f"; a standing queue (told over {interval_ms:.0f} ms windows) serves the newest "
-        f"first for at most {congested_timeout_ms:.0f} ms"
+        f"; a standing queue (told over {interval_ms:.0f} ms windows) admits up to "
+        f"{limits.congested_in_flight} slots and serves the newest first for at most "
+        f"{congested_timeout_ms:.0f} ms"
         if congested_timeout_ms
         else ""
     )

@@ -15,6 +15,7 @@ from service.http.admission import (
     AdmissionMiddleware,
     Shed,
     ShedReason,
+    default_congested_in_flight,
     default_in_flight,
     default_per_key,
 )
@@ -128,18 +129,56 @@ async def test_a_long_wait_is_shed() -> None:
 
 
 async def _stand(control: AdmissionControl, clock: Clock) -> list[asyncio.Task[None]]:
-    """Overload ``control`` (one slot, two queue places): four arrivals and no completion in a
-    window, more than the slot and the queue hold; the window ends and the queue stands.
-    Returns the two waiters left in the queue, the older first."""
+    """Overload ``control`` (one slot, two queue places): four arrivals and no completion,
+    more than the slot and the queue hold, so the queue stands at once, before its window
+    ends, and the fourth pushes out the oldest waiter. Returns the two waiters left in the
+    queue, the older first."""
     await control.acquire()
     waiters = [asyncio.create_task(control.acquire()) for _ in range(2)]
     await asyncio.sleep(0)
-    with pytest.raises(Shed):  # the queue is full and does not stand yet: refused at once
-        await control.acquire()
-    assert not control.congested()
-    clock.now += 1.0
+    assert not control.congested()  # three: what the slot and the queue hold
+    fourth = asyncio.create_task(control.acquire())
+    await asyncio.sleep(0)
     assert control.congested()
-    return waiters
+    with pytest.raises(Shed) as refused:
+        await waiters[0]
+    assert refused.value.reason is ShedReason.QUEUE_STANDING
+    return [waiters[1], fourth]
+
+
+async def test_a_standing_queue_admits_only_its_share_of_the_slots() -> None:
+    clock = Clock()
+    limits = AdmissionLimits(
+        max_in_flight=3,
+        max_queued=1,
+        queue_timeout_s=5.0,
+        retry_after_s=3,
+        congested_timeout_s=5.0,
+        congestion_interval_s=1.0,
+        congested_in_flight=1,
+    )
+    control = AdmissionControl(limits, clock=clock)
+    for _ in range(3):  # below capacity every slot is taken
+        await control.acquire()
+    waiting = asyncio.create_task(control.acquire())
+    await asyncio.sleep(0)
+    newest = asyncio.create_task(control.acquire())  # five arrivals, none done: it stands
+    await asyncio.sleep(0)
+    assert control.congested()
+    with pytest.raises(Shed):
+        await waiting
+    control.release()
+    control.release()
+    await asyncio.sleep(0)
+    assert not newest.done()  # one slot held, all a standing queue admits
+    control.release()
+    await newest
+    assert (control.in_flight, control.queued) == (1, 0)
+    clock.now += 1.0  # the window ends five arrivals to three completions: it no longer stands
+    assert not control.congested()
+    await control.acquire()
+    await control.acquire()
+    assert control.in_flight == 3
 
 
 async def test_a_standing_queue_serves_the_newest_first() -> None:
@@ -342,6 +381,7 @@ def test_default_admission_limits() -> None:
         congested_timeout_s=0.005,
         congestion_interval_s=0.25,
         slot_body_bytes=6144,
+        congested_in_flight=3,
     )
     settings = Settings(
         rank_max_in_flight=8,
@@ -361,6 +401,7 @@ def test_default_admission_limits() -> None:
         congested_timeout_s=None,  # 0: first come, first served throughout
         congestion_interval_s=1.0,
         slot_body_bytes=None,  # 0: one slot per request
+        congested_in_flight=3,
     )
     slow = admission_limits(Settings(latency_objective_ms=200), cores=2)
     assert (slow.queue_timeout_s, slow.congested_timeout_s) == (0.1, 0.02)
@@ -479,3 +520,35 @@ async def test_the_body_size_decides_the_slots_through_the_http_stack() -> None:
             assert response.status_code == 200
     assert held == [1, 2, 4, 4]  # 0.1 and 2.4 and 3.6 slots, rounded; 50 cut to all four
     assert control.in_flight == 0
+
+
+async def test_in_a_standing_queue_one_key_holds_only_its_share_of_the_slots_admitted() -> None:
+    clock = Clock()
+    limits = AdmissionLimits(
+        max_in_flight=4,
+        max_queued=2,
+        queue_timeout_s=5.0,
+        retry_after_s=3,
+        max_per_key=3,
+        congested_timeout_s=5.0,
+        congestion_interval_s=1.0,
+        congested_in_flight=default_congested_in_flight(4),
+    )
+    assert limits.congested_in_flight == 2
+    control = AdmissionControl(limits, clock=clock)
+    for _ in range(3):  # its share of all four slots
+        await control.acquire("greedy")
+    waiters = [asyncio.create_task(control.acquire("greedy")) for _ in range(4)]
+    await asyncio.sleep(0)  # two wait, two are refused: seven arrivals, more than 4 + 2
+    assert control.congested()
+    control.release("greedy")
+    control.release("greedy")
+    await asyncio.sleep(0)
+    # One slot of the two a standing queue admits is free, but the greedy key holds its share
+    # of them (one): its waiters stay, and another key takes the slot at once.
+    assert (control.in_flight, control.queued) == (1, 2)
+    await control.acquire("modest")
+    assert control.in_flight == 2
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
