@@ -73,8 +73,9 @@ QUEUE_TIMEOUT_SHARE_OF_OBJECTIVE = 0.5
 #: is admitted under overload has nearly its whole budget left.
 CONGESTED_TIMEOUT_SHARE_OF_OBJECTIVE = 0.1
 #: The slots a standing queue admits up to, as a share of the slots: a third, three requests of
-#: 500 candidates with the default slots, what held the objective at three times a replica's
-#: capacity (docs/BENCHMARKS.md, overload).
+#: 500 candidates with the default slots, as many as the tight limits of the overload benchmark
+#: (``make bench``) admit; with all nine held past capacity each admitted request waits behind
+#: eight others.
 CONGESTED_SHARE_OF_SLOTS = 1 / 3
 #: The window over which arrivals and completions are counted, in latency objectives: five,
 #: long enough that a Poisson burst below capacity does not look like overload.
