@@ -59,8 +59,6 @@ CALLER_SCOPE_KEY = "reaseq.caller"
 #: Admission slots per scoring thread by default: about the work one thread scores within the
 #: latency objective, three requests of 2000 candidates or nine of 500 (docs/OPERATIONS.md).
 IN_FLIGHT_PER_SCORING_THREAD = 9
-#: Body bytes per slot by default: a request of about 600 candidates with short IDs.
-SLOT_BODY_BYTES = 6144
 #: Queue places per slot by default: room for a Poisson burst; the queue's time limits, not its
 #: length, bound what a waiter loses.
 QUEUED_PER_SLOT = 4
@@ -119,12 +117,12 @@ class AdmissionLimits:
     congested_in_flight: int | None = None
 
     def slots_for(self, body_bytes: int | None) -> int:
-        """The slots a request with a body of ``body_bytes`` holds: one per ``slot_body_bytes``,
-        rounded, at least one and at most ``max_in_flight`` (so it can always be admitted)."""
+        """The slots a request with a body of ``body_bytes`` asks for: one per
+        ``slot_body_bytes``, rounded, at least one (:meth:`AdmissionControl.clamp` cuts them to
+        what can be held)."""
         if self.slot_body_bytes is None or body_bytes is None:
             return 1
-        slots = (body_bytes + self.slot_body_bytes // 2) // self.slot_body_bytes
-        return max(1, min(self.max_in_flight, slots))
+        return max(1, (body_bytes + self.slot_body_bytes // 2) // self.slot_body_bytes)
 
 
 def default_in_flight(scoring_threads: int, workers: int, cores: int) -> int:
@@ -189,21 +187,21 @@ class AdmissionControl:
         """Whether the queue stands (with the controlled delay configured): in the last whole
         window of ``congestion_interval_s`` (or already in the current one), more requests
         arrived than completed by more than the slots and the queue hold, so some had to be
-        shed whatever the order. Arrivals and
-        completions do not depend on how the queue is served, so serving it newest first
-        does not keep it standing; a burst the queue absorbs does not turn it."""
+        shed whatever the order. Arrivals and completions do not depend on how the queue is
+        served, so serving it newest first does not keep it standing; a burst the queue
+        absorbs does not turn it."""
         if self.limits.congested_timeout_s is None:
             return False
         now = self._clock()
+        held = self.limits.max_in_flight + self.limits.max_queued
+        over = self._arrived - self._completed > held
         if now - self._window_start >= self.limits.congestion_interval_s:
-            held = self.limits.max_in_flight + self.limits.max_queued
-            self._standing = self._arrived - self._completed > held
+            self._standing = over
             self._window_start, self._arrived, self._completed = now, 0, 0
-        elif not self._standing:
-            # Once the window's excess passes what the slots and the queue hold, it stands
-            # whatever the rest of the window brings: no need to wait for its end.
-            held = self.limits.max_in_flight + self.limits.max_queued
-            self._standing = self._arrived - self._completed > held
+        elif over:
+            # Past what the slots and the queue hold, the window stands whatever the rest of
+            # it brings: no need to wait for its end.
+            self._standing = True
         return self._standing
 
     def clamp(self, caller: Caller, slots: int) -> int:
@@ -220,8 +218,8 @@ class AdmissionControl:
         ``slots``."""
         slots = self.clamp(caller, slots)
         self._arrived += 1
-        # Slots are free while a waiter that may hold them waits only when it needs more than
-        # are free, and then taking them would overtake it.
+        # Free slots with a waiter that its key's share does not hold back: it needs more than
+        # are free, and taking them would overtake it.
         if self._fits(caller, slots) and not self._any_may_hold():
             self._take(caller, slots)
             return
@@ -247,8 +245,7 @@ class AdmissionControl:
             self._leave_queue(waiter)
             raise self._shed(
                 ShedReason.QUEUE_TIMEOUT,
-                f"{self.in_flight} of {self.limits.max_in_flight} slots in flight and "
-                "waited "
+                f"{self.in_flight} of {self.limits.max_in_flight} slots in flight and waited "
                 f"{timeout_s * 1000:.0f} ms in the queue",
             )
         if not waiter.future.result():
@@ -259,7 +256,7 @@ class AdmissionControl:
                 "arriving than completing; under sustained overload the newest requests go "
                 "first",
             )
-        # release() handed a slot over and already took this waiter off the queue.
+        # release() handed the slots over and already took this waiter off the queue.
 
     def release(self, caller: Caller = None, slots: int = 1) -> None:
         """Give back ``caller``'s ``slots`` (as acquired), and hand free slots to the waiters

@@ -34,6 +34,8 @@ def _control(
     per_key: int | None = None,
     congested_timeout_s: float | None = None,
     clock: Clock | None = None,
+    congested_in_flight: int | None = None,
+    slot_body_bytes: int | None = None,
 ) -> tuple[AdmissionControl, ServiceMetrics]:
     metrics = ServiceMetrics()
     limits = AdmissionLimits(
@@ -44,6 +46,8 @@ def _control(
         max_per_key=per_key,
         congested_timeout_s=congested_timeout_s,
         congestion_interval_s=1.0,
+        slot_body_bytes=slot_body_bytes,
+        congested_in_flight=congested_in_flight,
     )
     control = AdmissionControl(
         limits, metrics.rank_in_flight, metrics.rank_queued, clock=clock or Clock()
@@ -148,16 +152,9 @@ async def _stand(control: AdmissionControl, clock: Clock) -> list[asyncio.Task[N
 
 async def test_a_standing_queue_admits_only_its_share_of_the_slots() -> None:
     clock = Clock()
-    limits = AdmissionLimits(
-        max_in_flight=3,
-        max_queued=1,
-        queue_timeout_s=5.0,
-        retry_after_s=3,
-        congested_timeout_s=5.0,
-        congestion_interval_s=1.0,
-        congested_in_flight=1,
+    control, _ = _control(
+        in_flight=3, queued=1, congested_timeout_s=5.0, clock=clock, congested_in_flight=1
     )
-    control = AdmissionControl(limits, clock=clock)
     for _ in range(3):  # below capacity every slot is taken
         await control.acquire()
     waiting = asyncio.create_task(control.acquire())
@@ -418,15 +415,15 @@ def test_default_admission_limits() -> None:
         (9215, 1),
         (9216, 2),
         (18000, 3),
-        (10**6, 9),
+        (10**6, 163),  # AdmissionControl.clamp cuts it to what can be held
     ],
 )
-def test_a_request_holds_a_slot_per_slot_body_bytes_of_its_body(
+def test_a_request_asks_for_a_slot_per_slot_body_bytes_of_its_body(
     body_bytes: int | None, slots: int
 ) -> None:
     limits = AdmissionLimits(9, 36, 0.025, 1, slot_body_bytes=6144)
     assert limits.slots_for(body_bytes) == slots
-    # Without a size per slot every request holds one.
+    # Without a size per slot every request asks for one.
     assert AdmissionLimits(9, 36, 0.025, 1).slots_for(body_bytes) == 1
 
 
@@ -501,8 +498,7 @@ async def test_a_key_is_held_to_its_share_in_slots() -> None:
 
 
 async def test_the_body_size_decides_the_slots_through_the_http_stack() -> None:
-    control, _ = _control(in_flight=4, queued=0)
-    control.limits = AdmissionLimits(4, 0, 5.0, 3, slot_body_bytes=1000)
+    control, _ = _control(in_flight=4, queued=0, slot_body_bytes=1000)
     held: list[int] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -524,18 +520,16 @@ async def test_the_body_size_decides_the_slots_through_the_http_stack() -> None:
 
 async def test_in_a_standing_queue_one_key_holds_only_its_share_of_the_slots_admitted() -> None:
     clock = Clock()
-    limits = AdmissionLimits(
-        max_in_flight=4,
-        max_queued=2,
-        queue_timeout_s=5.0,
-        retry_after_s=3,
-        max_per_key=3,
+    congested = default_congested_in_flight(4)
+    assert congested == 2
+    control, _ = _control(
+        in_flight=4,
+        queued=2,
+        per_key=3,
         congested_timeout_s=5.0,
-        congestion_interval_s=1.0,
-        congested_in_flight=default_congested_in_flight(4),
+        clock=clock,
+        congested_in_flight=congested,
     )
-    assert limits.congested_in_flight == 2
-    control = AdmissionControl(limits, clock=clock)
     for _ in range(3):  # its share of all four slots
         await control.acquire("greedy")
     waiters = [asyncio.create_task(control.acquire("greedy")) for _ in range(4)]
