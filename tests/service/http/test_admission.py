@@ -345,6 +345,34 @@ async def test_the_key_limit_is_the_reason_only_where_it_binds() -> None:
     assert refused.value.reason is ShedReason.KEY_LIMIT  # two slots free, not for this key
 
 
+async def test_in_a_standing_queue_the_key_limit_is_the_reason_only_where_it_binds() -> None:
+    control, _ = _control(
+        in_flight=6,
+        queued=0,
+        per_key=4,
+        congested_timeout_s=5.0,
+        clock=Clock(),
+        congested_in_flight=2,
+    )
+    for key in ("a", "b"):
+        for _ in range(3):
+            await control.acquire(key)
+    with pytest.raises(Shed) as refused:
+        await control.acquire("a")  # seven arrivals, more than 6 + 0: the queue stands
+    assert refused.value.reason is ShedReason.QUEUE_FULL
+    assert control.congested()
+    for _ in range(3):
+        control.release("b")
+    # Three of six slots are free, but a standing queue admits two and holds three: none is
+    # free for any key, so the key's share is not what refuses it.
+    with pytest.raises(Shed) as refused:
+        await control.acquire("a")
+    assert refused.value.reason is ShedReason.QUEUE_FULL
+    with pytest.raises(Shed) as refused:
+        await control.acquire("c")
+    assert refused.value.reason is ShedReason.QUEUE_FULL
+
+
 async def test_without_keys_every_slot_is_for_anyone() -> None:
     control, _ = _control(in_flight=3, queued=0, per_key=1)
     for _ in range(3):
