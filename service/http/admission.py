@@ -323,15 +323,18 @@ class AdmissionControl:
         """Raise :class:`Shed` unless ``caller`` may wait: a free place in the queue (in a
         standing queue, the oldest waiter gives up its place), and one of its key's share of
         them. The key limit is the reason when the key's share is used up, or when only the
-        key's share of the slots keeps it from free ones (of those a standing queue admits,
-        while it stands)."""
+        key's share of the slots keeps it from free ones. Free counts against all the slots,
+        also while the queue stands: a key past its share of the slots a standing queue admits
+        is refused for that share, so what a flooding key loses is counted against its key."""
         limits = self.limits
         per_key = limits.max_per_key
         own_places_used = (
             per_key is not None and caller is not None and self._waiting[caller] >= per_key
         )
         queue_full = len(self._waiters) >= limits.max_queued
-        key_held_back = self._fits(None, slots) and not self._may_hold(caller, slots)
+        key_held_back = self.in_flight + slots <= limits.max_in_flight and not self._may_hold(
+            caller, slots
+        )
         if own_places_used or (queue_full and key_held_back):
             raise self._shed(
                 ShedReason.KEY_LIMIT,

@@ -345,7 +345,7 @@ async def test_the_key_limit_is_the_reason_only_where_it_binds() -> None:
     assert refused.value.reason is ShedReason.KEY_LIMIT  # two slots free, not for this key
 
 
-async def test_in_a_standing_queue_the_key_limit_is_the_reason_only_where_it_binds() -> None:
+async def test_in_a_standing_queue_a_key_past_its_share_is_refused_for_its_key() -> None:
     control, _ = _control(
         in_flight=6,
         queued=0,
@@ -358,16 +358,17 @@ async def test_in_a_standing_queue_the_key_limit_is_the_reason_only_where_it_bin
         for _ in range(3):
             await control.acquire(key)
     with pytest.raises(Shed) as refused:
-        await control.acquire("a")  # seven arrivals, more than 6 + 0: the queue stands
-    assert refused.value.reason is ShedReason.QUEUE_FULL
+        await control.acquire("c")  # seven arrivals, more than 6 + 0: the queue stands
+    assert refused.value.reason is ShedReason.QUEUE_FULL  # no slot for anyone
     assert control.congested()
     for _ in range(3):
         control.release("b")
-    # Three of six slots are free, but a standing queue admits two and holds three: none is
-    # free for any key, so the key's share is not what refuses it.
+    # Three of six slots are free. "a" holds three, past its share of the two slots a
+    # standing queue admits: the key's share refuses it. "c" holds none, and only the
+    # standing queue's slots, all held, keep it out.
     with pytest.raises(Shed) as refused:
         await control.acquire("a")
-    assert refused.value.reason is ShedReason.QUEUE_FULL
+    assert refused.value.reason is ShedReason.KEY_LIMIT
     with pytest.raises(Shed) as refused:
         await control.acquire("c")
     assert refused.value.reason is ShedReason.QUEUE_FULL

@@ -12,6 +12,7 @@ from collections import Counter
 
 import httpx
 
+from service.http.admission import ShedReason
 from tests.support.exposition import value
 from tests.support.http_server import RANK, ServiceProcess, module_service
 
@@ -144,13 +145,28 @@ async def _greedy_and_modest(server: ServiceProcess) -> tuple[list[int], list[in
     return greedy, modest
 
 
+def _sheds(server: ServiceProcess) -> Counter[str]:
+    metrics = _metrics(server)
+    return Counter(
+        {
+            reason.value: value(metrics, "reaseq_rank_shed_total", reason=reason.value)
+            for reason in ShedReason
+        }
+    )
+
+
 def test_one_key_cannot_take_every_slot(server: ServiceProcess) -> None:
-    shed_before = value(_metrics(server), "reaseq_rank_shed_total", reason="key_limit")
+    shed_before = _sheds(server)
     greedy, modest = asyncio.run(_greedy_and_modest(server))
     assert set(greedy) == {200, 429}, Counter(greedy)
     assert modest and set(modest) == {200}, Counter(modest)
-    shed = value(_metrics(server), "reaseq_rank_shed_total", reason="key_limit") - shed_before
-    assert shed == greedy.count(429)
+    shed = _sheds(server)
+    shed.subtract(shed_before)
+    assert shed.total() == greedy.count(429), shed
+    # Past its slots and queue places the key's share refuses the burst at once; only the few
+    # that got one of its queue places may be shed by the queue's time limits instead (a burst
+    # turns the queue standing, which lets its waiters go after a few milliseconds).
+    assert shed[ShedReason.KEY_LIMIT.value] > shed.total() / 2, shed
 
 
 def _half_open(server: ServiceProcess, count: int) -> list[socket.socket]:
