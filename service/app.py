@@ -70,8 +70,8 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
         # stretch stall every request in flight. A shorter interval hands it back sooner. The
         # other way round counts as much: a scoring thread takes the GIL back after each
         # onnxruntime call (a dozen per batch), and each time waits for the event loop to let
-        # go, up to one interval; at 0.5 ms a loaded batch's model stage took about three times
-        # its CPU time.
+        # go, up to one interval; at 0.5 ms the model stage of the slowest requests under load
+        # took about three times its CPU time.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         # The event-loop lag behind each answer's Server-Timing "lag" part.
         PAUSES.watch_loop()
