@@ -41,6 +41,7 @@ from bench.systems import (
 )
 from bench.workloads import SESSION, WORKLOADS, Workload
 from loadtest.service_process import ServiceDidNotStart
+from service.threads import usable_cores
 
 console = Console(stderr=True)
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -63,12 +64,16 @@ def main(
     docs_dir: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("docs"),
     workloads: Annotated[str, typer.Option(help="Comma-separated workloads.")] = "W1,W2",
     duration_s: Annotated[float, typer.Option(help="Seconds per offered rate.")] = 8.0,
-    workers: Annotated[int, typer.Option(min=1, help="Service worker processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Service worker processes; unset = one per usable core."),
+    ] = None,
     rounds: Annotated[
         int, typer.Option(min=1, help="Ladders per system, interleaved (medians reported).")
     ] = 3,
 ) -> None:
     chosen = [WORKLOADS[name.strip()] for name in workloads.split(",")]
+    workers = workers or usable_cores()
     work_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     load_before = os.getloadavg()[0]

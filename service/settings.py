@@ -25,6 +25,7 @@ from service.stores.config import (
     RedisStoreConfig,
     StoreConfig,
 )
+from service.threads import MODEL_THREAD_NICENESS
 
 
 class Settings(GuardSettings):
@@ -167,6 +168,15 @@ class Settings(GuardSettings):
         "through the candidate encoder, the attention and the scorer); unset = the usable "
         "cores (CPU affinity and cgroup quota), in every worker: a core the other workers "
         "leave idle helps.",
+    )
+    model_thread_niceness: int = Field(
+        default=MODEL_THREAD_NICENESS,
+        ge=0,
+        le=19,
+        description="How far below the event loop's priority the scoring and attention threads "
+        "run (Linux nice values, per thread): the event loop's short steps (reading a request, "
+        "fetching, answering) gate every request and take a core as soon as they need one, "
+        "while a model thread yields it for a moment. 0 = the same priority.",
     )
     attention_chunk_kb: int = Field(
         default=ONNX_CHUNK_BYTES // 1024,

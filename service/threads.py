@@ -5,13 +5,19 @@ The attention matmuls are small, and a multi-threaded BLAS next to onnxruntime's
 event loop oversubscribes the cores, which slows every request down. Scale with replicas or
 workers instead. An explicit setting in the environment
 wins. What the service does run in parallel (scoring threads, a large request's attention split
-over threads) is sized from :func:`usable_cores`.
+over threads) is sized from :func:`usable_cores`. The threads that run the model work at a lower
+priority than the event loop (:func:`lower_thread_priority`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import threading
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -44,3 +50,25 @@ def default_attention_threads(cores: int) -> int:
     another core idles: W2's p99 on 2 cores and 2 workers rose from about 45 to 55-70 ms); under
     full load each thread's part waits for a core, and the split costs only its hand-off."""
     return max(1, cores)
+
+
+#: How far below the event loop the threads that run the model work by default: the event loop's
+#: short steps (reading a request, fetching, answering) gate every request, while a model thread
+#: runs for milliseconds at a time and loses little by yielding a core to them.
+MODEL_THREAD_NICENESS = 5
+
+
+def lower_thread_priority(niceness: int) -> None:
+    """Lower the calling thread's scheduling priority by ``niceness`` (capped at the lowest, 19).
+
+    Linux only, where the nice value is a thread's own; elsewhere ``setpriority`` would lower the
+    whole process, so nothing is done. Never raises: it runs as a thread pool's initializer, and
+    a pool whose initializer fails refuses all work."""
+    if niceness <= 0 or not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + niceness))
+    except OSError as error:
+        log.warning("could not lower a model thread's priority by %d: %s", niceness, error)

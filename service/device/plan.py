@@ -153,6 +153,7 @@ def open_runner(
             attention_threads=plan.attention_threads,
             attention_chunk_bytes=settings.attention_chunk_kb * 1024,
             backend=plan.backend,
+            thread_niceness=settings.model_thread_niceness,
         )
     from service.device.runner import DeviceRunner
 

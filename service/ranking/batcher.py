@@ -26,10 +26,12 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from service.errors import DeadlineExceeded
 from service.ranking.observer import NO_OBSERVER, RankingObserver
 from service.ranking.scoring import ScoreResult, ScoringRequest, ScoringRunner
+from service.threads import lower_thread_priority
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ class BatchingConfig:
     """Longest a free scoring thread waits for more requests to join a batch."""
     workers: int = 1
     """Scoring threads; each scores one batch at a time."""
+    thread_niceness: int = 0
+    """How far below the event loop's priority the scoring threads run (Linux)."""
 
 
 @dataclass(order=True)
@@ -72,7 +76,11 @@ class MicroBatcher:
         self._queued_candidates = 0
         self._arrivals = itertools.count()
         self._wakeup: asyncio.Event | None = None
-        self._executor = ThreadPoolExecutor(config.workers, thread_name_prefix="scoring")
+        self._executor = ThreadPoolExecutor(
+            config.workers,
+            thread_name_prefix="scoring",
+            initializer=partial(lower_thread_priority, config.thread_niceness),
+        )
         self._workers: list[asyncio.Task[None]] = []
         self._last_arrival = 0.0
         self._mean_gap = math.inf

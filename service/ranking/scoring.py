@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 from typing import Any, Literal, Protocol
 
@@ -36,6 +37,7 @@ from service.ranking.behaviours import BehaviourBlock
 from service.ranking.observer import NO_OBSERVER, RankingObserver, Stage
 from service.ranking.user_cache import EncodedUser, UserKey, UserStateCache
 from service.stores.base import FloatArray
+from service.threads import lower_thread_priority
 
 GraphMode = Literal["split", "full"]
 #: Attention logits (candidates x behaviours) below which a batch stays on one thread: the
@@ -113,6 +115,7 @@ class GraphRunner:
         attention_threads: int = 1,
         backend: AttentionBackend = AttentionBackend.ONNX_CPU,
         attention_chunk_bytes: int = ONNX_CHUNK_BYTES,
+        thread_niceness: int = 0,
     ) -> None:
         self._bundle = bundle
         self._mode = mode
@@ -126,7 +129,11 @@ class GraphRunner:
         )
         self._attention_threads = attention_threads
         self._pool = (
-            ThreadPoolExecutor(attention_threads - 1, thread_name_prefix="attention")
+            ThreadPoolExecutor(
+                attention_threads - 1,
+                thread_name_prefix="attention",
+                initializer=partial(lower_thread_priority, thread_niceness),
+            )
             if attention_threads > 1
             else None
         )
