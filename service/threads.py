@@ -59,16 +59,19 @@ MODEL_THREAD_NICENESS = 5
 
 
 def lower_thread_priority(niceness: int) -> None:
-    """Lower the calling thread's scheduling priority by ``niceness`` (capped at the lowest, 19).
+    """Run the calling thread ``niceness`` below the process's main thread (the event loop's),
+    capped at the lowest priority, 19.
 
-    Linux only, where the nice value is a thread's own; elsewhere ``setpriority`` would lower the
-    whole process, so nothing is done. Never raises: it runs as a thread pool's initializer, and
-    a pool whose initializer fails refuses all work."""
+    The level is counted from the main thread, not from the caller's own: a thread starts at its
+    creator's nice value, so a pool started from an already lowered thread would otherwise go
+    lower again. Linux only, where the nice value is a thread's own; elsewhere ``setpriority``
+    would lower the whole process, so nothing is done. Never raises: it runs as a thread pool's
+    initializer, and a pool whose initializer fails refuses all work."""
     if niceness <= 0 or not sys.platform.startswith("linux"):
         return
-    thread = threading.get_native_id()
     try:
-        current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + niceness))
+        # On Linux the main thread's ID is the process ID.
+        main = os.getpriority(os.PRIO_PROCESS, os.getpid())
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, main + niceness))
     except OSError as error:
         log.warning("could not lower a model thread's priority by %d: %s", niceness, error)

@@ -55,6 +55,8 @@ class ScoringPlan:
     torch_fallback: bool = False
     #: Threads that share a large request's attention on the host path.
     attention_threads: int = 1
+    #: How far below the event loop's priority the host path's model threads run.
+    thread_niceness: int = 0
 
     @property
     def on_device(self) -> bool:
@@ -69,9 +71,14 @@ class ScoringPlan:
         names = ", ".join(p if isinstance(p, str) else p[0] for p in self.providers)
         if not self.on_device:
             threads = f"{self.attention_threads} thread{'s' if self.attention_threads > 1 else ''}"
+            below = (
+                f", model threads {self.thread_niceness} nice levels below the event loop"
+                if self.thread_niceness
+                else ""
+            )
             return (
                 f"host path: graphs on onnxruntime ({names}), attention {self.backend.value} "
-                f"over {threads}"
+                f"over {threads}{below}"
             )
         device = self.device if self.device == "cpu" else f"cuda:{self.device_index}"
         engine = (
@@ -94,7 +101,12 @@ def plan_scoring(settings: Settings) -> ScoringPlan:
     if backend.on_host:
         threads = settings.attention_threads or default_attention_threads(usable_cores())
         return ScoringPlan(
-            settings.device, settings.device_index, backend, tuple(names), attention_threads=threads
+            settings.device,
+            settings.device_index,
+            backend,
+            tuple(names),
+            attention_threads=threads,
+            thread_niceness=settings.model_thread_niceness,
         )
     own = DEVICE_PROVIDER[settings.device]
     engine: DeviceGraphsEngine
@@ -153,7 +165,7 @@ def open_runner(
             attention_threads=plan.attention_threads,
             attention_chunk_bytes=settings.attention_chunk_kb * 1024,
             backend=plan.backend,
-            thread_niceness=settings.model_thread_niceness,
+            thread_niceness=plan.thread_niceness,
         )
     from service.device.runner import DeviceRunner
 

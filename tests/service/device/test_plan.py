@@ -31,6 +31,9 @@ def test_the_default_is_the_host_path() -> None:
     assert not plan.on_device and plan.backend is AttentionBackend.ONNX_CPU
     assert plan.providers == ("CPUExecutionProvider",) and plan.cuda_devices == []
     assert "host path" in plan.describe()
+    assert plan.thread_niceness == 5
+    assert "model threads 5 nice levels below the event loop" in plan.describe()
+    assert "nice" not in plan_scoring(Settings(model_thread_niceness=0)).describe()
 
 
 @pytest.mark.parametrize(
