@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from service.contracts.manifest import BundleIntegrityError
 from service.errors import BundleNotFoundError
 from service.experiments.prediction_log import PredictionLogUnavailable
-from service.http.api_keys import KeyFileError
+from service.http.api_keys import KeyFileError, ServiceKeys
 from service.http.connections import GUARD_STATE_KEY, ConnectionGuard, fit_open_files
 from service.http.errors import install_error_handlers
 from service.http.guards import install_guards
@@ -132,6 +132,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def worker_state_warnings(settings: Settings, keys: ServiceKeys) -> list[str]:
+    """What an operator must know when several workers serve with the admin endpoints on: an
+    admin call changes the worker that answers it, and only that one."""
+    if settings.workers <= 1 or not keys.admin.enabled:
+        return []
+    found = [
+        f"{settings.workers} workers: an experiment set through PUT /v1/admin/experiment "
+        "reaches only the worker that answers it; set REASEQ_EXPERIMENT_FILE, which every "
+        "worker applies"
+    ]
+    if settings.store == "embedded":
+        found.append(
+            f"{settings.workers} workers on the embedded store: events appended through POST "
+            "/v1/admin/users/{user_id}/events stay in the worker that answers; use the Redis "
+            "store (REASEQ_STORE=redis) to share them"
+        )
+    return found
+
+
 def serve(settings: Settings | None = None) -> None:
     """Run the service under uvicorn (uvloop when installed), on httptools with a cap on open
     connections and a time and a size limit on request headers (:mod:`service.http.connections`).
@@ -153,9 +172,11 @@ def serve(settings: Settings | None = None) -> None:
     except TracingUnavailable as error:
         raise SystemExit(f"refusing to start: {error}") from error
     try:
-        settings.service_keys()
+        keys = settings.service_keys()
     except KeyFileError as error:
         raise SystemExit(f"refusing to start: {error}") from error
+    for warning in worker_state_warnings(settings, keys):
+        log.warning("%s", warning)
     workers = settings.workers
     multiproc_dir = settings.metrics_multiproc_dir
     private_dir: Path | None = None

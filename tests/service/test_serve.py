@@ -6,11 +6,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from service.app import worker_state_warnings
+from service.settings import Settings
 from tests.support.http_server import service_env
 from tests.support.ports import free_port
 
@@ -80,3 +84,19 @@ def test_a_bad_setting_is_one_line_per_variable_and_exit_2(
     assert len(lines) == len(expected), lines
     for line, wanted in zip(lines, expected, strict=True):
         assert line.startswith("error: ") and wanted in line, lines
+
+
+def test_several_workers_with_admin_endpoints_warn_that_admin_calls_reach_one_worker(
+    make_settings: Callable[..., Settings],
+) -> None:
+    def warnings(**overrides: Any) -> list[str]:
+        settings = make_settings(**overrides)
+        return worker_state_warnings(settings, settings.service_keys())
+
+    assert warnings(workers=1) == []
+    assert warnings(workers=2, admin_api_key=None) == []
+    embedded = warnings(workers=2)
+    assert len(embedded) == 2
+    assert "REASEQ_EXPERIMENT_FILE" in embedded[0]
+    assert "REASEQ_STORE=redis" in embedded[1]
+    assert warnings(workers=2, store="redis") == embedded[:1]
