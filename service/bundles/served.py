@@ -118,7 +118,7 @@ def serve_bundle(bundle: LoadedBundle, parts: ServingParts) -> ServedBundle:
             max_candidates=settings.batch_max_candidates,
             max_wait_s=settings.batch_max_wait_ms / 1000.0,
             workers=settings.scoring_threads,
-            thread_niceness=settings.model_thread_niceness,
+            thread_niceness=parts.plan.thread_niceness,
         ),
         parts.observer,
     )

@@ -55,7 +55,8 @@ class ScoringPlan:
     torch_fallback: bool = False
     #: Threads that share a large request's attention on the host path.
     attention_threads: int = 1
-    #: How far below the event loop's priority the host path's model threads run.
+    #: How far below the event loop's priority the scoring threads (and the host path's attention
+    #: threads) run.
     thread_niceness: int = 0
 
     @property
@@ -71,14 +72,9 @@ class ScoringPlan:
         names = ", ".join(p if isinstance(p, str) else p[0] for p in self.providers)
         if not self.on_device:
             threads = f"{self.attention_threads} thread{'s' if self.attention_threads > 1 else ''}"
-            below = (
-                f", model threads {self.thread_niceness} nice levels below the event loop"
-                if self.thread_niceness
-                else ""
-            )
             return (
                 f"host path: graphs on onnxruntime ({names}), attention {self.backend.value} "
-                f"over {threads}{below}"
+                f"over {threads}{self._below()}"
             )
         device = self.device if self.device == "cpu" else f"cuda:{self.device_index}"
         engine = (
@@ -86,7 +82,15 @@ class ScoringPlan:
             if self.device_graphs == "onnxruntime"
             else "PyTorch from the bundle's module weights"
         )
-        return f"device path on {device}: graphs on {engine}, attention {self.backend.value}"
+        return (
+            f"device path on {device}: graphs on {engine}, attention {self.backend.value}"
+            f"{self._below()}"
+        )
+
+    def _below(self) -> str:
+        if not self.thread_niceness:
+            return ""
+        return f", model threads {self.thread_niceness} nice levels below the event loop"
 
 
 def plan_scoring(settings: Settings) -> ScoringPlan:
@@ -135,6 +139,7 @@ def plan_scoring(settings: Settings) -> ScoringPlan:
         tuple(providers),
         engine,
         torch_fallback=settings.device_graphs == "auto",
+        thread_niceness=settings.model_thread_niceness,
     )
 
 

@@ -53,6 +53,8 @@ def test_a_tensor_backend_on_cpu_is_the_device_path_on_the_cpu() -> None:
     plan = plan_scoring(Settings(attention_backend="triton"))
     assert plan.on_device and plan.device == "cpu" and plan.device_graphs == "onnxruntime"
     assert plan.describe().startswith("device path on cpu")
+    # The device path's scoring threads run below the event loop too.
+    assert plan.thread_niceness == 5 and plan.describe().endswith("below the event loop")
 
 
 def test_missing_providers_are_skipped_with_a_warning(
