@@ -285,7 +285,12 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Default: REASEQ_PORT or 8000")] = None,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, max=64, help="Default: REASEQ_WORKERS or 1"),
+        typer.Option(
+            min=1,
+            max=64,
+            help="Default: REASEQ_WORKERS, or one per usable core (one on the device path or "
+            "with the admin endpoints on)",
+        ),
     ] = None,
 ) -> None:
     """Serve /v1/rank with settings from REASEQ_* environment variables."""

@@ -36,6 +36,7 @@ from service.observability.tracing import (
 from service.routes import ROUTERS
 from service.runtime import ServiceRuntime
 from service.settings import Settings, get_settings
+from service.threads import MAX_DEFAULT_WORKERS, usable_cores
 
 log = logging.getLogger("service")
 
@@ -135,20 +136,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def worker_state_warnings(settings: Settings, keys: ServiceKeys) -> list[str]:
     """What an operator must know when several workers serve with the admin endpoints on: an
     admin call changes the worker that answers it, and only that one."""
-    if settings.workers <= 1 or not keys.admin.enabled:
+    workers = settings.worker_processes
+    if workers <= 1 or not keys.admin.enabled:
         return []
     found = [
-        f"{settings.workers} workers: an experiment set through PUT /v1/admin/experiment "
+        f"{workers} workers: an experiment set through PUT /v1/admin/experiment "
         "reaches only the worker that answers it; set REASEQ_EXPERIMENT_FILE, which every "
         "worker applies"
     ]
     if settings.store == "embedded":
         found.append(
-            f"{settings.workers} workers on the embedded store: events appended through POST "
+            f"{workers} workers on the embedded store: events appended through POST "
             "/v1/admin/users/{user_id}/events stay in the worker that answers; use the Redis "
             "store (REASEQ_STORE=redis) to share them"
         )
     return found
+
+
+def worker_count_reason(settings: Settings) -> str:
+    """Why the service starts as many workers as it does, for its start-up line."""
+    if settings.workers is not None:
+        return "REASEQ_WORKERS"
+    if settings.on_device:
+        return "the device path: one process owns the device; set REASEQ_WORKERS for more"
+    if settings.worker_processes == 1 and usable_cores() > 1:
+        return (
+            "the admin endpoints are on and an admin call changes only the worker that "
+            "answers it; set REASEQ_WORKERS for more"
+        )
+    return f"one per usable core, at most {MAX_DEFAULT_WORKERS}"
 
 
 def serve(settings: Settings | None = None) -> None:
@@ -177,7 +193,7 @@ def serve(settings: Settings | None = None) -> None:
         raise SystemExit(f"refusing to start: {error}") from error
     for warning in worker_state_warnings(settings, keys):
         log.warning("%s", warning)
-    workers = settings.workers
+    workers = settings.worker_processes
     multiproc_dir = settings.metrics_multiproc_dir
     private_dir: Path | None = None
     if multiproc_dir is None and workers > 1:
@@ -192,7 +208,12 @@ def serve(settings: Settings | None = None) -> None:
         clear_multiprocess_dir(multiproc_dir)
         # Workers inherit the environment: prometheus-client reads the variable at import.
         os.environ[MULTIPROC_VARIABLE] = str(multiproc_dir)
-    log.info("starting %d worker process%s", workers, "es" if workers > 1 else "")
+    log.info(
+        "starting %d worker process%s (%s)",
+        workers,
+        "es" if workers > 1 else "",
+        worker_count_reason(settings),
+    )
     options = {
         "host": settings.host,
         "port": settings.port,

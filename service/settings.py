@@ -25,7 +25,12 @@ from service.stores.config import (
     RedisStoreConfig,
     StoreConfig,
 )
-from service.threads import MODEL_THREAD_NICENESS
+from service.threads import (
+    MAX_DEFAULT_WORKERS,
+    MODEL_THREAD_NICENESS,
+    default_workers,
+    usable_cores,
+)
 
 
 class Settings(GuardSettings):
@@ -228,13 +233,15 @@ class Settings(GuardSettings):
         default="json", description="json: one JSON object per line; text: for a terminal."
     )
     access_log: bool = Field(default=True, description="One log line per HTTP request.")
-    workers: int = Field(
-        default=1,
+    workers: int | None = Field(
+        default=None,
         ge=1,
         le=64,
-        description="uvicorn worker processes on one port. More than one serves more light "
-        "requests (each worker's interpreter lock saturates before the cores do) and holds "
-        "heavy requests' tail less well (the kernel spreads connections, not load).",
+        description="uvicorn worker processes on one port; unset = one per usable core (at most "
+        f"{MAX_DEFAULT_WORKERS}), but one on the device path or while the admin endpoints are "
+        "on (an admin call changes only the worker that answers it). More than one serves more "
+        "light requests (each worker's interpreter lock saturates before the cores do) and "
+        "holds heavy requests' tail less well (the kernel spreads connections, not load).",
     )
     metrics_multiproc_dir: Path | None = Field(
         default=None,
@@ -328,6 +335,14 @@ class Settings(GuardSettings):
                 "REASEQ_STORE=redis, or choose file or auto"
             )
         return self
+
+    @property
+    def worker_processes(self) -> int:
+        """The worker processes to start: ``REASEQ_WORKERS``, else :func:`default_workers`."""
+        if self.workers is not None:
+            return self.workers
+        admin_on = bool(split_keys(self.admin_api_key)) or self.admin_api_keys_file is not None
+        return default_workers(usable_cores(), single=self.on_device or admin_on)
 
     @property
     def on_device(self) -> bool:

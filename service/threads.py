@@ -43,6 +43,18 @@ def usable_cores() -> int:
     return max(1, min(cores, int(int(quota) / int(period))))
 
 
+#: The most worker processes started by default: each holds its own bundle sessions, item table
+#: and user cache, so past a few a machine is better split into replicas.
+MAX_DEFAULT_WORKERS = 8
+
+
+def default_workers(cores: int, single: bool = False) -> int:
+    """Worker processes when none is set: one per usable core, up to
+    :data:`MAX_DEFAULT_WORKERS`; one when ``single`` (the device path, whose one process owns
+    the device's streams, or admin endpoints that change only the worker that answers)."""
+    return 1 if single else max(1, min(cores, MAX_DEFAULT_WORKERS))
+
+
 def default_attention_threads(cores: int) -> int:
     """Threads that share one large request's attention in each worker: every usable core, in
     every worker. A core that the other workers leave idle then works on the request in hand

@@ -82,7 +82,7 @@ def install_guards(app: FastAPI, settings: Settings, metrics: ServiceMetrics) ->
 def admission_limits(settings: Settings, cores: int) -> AdmissionLimits:
     """The admission limits set, and the defaults of those left unset, on ``cores`` cores."""
     in_flight = settings.rank_max_in_flight or default_in_flight(
-        settings.scoring_threads, settings.workers, cores
+        settings.scoring_threads, settings.worker_processes, cores
     )
     queued = (
         settings.rank_max_queued

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from service.app import worker_state_warnings
+from service.app import worker_count_reason, worker_state_warnings
 from service.settings import Settings
+from service.threads import MAX_DEFAULT_WORKERS, default_workers
 from tests.support.http_server import service_env
 from tests.support.ports import free_port
 
@@ -100,3 +101,30 @@ def test_several_workers_with_admin_endpoints_warn_that_admin_calls_reach_one_wo
     assert "REASEQ_EXPERIMENT_FILE" in embedded[0]
     assert "REASEQ_STORE=redis" in embedded[1]
     assert warnings(workers=2, store="redis") == embedded[:1]
+
+
+def test_workers_default_to_one_per_usable_core_but_one_where_a_process_must_hold_it_all(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.settings.usable_cores", lambda: 4)
+    monkeypatch.setattr("service.app.usable_cores", lambda: 4)
+    open_service = make_settings(admin_api_key=None)
+    assert open_service.workers is None
+    assert open_service.worker_processes == 4
+    assert "one per usable core" in worker_count_reason(open_service)
+    # The admin endpoints change the worker that answers: one worker, and no warning needed.
+    admin = make_settings()
+    assert admin.worker_processes == 1
+    assert "admin endpoints" in worker_count_reason(admin)
+    assert worker_state_warnings(admin, admin.service_keys()) == []
+    assert make_settings(admin_api_key=None, attention_backend="torch").worker_processes == 1
+    # Set, the count is what was asked for, whatever else is on.
+    assert make_settings(workers=3).worker_processes == 3
+    assert worker_count_reason(make_settings(workers=3)) == "REASEQ_WORKERS"
+    monkeypatch.setattr("service.settings.usable_cores", lambda: 32)
+    assert make_settings(admin_api_key=None).worker_processes == MAX_DEFAULT_WORKERS
+
+
+def test_default_workers_follow_the_cores_up_to_a_bound() -> None:
+    assert [default_workers(cores) for cores in (1, 2, 8, 9, 64)] == [1, 2, 8, 8, 8]
+    assert default_workers(16, single=True) == 1
