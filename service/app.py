@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from service.contracts.manifest import BundleIntegrityError
 from service.errors import BundleNotFoundError
 from service.experiments.prediction_log import PredictionLogUnavailable
+from service.experiments.shared import clear_worker_state
 from service.http.api_keys import KeyFileError, ServiceKeys
 from service.http.connections import GUARD_STATE_KEY, ConnectionGuard, fit_open_files
 from service.http.errors import install_error_handlers
@@ -43,6 +44,7 @@ log = logging.getLogger("service")
 GIL_SWITCH_INTERVAL_S = 0.0001
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+WORKER_STATE_VARIABLE = "REASEQ_WORKER_STATE_DIR"
 
 
 def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):  # type: ignore[no-untyped-def]
@@ -134,23 +136,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def worker_state_warnings(settings: Settings, keys: ServiceKeys) -> list[str]:
-    """What an operator must know when several workers serve with the admin endpoints on: an
-    admin call changes the worker that answers it, and only that one."""
+    """What an operator must know when several workers serve with the admin endpoints on: on
+    the embedded store, an appended event (or an activated bundle) stays in the worker that
+    answers."""
     workers = settings.worker_processes
-    if workers <= 1 or not keys.admin.enabled:
+    if workers <= 1 or not keys.admin.enabled or settings.store != "embedded":
         return []
-    found = [
-        f"{workers} workers: an experiment set through PUT /v1/admin/experiment "
-        "reaches only the worker that answers it; set REASEQ_EXPERIMENT_FILE, which every "
-        "worker applies"
+    return [
+        f"{workers} workers on the embedded store: events appended through POST "
+        "/v1/admin/users/{user_id}/events, and bundles activated through POST "
+        "/v1/admin/bundle/activate, stay in the worker that answers; use the Redis store "
+        "(REASEQ_STORE=redis) to share them"
     ]
-    if settings.store == "embedded":
-        found.append(
-            f"{workers} workers on the embedded store: events appended through POST "
-            "/v1/admin/users/{user_id}/events stay in the worker that answers; use the Redis "
-            "store (REASEQ_STORE=redis) to share them"
-        )
-    return found
 
 
 def worker_count_reason(settings: Settings) -> str:
@@ -161,8 +158,9 @@ def worker_count_reason(settings: Settings) -> str:
         return "the device path: one process owns the device; set REASEQ_WORKERS for more"
     if settings.worker_processes == 1 and usable_cores() > 1:
         return (
-            "the admin endpoints are on and an admin call changes only the worker that "
-            "answers it; set REASEQ_WORKERS for more"
+            "the admin endpoints are on with the embedded store, where the events they append "
+            "and the bundles they activate stay in the worker that answers; set REASEQ_WORKERS "
+            "for more"
         )
     return f"one per usable core, at most {MAX_DEFAULT_WORKERS}"
 
@@ -200,10 +198,18 @@ def serve(settings: Settings | None = None) -> None:
         # Whichever worker answers a scrape must report them all: without a folder named, the
         # workers share one of this run's own, removed when the service stops.
         private_dir = multiproc_dir = Path(tempfile.mkdtemp(prefix="reaseq-metrics-"))
+    private_state: Path | None = None
     if workers > 1:
         # Each worker builds its settings from the environment: the same count sizes its
         # admission slots and attention threads, whoever chose it.
         os.environ["REASEQ_WORKERS"] = str(workers)
+        # The workers share the admin endpoint's experiment through a folder: one of this
+        # run's own unless one is named, and never a change left by an earlier run.
+        state_dir = settings.worker_state_dir
+        if state_dir is None:
+            private_state = state_dir = Path(tempfile.mkdtemp(prefix="reaseq-workers-"))
+        clear_worker_state(state_dir)
+        os.environ[WORKER_STATE_VARIABLE] = str(state_dir)
     if multiproc_dir is not None:
         clear_multiprocess_dir(multiproc_dir)
         # Workers inherit the environment: prometheus-client reads the variable at import.
@@ -231,5 +237,6 @@ def serve(settings: Settings | None = None) -> None:
         else:
             uvicorn.run("service.app:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
     finally:
-        if private_dir is not None:
-            shutil.rmtree(private_dir, ignore_errors=True)
+        for private in (private_dir, private_state):
+            if private is not None:
+                shutil.rmtree(private, ignore_errors=True)

@@ -19,6 +19,7 @@ from service.experiments.experiment import ExperimentServices
 from service.experiments.lifecycle import ExperimentLifecycle
 from service.experiments.prediction_log import PredictionLog, open_prediction_log, should_log
 from service.experiments.shadow import ShadowScoring
+from service.experiments.shared import SharedExperiment
 from service.experiments.watch import ExperimentFileWatcher
 from service.observability.gpu_memory import gpu_memory_collector
 from service.observability.metrics import ServiceMetrics
@@ -56,6 +57,9 @@ class ServiceRuntime:
     #: The log of answers given without an experiment (REASEQ_PREDICTION_LOG=always), else None.
     answer_log: PredictionLog | None = None
     experiment_watcher: ExperimentFileWatcher | None = None
+    #: The admin endpoint's experiment shared with the service's other workers, when it has
+    #: several (REASEQ_WORKER_STATE_DIR).
+    shared_experiment: SharedExperiment | None = None
 
     @property
     def served(self) -> ServedBundle:
@@ -148,6 +152,13 @@ class ServiceRuntime:
             )
             await self.experiment_watcher.poll()
             self.experiment_watcher.start()
+        if self.settings.worker_state_dir is not None:
+            # Read before reporting ready: a restarted worker comes back with the experiment.
+            self.shared_experiment = SharedExperiment(
+                self.settings.worker_state_dir, self.experiments
+            )
+            await self.shared_experiment.poll()
+            self.shared_experiment.start_polling()
         self.warmed = True
         self.metrics.ready.set(1)
         log.info("serving bundle %s with the %s store", self.bundle.version, self.settings.store)
@@ -180,6 +191,8 @@ class ServiceRuntime:
             await self.watcher.close()
         if self.experiment_watcher is not None:
             await self.experiment_watcher.close()
+        if self.shared_experiment is not None:
+            await self.shared_experiment.close()
         await self.experiments.close()
         await self.lifecycle.close()
         if self.pointer is not None:

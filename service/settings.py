@@ -239,7 +239,9 @@ class Settings(GuardSettings):
         le=64,
         description="uvicorn worker processes on one port; unset = one per usable core (at most "
         f"{MAX_DEFAULT_WORKERS}), but one on the device path or while the admin endpoints are "
-        "on (an admin call changes only the worker that answers it). More than one serves more "
+        "on with the embedded store (events they append and bundles they activate stay in the "
+        "worker that answers). More "
+        "than one serves more "
         "light requests (each worker's interpreter lock saturates before the cores do) and "
         "holds heavy requests' tail less well (the kernel spreads connections, not load).",
     )
@@ -292,6 +294,12 @@ class Settings(GuardSettings):
     experiment_watch_interval_s: float = Field(
         default=5.0, ge=0, le=3600, description="How often to re-read it; 0 = at start-up only."
     )
+    worker_state_dir: Path | None = Field(
+        default=None,
+        description="The folder through which the workers of one service share the admin "
+        "endpoint's experiment; reaseq serve makes one of its own when it starts several "
+        "workers, so leave it unset.",
+    )
     shadow_queue_size: int = Field(
         default=64, ge=1, le=100_000, description="Shadow scorings waiting; more are dropped."
     )
@@ -341,8 +349,14 @@ class Settings(GuardSettings):
         """The worker processes to start: ``REASEQ_WORKERS``, else :func:`default_workers`."""
         if self.workers is not None:
             return self.workers
+        return default_workers(usable_cores(), single=self.on_device or self.admin_appends_events)
+
+    @property
+    def admin_appends_events(self) -> bool:
+        """Whether the admin endpoints are on with the embedded store, where the events they
+        append and the bundles they activate stay in the worker that answers."""
         admin_on = bool(split_keys(self.admin_api_key)) or self.admin_api_keys_file is not None
-        return default_workers(usable_cores(), single=self.on_device or admin_on)
+        return admin_on and self.store == "embedded"
 
     @property
     def on_device(self) -> bool:

@@ -1,4 +1,4 @@
-"""The experiment of this worker, behind the admin ``X-API-Key``: show, start or replace, stop."""
+"""The experiment of this service, behind the admin ``X-API-Key``: show, start or replace, stop."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from service.http.schemas import (
     ErrorResponse,
 )
 from service.routes.access import ADMIN_ACCESS_RESPONSES, admin_router
-from service.routes.deps import ExperimentsDep
+from service.routes.deps import ExperimentsDep, RuntimeDep
 
 router = admin_router(
     {
@@ -56,19 +56,22 @@ async def show_experiment(experiments: ExperimentsDep) -> ExperimentResponse:
 
 
 @router.put("/experiment", response_model=ExperimentResponse, responses=_START_ERRORS)
-async def start_experiment(
-    body: ExperimentConfig, experiments: ExperimentsDep
-) -> ExperimentResponse:
-    """Start an experiment on this worker, or replace the running one (the new version must
+async def start_experiment(body: ExperimentConfig, runtime: RuntimeDep) -> ExperimentResponse:
+    """Start an experiment on this service, or replace the running one (the new version must
     be higher). Every arm's and shadow's bundle is loaded, verified, warmed up and probed like
     an activation, then the whole experiment is swapped in at once; the replaced one's bundles
-    are closed once their requests in flight are done. Other workers and replicas are not
-    changed: use REASEQ_EXPERIMENT_FILE for a fleet."""
-    return experiment_response(await experiments.start(body, ExperimentSource.ADMIN))
+    are closed once their requests in flight are done. The other workers of this service follow
+    within a second; other replicas are not changed: use REASEQ_EXPERIMENT_FILE for a fleet."""
+    shared = runtime.shared_experiment
+    if shared is not None:
+        return experiment_response(await shared.start(body))
+    return experiment_response(await runtime.experiments.start(body, ExperimentSource.ADMIN))
 
 
 @router.delete("/experiment", response_model=ExperimentStopped)
-async def stop_experiment(experiments: ExperimentsDep) -> ExperimentStopped:
-    """Stop the experiment on this worker: the served bundle answers every request again."""
-    stopped = await experiments.stop()
+async def stop_experiment(runtime: RuntimeDep) -> ExperimentStopped:
+    """Stop the experiment on this service (its other workers follow within a second): the
+    served bundle answers every request again."""
+    shared = runtime.shared_experiment
+    stopped = await (shared.stop() if shared is not None else runtime.experiments.stop())
     return ExperimentStopped(stopped=stopped.config if stopped is not None else None)

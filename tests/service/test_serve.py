@@ -87,7 +87,7 @@ def test_a_bad_setting_is_one_line_per_variable_and_exit_2(
         assert line.startswith("error: ") and wanted in line, lines
 
 
-def test_several_workers_with_admin_endpoints_warn_that_admin_calls_reach_one_worker(
+def test_several_workers_on_the_embedded_store_warn_that_appended_events_stay_in_one(
     make_settings: Callable[..., Settings],
 ) -> None:
     def warnings(**overrides: Any) -> list[str]:
@@ -97,10 +97,10 @@ def test_several_workers_with_admin_endpoints_warn_that_admin_calls_reach_one_wo
     assert warnings(workers=1) == []
     assert warnings(workers=2, admin_api_key=None) == []
     embedded = warnings(workers=2)
-    assert len(embedded) == 2
-    assert "REASEQ_EXPERIMENT_FILE" in embedded[0]
-    assert "REASEQ_STORE=redis" in embedded[1]
-    assert warnings(workers=2, store="redis") == embedded[:1]
+    assert len(embedded) == 1
+    assert "REASEQ_STORE=redis" in embedded[0]
+    # The experiment is shared by the workers, and Redis holds the events.
+    assert warnings(workers=2, store="redis") == []
 
 
 def test_workers_default_to_one_per_usable_core_but_one_where_a_process_must_hold_it_all(
@@ -112,11 +112,13 @@ def test_workers_default_to_one_per_usable_core_but_one_where_a_process_must_hol
     assert open_service.workers is None
     assert open_service.worker_processes == 4
     assert "one per usable core" in worker_count_reason(open_service)
-    # The admin endpoints change the worker that answers: one worker, and no warning needed.
+    # Events appended through the admin endpoints to the embedded store stay in the worker
+    # that answers: one worker, and no warning needed. On Redis the workers share them.
     admin = make_settings()
     assert admin.worker_processes == 1
-    assert "admin endpoints" in worker_count_reason(admin)
+    assert "embedded store" in worker_count_reason(admin)
     assert worker_state_warnings(admin, admin.service_keys()) == []
+    assert make_settings(store="redis").worker_processes == 4
     assert make_settings(admin_api_key=None, attention_backend="torch").worker_processes == 1
     # Set, the count is what was asked for, whatever else is on.
     assert make_settings(workers=3).worker_processes == 3

@@ -45,11 +45,14 @@ def service_env(port: int, bundle_root: Path, users_snapshot: Path) -> dict[str,
 def running_service(
     bundle_root: Path, users_snapshot: Path, log: Path, **settings: str
 ) -> Iterator[ServiceProcess]:
-    """The service with ``REASEQ_<NAME>`` set from ``settings``; its output goes to ``log``."""
+    """The service with ``REASEQ_<NAME>`` set from ``settings``; its output goes to ``log``.
+    One worker unless ``workers`` says otherwise: limits and caps are per worker, and which
+    worker answers a request is not the test's to choose."""
     port = free_port()
     env = service_env(port, bundle_root, users_snapshot) | {
         "REASEQ_LOG_LEVEL": "warning",
         "REASEQ_PREDICTION_LOG_DIR": str(log.parent / "predictions"),
+        "REASEQ_WORKERS": "1",
     }
     env |= {f"REASEQ_{name.upper()}": value for name, value in settings.items()}
     url = f"http://127.0.0.1:{port}"

@@ -1,0 +1,176 @@
+"""The admin endpoint's experiment shared by the workers of one service: two apps over one
+``REASEQ_WORKER_STATE_DIR`` stand for two workers (the polls are the tests' own), and a real
+service with two worker processes shows it on every connection."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from loadtest.service_process import wait_ready
+from service.experiments.shared import (
+    POLL_INTERVAL_S,
+    STATE_FILE,
+    SharedExperiment,
+    clear_worker_state,
+)
+from service.observability.multiprocess import worker_pids
+from tests.support.experiments import ADMIN, EXPERIMENT_PATH, ServedApp, ServingApp, experiment
+from tests.support.exposition import value
+from tests.support.http_server import service_env
+from tests.support.ports import free_port
+from tests.support.serving import ADMIN_KEY
+
+RANK_200 = {"route": "/v1/rank", "status": "200"}
+
+pytestmark = pytest.mark.anyio
+
+
+def _shared(served: ServedApp) -> SharedExperiment:
+    shared = served.runtime.shared_experiment
+    assert shared is not None
+    return shared
+
+
+async def _version(served: ServedApp) -> int | None:
+    running = (await served.shown())["experiment"]
+    return None if running is None else int(running["config"]["version"])
+
+
+async def test_a_change_on_one_worker_reaches_the_other(
+    serving_app: ServingApp, tmp_path: Path
+) -> None:
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(serving_app(worker_state_dir=tmp_path))
+        second = await stack.enter_async_context(serving_app(worker_state_dir=tmp_path))
+        started = await first.start(experiment(version=3))
+        assert started.status_code == 200, started.text
+        assert await _version(second) is None  # not polled yet
+        await _shared(second).poll()
+        shown = (await second.shown())["experiment"]
+        assert (shown["config"]["version"], shown["source"]) == (3, "admin")
+        assert (await second.rank("u1")).json()["experiment"] == "ranker-ab"
+        stopped = await second.client.delete(EXPERIMENT_PATH, headers=ADMIN)
+        assert stopped.json()["stopped"]["version"] == 3
+        assert await _version(first) == 3
+        await _shared(first).poll()
+        assert await _version(first) is None
+        assert (await first.rank("u1")).json()["experiment"] is None
+
+
+async def test_a_worker_that_starts_later_starts_with_the_experiment(
+    serving_app: ServingApp, tmp_path: Path
+) -> None:
+    async with serving_app(worker_state_dir=tmp_path) as first:
+        assert (await first.start(experiment(version=2))).status_code == 200
+        async with serving_app(worker_state_dir=tmp_path) as restarted:
+            assert await _version(restarted) == 2
+
+
+async def test_changes_are_made_in_turn_so_an_older_version_is_refused_everywhere(
+    serving_app: ServingApp, tmp_path: Path
+) -> None:
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(serving_app(worker_state_dir=tmp_path))
+        second = await stack.enter_async_context(serving_app(worker_state_dir=tmp_path))
+        assert (await first.start(experiment(version=5))).status_code == 200
+        # The second worker has not polled: its change first takes the first one's.
+        older = await second.start(experiment(version=4))
+        assert older.status_code == 409, older.text
+        assert older.json()["code"] == "stale_experiment_version"
+        assert await _version(second) == 5
+        await _shared(first).poll()
+        assert await _version(first) == 5
+
+
+async def test_a_refused_change_is_not_passed_on(serving_app: ServingApp, tmp_path: Path) -> None:
+    async with serving_app(worker_state_dir=tmp_path) as first:
+        missing = experiment(arms=(("control", "test-1", 0.5), ("new", "no-such-version", 0.5)))
+        assert (await first.start(missing)).status_code == 404
+        assert not (tmp_path / STATE_FILE).exists()
+        async with serving_app(worker_state_dir=tmp_path) as second:
+            assert await _version(second) is None
+
+
+def test_a_new_service_starts_without_the_last_ones_change(tmp_path: Path) -> None:
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    (folder / STATE_FILE).write_text(json.dumps({"change": "x", "config": experiment()}))
+    clear_worker_state(folder)
+    assert not (folder / STATE_FILE).exists()
+    clear_worker_state(tmp_path / "new")
+    assert (tmp_path / "new").is_dir()
+
+
+def test_two_worker_processes_serve_the_experiment_set_through_one(
+    bundle_root: Path, users_snapshot: Path, tmp_path: Path
+) -> None:
+    metrics_dir = tmp_path / "metrics"
+    port = free_port()
+    env = (
+        os.environ
+        | service_env(port, bundle_root, users_snapshot)
+        | {
+            "REASEQ_WORKERS": "2",
+            "REASEQ_ADMIN_API_KEY": ADMIN_KEY,
+            "REASEQ_ACCESS_LOG": "false",
+            "REASEQ_PREDICTION_LOG_DIR": str(tmp_path / "predictions"),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
+    )
+    env.pop("REASEQ_WORKER_STATE_DIR", None)  # the service makes its own
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "service.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service"], env=env, stdout=log, stderr=log
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while len(worker_pids(metrics_dir) if metrics_dir.is_dir() else ()) < 2:
+                assert process.poll() is None, (tmp_path / "service.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "two workers did not start within 60 s"
+                time.sleep(0.2)
+            wait_ready(url, None, deadline_s=60)
+            started = httpx.put(
+                f"{url}{EXPERIMENT_PATH}", json=experiment(version=7), headers=ADMIN
+            )
+            assert started.status_code == 200, started.text
+            time.sleep(4 * POLL_INTERVAL_S)
+            answered = []
+            for _ in range(40):
+                # A fresh connection each time, so the kernel may hand it to either worker.
+                ranked = httpx.post(
+                    f"{url}/v1/rank",
+                    json={"user_id": "u1", "candidates": ["i1", "i3"]},
+                    headers={"Connection": "close"},
+                )
+                answered.append(ranked.json()["experiment"])
+            per_worker = [
+                _rank_answers(metrics_dir, pid, tmp_path) for pid in worker_pids(metrics_dir)
+            ]
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    assert sorted(per_worker)[0] > 0, per_worker  # both workers answered
+    assert set(answered) == {"ranker-ab"}
+
+
+def _rank_answers(metrics_dir: Path, pid: int, scratch: Path) -> float:
+    """One worker's own count of 200s on /v1/rank, read from its file alone."""
+    alone = scratch / str(pid)
+    alone.mkdir(exist_ok=True)
+    shutil.copy(metrics_dir / f"counter_{pid}.db", alone / f"counter_{pid}.db")
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(alone))
+    return value(generate_latest(registry).decode(), "reaseq_requests_total", **RANK_200)
