@@ -18,8 +18,7 @@ from fastapi import FastAPI
 from service.contracts.manifest import BundleIntegrityError
 from service.errors import BundleNotFoundError
 from service.experiments.prediction_log import PredictionLogUnavailable
-from service.experiments.shared import clear_worker_state
-from service.http.api_keys import KeyFileError, ServiceKeys
+from service.http.api_keys import KeyFileError
 from service.http.connections import GUARD_STATE_KEY, ConnectionGuard, fit_open_files
 from service.http.errors import install_error_handlers
 from service.http.guards import install_guards
@@ -37,7 +36,8 @@ from service.observability.tracing import (
 from service.routes import ROUTERS
 from service.runtime import ServiceRuntime
 from service.settings import Settings, get_settings
-from service.threads import MAX_DEFAULT_WORKERS, usable_cores
+from service.threads import MAX_DEFAULT_WORKERS
+from service.worker_state import clear_worker_state
 
 log = logging.getLogger("service")
 
@@ -135,33 +135,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def worker_state_warnings(settings: Settings, keys: ServiceKeys) -> list[str]:
-    """What an operator must know when several workers serve with the admin endpoints on: on
-    the embedded store, an appended event (or an activated bundle) stays in the worker that
-    answers."""
-    workers = settings.worker_processes
-    if workers <= 1 or not keys.admin.enabled or settings.store != "embedded":
-        return []
-    return [
-        f"{workers} workers on the embedded store: events appended through POST "
-        "/v1/admin/users/{user_id}/events, and bundles activated through POST "
-        "/v1/admin/bundle/activate, stay in the worker that answers; use the Redis store "
-        "(REASEQ_STORE=redis) to share them"
-    ]
-
-
 def worker_count_reason(settings: Settings) -> str:
     """Why the service starts as many workers as it does, for its start-up line."""
     if settings.workers is not None:
         return "REASEQ_WORKERS"
     if settings.on_device:
         return "the device path: one process owns the device; set REASEQ_WORKERS for more"
-    if settings.worker_processes == 1 and usable_cores() > 1:
-        return (
-            "the admin endpoints are on with the embedded store, where the events they append "
-            "and the bundles they activate stay in the worker that answers; set REASEQ_WORKERS "
-            "for more"
-        )
     return f"one per usable core, at most {MAX_DEFAULT_WORKERS}"
 
 
@@ -186,11 +165,9 @@ def serve(settings: Settings | None = None) -> None:
     except TracingUnavailable as error:
         raise SystemExit(f"refusing to start: {error}") from error
     try:
-        keys = settings.service_keys()
+        settings.service_keys()  # an unreadable key file stops the start here, in one line
     except KeyFileError as error:
         raise SystemExit(f"refusing to start: {error}") from error
-    for warning in worker_state_warnings(settings, keys):
-        log.warning("%s", warning)
     workers = settings.worker_processes
     multiproc_dir = settings.metrics_multiproc_dir
     private_dir: Path | None = None
@@ -203,7 +180,7 @@ def serve(settings: Settings | None = None) -> None:
         # Each worker builds its settings from the environment: the same count sizes its
         # admission slots and attention threads, whoever chose it.
         os.environ["REASEQ_WORKERS"] = str(workers)
-        # The workers share the admin endpoint's experiment through a folder: one of this
+        # The workers share what the admin endpoints change through a folder: one of this
         # run's own unless one is named, and never a change left by an earlier run.
         state_dir = settings.worker_state_dir
         if state_dir is None:

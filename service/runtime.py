@@ -7,7 +7,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from service.bundles.active_version import ActiveVersionPointer
+from service.bundles.active_version import ActiveVersionPointer, VersionPointer
 from service.bundles.lifecycle import VERSION_PATTERN, BundleLifecycle
 from service.bundles.loaded import LoadedBundle
 from service.bundles.served import ServedBundle, ServingParts, serve_bundle
@@ -28,6 +28,7 @@ from service.observability.tracing import NoTracer, StageTracer
 from service.ranking.user_cache import UserStateCache
 from service.settings import Settings
 from service.stores import RankingStore, RedisStoreConfig
+from service.worker_state import FileVersionPointer
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class ServiceRuntime:
     lifecycle: BundleLifecycle
     metrics: ServiceMetrics
     observer: ServiceObserver
-    pointer: ActiveVersionPointer | None = None
+    pointer: VersionPointer | None = None
     #: Whether a watcher follows the active version in the store once warmed up.
     follows: bool = False
     watcher: ActiveVersionWatcher | None = None
@@ -83,7 +84,12 @@ class ServiceRuntime:
         The runtime is not warmed yet: readiness says so until :meth:`warm_up` has run."""
         config = settings.store_config()
         prediction_log = open_prediction_log(settings, config, metrics.prediction_log)
-        pointer = ActiveVersionPointer(config) if isinstance(config, RedisStoreConfig) else None
+        pointer: VersionPointer | None = None
+        if isinstance(config, RedisStoreConfig):
+            pointer = ActiveVersionPointer(config)
+        elif settings.worker_state_dir is not None:
+            # The workers of one service follow the version the admin endpoints activated last.
+            pointer = FileVersionPointer(settings.worker_state_dir)
         follows = (
             pointer is not None
             and settings.bundle_watch_interval_s > 0
@@ -201,7 +207,7 @@ class ServiceRuntime:
             await self.prediction_log.close()
 
 
-async def _pointed_version(pointer: ActiveVersionPointer | None) -> str | None:
+async def _pointed_version(pointer: VersionPointer | None) -> str | None:
     """The active version the store names, when it can be read now."""
     if pointer is None:
         return None

@@ -31,6 +31,7 @@ from service.threads import (
     default_workers,
     usable_cores,
 )
+from service.worker_state import EVENTS_FILE
 
 
 class Settings(GuardSettings):
@@ -238,12 +239,9 @@ class Settings(GuardSettings):
         ge=1,
         le=64,
         description="uvicorn worker processes on one port; unset = one per usable core (at most "
-        f"{MAX_DEFAULT_WORKERS}), but one on the device path or while the admin endpoints are "
-        "on with the embedded store (events they append and bundles they activate stay in the "
-        "worker that answers). More "
-        "than one serves more "
-        "light requests (each worker's interpreter lock saturates before the cores do) and "
-        "holds heavy requests' tail less well (the kernel spreads connections, not load).",
+        f"{MAX_DEFAULT_WORKERS}), but one on the device path. More than one serves more light "
+        "requests (each worker's interpreter lock saturates before the cores do) and holds "
+        "heavy requests' tail less well (the kernel spreads connections, not load).",
     )
     metrics_multiproc_dir: Path | None = Field(
         default=None,
@@ -296,9 +294,10 @@ class Settings(GuardSettings):
     )
     worker_state_dir: Path | None = Field(
         default=None,
-        description="The folder through which the workers of one service share the admin "
-        "endpoint's experiment; reaseq serve makes one of its own when it starts several "
-        "workers, so leave it unset.",
+        description="The folder through which the workers of one service share what the admin "
+        "endpoints change (the experiment; on the embedded store also appended events and the "
+        "activated bundle); reaseq serve makes one of its own when it starts several workers, "
+        "so leave it unset.",
     )
     shadow_queue_size: int = Field(
         default=64, ge=1, le=100_000, description="Shadow scorings waiting; more are dropped."
@@ -349,14 +348,7 @@ class Settings(GuardSettings):
         """The worker processes to start: ``REASEQ_WORKERS``, else :func:`default_workers`."""
         if self.workers is not None:
             return self.workers
-        return default_workers(usable_cores(), single=self.on_device or self.admin_appends_events)
-
-    @property
-    def admin_appends_events(self) -> bool:
-        """Whether the admin endpoints are on with the embedded store, where the events they
-        append and the bundles they activate stay in the worker that answers."""
-        admin_on = bool(split_keys(self.admin_api_key)) or self.admin_api_keys_file is not None
-        return admin_on and self.store == "embedded"
+        return default_workers(usable_cores(), single=self.on_device)
 
     @property
     def on_device(self) -> bool:
@@ -433,6 +425,9 @@ class Settings(GuardSettings):
             type="embedded",
             users_path=self.users_snapshot(bundle_dir),
             event_id_window=self.event_id_window,
+            journal_path=(
+                None if self.worker_state_dir is None else self.worker_state_dir / EVENTS_FILE
+            ),
         )
 
     def users_snapshot(self, bundle_dir: Path | None) -> Path:

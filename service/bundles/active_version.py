@@ -1,9 +1,10 @@
 """The active bundle version kept in Redis (``reaseq:active_bundle``): the fleet's source of truth
-for which bundle to serve when the store is Redis."""
+for which bundle to serve when the store is Redis; and what any such pointer offers."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 from service.contracts import keys
 from service.errors import StoreUnavailable
@@ -11,6 +12,20 @@ from service.stores.config import RedisStoreConfig
 from service.stores.redis import REDIS_ERRORS, connect
 
 _POINTER_TIMEOUT_S = 2.0
+
+
+class VersionPointer(Protocol):
+    """Where the bundle version to serve is kept for more than one process: Redis for a fleet
+    (:class:`ActiveVersionPointer`), a file for the workers of one service
+    (:class:`service.worker_state.FileVersionPointer`)."""
+
+    async def read(self) -> str | None:
+        """The version named, None when none is; raises ``StoreUnavailable`` when unreadable."""
+
+    async def write(self, version: str) -> None:
+        """Name ``version``; raises ``StoreUnavailable`` when it cannot."""
+
+    async def close(self) -> None: ...
 
 
 class ActiveVersionPointer:

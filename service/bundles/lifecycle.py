@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.bundles.active_version import ActiveVersionPointer
+from service.bundles.active_version import VersionPointer
 from service.bundles.loaded import LoadedBundle
 from service.bundles.served import ServedBundle, ServingParts, serve_bundle
 from service.contracts.manifest import BundleIntegrityError, confined_bundle_dir
@@ -100,7 +100,7 @@ class BundleLifecycle:
         parts: ServingParts,
         metrics: ServiceMetrics,
         on_swap: Callable[[ServedBundle], None] | None = None,
-        pointer: ActiveVersionPointer | None = None,
+        pointer: VersionPointer | None = None,
     ) -> None:
         self._served = served
         self._pointer = pointer

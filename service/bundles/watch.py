@@ -6,6 +6,8 @@ store polls the pointer and activates the version it names when that differs fro
 serves, so one write rolls a fleet forward or back. A version the worker refused (corrupt, not
 fitting the store) is not tried again until the pointer changes; one it could not find or check
 (the bundle not yet copied to this machine, the store down) is tried again at the next poll.
+The workers of one service on the embedded store follow the version their admin endpoints
+activated last the same way, through a file (:class:`service.worker_state.FileVersionPointer`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import logging
 
 from service import tasks
-from service.bundles.active_version import ActiveVersionPointer
+from service.bundles.active_version import VersionPointer
 from service.bundles.lifecycle import ActivationTrigger, BundleLifecycle
 from service.errors import BundleNotFoundError, ServiceError, StoreError
 
@@ -25,7 +27,7 @@ class ActiveVersionWatcher:
     """Polls the pointer every ``interval_s`` and activates the version it names."""
 
     def __init__(
-        self, pointer: ActiveVersionPointer, lifecycle: BundleLifecycle, interval_s: float
+        self, pointer: VersionPointer, lifecycle: BundleLifecycle, interval_s: float
     ) -> None:
         self._pointer = pointer
         self._lifecycle = lifecycle

@@ -1,11 +1,11 @@
 """The admin endpoint's experiment, shared by the workers of one service.
 
 ``reaseq serve`` with several workers gives them a folder of their own
-(``REASEQ_WORKER_STATE_DIR``). The worker that answers ``PUT`` or ``DELETE
+(:mod:`service.worker_state`). The worker that answers ``PUT`` or ``DELETE
 /v1/admin/experiment`` makes the change on itself first, as with one worker (a refusal changes
-nothing anywhere), then writes what it did to :data:`STATE_FILE` in that folder. Every worker
-reads the file before it reports ready (a worker that restarts comes back with the experiment)
-and then every :data:`POLL_INTERVAL_S`, and makes a change it has not seen yet: starts the
+nothing anywhere), then writes what it did to the folder's experiment file. Every worker reads
+the file before it reports ready (a worker that restarts comes back with the experiment) and
+then every :data:`POLL_INTERVAL_S`, and makes a change it has not seen yet: starts the
 configuration, or stops its experiment.
 
 Admin changes take a lock on the folder (``flock``) for their whole length, and each first
@@ -33,11 +33,10 @@ from service.errors import BundleNotFoundError, ServiceError, StoreError
 from service.experiments.config import EXPERIMENT_ADAPTER, ExperimentConfig
 from service.experiments.experiment import ExperimentSource, RunningExperiment
 from service.experiments.lifecycle import ExperimentLifecycle
+from service.worker_state import EXPERIMENT_FILE, replace_file
 
 log = logging.getLogger(__name__)
 
-#: The last admin change of the experiment, in the workers' folder.
-STATE_FILE = "experiment.json"
 LOCK_FILE = "experiment.lock"
 POLL_INTERVAL_S = 0.5
 #: How often a change waiting for another worker's lock tries again.
@@ -51,7 +50,7 @@ class SharedExperiment:
     def __init__(
         self, folder: Path, lifecycle: ExperimentLifecycle, interval_s: float = POLL_INTERVAL_S
     ) -> None:
-        self._path = folder / STATE_FILE
+        self._path = folder / EXPERIMENT_FILE
         self._lock_path = folder / LOCK_FILE
         self._lifecycle = lifecycle
         self._interval_s = interval_s
@@ -137,7 +136,7 @@ class SharedExperiment:
             "config": None if config is None else config.model_dump(mode="json"),
         }
         content = json.dumps(body).encode()
-        await asyncio.to_thread(_replace, self._path, content)
+        await asyncio.to_thread(replace_file, self._path, content)
         self._seen = content
 
     @contextlib.asynccontextmanager
@@ -162,16 +161,3 @@ def _config_of(content: bytes) -> ExperimentConfig | None:
         raise ValueError("no config")
     config = body["config"]
     return None if config is None else EXPERIMENT_ADAPTER.validate_python(config)
-
-
-def _replace(path: Path, content: bytes) -> None:
-    """Write ``content`` beside ``path`` and rename it over: a reader sees all of it or the old."""
-    aside = path.with_name(f".{path.name}.{os.getpid()}")
-    aside.write_bytes(content)
-    os.replace(aside, path)
-
-
-def clear_worker_state(folder: Path) -> None:
-    """Make ``folder`` and remove an earlier run's change: a new service starts with none."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / STATE_FILE).unlink(missing_ok=True)

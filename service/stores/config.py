@@ -71,6 +71,10 @@ class EmbeddedStoreConfig(BaseModel):
     event_id_window: int = Field(default=DEFAULT_ID_WINDOW, ge=1)
     """Recent event IDs remembered per user to skip replayed events."""
 
+    journal_path: Path | None = None
+    """Where the workers of one service share appended events
+    (:mod:`service.stores.event_journal`); None: in this process only."""
+
 
 class RedisStoreConfig(BaseModel):
     """Redis, a single node or a Redis Cluster, read in one round trip (one per node)."""

@@ -1,7 +1,8 @@
 """The embedded store: item vectors from the bundle's table, users from an in-process snapshot.
 
 It needs nothing running, so a fresh checkout can serve. Appended events and their event IDs live
-in process memory only (lost on restart, not shared between replicas).
+in process memory (lost on restart, not shared between replicas); the workers of one service
+share them through a journal file (:mod:`service.stores.event_journal`) when it is given one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from service.stores.base import (
     UserSequence,
 )
 from service.stores.config import EmbeddedStoreConfig
+from service.stores.event_journal import EventJournal
 from service.stores.event_log import (
     DEFAULT_ID_WINDOW,
     AppendResult,
@@ -39,8 +41,10 @@ class EmbeddedStore(RankingStore):
         bundle: LoadedBundle,
         snapshot: UserSnapshot,
         event_id_window: int = DEFAULT_ID_WINDOW,
+        journal: EventJournal | None = None,
     ) -> None:
         self._items = bundle.items
+        self._journal = journal
         self._max_length = bundle.manifest.max_lengths.sequence
         self._snapshot = snapshot
         self._appended: dict[str, UserSequence] = {}
@@ -62,16 +66,25 @@ class EmbeddedStore(RankingStore):
             log.warning(
                 "user snapshot %s not found: serving with an empty user store", config.users_path
             )
-            return cls(bundle, UserSnapshot.empty(), config.event_id_window)
-        snapshot = UserSnapshot.load(config.users_path)
-        log.info("loaded user snapshot %s: %d users", config.users_path, snapshot.users)
-        return cls(bundle, snapshot, config.event_id_window)
+            snapshot = UserSnapshot.empty()
+        else:
+            snapshot = UserSnapshot.load(config.users_path)
+            log.info("loaded user snapshot %s: %d users", config.users_path, snapshot.users)
+        journal = None if config.journal_path is None else EventJournal(config.journal_path)
+        store = cls(bundle, snapshot, config.event_id_window, journal)
+        if journal is not None:
+            with store._append_lock:
+                store._catch_up()
+        return store
 
     def _sequence(self, user_id: str) -> UserSequence | None:
         appended = self._appended.get(user_id)
         return appended if appended is not None else self._snapshot.sequence(user_id)
 
     async def fetch(self, query: FetchQuery) -> FetchResult:
+        if self._journal is not None and self._journal.grown():
+            with self._append_lock:
+                self._catch_up()
         appended = self._appended.get(query.user_id)
         span = None if appended is not None else self._snapshot.span(query.user_id)
         if span is not None:
@@ -97,17 +110,34 @@ class EmbeddedStore(RankingStore):
 
     async def append_events(self, user_id: str, events: NewEvents) -> AppendResult:
         # The lock keeps the read, the merge and the writes of sequence and IDs one step, even
-        # for callers on other threads.
+        # for callers on other threads; the journal's lock, even for other workers.
         with self._append_lock:
-            current = self._sequence(user_id) or UserSequence.empty()
-            seen = self._event_ids.get(user_id, {})
-            merged = merge_events(current, seen, events, self._max_length)
-            if merged.result.appended:
-                self._appended[user_id] = merged.sequence
-                self._event_ids[user_id] = trim_window(
-                    seen | merged.recorded_ids, self._event_id_window
-                )
-            return merged.result
+            if self._journal is None:
+                return self._merge(user_id, events)
+            with self._journal.locked():
+                self._catch_up()
+                result = self._merge(user_id, events)
+                if result.appended:
+                    self._journal.write(user_id, events)
+                return result
+
+    def _merge(self, user_id: str, events: NewEvents) -> AppendResult:
+        """Append ``events`` to the user's sequence; call holding the append lock."""
+        current = self._sequence(user_id) or UserSequence.empty()
+        seen = self._event_ids.get(user_id, {})
+        merged = merge_events(current, seen, events, self._max_length)
+        if merged.result.appended:
+            self._appended[user_id] = merged.sequence
+            self._event_ids[user_id] = trim_window(
+                seen | merged.recorded_ids, self._event_id_window
+            )
+        return merged.result
+
+    def _catch_up(self) -> None:
+        """Apply the journal's lines this store has not applied; call holding the append lock."""
+        assert self._journal is not None
+        for user_id, events in self._journal.unread():
+            self._merge(user_id, events)
 
     async def close(self) -> None:
         with self._append_lock:

@@ -63,6 +63,9 @@ def store_config(
 ) -> EmbeddedStoreConfig | RedisStoreConfig:
     if store_kind == "embedded":
         return EmbeddedStoreConfig(users_path=users_snapshot)
+    if store_kind == "embedded_journal":
+        journal = request.getfixturevalue("tmp_path") / "events.jsonl"
+        return EmbeddedStoreConfig(users_path=users_snapshot, journal_path=journal)
     cluster = store_kind == "redis_cluster"
     url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
     write_redis(url, bundle, users, cluster=cluster)

@@ -8,12 +8,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from service.app import worker_count_reason, worker_state_warnings
+from service.app import worker_count_reason
 from service.settings import Settings
 from service.threads import MAX_DEFAULT_WORKERS, default_workers
 from tests.support.http_server import service_env
@@ -87,44 +86,24 @@ def test_a_bad_setting_is_one_line_per_variable_and_exit_2(
         assert line.startswith("error: ") and wanted in line, lines
 
 
-def test_several_workers_on_the_embedded_store_warn_that_appended_events_stay_in_one(
-    make_settings: Callable[..., Settings],
-) -> None:
-    def warnings(**overrides: Any) -> list[str]:
-        settings = make_settings(**overrides)
-        return worker_state_warnings(settings, settings.service_keys())
-
-    assert warnings(workers=1) == []
-    assert warnings(workers=2, admin_api_key=None) == []
-    embedded = warnings(workers=2)
-    assert len(embedded) == 1
-    assert "REASEQ_STORE=redis" in embedded[0]
-    # The experiment is shared by the workers, and Redis holds the events.
-    assert warnings(workers=2, store="redis") == []
-
-
-def test_workers_default_to_one_per_usable_core_but_one_where_a_process_must_hold_it_all(
+def test_workers_default_to_one_per_usable_core_but_one_on_the_device_path(
     make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("service.settings.usable_cores", lambda: 4)
-    monkeypatch.setattr("service.app.usable_cores", lambda: 4)
-    open_service = make_settings(admin_api_key=None)
-    assert open_service.workers is None
-    assert open_service.worker_processes == 4
-    assert "one per usable core" in worker_count_reason(open_service)
-    # Events appended through the admin endpoints to the embedded store stay in the worker
-    # that answers: one worker, and no warning needed. On Redis the workers share them.
-    admin = make_settings()
-    assert admin.worker_processes == 1
-    assert "embedded store" in worker_count_reason(admin)
-    assert worker_state_warnings(admin, admin.service_keys()) == []
-    assert make_settings(store="redis").worker_processes == 4
-    assert make_settings(admin_api_key=None, attention_backend="torch").worker_processes == 1
+    # The admin endpoints on, on either store: the workers share what they change.
+    for store in ("embedded", "redis"):
+        settings = make_settings(store=store)
+        assert settings.workers is None
+        assert settings.worker_processes == 4
+        assert "one per usable core" in worker_count_reason(settings)
+    device = make_settings(attention_backend="torch")
+    assert device.worker_processes == 1
+    assert "device path" in worker_count_reason(device)
     # Set, the count is what was asked for, whatever else is on.
-    assert make_settings(workers=3).worker_processes == 3
+    assert make_settings(workers=3, attention_backend="torch").worker_processes == 3
     assert worker_count_reason(make_settings(workers=3)) == "REASEQ_WORKERS"
     monkeypatch.setattr("service.settings.usable_cores", lambda: 32)
-    assert make_settings(admin_api_key=None).worker_processes == MAX_DEFAULT_WORKERS
+    assert make_settings().worker_processes == MAX_DEFAULT_WORKERS
 
 
 def test_default_workers_follow_the_cores_up_to_a_bound() -> None:

@@ -10,8 +10,9 @@ import httpx
 
 ADMIN_KEY = "test-admin-key"
 STORES = ("embedded", "redis")
-#: The contract suite also runs against a Redis Cluster (slower to set up, so not every test).
-CONTRACT_STORES = (*STORES, "redis_cluster")
+#: The contract suite also runs against a Redis Cluster (slower to set up, so not every test),
+#: and against the embedded store of several workers (its appends go through a journal file).
+CONTRACT_STORES = (*STORES, "redis_cluster", "embedded_journal")
 
 #: ``async with serving(**settings) as client``: the app, started, behind an ASGI client.
 Serving = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]

@@ -1,10 +1,10 @@
-"""The admin endpoint's experiment shared by the workers of one service: two apps over one
-``REASEQ_WORKER_STATE_DIR`` stand for two workers (the polls are the tests' own), and a real
-service with two worker processes shows it on every connection."""
+"""What the admin endpoints change, shared by the workers of one service: two apps over one
+``REASEQ_WORKER_STATE_DIR`` stand for two workers (the polls are the tests' own); a real service
+with two worker processes answers every connection with the experiment, the bundle and the
+events set through one of them."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -12,6 +12,7 @@ import sys
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,13 +20,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from loadtest.service_process import wait_ready
-from service.experiments.shared import (
-    POLL_INTERVAL_S,
-    STATE_FILE,
-    SharedExperiment,
-    clear_worker_state,
-)
+from service.experiments.shared import POLL_INTERVAL_S, SharedExperiment
 from service.observability.multiprocess import worker_pids
+from service.worker_state import EXPERIMENT_FILE
 from tests.support.experiments import ADMIN, EXPERIMENT_PATH, ServedApp, ServingApp, experiment
 from tests.support.exposition import value
 from tests.support.http_server import service_env
@@ -98,24 +95,16 @@ async def test_a_refused_change_is_not_passed_on(serving_app: ServingApp, tmp_pa
     async with serving_app(worker_state_dir=tmp_path) as first:
         missing = experiment(arms=(("control", "test-1", 0.5), ("new", "no-such-version", 0.5)))
         assert (await first.start(missing)).status_code == 404
-        assert not (tmp_path / STATE_FILE).exists()
+        assert not (tmp_path / EXPERIMENT_FILE).exists()
         async with serving_app(worker_state_dir=tmp_path) as second:
             assert await _version(second) is None
 
 
-def test_a_new_service_starts_without_the_last_ones_change(tmp_path: Path) -> None:
-    folder = tmp_path / "workers"
-    folder.mkdir()
-    (folder / STATE_FILE).write_text(json.dumps({"change": "x", "config": experiment()}))
-    clear_worker_state(folder)
-    assert not (folder / STATE_FILE).exists()
-    clear_worker_state(tmp_path / "new")
-    assert (tmp_path / "new").is_dir()
-
-
-def test_two_worker_processes_serve_the_experiment_set_through_one(
+def test_two_worker_processes_share_what_the_admin_endpoints_change(
     bundle_root: Path, users_snapshot: Path, tmp_path: Path
 ) -> None:
+    """On the embedded store: a bundle activation, appended events and the experiment, each made
+    through one worker, are what every worker answers with."""
     metrics_dir = tmp_path / "metrics"
     port = free_port()
     env = (
@@ -125,6 +114,7 @@ def test_two_worker_processes_serve_the_experiment_set_through_one(
             "REASEQ_WORKERS": "2",
             "REASEQ_ADMIN_API_KEY": ADMIN_KEY,
             "REASEQ_ACCESS_LOG": "false",
+            "REASEQ_BUNDLE_WATCH_INTERVAL_S": "0.2",
             "REASEQ_PREDICTION_LOG_DIR": str(tmp_path / "predictions"),
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         }
@@ -142,28 +132,69 @@ def test_two_worker_processes_serve_the_experiment_set_through_one(
                 assert time.monotonic() < deadline, "two workers did not start within 60 s"
                 time.sleep(0.2)
             wait_ready(url, None, deadline_s=60)
-            started = httpx.put(
-                f"{url}{EXPERIMENT_PATH}", json=experiment(version=7), headers=ADMIN
+            activated = httpx.post(
+                f"{url}/v1/admin/bundle/activate", json={"version": "test-2"}, headers=ADMIN
             )
+            assert activated.status_code == 200, activated.text
+            time.sleep(1.0)  # five polls of the bundle version
+            # Appended after both workers serve the new bundle: the other worker's store reads
+            # the event from the journal when it fetches, not when it opens.
+            event = {"item_id": "i3", "event": "click", "ts": 1_700_000_000, "event_id": "e-1"}
+            appended = _admin_post(url, "/v1/admin/users/u-new/events", {"events": [event]})
+            assert appended["appended"] == 1
+            before = _answers_per_worker(metrics_dir, tmp_path)
+            ranked = _rank_on_both_workers(url, metrics_dir, tmp_path, before)
+            started = _admin_put(url, EXPERIMENT_PATH, experiment(version=7))
             assert started.status_code == 200, started.text
             time.sleep(4 * POLL_INTERVAL_S)
-            answered = []
-            for _ in range(40):
-                # A fresh connection each time, so the kernel may hand it to either worker.
-                ranked = httpx.post(
-                    f"{url}/v1/rank",
-                    json={"user_id": "u1", "candidates": ["i1", "i3"]},
-                    headers={"Connection": "close"},
-                )
-                answered.append(ranked.json()["experiment"])
-            per_worker = [
-                _rank_answers(metrics_dir, pid, tmp_path) for pid in worker_pids(metrics_dir)
-            ]
+            between = _answers_per_worker(metrics_dir, tmp_path)
+            in_experiment = _rank_on_both_workers(url, metrics_dir, tmp_path, between)
         finally:
             process.terminate()
             process.wait(timeout=20)
-    assert sorted(per_worker)[0] > 0, per_worker  # both workers answered
-    assert set(answered) == {"ranker-ab"}
+    assert {answer["bundle_version"] for answer in ranked} == {"test-2"}
+    # The user exists only through the event appended through one worker.
+    assert not [answer for answer in ranked if "unknown_user" in answer["degraded"]]
+    assert {answer["experiment"] for answer in in_experiment} == {"ranker-ab"}
+
+
+def _rank_on_both_workers(
+    url: str, metrics_dir: Path, scratch: Path, before: list[float]
+) -> list[dict[str, Any]]:
+    """Rank requests on new connections until each worker has answered some since ``before``
+    (the kernel hands connections to the workers as it likes)."""
+    answers: list[dict[str, Any]] = []
+    while len(answers) < 400:
+        answers += [_rank(url) for _ in range(20)]
+        now = _answers_per_worker(metrics_dir, scratch)
+        if all(after > was for after, was in zip(now, before, strict=True)):
+            return answers
+    raise AssertionError(f"one worker answered none of {len(answers)} requests")
+
+
+def _answers_per_worker(metrics_dir: Path, scratch: Path) -> list[float]:
+    return [_rank_answers(metrics_dir, pid, scratch) for pid in sorted(worker_pids(metrics_dir))]
+
+
+def _rank(url: str) -> dict[str, Any]:
+    # A fresh connection each time, so the kernel may hand it to either worker.
+    ranked = httpx.post(
+        f"{url}/v1/rank",
+        json={"user_id": "u-new", "candidates": ["i1", "i3"]},
+        headers={"Connection": "close"},
+    )
+    assert ranked.status_code == 200, ranked.text
+    return dict(ranked.json())
+
+
+def _admin_post(url: str, path: str, body: dict[str, object]) -> dict[str, int]:
+    answer = httpx.post(f"{url}{path}", json=body, headers=ADMIN | {"Connection": "close"})
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def _admin_put(url: str, path: str, body: dict[str, object]) -> httpx.Response:
+    return httpx.put(f"{url}{path}", json=body, headers=ADMIN | {"Connection": "close"})
 
 
 def _rank_answers(metrics_dir: Path, pid: int, scratch: Path) -> float:
