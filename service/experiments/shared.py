@@ -29,10 +29,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from service import tasks
-from service.errors import BundleNotFoundError, ServiceError, StoreError
 from service.experiments.config import EXPERIMENT_ADAPTER, ExperimentConfig
 from service.experiments.experiment import ExperimentSource, RunningExperiment
 from service.experiments.lifecycle import ExperimentLifecycle
+from service.experiments.watch import ConfigStarter
 from service.worker_state import EXPERIMENT_FILE, replace_file
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,12 @@ class SharedExperiment:
         self._lifecycle = lifecycle
         self._interval_s = interval_s
         self._seen: bytes | None = None
-        self._last_refusal: str | None = None
+        self._starter = ConfigStarter(
+            lifecycle,
+            ExperimentSource.ADMIN,
+            "another worker's experiment change",
+            "the next change",
+        )
         self._task: asyncio.Task[None] | None = None
 
     def start_polling(self) -> None:
@@ -102,33 +107,11 @@ class SharedExperiment:
         except (ValueError, ValidationError) as error:
             log.warning("the workers' experiment file %s is not applied: %s", self._path, error)
             return
-        running = self._lifecycle.running
         if config is None:
-            if running is not None:
+            if self._lifecycle.running is not None:
                 await self._lifecycle.stop()
-            return
-        if running is not None and running.config == config:
-            return
-        try:
-            await self._lifecycle.start(config, ExperimentSource.ADMIN)
-        except (BundleNotFoundError, StoreError) as error:
-            self._seen = None  # may work later (a bundle still being copied, the store back)
-            self._refused(error, "tried again at the next poll")
-        except ServiceError as error:
-            self._refused(error, "kept until the next change")
-        except Exception:
-            log.exception("applying another worker's experiment change failed")
-        else:
-            self._last_refusal = None
-
-    def _refused(self, error: ServiceError, outlook: str) -> None:
-        if error.message != self._last_refusal:
-            log.warning(
-                "another worker's experiment change is not applied here (%s): %s",
-                outlook,
-                error.message,
-            )
-            self._last_refusal = error.message
+        elif not await self._starter.start(config):
+            self._seen = None  # read it again at the next poll
 
     async def _publish(self, config: ExperimentConfig | None) -> None:
         body = {

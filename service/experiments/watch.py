@@ -20,11 +20,58 @@ from pydantic import ValidationError
 
 from service import tasks
 from service.errors import BundleNotFoundError, ServiceError, StoreError
-from service.experiments.config import EXPERIMENT_ADAPTER
+from service.experiments.config import EXPERIMENT_ADAPTER, ExperimentConfig
 from service.experiments.experiment import ExperimentSource
 from service.experiments.lifecycle import ExperimentLifecycle
 
 log = logging.getLogger(__name__)
+
+
+class ConfigStarter:
+    """Starts a configuration that came from a file, as the admin endpoint would, and logs a
+    refusal once per reason (``name`` says where it came from in the log lines)."""
+
+    def __init__(
+        self,
+        lifecycle: ExperimentLifecycle,
+        source: ExperimentSource,
+        name: str,
+        kept_until: str,
+    ) -> None:
+        self._lifecycle = lifecycle
+        self._source = source
+        self._name = name
+        self._kept_until = kept_until
+        self._last_refusal: str | None = None
+
+    async def start(self, config: ExperimentConfig) -> bool:
+        """Start ``config`` unless it runs already; never raises. False when it may work later
+        and should be tried again (a bundle being copied, a store that comes back)."""
+        running = self._lifecycle.running
+        if running is not None and running.config == config:
+            return True
+        try:
+            await self._lifecycle.start(config, self._source)
+        except (BundleNotFoundError, StoreError) as error:
+            self._refused(error, "tried again at the next poll")
+            return False
+        except ServiceError as error:
+            self._refused(error, f"kept until {self._kept_until}")
+        except Exception:
+            log.exception("applying %s failed", self._name)
+        else:
+            self._last_refusal = None
+        return True
+
+    def _refused(self, error: ServiceError, outlook: str) -> None:
+        if error.message != self._last_refusal:
+            log.warning(
+                "%s is not applied (%s; the running experiment is kept): %s",
+                self._name,
+                outlook,
+                error.message,
+            )
+            self._last_refusal = error.message
 
 
 class ExperimentFileWatcher:
@@ -37,7 +84,9 @@ class ExperimentFileWatcher:
         self._interval_s = interval_s
         self._seen: bytes | None = None
         self._unreadable: str | None = None
-        self._last_refusal: str | None = None
+        self._starter = ConfigStarter(
+            lifecycle, ExperimentSource.FILE, f"experiment file {path}", "the file changes"
+        )
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -61,31 +110,8 @@ class ExperimentFileWatcher:
                 _reasons(error),
             )
             return
-        running = self._lifecycle.running
-        if running is not None and running.config == config:
-            return
-        try:
-            await self._lifecycle.start(config, ExperimentSource.FILE)
-        except (BundleNotFoundError, StoreError) as error:
-            # May work later (the bundle is being copied, the store comes back): read it again.
-            self._seen = None
-            self._refused(error, "tried again at the next poll")
-        except ServiceError as error:
-            self._refused(error, "kept until the file changes")
-        except Exception:
-            log.exception("applying experiment file %s failed", self._path)
-        else:
-            self._last_refusal = None
-
-    def _refused(self, error: ServiceError, outlook: str) -> None:
-        if error.message != self._last_refusal:
-            log.warning(
-                "experiment file %s is not applied (%s; the running experiment is kept): %s",
-                self._path,
-                outlook,
-                error.message,
-            )
-            self._last_refusal = error.message
+        if not await self._starter.start(config):
+            self._seen = None  # read it again at the next poll
 
     async def _read(self) -> bytes | None:
         try:

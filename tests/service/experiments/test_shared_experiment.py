@@ -5,33 +5,35 @@ events set through one of them."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import time
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
 
-from loadtest.service_process import wait_ready
 from service.experiments.shared import POLL_INTERVAL_S, SharedExperiment
 from service.observability.multiprocess import worker_pids
 from service.worker_state import EXPERIMENT_FILE
 from tests.support.experiments import ADMIN, EXPERIMENT_PATH, ServedApp, ServingApp, experiment
-from tests.support.exposition import value
-from tests.support.http_server import service_env
-from tests.support.ports import free_port
 from tests.support.serving import ADMIN_KEY
-
-RANK_200 = {"route": "/v1/rank", "status": "200"}
+from tests.support.workers import two_workers, worker_rank_answers
 
 pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def _two_apps(
+    serving_app: ServingApp, folder: Path
+) -> AsyncIterator[tuple[ServedApp, ServedApp]]:
+    """Two apps over one folder: two workers of one service, in this process."""
+    async with (
+        serving_app(worker_state_dir=folder) as first,
+        serving_app(worker_state_dir=folder) as second,
+    ):
+        yield first, second
 
 
 def _shared(served: ServedApp) -> SharedExperiment:
@@ -48,9 +50,7 @@ async def _version(served: ServedApp) -> int | None:
 async def test_a_change_on_one_worker_reaches_the_other(
     serving_app: ServingApp, tmp_path: Path
 ) -> None:
-    async with AsyncExitStack() as stack:
-        first = await stack.enter_async_context(serving_app(worker_state_dir=tmp_path))
-        second = await stack.enter_async_context(serving_app(worker_state_dir=tmp_path))
+    async with _two_apps(serving_app, tmp_path) as (first, second):
         started = await first.start(experiment(version=3))
         assert started.status_code == 200, started.text
         assert await _version(second) is None  # not polled yet
@@ -78,9 +78,7 @@ async def test_a_worker_that_starts_later_starts_with_the_experiment(
 async def test_changes_are_made_in_turn_so_an_older_version_is_refused_everywhere(
     serving_app: ServingApp, tmp_path: Path
 ) -> None:
-    async with AsyncExitStack() as stack:
-        first = await stack.enter_async_context(serving_app(worker_state_dir=tmp_path))
-        second = await stack.enter_async_context(serving_app(worker_state_dir=tmp_path))
+    async with _two_apps(serving_app, tmp_path) as (first, second):
         assert (await first.start(experiment(version=5))).status_code == 200
         # The second worker has not polled: its change first takes the first one's.
         older = await second.start(experiment(version=4))
@@ -105,53 +103,29 @@ def test_two_worker_processes_share_what_the_admin_endpoints_change(
 ) -> None:
     """On the embedded store: a bundle activation, appended events and the experiment, each made
     through one worker, are what every worker answers with."""
-    metrics_dir = tmp_path / "metrics"
-    port = free_port()
-    env = (
-        os.environ
-        | service_env(port, bundle_root, users_snapshot)
-        | {
-            "REASEQ_WORKERS": "2",
-            "REASEQ_ADMIN_API_KEY": ADMIN_KEY,
-            "REASEQ_ACCESS_LOG": "false",
-            "REASEQ_BUNDLE_WATCH_INTERVAL_S": "0.2",
-            "REASEQ_PREDICTION_LOG_DIR": str(tmp_path / "predictions"),
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        }
-    )
-    env.pop("REASEQ_WORKER_STATE_DIR", None)  # the service makes its own
-    url = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "service.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service"], env=env, stdout=log, stderr=log
+    admin = {
+        "REASEQ_ADMIN_API_KEY": ADMIN_KEY,
+        "REASEQ_BUNDLE_WATCH_INTERVAL_S": "0.2",
+        "REASEQ_PREDICTION_LOG_DIR": str(tmp_path / "predictions"),
+    }
+    with two_workers(bundle_root, users_snapshot, tmp_path, **admin) as (url, metrics_dir):
+        activated = httpx.post(
+            f"{url}/v1/admin/bundle/activate", json={"version": "test-2"}, headers=ADMIN
         )
-        try:
-            deadline = time.monotonic() + 60
-            while len(worker_pids(metrics_dir) if metrics_dir.is_dir() else ()) < 2:
-                assert process.poll() is None, (tmp_path / "service.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "two workers did not start within 60 s"
-                time.sleep(0.2)
-            wait_ready(url, None, deadline_s=60)
-            activated = httpx.post(
-                f"{url}/v1/admin/bundle/activate", json={"version": "test-2"}, headers=ADMIN
-            )
-            assert activated.status_code == 200, activated.text
-            time.sleep(1.0)  # five polls of the bundle version
-            # Appended after both workers serve the new bundle: the other worker's store reads
-            # the event from the journal when it fetches, not when it opens.
-            event = {"item_id": "i3", "event": "click", "ts": 1_700_000_000, "event_id": "e-1"}
-            appended = _admin_post(url, "/v1/admin/users/u-new/events", {"events": [event]})
-            assert appended["appended"] == 1
-            before = _answers_per_worker(metrics_dir, tmp_path)
-            ranked = _rank_on_both_workers(url, metrics_dir, tmp_path, before)
-            started = _admin_put(url, EXPERIMENT_PATH, experiment(version=7))
-            assert started.status_code == 200, started.text
-            time.sleep(4 * POLL_INTERVAL_S)
-            between = _answers_per_worker(metrics_dir, tmp_path)
-            in_experiment = _rank_on_both_workers(url, metrics_dir, tmp_path, between)
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+        assert activated.status_code == 200, activated.text
+        time.sleep(1.0)  # five polls of the bundle version
+        # Appended after both workers serve the new bundle: the other worker's store reads
+        # the event from the journal when it fetches, not when it opens.
+        event = {"item_id": "i3", "event": "click", "ts": 1_700_000_000, "event_id": "e-1"}
+        appended = _admin_post(url, "/v1/admin/users/u-new/events", {"events": [event]})
+        assert appended["appended"] == 1
+        before = _answers_per_worker(metrics_dir, tmp_path)
+        ranked = _rank_on_both_workers(url, metrics_dir, tmp_path, before)
+        started = _admin_put(url, EXPERIMENT_PATH, experiment(version=7))
+        assert started.status_code == 200, started.text
+        time.sleep(4 * POLL_INTERVAL_S)
+        between = _answers_per_worker(metrics_dir, tmp_path)
+        in_experiment = _rank_on_both_workers(url, metrics_dir, tmp_path, between)
     assert {answer["bundle_version"] for answer in ranked} == {"test-2"}
     # The user exists only through the event appended through one worker.
     assert not [answer for answer in ranked if "unknown_user" in answer["degraded"]]
@@ -173,7 +147,9 @@ def _rank_on_both_workers(
 
 
 def _answers_per_worker(metrics_dir: Path, scratch: Path) -> list[float]:
-    return [_rank_answers(metrics_dir, pid, scratch) for pid in sorted(worker_pids(metrics_dir))]
+    return [
+        worker_rank_answers(metrics_dir, pid, scratch) for pid in sorted(worker_pids(metrics_dir))
+    ]
 
 
 def _rank(url: str) -> dict[str, Any]:
@@ -195,13 +171,3 @@ def _admin_post(url: str, path: str, body: dict[str, object]) -> dict[str, int]:
 
 def _admin_put(url: str, path: str, body: dict[str, object]) -> httpx.Response:
     return httpx.put(f"{url}{path}", json=body, headers=ADMIN | {"Connection": "close"})
-
-
-def _rank_answers(metrics_dir: Path, pid: int, scratch: Path) -> float:
-    """One worker's own count of 200s on /v1/rank, read from its file alone."""
-    alone = scratch / str(pid)
-    alone.mkdir(exist_ok=True)
-    shutil.copy(metrics_dir / f"counter_{pid}.db", alone / f"counter_{pid}.db")
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(alone))
-    return value(generate_latest(registry).decode(), "reaseq_requests_total", **RANK_200)

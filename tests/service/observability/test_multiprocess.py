@@ -4,7 +4,6 @@ the scrape reports the sum, and a killed worker's live gauges stop counting."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,16 +13,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from loadtest.service_process import wait_ready
 from service.observability.multiprocess import worker_pids
 from tests.support.exposition import names, samples, value
 from tests.support.http_server import service_env
 from tests.support.ports import free_port
+from tests.support.workers import RANK_200, started_workers, worker_rank_answers
+from tests.support.workers import two_workers as serving_two_workers
 
-RANK_200 = {"route": "/v1/rank", "status": "200"}
 BODY = {"user_id": "u1", "candidates": ["i1", "i3"]}
 
 
@@ -31,47 +29,8 @@ BODY = {"user_id": "u1", "candidates": ["i1", "i3"]}
 def two_workers(
     bundle_root: Path, users_snapshot: Path, tmp_path: Path
 ) -> Iterator[tuple[str, Path]]:
-    metrics_dir = tmp_path / "metrics"
-    port = free_port()
-    env = (
-        os.environ
-        | service_env(port, bundle_root, users_snapshot)
-        | {
-            "REASEQ_WORKERS": "2",
-            "REASEQ_ACCESS_LOG": "false",
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        }
-    )
-    log = open(tmp_path / "service.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while len(_ready_workers(metrics_dir)) < 2:
-            assert process.poll() is None, (tmp_path / "service.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "two workers did not start within 60 s"
-            time.sleep(0.2)
-        wait_ready(url, None, deadline_s=60)
-        yield url, metrics_dir
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
-
-
-def _ready_workers(metrics_dir: Path) -> set[int]:
-    """Workers that created their metrics (each has live-gauge files)."""
-    return worker_pids(metrics_dir) if metrics_dir.is_dir() else set()
-
-
-def _worker_count(metrics_dir: Path, pid: int, scratch: Path) -> float:
-    """One worker's own count of 200s on /v1/rank, read from its file alone."""
-    alone = scratch / str(pid)
-    alone.mkdir(exist_ok=True)
-    shutil.copy(metrics_dir / f"counter_{pid}.db", alone / f"counter_{pid}.db")
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(alone))
-    return value(generate_latest(registry).decode(), "reaseq_requests_total", **RANK_200)
+    with serving_two_workers(bundle_root, users_snapshot, tmp_path) as served:
+        yield served
 
 
 def _rank_on_new_connections(url: str, count: int) -> None:
@@ -83,13 +42,13 @@ def _rank_on_new_connections(url: str, count: int) -> None:
 
 def test_counts_add_up_across_two_workers(two_workers: tuple[str, Path], tmp_path: Path) -> None:
     url, metrics_dir = two_workers
-    workers = sorted(_ready_workers(metrics_dir))
+    workers = sorted(started_workers(metrics_dir))
     sent = 0
     per_worker = dict.fromkeys(workers, 0.0)
     while sent < 400 and min(per_worker.values()) == 0:
         _rank_on_new_connections(url, 20)
         sent += 20
-        per_worker = {pid: _worker_count(metrics_dir, pid, tmp_path) for pid in workers}
+        per_worker = {pid: worker_rank_answers(metrics_dir, pid, tmp_path) for pid in workers}
     assert min(per_worker.values()) > 0, f"one worker got no request in {sent}: {per_worker}"
 
     text = httpx.get(f"{url}/metrics").text
@@ -144,7 +103,7 @@ def test_workers_share_a_private_metrics_folder_when_none_is_named(
             deadline = time.monotonic() + 60
             while (
                 len(folders := list(scratch.glob("reaseq-metrics-*"))) != 1
-                or len(_ready_workers(folders[0])) < 2
+                or len(started_workers(folders[0])) < 2
             ):
                 assert process.poll() is None, log_path.read_text()[-3000:]
                 assert time.monotonic() < deadline, "two workers did not start within 60 s"
