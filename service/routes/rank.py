@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from service.errors import NoExperiment
 from service.experiments.predictions import prediction_record
+from service.http.api_keys import API_KEY_HEADER
+from service.http.decoded_body import decoded_body_route
 from service.http.schemas import (
     BODY_TIMEOUT_RESPONSE,
     INVALID_REQUEST_RESPONSE,
@@ -16,13 +18,21 @@ from service.http.schemas import (
     RankResponse,
 )
 from service.observability.logs import current_request_id
+from service.observability.metrics import ServiceMetrics
 from service.ranking import RankQuery, Stage
 from service.ranking.breakdown import RequestBreakdown, current_breakdown
+from service.ranking.limits import RequestLimits
 from service.routes.access import require_rank_key
-from service.routes.deps import MetricsDep, RequestLimitsDep, RuntimeDep
+from service.routes.deps import (
+    MetricsDep,
+    RequestLimitsDep,
+    RuntimeDep,
+    get_metrics,
+    get_request_limits,
+    get_runtime,
+)
 from service.routes.events import events_to_sequence
-
-router = APIRouter(prefix="/v1", tags=["rank"])
+from service.runtime import ServiceRuntime
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     200: {
@@ -73,6 +83,25 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
+async def _rank_decoded(request: Request, body: RankRequest) -> Response:
+    """A rank request whose body pydantic-core decoded from its bytes: the route's dependencies,
+    in their order, then the answer."""
+    await require_rank_key(request, request.headers.get(API_KEY_HEADER) or None)
+    return await _answer(
+        body,
+        await get_runtime(request),
+        await get_metrics(request),
+        await get_request_limits(request),
+    )
+
+
+# A valid JSON body skips FastAPI's parsing and dependency solving (service/http/decoded_body.py);
+# the endpoint below documents the route and answers every other body.
+router = APIRouter(
+    prefix="/v1", tags=["rank"], route_class=decoded_body_route(RankRequest, _rank_decoded)
+)
+
+
 @router.post(
     "/rank",
     response_model=RankResponse,
@@ -96,6 +125,13 @@ async def rank(
     user (or of a context value); ``experiment`` and ``arm`` name it, and ``bundle_version`` is
     the arm's bundle.
     """
+    return await _answer(body, runtime, metrics, limits)
+
+
+async def _answer(
+    body: RankRequest, runtime: ServiceRuntime, metrics: ServiceMetrics, limits: RequestLimits
+) -> Response:
+    """The ranking of a decoded request: JSON bytes with the request's Server-Timing."""
     query = RankQuery(
         request_id=current_request_id.get(),
         user_id=body.user_id,
