@@ -133,7 +133,7 @@ async def test_the_peer_scores_as_the_service_does(
 
 @pytest.fixture
 def peer(small: SmallBundle, tmp_path: Path) -> Iterator[tuple[str, int]]:
-    pytest.importorskip("ray")
+    pytest.importorskip("ray.serve")  # the [peer] extra; core Ray alone comes with [scale]
     settings = RayPeerSettings(max_batch_size=4, batch_wait_ms=2.0, replicas=1)
     command, env = ray_peer_command(small.bundles / "test-1", small.users, settings)
     port = free_port()
