@@ -162,3 +162,15 @@ async def test_the_decoded_rank_path_checks_the_key_itself(make_settings: Any) -
         for headers in ([(b"x-api-key", b"wrong")], [(b"x-api-key", b"")], []):
             with pytest.raises(Unauthorized):
                 await _call_router(app, body, headers)
+
+
+def test_the_decoded_rank_path_runs_every_dependency_the_route_declares() -> None:
+    """``_rank_decoded`` calls the route's dependencies itself; a dependency added to the route
+    and not there would be skipped for every valid body, so the list is pinned here."""
+    from service.routes import rank as rank_route
+    from service.routes.access import require_rank_key
+    from service.routes.deps import get_metrics, get_request_limits, get_runtime
+
+    (route,) = [r for r in rank_route.router.routes if getattr(r, "path", "") == "/v1/rank"]
+    declared = {dependency.call for dependency in route.dependant.dependencies}  # type: ignore[attr-defined]
+    assert declared == {require_rank_key, get_runtime, get_metrics, get_request_limits}
