@@ -36,7 +36,7 @@ from service.observability.tracing import (
 from service.routes import ROUTERS
 from service.runtime import ServiceRuntime
 from service.settings import Settings, get_settings
-from service.threads import MAX_DEFAULT_WORKERS
+from service.threads import MAX_DEFAULT_WORKERS, CorePin, pin_worker
 from service.worker_state import clear_worker_state
 
 log = logging.getLogger("service")
@@ -51,10 +51,13 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         log.info("starting", extra={"settings": settings.model_dump(mode="json")})
+        # Before the runtime starts its scoring threads, which take the event loop's core.
+        pin = worker_core_pin(settings)
         try:
             runtime = await ServiceRuntime.load(settings, metrics, tracer)
         except (BundleIntegrityError, BundleNotFoundError, PredictionLogUnavailable) as error:
             log.error("refusing to start: %s", error)
+            _release(pin)
             raise
         # Readiness answers "not warmed up" from here until the warm-up has finished.
         app.state.runtime = runtime
@@ -63,6 +66,7 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
         except BaseException:
             app.state.runtime = None
             await runtime.close()
+            _release(pin)
             raise
         # What start-up built (bundle, snapshot, tables) lives as long as the process: keep it
         # out of the cyclic collector's generations, so collections stay short under load.
@@ -85,8 +89,22 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
             app.state.runtime = None
             await runtime.close()
             metrics.close()
+            _release(pin)
 
     return lifespan
+
+
+def worker_core_pin(settings: Settings) -> CorePin | None:
+    """A core of its own for this worker of several (they claim cores through their shared
+    folder), unless ``REASEQ_PIN_WORKERS`` is off."""
+    if not settings.pin_workers or settings.worker_state_dir is None:
+        return None
+    return pin_worker(settings.worker_state_dir, settings.worker_processes)
+
+
+def _release(pin: CorePin | None) -> None:
+    if pin is not None:
+        pin.release()
 
 
 def _connection_guard(settings: Settings, metrics: ServiceMetrics) -> ConnectionGuard:

@@ -175,6 +175,13 @@ class Settings(GuardSettings):
         "cores (CPU affinity and cgroup quota), in every worker: a core the other workers "
         "leave idle helps.",
     )
+    pin_workers: bool = Field(
+        default=False,
+        description="With several workers and no more of them than usable cores, each keeps "
+        "its event loop and scoring threads on a core of its own (one request's steps stay in "
+        "one core's caches); the threads that share a large request's attention still use "
+        "every core. false = the kernel places every thread.",
+    )
     model_thread_niceness: int = Field(
         default=MODEL_THREAD_NICENESS,
         ge=0,

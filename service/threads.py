@@ -6,20 +6,29 @@ event loop oversubscribes the cores, which slows every request down. Scale with 
 workers instead. An explicit setting in the environment
 wins. What the service does run in parallel (scoring threads, a large request's attention split
 over threads) is sized from :func:`usable_cores`. The threads that run the model work at a lower
-priority than the event loop (:func:`lower_thread_priority`).
+priority than the event loop (:func:`lower_thread_priority`). Each of several workers keeps its
+event loop and scoring threads on a core of its own (:func:`pin_worker`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sys
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger(__name__)
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+#: The cores this process could run on before :func:`pin_worker` pinned its main thread; set
+#: once, by the pin.
+_UNPINNED_CORES: frozenset[int] | None = None
 
 
 def limit_blas_threads(threads: int = 1) -> None:
@@ -30,10 +39,20 @@ def limit_blas_threads(threads: int = 1) -> None:
 _CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
+def usable_core_set() -> frozenset[int]:
+    """The cores this process may run on (its CPU affinity; before :func:`pin_worker` pinned
+    it); where the platform does not tell, as many as it has."""
+    if _UNPINNED_CORES is not None:
+        return _UNPINNED_CORES
+    if hasattr(os, "sched_getaffinity"):
+        return frozenset(os.sched_getaffinity(0))
+    return frozenset(range(os.cpu_count() or 1))
+
+
 def usable_cores() -> int:
-    """The cores this process may run on: its CPU affinity, lowered by a cgroup CPU quota."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
+    """The cores this process may run on: its CPU affinity (before a worker's pin), lowered by
+    a cgroup CPU quota."""
+    cores = len(usable_core_set()) or 1
     try:
         quota, period = _CGROUP_CPU_MAX.read_text().split()[:2]
     except (OSError, ValueError):
@@ -87,3 +106,85 @@ def lower_thread_priority(niceness: int) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, main + niceness))
     except OSError as error:
         log.warning("could not lower a model thread's priority by %d: %s", niceness, error)
+
+
+#: The file in the workers' shared folder whose lock holds a core for one worker.
+CORE_LOCK_FILE = "core-{core}.lock"
+
+
+@dataclass
+class CorePin:
+    """One core held by this worker: an exclusive lock (``flock``) on the core's file in the
+    workers' shared folder, held while the worker lives (the kernel drops it when it exits, so
+    a restarted worker takes the core its predecessor had)."""
+
+    core: int
+    _lock: IO[bytes]
+
+    def release(self) -> None:
+        self._lock.close()
+
+
+def claim_core(folder: Path, cores: Sequence[int]) -> CorePin | None:
+    """The first of ``cores`` no other process in ``folder`` holds, now held by this one;
+    ``None`` when all are held."""
+    for core in cores:
+        lock = (folder / CORE_LOCK_FILE.format(core=core)).open("ab")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return CorePin(core, lock)
+    return None
+
+
+def pin_worker(folder: Path, workers: int) -> CorePin | None:
+    """Pin the calling thread (a worker's main thread, the event loop's, before it starts the
+    scoring threads, which inherit the pin) to a core no other worker of the service holds.
+
+    One core per worker keeps a request's steps (read on the event loop, scored on its scoring
+    thread) in one core's caches, and keeps the workers from moving between cores (see
+    ``REASEQ_PIN_WORKERS`` in docs/OPERATIONS.md for when it helps). Threads that share a large
+    request's attention are meant to use a core the other worker leaves idle, so they undo the
+    pin (:func:`free_thread`). Nothing is pinned with one worker, with more workers than usable
+    cores, off Linux, or when the cores are all held; never raises (a worker that cannot pin
+    serves unpinned)."""
+    global _UNPINNED_CORES
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cores = sorted(usable_core_set())
+    if workers < 2 or workers > len(cores):
+        return None
+    try:
+        pin = claim_core(folder, cores)
+        if pin is None:
+            log.warning("no core left to pin this worker to: all %d are held", len(cores))
+            return None
+        _UNPINNED_CORES = frozenset(cores)
+        os.sched_setaffinity(0, {pin.core})
+    except OSError as error:
+        log.warning("could not pin this worker to a core: %s", error)
+        return None
+    log.info("worker pinned to core %d", pin.core)
+    return pin
+
+
+def free_thread() -> None:
+    """Let the calling thread run on every core its worker could use before :func:`pin_worker`
+    (nothing to do where the worker is not pinned). Never raises: it runs as a thread pool's
+    initializer."""
+    if _UNPINNED_CORES is None:
+        return
+    try:
+        os.sched_setaffinity(0, _UNPINNED_CORES)
+    except OSError as error:
+        log.warning("could not unpin a thread: %s", error)
+
+
+def start_helper_thread(niceness: int) -> None:
+    """The initializer of the threads that share a large request's attention: free to run on
+    every core the worker could use (:func:`free_thread`), ``niceness`` below the event loop
+    (:func:`lower_thread_priority`)."""
+    free_thread()
+    lower_thread_priority(niceness)

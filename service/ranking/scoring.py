@@ -37,7 +37,7 @@ from service.ranking.behaviours import BehaviourBlock
 from service.ranking.observer import NO_OBSERVER, RankingObserver, Stage
 from service.ranking.user_cache import EncodedUser, UserKey, UserStateCache
 from service.stores.base import FloatArray
-from service.threads import lower_thread_priority
+from service.threads import start_helper_thread
 
 GraphMode = Literal["split", "full"]
 #: Attention logits (candidates x behaviours) below which a batch stays on one thread: the
@@ -132,7 +132,7 @@ class GraphRunner:
             ThreadPoolExecutor(
                 attention_threads - 1,
                 thread_name_prefix="attention",
-                initializer=partial(lower_thread_priority, thread_niceness),
+                initializer=partial(start_helper_thread, thread_niceness),
             )
             if attention_threads > 1
             else None
