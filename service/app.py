@@ -96,7 +96,7 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
 
 def worker_core_pin(settings: Settings) -> CorePin | None:
     """A core of its own for this worker of several (they claim cores through their shared
-    folder), unless ``REASEQ_PIN_WORKERS`` is off."""
+    folder) where ``REASEQ_PIN_WORKERS`` asks for it; ``None`` otherwise."""
     if not settings.pin_workers or settings.worker_state_dir is None:
         return None
     return pin_worker(settings.worker_state_dir, settings.worker_processes)
