@@ -52,12 +52,11 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         log.info("starting", extra={"settings": settings.model_dump(mode="json")})
         # Before the runtime starts its scoring threads, which take the event loop's core.
-        pin = worker_core_pin(settings)
+        worker_core_pin(settings)
         try:
             runtime = await ServiceRuntime.load(settings, metrics, tracer)
         except (BundleIntegrityError, BundleNotFoundError, PredictionLogUnavailable) as error:
             log.error("refusing to start: %s", error)
-            _release(pin)
             raise
         # Readiness answers "not warmed up" from here until the warm-up has finished.
         app.state.runtime = runtime
@@ -66,7 +65,6 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
         except BaseException:
             app.state.runtime = None
             await runtime.close()
-            _release(pin)
             raise
         # What start-up built (bundle, snapshot, tables) lives as long as the process: keep it
         # out of the cyclic collector's generations, so collections stay short under load.
@@ -89,22 +87,17 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, tracer: StageTracer):
             app.state.runtime = None
             await runtime.close()
             metrics.close()
-            _release(pin)
 
     return lifespan
 
 
 def worker_core_pin(settings: Settings) -> CorePin | None:
     """A core of its own for this worker of several (they claim cores through their shared
-    folder) where ``REASEQ_PIN_WORKERS`` asks for it; ``None`` otherwise."""
+    folder) where ``REASEQ_PIN_WORKERS`` asks for it, held until the process exits; ``None``
+    otherwise."""
     if not settings.pin_workers or settings.worker_state_dir is None:
         return None
     return pin_worker(settings.worker_state_dir, settings.worker_processes)
-
-
-def _release(pin: CorePin | None) -> None:
-    if pin is not None:
-        pin.release()
 
 
 def _connection_guard(settings: Settings, metrics: ServiceMetrics) -> ConnectionGuard:

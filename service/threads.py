@@ -6,8 +6,8 @@ event loop oversubscribes the cores, which slows every request down. Scale with 
 workers instead. An explicit setting in the environment
 wins. What the service does run in parallel (scoring threads, a large request's attention split
 over threads) is sized from :func:`usable_cores`. The threads that run the model work at a lower
-priority than the event loop (:func:`lower_thread_priority`). Each of several workers keeps its
-event loop and scoring threads on a core of its own (:func:`pin_worker`).
+priority than the event loop (:func:`lower_thread_priority`). Where asked, each of several workers
+keeps its event loop and scoring threads on a core of its own (:func:`pin_worker`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ log = logging.getLogger(__name__)
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-#: The cores this process could run on before :func:`pin_worker` pinned its main thread; set
-#: once, by the pin.
-_UNPINNED_CORES: frozenset[int] | None = None
+#: The core this process's main thread holds, once :func:`pin_worker` has pinned it.
+_PIN: CorePin | None = None
 
 
 def limit_blas_threads(threads: int = 1) -> None:
@@ -42,8 +41,8 @@ _CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 def usable_core_set() -> frozenset[int]:
     """The cores this process may run on (its CPU affinity; before :func:`pin_worker` pinned
     it); where the platform does not tell, as many as it has."""
-    if _UNPINNED_CORES is not None:
-        return _UNPINNED_CORES
+    if _PIN is not None:
+        return _PIN.unpinned
     if hasattr(os, "sched_getaffinity"):
         return frozenset(os.sched_getaffinity(0))
     return frozenset(range(os.cpu_count() or 1))
@@ -116,10 +115,12 @@ CORE_LOCK_FILE = "core-{core}.lock"
 class CorePin:
     """One core held by this worker: an exclusive lock (``flock``) on the core's file in the
     workers' shared folder, held while the worker lives (the kernel drops it when it exits, so
-    a restarted worker takes the core its predecessor had)."""
+    a restarted worker takes the core its predecessor had); and the cores the worker could run
+    on before it pinned itself."""
 
     core: int
     _lock: IO[bytes]
+    unpinned: frozenset[int] = frozenset()
 
     def release(self) -> None:
         self._lock.close()
@@ -135,13 +136,14 @@ def claim_core(folder: Path, cores: Sequence[int]) -> CorePin | None:
         except BlockingIOError:
             lock.close()
             continue
-        return CorePin(core, lock)
+        return CorePin(core, lock, frozenset(cores))
     return None
 
 
 def pin_worker(folder: Path, workers: int) -> CorePin | None:
     """Pin the calling thread (a worker's main thread, the event loop's, before it starts the
-    scoring threads, which inherit the pin) to a core no other worker of the service holds.
+    scoring threads, which inherit the pin) to a core no other worker of the service holds, for
+    the rest of the process's life (pinned once: a second call returns the same pin).
 
     One core per worker keeps a request's steps (read on the event loop, scored on its scoring
     thread) in one core's caches, and keeps the workers from moving between cores (see
@@ -150,7 +152,9 @@ def pin_worker(folder: Path, workers: int) -> CorePin | None:
     pin (:func:`free_thread`). Nothing is pinned with one worker, with more workers than usable
     cores, off Linux, or when the cores are all held; never raises (a worker that cannot pin
     serves unpinned)."""
-    global _UNPINNED_CORES
+    global _PIN
+    if _PIN is not None:
+        return _PIN
     if not hasattr(os, "sched_setaffinity"):
         return None
     cores = sorted(usable_core_set())
@@ -158,14 +162,19 @@ def pin_worker(folder: Path, workers: int) -> CorePin | None:
         return None
     try:
         pin = claim_core(folder, cores)
-        if pin is None:
-            log.warning("no core left to pin this worker to: all %d are held", len(cores))
-            return None
-        _UNPINNED_CORES = frozenset(cores)
+    except OSError as error:
+        log.warning("could not claim a core for this worker: %s", error)
+        return None
+    if pin is None:
+        log.warning("no core left to pin this worker to: all %d are held", len(cores))
+        return None
+    try:
         os.sched_setaffinity(0, {pin.core})
     except OSError as error:
-        log.warning("could not pin this worker to a core: %s", error)
+        pin.release()
+        log.warning("could not pin this worker to core %d: %s", pin.core, error)
         return None
+    _PIN = pin
     log.info("worker pinned to core %d", pin.core)
     return pin
 
@@ -174,10 +183,10 @@ def free_thread() -> None:
     """Let the calling thread run on every core its worker could use before :func:`pin_worker`
     (nothing to do where the worker is not pinned). Never raises: it runs as a thread pool's
     initializer."""
-    if _UNPINNED_CORES is None:
+    if _PIN is None:
         return
     try:
-        os.sched_setaffinity(0, _UNPINNED_CORES)
+        os.sched_setaffinity(0, _PIN.unpinned)
     except OSError as error:
         log.warning("could not unpin a thread: %s", error)
 

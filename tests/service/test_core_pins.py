@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def _unpinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts with no pin recorded, and leaves none behind."""
-    monkeypatch.setattr(threads, "_UNPINNED_CORES", None)
+    monkeypatch.setattr(threads, "_PIN", None)
     yield
 
 
@@ -84,6 +84,29 @@ def test_a_pinned_thread_passes_its_core_on_and_a_freed_thread_gets_every_core(
     assert usable_core_set() == frozenset(every)
     assert core_count == usable_cores()
     assert _affinity() == every  # the test's own thread was never pinned
+
+
+def test_a_worker_pins_once_and_a_failed_pin_leaves_its_core_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def twice() -> tuple[object, object]:
+        return pin_worker(tmp_path, workers=2), pin_worker(tmp_path, workers=2)
+
+    first, second = _in_a_thread(twice)  # type: ignore[misc]
+    assert first is not None and first is second  # one claim per process, not one per call
+    monkeypatch.setattr(threads, "_PIN", None)
+
+    def refuse(pid: int, cores: object) -> None:
+        raise PermissionError("not allowed here")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    other = tmp_path / "other"
+    other.mkdir()
+    assert _in_a_thread(lambda: pin_worker(other, workers=2)) is None
+    assert threads._PIN is None
+    again = claim_core(other, CORES[:1])
+    assert again is not None  # the failed pin gave its core back
+    again.release()
 
 
 def test_no_pin_for_one_worker_or_more_workers_than_cores(tmp_path: Path) -> None:
