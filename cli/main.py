@@ -352,6 +352,16 @@ def results(
             "primary kind itself (the recorded results: 0.5; 0: the whole department).",
         ),
     ] = 0.5,
+    complement_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of users whose secondary kind follows their primary kind: its "
+            "co-interest kind (with --co-interest), else one of its complements; the rest draw "
+            "a kind of another department each (the recorded results: 0.7).",
+        ),
+    ] = 0.7,
     slot_vectors: Annotated[
         bool,
         typer.Option(
@@ -372,6 +382,7 @@ def results(
         secondary_weight=secondary_weight,
         co_interest=co_interest,
         kind_focus=kind_focus,
+        complement_share=complement_share,
     )
     spec = ResultsSpec(size=size.value, seeds=tuple(range(seeds)), world=world)
     if not slot_vectors:

@@ -132,6 +132,8 @@ class ResultsSpec:
             parts.append("--co-interest" if self.world.co_interest else "--no-co-interest")
         if self.world.kind_focus != WorldSetup.kind_focus:
             parts.append(f"--kind-focus {self.world.kind_focus:g}")
+        if self.world.complement_share != WorldSetup.complement_share:
+            parts.append(f"--complement-share {self.world.complement_share:g}")
         if not self.ranker.generated_slots:
             parts.append("--no-slot-vectors")
         return " ".join(parts)
@@ -170,6 +172,7 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
         secondary_weight=spec.world.secondary_weight,
         co_interest=spec.world.co_interest,
         kind_focus=spec.world.kind_focus,
+        secondary_complement_prob=spec.world.complement_share,
     )
     dataset, truth = generate_with_truth(world)
     records = OfflineKnowledgeBackend().describe(dataset.catalogue)

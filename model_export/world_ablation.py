@@ -117,6 +117,10 @@ class WorldSetup:
     #: Share of the primary department's slots that show the primary kind itself
     #: (:attr:`offline.data.synthetic.SyntheticConfig.kind_focus`).
     kind_focus: float = 0.5
+    #: Share of users whose secondary kind follows their primary kind: its co-interest kind in a
+    #: co-interest world, else one of its complements
+    #: (:attr:`offline.data.synthetic.SyntheticConfig.secondary_complement_prob`).
+    complement_share: float = SyntheticConfig.secondary_complement_prob
     external_shoppers: int = 2000
     clicks_per_shopper: int = 16
     walks: int = 1500
@@ -133,7 +137,7 @@ class WorldSetup:
             if self.kind_focus
             else "the primary department's slots draw from the whole department"
         )
-        share = SyntheticConfig.secondary_complement_prob
+        share = self.complement_share
         pattern = (
             f"for {share:.0%} of users the secondary kind is the one kind of another department "
             "that all users of their primary kind share (one of the complements the records "

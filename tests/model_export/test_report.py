@@ -205,10 +205,18 @@ def test_the_command_names_each_world_setting_off_its_default() -> None:
     from cli.main import results
 
     assert ResultsSpec().command == COMMAND
-    world = WorldSetup(exploration_aim=0.5, secondary_weight=0.9, co_interest=False, kind_focus=0.0)
+    world = WorldSetup(
+        exploration_aim=0.5,
+        secondary_weight=0.9,
+        co_interest=False,
+        kind_focus=0.0,
+        complement_share=1.0,
+    )
     assert ResultsSpec(world=world).command == (
         f"{COMMAND} --exploration-aim 0.5 --secondary-weight 0.9 --no-co-interest --kind-focus 0"
+        " --complement-share 1"
     )
+    assert "for 100% of the users whose primary kind has a complement" in world.world_text()
     without = ResultsSpec(ranker=TrainConfig(progress=False))
     assert without.command == f"{COMMAND} --no-slot-vectors"
     defaults = inspect.signature(results).parameters
@@ -217,3 +225,4 @@ def test_the_command_names_each_world_setting_off_its_default() -> None:
     assert defaults["exploration_aim"].default == WorldSetup.exploration_aim
     assert defaults["co_interest"].default == WorldSetup.co_interest
     assert defaults["kind_focus"].default == WorldSetup.kind_focus
+    assert defaults["complement_share"].default == WorldSetup.complement_share

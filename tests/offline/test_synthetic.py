@@ -162,6 +162,20 @@ def test_co_interest_worlds_give_one_secondary_kind_per_primary_kind() -> None:
     np.testing.assert_array_equal(free.user_primary_leaf, primary)  # the rest of the world stays
 
 
+def test_the_complement_share_sets_how_many_secondary_interests_follow_the_pattern() -> None:
+    followed = {}
+    for share in (0.0, 0.7, 1.0):
+        config = SyntheticConfig.preset("tiny", co_interest=True, secondary_complement_prob=share)
+        _, truth = generate_with_truth(config)
+        pattern = truth.co_interest_leaf[truth.user_primary_leaf]
+        followed[share] = float((truth.user_secondary_leaf == pattern).mean())
+    assert followed[1.0] == 1.0
+    assert 0.5 < followed[0.7] < 0.9
+    assert followed[0.0] < 0.1  # the others draw a kind each: the pattern's only by chance
+    with pytest.raises(ValueError, match="secondary_complement_prob"):
+        SyntheticConfig.preset("tiny", secondary_complement_prob=1.2)
+
+
 def test_clicks_follow_the_hidden_affinity(small: Generated) -> None:
     dataset, truth = small
     impressions = dataset.impressions

@@ -72,6 +72,8 @@ class SyntheticConfig:
             raise ValueError("exploration_aim must lie in [0, 1]")
         if not 0 <= self.kind_focus <= 1:
             raise ValueError("kind_focus must lie in [0, 1]")
+        if not 0 <= self.secondary_complement_prob <= 1:
+            raise ValueError("secondary_complement_prob must lie in [0, 1]")
 
     @property
     def slot_sources(self) -> tuple[float, ...]:
