@@ -47,8 +47,12 @@ def test_concurrent_requests_score_as_they_do_alone(
                 "recent_events": recent[user],
             }
         )
-    # Eight requests at once, every one admitted (the default admits a few per scoring thread).
+    # Eight requests at once, every one admitted (the default admits a few per scoring thread),
+    # all in one worker: its event loop takes the next requests while the scoring thread works
+    # on the first, so they meet in a batch. Spread over a worker per core, each worker may
+    # finish a small request before the next reaches it, and no batch is shared.
     env = embedded_env(demo_build) | {
+        "REASEQ_WORKERS": "1",
         "REASEQ_BATCH_MAX_WAIT_MS": "2",
         "REASEQ_RANK_MAX_IN_FLIGHT": "8",
     }
