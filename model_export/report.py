@@ -138,6 +138,19 @@ class ResultsSpec:
             parts.append("--no-slot-vectors")
         return " ".join(parts)
 
+    def world_config(self, seed: int) -> SyntheticConfig:
+        """The synthetic world of one seed, with this spec's world settings."""
+        return SyntheticConfig.preset(
+            self.size,
+            seed=seed,
+            exploration_share=self.world.exploration_share,
+            exploration_aim=self.world.exploration_aim,
+            secondary_weight=self.world.secondary_weight,
+            co_interest=self.world.co_interest,
+            kind_focus=self.world.kind_focus,
+            secondary_complement_prob=self.world.complement_share,
+        )
+
 
 def machine_description() -> str:
     cpu = platform.processor() or platform.machine()
@@ -164,16 +177,7 @@ def run_seed(spec: ResultsSpec, seed: int, *, time_cost: bool) -> tuple[SeedRun,
     """Data, knowledge vectors, the plain and the world generator and their logs, the oracle's
     blocks, every ranker of the ablation, and the generators' evaluation against their
     baselines; also the text encoder's name."""
-    world = SyntheticConfig.preset(
-        spec.size,
-        seed=seed,
-        exploration_share=spec.world.exploration_share,
-        exploration_aim=spec.world.exploration_aim,
-        secondary_weight=spec.world.secondary_weight,
-        co_interest=spec.world.co_interest,
-        kind_focus=spec.world.kind_focus,
-        secondary_complement_prob=spec.world.complement_share,
-    )
+    world = spec.world_config(seed)
     dataset, truth = generate_with_truth(world)
     records = OfflineKnowledgeBackend().describe(dataset.catalogue)
     semantic = encode_knowledge(

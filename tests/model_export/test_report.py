@@ -12,6 +12,7 @@ from model_export.generated_log import GeneratorSetup
 from model_export.report import COMMAND, ResultsSpec, machine_description, write_results
 from model_export.train import TrainConfig
 from model_export.world_ablation import WorldSetup
+from offline.data.synthetic import SyntheticConfig
 from offline.gbr import GBRTrainConfig, GenerationConfig
 
 TINY_GENERATOR = GeneratorSetup(
@@ -217,6 +218,11 @@ def test_the_command_names_each_world_setting_off_its_default() -> None:
         " --complement-share 1"
     )
     assert "for 100% of the users whose primary kind has a complement" in world.world_text()
+    config = ResultsSpec(size="tiny", world=world).world_config(seed=4)
+    assert (config.seed, config.n_items) == (4, SyntheticConfig.preset("tiny").n_items)
+    assert (config.exploration_aim, config.secondary_weight) == (0.5, 0.9)
+    assert (config.co_interest, config.kind_focus) == (False, 0.0)
+    assert config.secondary_complement_prob == 1.0
     without = ResultsSpec(ranker=TrainConfig(progress=False))
     assert without.command == f"{COMMAND} --no-slot-vectors"
     defaults = inspect.signature(results).parameters
